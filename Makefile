@@ -1,0 +1,48 @@
+# opsproof — the two commands: `make demo` (the smoke suite on the built-in sandbox) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := postgresql redis-server prometheus prometheus-alertmanager \
+                   prometheus-postgres-exporter prometheus-redis-exporter
+BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/prometheus \
+            /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter
+
+.PHONY: demo test deps services lint bench clean
+
+services:  ## Debian packages of the sandbox's services (installing them starts nothing)
+	@missing=0; for b in $(BINARIES); do [ -x "$$b" ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install $(DEBIAN_PACKAGES)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: services $(VENV)/.installed
+
+demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
+	@$(PY) -m opsproof.cli sandbox up --dir /tmp/opsproof-demo; \
+	$(VENV)/bin/pytest smoke --sandbox-dir /tmp/opsproof-demo -p no:cacheprovider; code=$$?; \
+	$(PY) -m opsproof.cli sandbox down --dir /tmp/opsproof-demo; \
+	if [ $$code = 0 ]; then echo "VERDICT: PASS — every smoke check passed"; else echo "VERDICT: FAIL (pytest exit $$code)"; fi; \
+	exit $$code
+
+test: deps  ## lint, types, and the project's tests (unit + integration on real services)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest tests -n 2 --dist loadgroup
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: deps
+	$(PY) bench/bench_http.py
+
+clean:
+	rm -rf $(VENV) reports/*.jsonl .pytest_cache .mypy_cache .ruff_cache

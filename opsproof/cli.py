@@ -1,0 +1,61 @@
+"""`opsproof …` — the command line: the sandbox and inventory validation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from opsproof.inventory import InventoryError, load
+from opsproof.sandbox.control import Sandbox
+from opsproof.sandbox.process import SandboxError
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(args.dir)
+    if args.action == "up":
+        path = sandbox.up()
+        print(f"sandbox up: {sandbox.dir}")
+        for name, state in sandbox.status().items():
+            print(f"  {name:<18} {state}")
+        print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
+    elif args.action == "down":
+        sandbox.down()
+        print(f"sandbox down: {sandbox.dir} (no process left)")
+    else:
+        states = sandbox.status()
+        for name, state in states.items():
+            print(f"  {name:<18} {state}")
+        return 0 if sandbox.running() else 3
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    inv = load(args.inventory)
+    print(f"{args.inventory}: environment {inv.environment}, {inv.count()} targets — valid")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="opsproof", description="Operational verification and chaos suite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sb = sub.add_parser("sandbox", help="real services on loopback to run the suites against")
+    sb.add_argument("action", choices=["up", "down", "status"])
+    sb.add_argument("--dir", default=None, help="state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
+    sb.set_defaults(func=_sandbox)
+    va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
+    va.add_argument("inventory")
+    va.set_defaults(func=_validate)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except (InventoryError, SandboxError) as e:
+        print(f"opsproof: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("opsproof: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""The inventory: one YAML file describes one environment; every suite is driven by it.
+
+The inventory describes, it does not act: nothing here talks to a target. ``load()`` validates the whole
+file before any test is collected and raises a single :class:`InventoryError` naming the file, the line,
+the key and the fix — never a traceback. ``${VAR}`` (or ``${VAR:-default}``) is replaced from the
+environment; the values of secrets (passwords in URLs and DSNs, interpolated variables whose name looks
+secret, headers such as Authorization) are collected so that every output can mask them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from opsproof.result import Severity
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+SECRET_VAR = re.compile(r"PASS|TOKEN|SECRET|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+SECRET_HEADER = re.compile(r"authorization|token|key|cookie|secret", re.IGNORECASE)
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class InventoryError(ValueError):
+    """A broken inventory: the message names file, line, key and fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpService(_Model):
+    """An HTTP service: `curl -f $URL/health`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="https://api.example.com")
+    health: str = Field("/health", pattern=r"^/", description="/health")
+    ready: str | None = Field("/ready", pattern=r"^/", description="/ready")
+    expect_status: int = Field(200, ge=100, le=599)
+    expect_json: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    latency_budget_ms: float = Field(1000, gt=0)
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool | str = True  # or a path to a CA bundle
+    severity: Severity | None = None
+
+
+class TlsEndpoint(_Model):
+    """A TLS endpoint: `openssl s_client -connect HOST:PORT | openssl x509 -noout -enddate`."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None  # the name the certificate must match; defaults to host
+    min_days: int = Field(14, ge=0)
+    ca_file: str | None = None  # trust this CA bundle instead of the system store
+    timeout_s: float = Field(5, gt=0, le=300)
+    severity: Severity | None = None
+
+
+class Replica(_Model):
+    dsn: str = Field(min_length=1)
+    max_lag_s: float = Field(30, ge=0)
+
+
+class Postgres(_Model):
+    """A PostgreSQL server: `pg_isready`, `SELECT count(*) FROM pg_stat_activity`, …"""
+
+    dsn: str = Field(min_length=1, description="postgresql://user:${PGPASSWORD}@host:5432/db")
+    max_connection_ratio: float = Field(0.8, gt=0, le=1)
+    max_query_s: float = Field(300, gt=0)
+    min_cache_hit_ratio: float = Field(0.9, ge=0, le=1)
+    rls_tables: list[str] = Field(default_factory=list)
+    extensions: list[str] = Field(default_factory=list)
+    replicas: dict[str, Replica] = Field(default_factory=dict)
+    connect_timeout_s: float = Field(5, gt=0, le=300)
+    severity: Severity | None = None
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_shape(cls, v: str) -> str:
+        if "://" in v and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a URL DSN must start with postgresql://")
+        return v
+
+
+class Redis(_Model):
+    """A Redis server: `redis-cli ping`, `redis-cli info memory`, `redis-cli llen QUEUE`."""
+
+    url: str = Field(pattern=r"^(redis|rediss|unix)://", description="redis://:${REDIS_PASSWORD}@host:6379/0")
+    max_memory_ratio: float = Field(0.9, gt=0, le=1)
+    eviction_policy: str | None = None
+    min_hit_rate: float | None = Field(None, ge=0, le=1)
+    min_lookups: int = Field(100, ge=0)  # below this many keyspace lookups the hit rate is "no data"
+    queues: dict[str, int] = Field(default_factory=dict)  # list name -> ceiling for LLEN
+    timeout_s: float = Field(5, gt=0, le=300)
+    severity: Severity | None = None
+
+
+class Prometheus(_Model):
+    """A Prometheus server: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
+    jobs_up: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    no_alerts_at_or_above: Severity | None = Severity.CRITICAL
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+    severity: Severity | None = None
+
+
+class Alertmanager(_Model):
+    """An Alertmanager: `amtool config show`, `/api/v2/status`, `/api/v2/receivers`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://alertmanager:9093")
+    receivers: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+    severity: Severity | None = None
+
+
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager"]
+KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager")
+
+
+class Inventory(_Model):
+    """One environment."""
+
+    environment: str = Field(pattern=NAME)
+    production: bool = False
+    http: dict[str, HttpService] = Field(default_factory=dict)
+    tls: dict[str, TlsEndpoint] = Field(default_factory=dict)
+    postgres: dict[str, Postgres] = Field(default_factory=dict)
+    redis: dict[str, Redis] = Field(default_factory=dict)
+    prometheus: dict[str, Prometheus] = Field(default_factory=dict)
+    alertmanager: dict[str, Alertmanager] = Field(default_factory=dict)
+
+    _source: str = PrivateAttr(default="<inventory>")
+    _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not re.match(NAME, name):
+                raise ValueError(f"entry name {name!r} must be letters, digits, '_', '.', '-' (≤ 63)")
+        return v
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self._secrets
+
+    def targets(self, kind: Kind) -> dict[str, Any]:
+        entries: dict[str, Any] = getattr(self, kind)
+        return entries
+
+    def count(self) -> int:
+        return sum(len(self.targets(k)) for k in KINDS)
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+def _line_map(node: yaml.Node) -> dict[Path_, int]:
+    """Map every key path of a composed YAML document to its 1-based line (aliases visited once)."""
+    out: dict[Path_, int] = {(): node.start_mark.line + 1}
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, Path_]] = [(node, ())]
+    while stack:
+        current, path = stack.pop()
+        if id(current) in seen or len(path) > 12:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else f"<line {key.start_mark.line + 1}>"
+                out.setdefault((*path, k), key.start_mark.line + 1)
+                stack.append((value, (*path, k)))
+        elif isinstance(current, yaml.SequenceNode):
+            for i, item in enumerate(current.value):
+                out.setdefault((*path, i), item.start_mark.line + 1)
+                stack.append((item, (*path, i)))
+    return out
+
+
+MAX_DEPTH = 100  # far deeper than any inventory; also stops self-referencing aliases (`a: &x [*x]`)
+
+
+def _interpolate(
+    value: Any, env: Mapping[str, str], path: Path_, secrets: set[str], missing: list[Path_], memo: dict[int, Any]
+) -> Any:
+    """Replace ``${VAR}`` in every string. A node shared through YAML aliases is visited once (``memo``),
+    so a "billion laughs" document costs its size, not its expansion."""
+    if id(value) in memo:
+        return memo[id(value)]
+    if len(path) > MAX_DEPTH:
+        raise RecursionError
+    if isinstance(value, dict):
+        out: Any = {k: _interpolate(v, env, (*path, k), secrets, missing, memo) for k, v in value.items()}
+    elif isinstance(value, list):
+        out = [_interpolate(v, env, (*path, i), secrets, missing, memo) for i, v in enumerate(value)]
+    else:
+        return _substitute(value, env, path, secrets, missing)
+    memo[id(value)] = out
+    return out
+
+
+def _substitute(value: Any, env: Mapping[str, str], path: Path_, secrets: set[str], missing: list[Path_]) -> Any:
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            resolved = env[name]
+        elif default is not None:
+            resolved = default
+        else:
+            missing.append((*path, name))
+            return ""
+        if SECRET_VAR.search(name) and resolved:
+            secrets.add(resolved)
+        return resolved
+
+    return INTERPOLATION.sub(sub, value)
+
+
+def url_secrets(url: str) -> set[str]:
+    """The password of a URL or DSN (``scheme://user:pass@host``, ``password=...``)."""
+    found: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            found |= {parts.password, unquote(parts.password)}
+    except ValueError:
+        pass
+    for m in re.finditer(r"password\s*=\s*('([^']*)'|\S+)", url):
+        found.add(m.group(2) if m.group(2) is not None else m.group(1))
+    return {s for s in found if s}
+
+
+def _collect_secrets(inv: Inventory) -> set[str]:
+    found: set[str] = set()
+    for kind in KINDS:
+        for entry in inv.targets(kind).values():
+            for attr in ("url", "dsn"):
+                if isinstance(getattr(entry, attr, None), str):
+                    found |= url_secrets(getattr(entry, attr))
+            for header, value in getattr(entry, "headers", {}).items():
+                if SECRET_HEADER.search(header):
+                    found.add(value)
+                    found.update(value.split()[1:])  # "Bearer <token>"
+            for replica in getattr(entry, "replicas", {}).values():
+                found |= url_secrets(replica.dsn)
+    return {s for s in found if s}
+
+
+FIXES: dict[str, str] = {
+    "missing": "add the key",
+    "extra_forbidden": "remove it or correct its spelling",
+    "string_pattern_mismatch": "use the form shown in the README's inventory reference",
+    "greater_than": "use a larger number",
+    "greater_than_equal": "use a larger number",
+    "less_than": "use a smaller number",
+    "less_than_equal": "use a smaller number",
+    "dict_type": "write a mapping of name: settings",
+    "model_type": "write a mapping of settings",
+    "list_type": "write a list, e.g. [a, b]",
+    "enum": "use one of the listed values",
+}
+
+
+def _format_loc(loc: Iterable[str | int]) -> str:
+    # a key such as "a\nb" is quoted so that every problem stays on its own line
+    return ".".join(str(p) if str(p).isprintable() else repr(str(p)) for p in loc) or "(top level)"
+
+
+def _shown(value: Any) -> str:
+    """A short text for an offending input; never expands aliased structures or huge integers."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str | bytes | int | float | date | None):
+        return str(value)[:60]
+    return f"a {type(value).__name__}"
+
+
+def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -> str:
+    loc: Path_ = tuple(err["loc"])
+    line = None
+    probe = loc
+    while line is None and probe:
+        line = lines.get(probe)
+        probe = probe[:-1]
+    line = line or lines.get((), 1)
+    kind = err["type"]
+    msg = err["msg"]
+    fix = FIXES.get(kind, "correct the value")
+    example = _field_description(loc)
+    if example and kind in {"string_pattern_mismatch", "string_too_short", "value_error", "string_type"}:
+        fix = f"write it like {example}"
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        siblings = _known_keys(parent)
+        guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+        msg = f"unknown key {str(loc[-1])!r}"
+        fix = f"did you mean {guess[0]!r}" if guess else f"known keys here: {', '.join(siblings) or 'none'}"
+    elif kind == "missing":
+        msg = "required key is missing"
+        fix = f"add '{loc[-1]}:'"
+    elif "input" in err and not isinstance(err["input"], dict | list):
+        msg = f"{msg} (got {_shown(err['input'])!r})"
+    return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: {fix}."
+
+
+def _model_at(parent: Path_) -> type[BaseModel] | None:
+    """The model whose fields sit under ``parent`` (field names alternate with entry names)."""
+    model: type[BaseModel] = Inventory
+    for field_name in parent[0::2]:
+        field = model.model_fields.get(str(field_name))
+        args = getattr(field.annotation, "__args__", ()) if field else ()
+        inner = args[-1] if args else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    return None if len(parent) % 2 else model
+
+
+def _field_description(loc: Path_) -> str | None:
+    model = _model_at(loc[:-1]) if loc else None
+    field = model.model_fields.get(str(loc[-1])) if model else None
+    return field.description if field else None
+
+
+def _known_keys(parent: Path_) -> list[str]:
+    model = _model_at(parent)
+    return sorted(model.model_fields) if model else []
+
+
+def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None = None) -> Inventory:
+    """Parse and validate an inventory from text; raise :class:`InventoryError` on any problem."""
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = e.problem or e.context or "invalid YAML"
+        raise InventoryError(
+            f"{source}:{line}: not valid YAML: {problem}. Fix: check indentation and quoting on that line."
+        ) from None
+    except RecursionError:
+        raise InventoryError(f"{source}:1: not valid YAML: nesting too deep. Fix: flatten the file.") from None
+    except Exception as e:
+        # PyYAML's constructors raise more than YAMLError: `!!bool foo` (KeyError), `!!int ''` (IndexError),
+        # `!!timestamp x` (AttributeError), `2001-02-30` (ValueError), a ReaderError for control characters, ...
+        raise InventoryError(f"{source}:1: not valid YAML: {type(e).__name__}. Fix: write a YAML mapping.") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise InventoryError(
+            f"{source}:1: (top level): expected a mapping with 'environment:' and target sections, got {got}. "
+            "Fix: start from examples/sandbox.yaml."
+        )
+    try:
+        lines = _line_map(node) if node is not None else {}
+    except RecursionError:
+        lines = {}
+    secrets: set[str] = set()
+    missing: list[Path_] = []
+    try:
+        data = _interpolate(data, env, (), secrets, missing, {})
+    except RecursionError:
+        raise InventoryError(f"{source}:1: (top level): nesting too deep. Fix: flatten the file.") from None
+    if missing:
+        path = missing[0][:-1]
+        var = missing[0][-1]
+        line = lines.get(path, 1)
+        raise InventoryError(
+            f"{source}:{line}: {_format_loc(path)}: environment variable ${{{var}}} is not set. "
+            f"Fix: export {var}=… before running, or write ${{{var}:-default}}."
+        )
+    try:
+        inv = Inventory.model_validate(data)
+    except ValidationError as e:
+        problems = [_describe(err, source, lines) for err in e.errors()]
+        head = f"{source}: {len(problems)} problem(s) in the inventory:\n  " if len(problems) > 1 else ""
+        raise InventoryError(head + "\n  ".join(problems)) from None
+    except RecursionError:
+        raise InventoryError(f"{source}:1: (top level): nesting too deep. Fix: flatten the file.") from None
+    inv._source = source
+    inv._secrets = frozenset(secrets | _collect_secrets(inv))
+    return inv
+
+
+def load(path: str | Path, env: Mapping[str, str] | None = None) -> Inventory:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InventoryError(f"{p}: cannot read the inventory ({e.strerror or e}). Fix: check the path.") from None
+    except ValueError as e:  # a NUL byte in the path
+        raise InventoryError(f"{str(p)!r}: cannot read the inventory ({e}). Fix: check the path.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InventoryError(f"{p}:{line}: not UTF-8 text. Fix: save the file as UTF-8.") from None
+    return loads(text, str(p), env)

@@ -1,0 +1,261 @@
+"""The pytest plugin: options, markers, parametrization from the inventory, concurrent probing, evidence.
+
+A suite test declares the probe it verifies with ``@pytest.mark.check(probe)`` and asks for ``result``;
+the plugin parametrizes it over the inventory entries of the probe's kind (ids like ``redis[cache]``),
+runs every selected probe ahead of time in a thread pool (one client per target, so a run of 500 checks
+takes about as long as its slowest targets, not their sum), and records every result as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsproof.inventory import Inventory, InventoryError, load
+from opsproof.probes import Connections, ProbeSpec, Target, run
+from opsproof.redact import Redactor
+from opsproof.result import Result, Severity
+
+RESULT_KEY = pytest.StashKey[Result]()
+SEVERITY_KEY = pytest.StashKey[Severity]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opsproof", "opsproof: operational checks")
+    group.addoption("--inventory", metavar="FILE", default=os.environ.get("OPSPROOF_INVENTORY"),
+                    help="inventory of the environment to check (env: OPSPROOF_INVENTORY). "
+                    "Without it, the suites run against the opsproof sandbox.")
+    group.addoption("--no-sandbox", action="store_true",
+                    help="fail instead of using the sandbox when no --inventory is given")
+    group.addoption("--sandbox-dir", metavar="DIR", default=None,
+                    help="state folder of the sandbox (default: $OPSPROOF_SANDBOX_DIR or ~/.local/state/opsproof)")
+    group.addoption("--opsproof-record", metavar="FILE", default="reports/results.jsonl",
+                    help="where every check's result is written as JSON lines (default: reports/results.jsonl)")
+    group.addoption("--opsproof-concurrency", metavar="N", type=int, default=32,
+                    help="probes run at once (default 32; 1 runs them one after another)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "check(probe): the opsproof probe this test verifies")
+    config.addinivalue_line("markers", "severity(level): critical|high|medium|low, overrides the probe default")
+    config.addinivalue_line("markers", "smoke: part of the smoke suite")
+    state = State(config)
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(state, "opsproof-state")
+    if config.getoption("inventory"):
+        state.inventory()  # validate before collection; a broken file is a usage error, not a traceback
+
+
+class State:
+    """Per-run state: the inventory, clients, the probe pool and the results file."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._inventory: Inventory | None = None
+        self._sandbox: Any = None
+        self.redact = Redactor()
+        self.conns = Connections()
+        self.futures: dict[str, Future[Result]] = {}
+        self.pool: ThreadPoolExecutor | None = None
+        self.record_file: Any = None
+        self._lock = threading.Lock()
+        self.not_configured = 0
+
+    def inventory(self) -> Inventory:
+        with self._lock:
+            if self._inventory is None:
+                path = self.config.getoption("inventory")
+                if not path:
+                    path = self._use_sandbox()
+                try:
+                    self._inventory = load(path)
+                except InventoryError as e:
+                    raise pytest.UsageError(str(e)) from None
+                self.redact = Redactor(self._inventory.secrets)
+            return self._inventory
+
+    def _use_sandbox(self) -> str:
+        if self.config.getoption("no_sandbox"):
+            raise pytest.UsageError("no --inventory given (and --no-sandbox). Fix: pass --inventory FILE.")
+        from opsproof.sandbox.control import attach_or_start
+
+        self._sandbox, path, started = attach_or_start(self.config.getoption("sandbox_dir"))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            how = "started for this run, stopped after it" if started else "already up"
+            reporter.write_line(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
+        return str(path)
+
+    def probe(self, spec: ProbeSpec, target: Target[Any]) -> Result:
+        future = self.futures.get(f"{spec.check}:{target.id}")
+        result = future.result() if future is not None else run(spec, target, self.conns)
+        return result.redacted(self.redact)
+
+    def prefetch(self, items: list[pytest.Item]) -> None:
+        workers = max(1, self.config.getoption("opsproof_concurrency"))
+        if workers == 1:
+            return
+        jobs = []
+        for item in items:
+            spec, target = _spec_and_target(item)
+            if spec is not None and target is not None and spec.applies(target.config):
+                jobs.append((spec, target))
+        if not jobs:
+            return
+        self.pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="opsproof-probe")
+        for spec, target in jobs:
+            key = f"{spec.check}:{target.id}"
+            if key not in self.futures:
+                self.futures[key] = self.pool.submit(run, spec, target, self.conns)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Write one JSON line per check (controller side, so it also works under pytest-xdist)."""
+        props = dict(report.user_properties)
+        if "opsproof" not in props or hasattr(self.config, "workerinput"):
+            return
+        record = {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props["opsproof"]))}
+        if report.failed and "verdict" not in record and report.longrepr:
+            record["message"] = str(report.longrepr).splitlines()[-1][:500]
+        if self.record_file is None:
+            path = Path(self.config.getoption("opsproof_record"))
+            if not path.is_absolute():
+                path = self.config.rootpath / path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.record_file = path.open("w", encoding="utf-8")
+        self.record_file.write(self.redact(json.dumps(record, default=str)) + "\n")
+        self.record_file.flush()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.conns.close()
+        if self.record_file is not None:
+            self.record_file.close()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+
+
+STATE_KEY = pytest.StashKey[State]()
+
+
+def _state(config: pytest.Config) -> State:
+    return config.stash[STATE_KEY]
+
+
+def _spec_and_target(item: pytest.Item) -> tuple[ProbeSpec | None, Target[Any] | None]:
+    marker = item.get_closest_marker("check")
+    callspec = getattr(item, "callspec", None)
+    if marker is None or callspec is None:
+        return None, None
+    target = callspec.params.get("target")
+    return marker.args[0], target if isinstance(target, Target) else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("check")
+    if marker is None:
+        return
+    spec = marker.args[0] if marker.args else None
+    if not isinstance(spec, ProbeSpec):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.check needs a probe, got {spec!r}")
+    inventory = _state(metafunc.config).inventory()
+    targets = [Target(spec.kind, name, cfg) for name, cfg in inventory.targets(spec.kind).items()]
+    metafunc.parametrize("target", [pytest.param(t, id=t.id) for t in targets])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect checks the inventory does not configure (no entry of their kind, or the option unset)."""
+    keep, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("check")
+        if marker is None:
+            keep.append(item)
+            continue
+        spec, target = _spec_and_target(item)
+        if spec is None or target is None or not spec.applies(target.config):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        _state(config).not_configured = len(dropped)
+
+
+@pytest.fixture
+def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
+    """The result of the probe named by the test's ``check`` marker, for this test's target."""
+    spec, _ = _spec_and_target(request.node)
+    assert spec is not None, "the result fixture needs @pytest.mark.check(probe)"
+    res = _state(request.config).probe(spec, target)
+    request.node.stash[RESULT_KEY] = res
+    return res
+
+
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest) -> Inventory:
+    """The inventory of the environment under test (the sandbox's when none was given)."""
+    return _state(request.config).inventory()
+
+
+def _severity(item: pytest.Item) -> Severity | None:
+    spec, target = _spec_and_target(item)
+    if spec is None:
+        return None
+    override = getattr(target.config, "severity", None) if target is not None else None
+    marker = item.get_closest_marker("severity")
+    return Severity(override or (marker.args[0] if marker else spec.severity))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        _state(session.config).prefetch(session.items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    state = _state(item.config)
+    if report.longrepr is not None and state.redact.secrets:
+        report.longrepr = state.redact(str(report.longrepr))
+    severity = _severity(item)
+    res = item.stash.get(RESULT_KEY, None)
+    if severity is None:
+        return report  # not an opsproof check
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        record: dict[str, Any] = {"severity": severity.value if severity else None}
+        if res is not None:
+            record.update(res.to_record())
+        report.user_properties.append(("opsproof", json.dumps(record, default=str)))
+    return report
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE_KEY in config.stash:
+        _state(config).close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None and state.not_configured:
+        terminalreporter.write_line(
+            f"opsproof: {state.not_configured} check(s) deselected: not configured in this inventory")
+    if state is not None and state.record_file is not None:
+        terminalreporter.write_line(f"opsproof: results recorded in {state.record_file.name}")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    path = config.getoption("inventory")
+    if not path:
+        return None
+    inv = _state(config).inventory()
+    production = " — PRODUCTION" if inv.production else ""
+    return f"opsproof: inventory {path} (environment {inv.environment}{production}, {inv.count()} targets)"

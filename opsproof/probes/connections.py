@@ -1,0 +1,125 @@
+"""How targets are reached: one client per target, reused, with timeouts on every call.
+
+The suite must never be what exhausts a production connection pool: each PostgreSQL target gets one
+read-only session (``default_transaction_read_only = on``) guarded by a lock, each Redis target one
+connection, and HTTP goes through one shared ``httpx.Client`` with a bounded pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+
+
+class Connections:
+    """Lazily opened, reused clients. Thread-safe; close() releases everything."""
+
+    def __init__(
+        self,
+        http_transport: httpx.BaseTransport | None = None,
+        max_http_connections: int = 64,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._pg: dict[str, tuple[threading.Lock, list[psycopg.Connection[Any]]]] = {}
+        self._redis: dict[str, redis.Redis] = {}
+        self._http: dict[str, httpx.Client] = {}
+        self._http_transport = http_transport
+        self._max_http = max_http_connections
+
+    # --- HTTP -----------------------------------------------------------------------------------------
+    def http(self, verify: bool | str = True) -> httpx.Client:
+        key = str(verify)
+        with self._lock:
+            client = self._http.get(key)
+            if client is None:
+                limits = httpx.Limits(max_connections=self._max_http, max_keepalive_connections=self._max_http)
+                client = httpx.Client(
+                    transport=self._http_transport,
+                    verify=verify,
+                    limits=limits,
+                    follow_redirects=False,
+                    headers={"User-Agent": "opsproof"},
+                )
+                self._http[key] = client
+            return client
+
+    # --- PostgreSQL -----------------------------------------------------------------------------------
+    @contextmanager
+    def postgres(self, key: str, dsn: str, timeout_s: float) -> Iterator[psycopg.Connection[Any]]:
+        """One read-only session per DSN, used by one probe at a time; a broken session is replaced."""
+        with self._lock:
+            lock, slot = self._pg.setdefault(key, (threading.Lock(), []))
+        if not lock.acquire(timeout=timeout_s * 3):
+            raise TimeoutError(f"session busy for {timeout_s * 3:.0f} s")
+        try:
+            if not slot or slot[0].closed or slot[0].broken:
+                slot.clear()
+                slot.append(self._pg_connect(dsn, timeout_s))
+            conn = slot[0]
+            try:
+                yield conn
+            except psycopg.Error:
+                conn.close()
+                slot.clear()
+                raise
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+        ms = int(timeout_s * 1000)
+        return psycopg.connect(
+            dsn,
+            connect_timeout=max(1, round(timeout_s)),
+            autocommit=True,
+            application_name="opsproof",
+            options=(
+                f"-c default_transaction_read_only=on -c statement_timeout={ms} "
+                f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms * 2}"
+            ),
+        )
+
+    # --- Redis ----------------------------------------------------------------------------------------
+    def redis(self, key: str, url: str, timeout_s: float) -> redis.Redis:
+        with self._lock:
+            client = self._redis.get(key)
+            if client is None:
+                pool = redis.BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=1,
+                    timeout=timeout_s,
+                    socket_timeout=timeout_s,
+                    socket_connect_timeout=timeout_s,
+                    client_name="opsproof",
+                    decode_responses=True,
+                )
+                client = redis.Redis(connection_pool=pool)
+                self._redis[key] = client
+            return client
+
+    def close(self) -> None:
+        closers: list[Callable[[], object]] = []
+        with self._lock:
+            for _lock, slot in self._pg.values():
+                closers.extend(c.close for c in slot)
+            closers.extend(c.close for c in self._redis.values())
+            closers.extend(c.close for c in self._http.values())
+            self._pg.clear()
+            self._redis.clear()
+            self._http.clear()
+        for close in closers:
+            with contextlib.suppress(Exception):  # closing a broken client must not hide the results
+                close()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

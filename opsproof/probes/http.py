@@ -1,0 +1,108 @@
+"""HTTP services: `curl -f $URL/health`, `curl -f $URL/ready`, and the latency a user sees."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from opsproof.inventory import HttpService
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+
+
+def _get(target: Target[HttpService], conns: Connections, path: str) -> tuple[httpx.Response, float]:
+    cfg = target.config
+    client = conns.http(cfg.verify_tls)
+    start = time.perf_counter()
+    response = client.get(cfg.url.rstrip("/") + path, headers=cfg.headers, timeout=cfg.timeout_s)
+    return response, time.perf_counter() - start
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _expect_health(cfg: HttpService) -> str:
+    fields = ", ".join(f"{k}={v!r}" for k, v in cfg.expect_json.items())
+    return f"HTTP {cfg.expect_status}" + (f" with {fields}" if fields else "")
+
+
+@probe("http.health", "http", Severity.CRITICAL, "curl -f $URL/health", expected=_expect_health)
+def health(target: Target[HttpService], conns: Connections) -> Result:
+    """The health endpoint answers the expected status and the expected JSON fields."""
+    cfg = target.config
+    response, elapsed = _get(target, conns, cfg.health)
+    body = _body(response)
+    problems = []
+    if response.status_code != cfg.expect_status:
+        problems.append(f"HTTP {response.status_code}")
+    for key, want in cfg.expect_json.items():
+        got = body.get(key, "<absent>") if isinstance(body, dict) else "<no JSON object>"
+        if got != want:
+            problems.append(f"{key}={got!r}")
+    observed = ", ".join(problems) if problems else f"HTTP {response.status_code}" + (
+        " with " + ", ".join(f"{k}={v!r}" for k, v in cfg.expect_json.items()) if cfg.expect_json else ""
+    )
+    return Result(
+        target=target.id,
+        check="http.health",
+        ok=not problems,
+        observed=f"GET {cfg.health} → {observed}",
+        expected=_expect_health(cfg),
+        evidence={"status": response.status_code, "body": body if body is not None else response.text[:500]},
+        duration_s=elapsed,
+    )
+
+
+@probe(
+    "http.ready",
+    "http",
+    Severity.CRITICAL,
+    "curl -f $URL/ready",
+    applies=lambda cfg: cfg.ready is not None,
+    expected=lambda cfg: "HTTP 2xx",
+)
+def ready(target: Target[HttpService], conns: Connections) -> Result:
+    """The readiness endpoint answers 2xx: the service will take traffic."""
+    cfg = target.config
+    assert cfg.ready is not None
+    response, elapsed = _get(target, conns, cfg.ready)
+    return Result(
+        target=target.id,
+        check="http.ready",
+        ok=response.is_success,
+        observed=f"GET {cfg.ready} → HTTP {response.status_code}",
+        expected="HTTP 2xx",
+        evidence={"status": response.status_code, "body": response.text[:500]},
+        duration_s=elapsed,
+    )
+
+
+@probe(
+    "http.latency",
+    "http",
+    Severity.HIGH,
+    "curl -o /dev/null -w '%{time_total}' $URL/health",
+    expected=lambda cfg: f"≤ {cfg.latency_budget_ms:.0f} ms",
+)
+def latency(target: Target[HttpService], conns: Connections) -> Result:
+    """The health endpoint answers within the latency budget."""
+    cfg = target.config
+    response, elapsed = _get(target, conns, cfg.health)
+    ms = elapsed * 1000
+    return Result(
+        target=target.id,
+        check="http.latency",
+        ok=ms <= cfg.latency_budget_ms,
+        observed=f"GET {cfg.health} took {ms:.0f} ms (HTTP {response.status_code})",
+        expected=f"≤ {cfg.latency_budget_ms:.0f} ms",
+        evidence={"latency_ms": round(ms, 1), "status": response.status_code},
+        duration_s=elapsed,
+    )

@@ -1,0 +1,187 @@
+"""PostgreSQL: `pg_isready`, `SELECT count(*) FROM pg_stat_activity`, and the rest of the DBA's checklist.
+
+Every session is read-only (``default_transaction_read_only = on``) with a statement timeout, and one
+session per target is reused (see :mod:`opsproof.probes.connections`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from psycopg import Connection
+
+from opsproof.inventory import Postgres
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+
+
+def _query(target: Target[Postgres], conns: Connections, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    cfg = target.config
+    with conns.postgres(target.id, cfg.dsn, cfg.connect_timeout_s) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _result(target: Target[Any], check: str, ok: bool | None, observed: str, expected: str,
+            evidence: dict[str, Any], start: float) -> Result:
+    return Result(target.id, check, ok, observed, expected, evidence, time.perf_counter() - start)
+
+
+@probe("postgres.ready", "postgres", Severity.CRITICAL, "pg_isready -h $HOST -p $PORT",
+       expected=lambda cfg: "accepting connections")
+def ready(target: Target[Postgres], conns: Connections) -> Result:
+    """The server accepts connections and answers a query."""
+    start = time.perf_counter()
+    [(version, in_recovery)] = _query(target, conns, "SELECT current_setting('server_version'), pg_is_in_recovery()")
+    role = "standby" if in_recovery else "primary"
+    return _result(target, "postgres.ready", True, f"accepting connections (PostgreSQL {version}, {role})",
+                   "accepting connections", {"server_version": version, "in_recovery": in_recovery}, start)
+
+
+@probe("postgres.connections", "postgres", Severity.HIGH, "SELECT count(*) FROM pg_stat_activity",
+       expected=lambda cfg: f"≤ {cfg.max_connection_ratio:.0%} of max_connections")
+def connections(target: Target[Postgres], conns: Connections) -> Result:
+    """Connections in use stay below a ceiling of max_connections."""
+    start = time.perf_counter()
+    [(used, limit)] = _query(
+        target, conns,
+        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+        " current_setting('max_connections')::int",
+    )
+    ratio = used / limit
+    ceiling = target.config.max_connection_ratio
+    return _result(target, "postgres.connections", ratio <= ceiling,
+                   f"{used} of max_connections {limit} in use ({ratio:.0%})", f"≤ {ceiling:.0%}",
+                   {"connections": used, "max_connections": limit, "ratio": round(ratio, 4)}, start)
+
+
+@probe("postgres.long_queries", "postgres", Severity.HIGH,
+       "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state = 'active'",
+       expected=lambda cfg: f"no query running longer than {cfg.max_query_s:g} s")
+def long_queries(target: Target[Postgres], conns: Connections) -> Result:
+    """No query has been running longer than the ceiling."""
+    start = time.perf_counter()
+    ceiling = target.config.max_query_s
+    rows = _query(
+        target, conns,
+        "SELECT pid, usename, extract(epoch FROM now() - query_start)::float8 AS seconds, left(query, 200)"
+        " FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend'"
+        " AND pid <> pg_backend_pid() AND now() - query_start > make_interval(secs => %s)"
+        " ORDER BY seconds DESC",
+        (ceiling,),
+    )
+    expected = f"no query running longer than {ceiling:g} s"
+    if not rows:
+        return _result(target, "postgres.long_queries", True, f"no active query older than {ceiling:g} s",
+                       expected, {}, start)
+    pid, user, seconds, query = rows[0]
+    return _result(
+        target, "postgres.long_queries", False,
+        f"{len(rows)} query(ies) running too long; longest pid {pid} ({user}) for {seconds:.0f} s: {query!r}",
+        expected,
+        {"queries": [{"pid": p, "user": u, "seconds": round(s, 1), "query": q} for p, u, s, q in rows[:10]]},
+        start,
+    )
+
+
+@probe("postgres.cache_hit", "postgres", Severity.MEDIUM,
+       "SELECT blks_hit::float / (blks_hit + blks_read) FROM pg_stat_database WHERE datname = current_database()",
+       expected=lambda cfg: f"≥ {cfg.min_cache_hit_ratio:.0%}")
+def cache_hit(target: Target[Postgres], conns: Connections) -> Result:
+    """The buffer cache hit ratio of the database is above the floor."""
+    start = time.perf_counter()
+    [(hit, read)] = _query(
+        target, conns,
+        "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()",
+    )
+    floor = target.config.min_cache_hit_ratio
+    if hit + read == 0:
+        return _result(target, "postgres.cache_hit", None, "no block reads recorded yet",
+                       f"≥ {floor:.0%}", {"blks_hit": hit, "blks_read": read}, start)
+    ratio = hit / (hit + read)
+    return _result(target, "postgres.cache_hit", ratio >= floor,
+                   f"cache hit ratio {ratio:.1%} ({hit} hits, {read} reads)", f"≥ {floor:.0%}",
+                   {"blks_hit": hit, "blks_read": read, "ratio": round(ratio, 4)}, start)
+
+
+@probe("postgres.rls", "postgres", Severity.CRITICAL,
+       "SELECT relname, relrowsecurity FROM pg_class WHERE relname IN (…)",
+       applies=lambda cfg: bool(cfg.rls_tables), expected=lambda cfg: "row-level security enabled")
+def rls(target: Target[Postgres], conns: Connections) -> Result:
+    """Every listed table exists and has row-level security enabled."""
+    start = time.perf_counter()
+    wanted = target.config.rls_tables
+    rows = _query(
+        target, conns,
+        "SELECT t.name, c.relrowsecurity FROM unnest(%s::text[]) AS t(name)"
+        " LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)",
+        (wanted,),
+    )
+    missing = [name for name, enabled in rows if enabled is None]
+    disabled = [name for name, enabled in rows if enabled is False]
+    problems = [f"{n}: RLS disabled" for n in disabled] + [f"{n}: table not found" for n in missing]
+    observed = "; ".join(problems) if problems else f"RLS enabled on {', '.join(wanted)}"
+    return _result(target, "postgres.rls", not problems, observed,
+                   f"row-level security enabled on {', '.join(wanted)}",
+                   {"tables": {name: enabled for name, enabled in rows}}, start)
+
+
+@probe("postgres.extensions", "postgres", Severity.HIGH, "SELECT extname FROM pg_extension",
+       applies=lambda cfg: bool(cfg.extensions), expected=lambda cfg: f"extensions {cfg.extensions} installed")
+def extensions(target: Target[Postgres], conns: Connections) -> Result:
+    """The extensions the application needs are installed in the database."""
+    start = time.perf_counter()
+    installed = {name: version for name, version in _query(target, conns,
+                                                           "SELECT extname, extversion FROM pg_extension")}
+    wanted = target.config.extensions
+    missing = [e for e in wanted if e not in installed]
+    observed = (f"missing: {', '.join(missing)}" if missing
+                else "installed: " + ", ".join(f"{e} {installed[e]}" for e in wanted))
+    return _result(target, "postgres.extensions", not missing, observed, f"installed: {', '.join(wanted)}",
+                   {"installed": installed}, start)
+
+
+REPLICA_LAG_SQL = (
+    "SELECT pg_is_in_recovery(),"
+    " CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0"
+    " ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,"
+    " pg_is_wal_replay_paused()"
+)
+
+
+def _replica_lag(conn: Connection[Any]) -> tuple[bool, float | None, bool]:
+    row = conn.execute(REPLICA_LAG_SQL).fetchone()
+    assert row is not None
+    return bool(row[0]), row[1], bool(row[2])
+
+
+@probe("postgres.replica_lag", "postgres", Severity.HIGH,
+       "SELECT now() - pg_last_xact_replay_timestamp() -- on each replica",
+       applies=lambda cfg: bool(cfg.replicas),
+       expected=lambda cfg: "replicas within their lag ceiling")
+def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
+    """Each listed replica is in recovery and replays within its lag ceiling."""
+    start = time.perf_counter()
+    problems: list[str] = []
+    seen: list[str] = []
+    evidence: dict[str, Any] = {}
+    for name, replica in target.config.replicas.items():
+        try:
+            with conns.postgres(f"{target.id}/replica[{name}]", replica.dsn, target.config.connect_timeout_s) as c:
+                in_recovery, lag, paused = _replica_lag(c)
+        except Exception as e:
+            problems.append(f"replica {name} unreachable ({type(e).__name__}: {str(e).strip().splitlines()[0]})")
+            continue
+        evidence[name] = {"in_recovery": in_recovery, "lag_s": lag, "replay_paused": paused}
+        if not in_recovery:
+            problems.append(f"replica {name} is not in recovery (promoted?)")
+        elif lag is None:
+            problems.append(f"replica {name} has replayed no transaction yet")
+        elif lag > replica.max_lag_s:
+            problems.append(f"replica {name} lags {lag:.1f} s (ceiling {replica.max_lag_s:g} s)"
+                            + (", replay paused" if paused else ""))
+        else:
+            seen.append(f"{name} lag {lag:.1f} s")
+    return _result(target, "postgres.replica_lag", not problems, "; ".join(problems or seen),
+                   "each replica within its lag ceiling", evidence, start)

@@ -1,0 +1,103 @@
+"""Prometheus: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts` — read-only HTTP API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opsproof.inventory import Prometheus
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+
+SEVERITY_RANK = {s.value: s.rank for s in Severity}
+
+
+def api(target: Target[Any], conns: Connections, path: str) -> Any:
+    """GET a Prometheus or Alertmanager API path and return its decoded JSON (``data`` for Prometheus)."""
+    cfg = target.config
+    response = conns.http().get(cfg.url.rstrip("/") + path, headers=cfg.headers, timeout=cfg.timeout_s)
+    response.raise_for_status()
+    body = response.json()
+    if isinstance(body, dict) and "status" in body and "data" in body:
+        if body["status"] != "success":
+            raise RuntimeError(f"{path}: {body.get('error', body['status'])}")
+        return body["data"]
+    return body
+
+
+@probe("prometheus.targets", "prometheus", Severity.HIGH, "curl $PROM/api/v1/targets  # up == 1 per job",
+       applies=lambda cfg: bool(cfg.jobs_up), expected=lambda cfg: f"every target of {cfg.jobs_up} up")
+def targets(target: Target[Prometheus], conns: Connections) -> Result:
+    """Every listed scrape job has targets, and all of them are up."""
+    start = time.perf_counter()
+    active = api(target, conns, "/api/v1/targets?state=active")["activeTargets"]
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for t in active:
+        by_job.setdefault(t["labels"].get("job", t.get("scrapePool", "?")), []).append(t)
+    problems: list[str] = []
+    for job in target.config.jobs_up:
+        members = by_job.get(job, [])
+        if not members:
+            problems.append(f"job {job} has no targets")
+        for t in members:
+            if t["health"] != "up":
+                problems.append(f"job {job} target {t['labels'].get('instance')} is {t['health']}"
+                                + (f" ({t['lastError']})" if t.get("lastError") else ""))
+    evidence = {job: [{"instance": t["labels"].get("instance"), "health": t["health"]} for t in by_job.get(job, [])]
+                for job in target.config.jobs_up}
+    counts = ", ".join(f"{j} {len(by_job.get(j, []))}/{len(by_job.get(j, []))} up" for j in target.config.jobs_up)
+    return Result(target.id, "prometheus.targets", not problems, "; ".join(problems) or counts,
+                  f"every target of jobs {', '.join(target.config.jobs_up)} up", evidence,
+                  time.perf_counter() - start)
+
+
+@probe("prometheus.rules", "prometheus", Severity.HIGH, "curl $PROM/api/v1/rules  # the alert rules are loaded",
+       applies=lambda cfg: bool(cfg.rules), expected=lambda cfg: f"alert rules {cfg.rules} loaded")
+def rules(target: Target[Prometheus], conns: Connections) -> Result:
+    """The alert rules the runbooks rely on are loaded (and healthy)."""
+    start = time.perf_counter()
+    groups = api(target, conns, "/api/v1/rules?type=alert")["groups"]
+    loaded = {r["name"]: r.get("health", "ok") for g in groups for r in g["rules"]}
+    missing = [r for r in target.config.rules if r not in loaded]
+    unhealthy = [f"{r} ({loaded[r]})" for r in target.config.rules if loaded.get(r) not in (None, "ok", "unknown")]
+    problems = ([f"not loaded: {', '.join(missing)}"] if missing else []) + (
+        [f"unhealthy: {', '.join(unhealthy)}"] if unhealthy else [])
+    return Result(target.id, "prometheus.rules", not problems,
+                  "; ".join(problems) or f"all {len(target.config.rules)} rules loaded",
+                  f"loaded: {', '.join(target.config.rules)}", {"loaded": sorted(loaded)},
+                  time.perf_counter() - start)
+
+
+@probe("prometheus.alerts", "prometheus", Severity.CRITICAL, "curl $PROM/api/v1/alerts  # nothing firing",
+       applies=lambda cfg: cfg.no_alerts_at_or_above is not None,
+       expected=lambda cfg: f"no alert firing at severity ≥ {cfg.no_alerts_at_or_above}")
+def alerts(target: Target[Prometheus], conns: Connections) -> Result:
+    """No alert is firing at or above the configured severity."""
+    start = time.perf_counter()
+    threshold = target.config.no_alerts_at_or_above
+    assert threshold is not None
+    firing = [a for a in api(target, conns, "/api/v1/alerts")["alerts"] if a["state"] == "firing"]
+    severe = [a for a in firing
+              if SEVERITY_RANK.get(str(a["labels"].get("severity", "")).lower(), 0) >= threshold.rank]
+    names = ", ".join(
+        f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}, since {a.get('activeAt', '?')})"
+        for a in severe)
+    return Result(target.id, "prometheus.alerts", not severe,
+                  f"{len(severe)} firing: {names}" if severe else f"nothing firing at ≥ {threshold} "
+                  f"({len(firing)} firing below it)",
+                  f"no alert firing at severity ≥ {threshold}",
+                  {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing]},
+                  time.perf_counter() - start)
+
+
+@probe("prometheus.ready", "prometheus", Severity.HIGH, "curl -f $PROM/-/ready",
+       expected=lambda cfg: "HTTP 200 from /-/ready")
+def ready(target: Target[Prometheus], conns: Connections) -> Result:
+    """Prometheus is up and ready to serve queries."""
+    start = time.perf_counter()
+    cfg = target.config
+    response = conns.http().get(cfg.url.rstrip("/") + "/-/ready", headers=cfg.headers, timeout=cfg.timeout_s)
+    return Result(target.id, "prometheus.ready", response.status_code == 200,
+                  f"GET /-/ready → HTTP {response.status_code}", "HTTP 200", {"body": response.text[:200]},
+                  time.perf_counter() - start)

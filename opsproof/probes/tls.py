@@ -1,0 +1,95 @@
+"""TLS endpoints: `openssl s_client -connect HOST:PORT -servername NAME | openssl x509 -noout -enddate`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import time
+
+from cryptography import x509
+
+from opsproof.inventory import TlsEndpoint
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+
+
+def _server_name(cfg: TlsEndpoint) -> str:
+    return cfg.server_name or cfg.host
+
+
+def _handshake(cfg: TlsEndpoint, context: ssl.SSLContext) -> bytes:
+    with (
+        socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout_s) as sock,
+        context.wrap_socket(sock, server_hostname=_server_name(cfg)) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("the server sent no certificate")
+    return der
+
+
+@probe(
+    "tls.expiry",
+    "tls",
+    Severity.HIGH,
+    "openssl s_client -connect $HOST:$PORT | openssl x509 -noout -enddate",
+    expected=lambda cfg: f"≥ {cfg.min_days} days before expiry",
+)
+def expiry(target: Target[TlsEndpoint], conns: Connections) -> Result:
+    """The served certificate does not expire within ``min_days``."""
+    cfg = target.config
+    start = time.perf_counter()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # read the certificate even if it is already invalid
+    cert = x509.load_der_x509_certificate(_handshake(cfg, context))
+    not_after = cert.not_valid_after_utc
+    days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+    return Result(
+        target=target.id,
+        check="tls.expiry",
+        ok=days >= cfg.min_days,
+        observed=f"certificate expires in {days:.1f} days ({not_after:%Y-%m-%d %H:%M} UTC)",
+        expected=f"≥ {cfg.min_days} days",
+        evidence={"not_after": not_after.isoformat(), "subject": cert.subject.rfc4514_string(),
+                  "issuer": cert.issuer.rfc4514_string(), "days_left": round(days, 2)},
+        duration_s=time.perf_counter() - start,
+    )
+
+
+@probe(
+    "tls.hostname",
+    "tls",
+    Severity.CRITICAL,
+    "curl -v https://$HOST:$PORT (certificate verify ok, hostname matches)",
+    expected=lambda cfg: f"a trusted chain valid for {_server_name(cfg)}",
+)
+def hostname(target: Target[TlsEndpoint], conns: Connections) -> Result:
+    """The certificate chains to a trusted CA and is valid for the server name clients use."""
+    cfg = target.config
+    start = time.perf_counter()
+    context = ssl.create_default_context(cafile=cfg.ca_file)
+    want = f"a trusted chain valid for {_server_name(cfg)}"
+    try:
+        _handshake(cfg, context)
+    except ssl.SSLCertVerificationError as e:
+        return Result(
+            target=target.id,
+            check="tls.hostname",
+            ok=False,
+            observed=f"verification failed: {e.verify_message or e.reason}",
+            expected=want,
+            evidence={"server_name": _server_name(cfg), "verify_code": e.verify_code},
+            duration_s=time.perf_counter() - start,
+        )
+    return Result(
+        target=target.id,
+        check="tls.hostname",
+        ok=True,
+        observed=f"chain verified, valid for {_server_name(cfg)}",
+        expected=want,
+        evidence={"server_name": _server_name(cfg)},
+        duration_s=time.perf_counter() - start,
+    )

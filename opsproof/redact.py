@@ -1,0 +1,50 @@
+"""Masking of secrets in every output: terminal, JUnit XML, recorded results, reports."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+MASK = "***"
+# user and password stop at a quote, so a URL inside a JSON string never swallows the closing quote
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s\"]*:)(?P<pw>[^@\s/\"]+)(?P<post>@)")
+# No word boundary before the key, so PGPASSWORD=…, api_token=…, client_secret: … are masked too. The key may be
+# quoted (JSON: "password": "…"), then only a quoted value is masked and its quotes are kept: JSON stays JSON.
+# An unquoted value stops at a quote or a backslash escape (password=… inside a JSON string).
+_KV_PASSWORD = re.compile(
+    r"(?P<pre>(?:password|passwd|pwd|token|secret)(?P<q>[\"']?)[ \t]*[=:][ \t]*)"
+    r"(?P<pw>'[^'\"\\\n]*'|\"(?:[^\"\\]|\\.)*\"|(?:[^\s\"'\\]|\\.)+)",
+    re.IGNORECASE,
+)
+
+
+def _mask_pair(m: re.Match[str]) -> str:
+    pw = m["pw"]
+    quote = pw[0] if pw[0] in "'\"" else ""
+    if m["q"] and not quote:
+        return m[0]  # "token": 42 or "secret": {...} in JSON: masking would break the document
+    return f"{m['pre']}{quote}{MASK}{quote}"
+
+
+class Redactor:
+    """Replaces known secret values, URL passwords and ``password=…`` pairs with ``***``.
+
+    Secrets shorter than 3 characters are ignored: masking every "a" or "1" would make output unreadable.
+    A secret is also masked in its JSON-escaped form (a password with ``"`` or ``\\`` in a recorded result).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        found = {s for s in secrets if len(s) >= 3}
+        found |= {json.dumps(s, ensure_ascii=ascii)[1:-1] for s in found for ascii in (True, False)}
+        self.secrets = sorted(found, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+        return _KV_PASSWORD.sub(_mask_pair, text)
+
+    def extend(self, more: Iterable[str]) -> Redactor:
+        return Redactor([*self.secrets, *more])

@@ -1,0 +1,105 @@
+"""The typed result every probe returns.
+
+A result reads like a finding: ``redis[cache]: used_memory is 93% of maxmemory, expected ≤ 90%``.
+``ok`` is ``True`` (pass), ``False`` (fail) or ``None`` (no verdict: the check does not apply or there is not
+enough data to judge, with the reason in ``observed``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        return {"critical": 4, "high": 3, "medium": 2, "low": 1}[self.value]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a probe saw. ``observed``/``expected`` are short human phrases; ``evidence`` is raw data."""
+
+    target: str  # "redis[cache]"
+    check: str  # "redis.memory"
+    ok: bool | None
+    observed: str
+    expected: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None  # set when the target could not be reached or answered wrongly
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "fail", None: "no-data"}[self.ok]
+
+    def explain(self) -> str:
+        """One line, like a finding in an audit report."""
+        if self.ok is None:
+            return f"{self.target}: {self.check}: no verdict — {self.observed}"
+        if self.ok:
+            return f"{self.target}: {self.observed} (expected {self.expected})"
+        return f"{self.target}: {self.observed}, expected {self.expected}"
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["evidence"] = json.loads(json.dumps(dict(self.evidence), default=str))
+        record["verdict"] = self.verdict
+        return record
+
+    def redacted(self, redact: Callable[[str], str]) -> Result:
+        return replace(
+            self,
+            observed=redact(self.observed),
+            expected=redact(self.expected),
+            error=None if self.error is None else redact(self.error),
+            evidence=json.loads(redact(json.dumps(dict(self.evidence), default=str))),
+        )
+
+
+class Timer:
+    """Measures a probe's duration; ``with Timer() as t: ...; t.elapsed``."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.elapsed = 0.0
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed = time.perf_counter() - self.start
+
+
+@contextmanager
+def timed() -> Iterator[Timer]:
+    t = Timer()
+    with t:
+        yield t
+
+
+def unreachable(target: str, check: str, expected: str, exc: BaseException, duration_s: float) -> Result:
+    """A failed result for a target that did not answer: the reason, never a traceback."""
+    reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return Result(
+        target=target,
+        check=check,
+        ok=False,
+        observed=f"unreachable ({reason})",
+        expected=expected,
+        duration_s=duration_s,
+        error=reason,
+    )

@@ -1,0 +1,378 @@
+"""The sandbox: real services from Debian's packages on free loopback ports, in one state folder.
+
+PostgreSQL 15 (primary and a streaming replica), Redis with a maxmemory, the reference application (HTTP
+and HTTPS), the PostgreSQL and Redis exporters, Prometheus with the runbooks' alert rules, Alertmanager and
+a webhook receiver. ``up`` writes ``inventory.yaml`` describing all of it; ``down`` leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+import trustme
+import yaml
+
+from opsproof.sandbox import configs
+from opsproof.sandbox.process import (
+    SandboxError,
+    Spec,
+    Supervisor,
+    find_binary,
+    free_port,
+    wait_for,
+)
+
+PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
+PG_PACKAGE = "postgresql"
+SERVICES = ("postgres", "replica", "redis", "webhook", "alertmanager", "postgres_exporter", "redis_exporter",
+            "app", "prometheus")
+START_TIMEOUT = 30.0
+
+
+def default_dir() -> Path:
+    env = os.environ.get("OPSPROOF_SANDBOX_DIR")
+    return Path(env) if env else Path("/tmp") / f"opsproof-sandbox-{os.getuid()}"
+
+
+class Sandbox:
+    def __init__(self, state_dir: Path | str | None = None, ephemeral: bool = False) -> None:
+        self.dir = Path(state_dir) if state_dir else default_dir()
+        self.dir = self.dir.absolute()
+        self.ephemeral = ephemeral
+        self.sup = Supervisor(self.dir, ephemeral)
+        self.meta_file = self.dir / "sandbox.json"
+        self.inventory_path = self.dir / "inventory.yaml"
+        self.meta: dict[str, Any] = {}
+        if self.meta_file.exists():
+            self.meta = json.loads(self.meta_file.read_text())
+
+    # --- public ---------------------------------------------------------------------------------------
+    def up(self) -> Path:
+        """Start every service (or finish a partial start); on any failure or Ctrl-C stop what started."""
+        if self.running():
+            return self.inventory_path
+        self._check_binaries()
+        try:
+            self._prepare()
+            for name in SERVICES:
+                self.start_service(name)
+            self._warm_up()
+            self._write_inventory()
+        except BaseException:
+            self.down()
+            raise
+        return self.inventory_path
+
+    def down(self) -> None:
+        """Stop every process this sandbox started (by recorded pid, never by name) and remove its state."""
+        self.sup.stop_all()
+        if self.dir.exists() and (self.meta_file.exists() or (self.dir / "pids.json").exists()):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def running(self) -> bool:
+        return self.inventory_path.exists() and all(self.sup.alive(n) for n in SERVICES)
+
+    def status(self) -> dict[str, str]:
+        ports = self.meta.get("ports", {})
+        return {n: ("up" if self.sup.alive(n) else "down") + (f" 127.0.0.1:{ports[n]}" if n in ports else "")
+                for n in SERVICES}
+
+    def stop_service(self, name: str) -> None:
+        self.sup.stop(name)
+
+    def start_service(self, name: str) -> None:
+        spec, ready = self._spec(name)
+        self.sup.start(spec)
+        try:
+            wait_for(ready, START_TIMEOUT, f"{name} did not become ready")
+        except SandboxError as e:
+            tail = self.sup.log_tail(name)
+            raise SandboxError(f"{e}; last lines of {self.sup.log_dir / (name + '.log')}:\n{tail}") from None
+
+    def signal(self, name: str, sig: int) -> None:
+        if not self.sup.signal(name, sig):
+            raise SandboxError(f"{name} is not running")
+
+    def port(self, name: str) -> int:
+        return int(self.meta["ports"][name])
+
+    def dsn(self, role: str = "postgres", db: str = "app", service: str = "postgres") -> str:
+        password = self.meta["passwords"][role]
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.port(service)}/{db}"
+
+    def redis_url(self) -> str:
+        return f"redis://:{self.meta['passwords']['redis']}@127.0.0.1:{self.port('redis')}/0"
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    # --- setup ----------------------------------------------------------------------------------------
+    def _check_binaries(self) -> None:
+        self.bin = {
+            "initdb": find_binary("initdb", PG_PACKAGE, PG_BIN),
+            "postgres": find_binary("postgres", PG_PACKAGE, PG_BIN),
+            "pg_basebackup": find_binary("pg_basebackup", PG_PACKAGE, PG_BIN),
+            "redis": find_binary("redis-server", "redis-server"),
+            "prometheus": find_binary("prometheus", "prometheus"),
+            "alertmanager": find_binary("prometheus-alertmanager", "prometheus-alertmanager"),
+            "postgres_exporter": find_binary("prometheus-postgres-exporter", "prometheus-postgres-exporter"),
+            "redis_exporter": find_binary("prometheus-redis-exporter", "prometheus-redis-exporter"),
+        }
+
+    def _pg_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise SandboxError(
+                "running as root needs the 'postgres' user. Fix: apt-get install -y postgresql"
+            ) from None
+        return "postgres"
+
+    def _prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        if (self.dir / "pids.json").exists() and self.sup.names():
+            self.sup.stop_all()  # left over from a crashed run
+        for parent in [self.dir, *self.dir.parents]:
+            if os.geteuid() == 0 and not parent.stat().st_mode & 0o001:
+                raise SandboxError(f"the postgres user cannot reach {self.dir} ({parent} is not world-searchable). "
+                                   "Fix: use --sandbox-dir under /tmp.")
+        for sub in ("pg", "redis", "prometheus", "alertmanager", "tls", "webhook"):
+            d = self.dir / sub
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir()
+        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port()}
+        passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "redis")}
+        self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
+        fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.meta, f)
+        self._init_postgres()
+        self._write_tls()
+        (self.dir / "prometheus" / "rules.yml").write_text(configs.rules_yaml())
+        (self.dir / "prometheus" / "prometheus.yml").write_text(
+            configs.prometheus_yaml(ports, str(self.dir / "prometheus" / "rules.yml")))
+        (self.dir / "alertmanager" / "alertmanager.yml").write_text(configs.alertmanager_yaml(ports["webhook"]))
+
+    def _run(self, argv: list[str], user: str | None, env: dict[str, str] | None = None) -> None:
+        def demote() -> None:
+            if user is not None:
+                account = pwd.getpwnam(user)
+                os.setgid(account.pw_gid)
+                os.setuid(account.pw_uid)
+
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, preexec_fn=demote,
+                              env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", **(env or {})})
+        if done.returncode != 0:
+            raise SandboxError(f"{Path(argv[0]).name} failed: {done.stderr.strip()[-800:]}")
+
+    def _init_postgres(self) -> None:
+        user = self._pg_user()
+        pg = self.dir / "pg"
+        for sub in ("data", "run"):
+            (pg / sub).mkdir(mode=0o700)
+            if user:
+                shutil.chown(pg / sub, user, user)
+        pwfile = pg / "pw"
+        pwfile.write_text(self.meta["passwords"]["postgres"])
+        if user:
+            shutil.chown(pwfile, user, user)
+        pwfile.chmod(0o600)
+        self._run([self.bin["initdb"], "-D", str(pg / "data"), "-U", "postgres", "--pwfile", str(pwfile),
+                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], user)
+        pwfile.unlink()
+
+    def _write_tls(self) -> None:
+        ca = trustme.CA(organization_name="opsproof sandbox CA")
+        cert = ca.issue_cert("localhost", "127.0.0.1", "app.sandbox.test")
+        tls = self.dir / "tls"
+        ca.cert_pem.write_to_path(str(tls / "ca.pem"))
+        cert.private_key_pem.write_to_path(str(tls / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(tls / "server.pem"))
+        (tls / "server.key").chmod(0o600)
+
+    # --- services -------------------------------------------------------------------------------------
+    def _spec(self, name: str) -> tuple[Spec, Callable[[], bool]]:
+        ports = self.meta["ports"]
+        pw = self.meta["passwords"]
+        d = self.dir
+        port = ports[name]
+        if name in ("postgres", "replica"):
+            data = d / "pg" / ("data" if name == "postgres" else "replica")
+            if name == "replica" and not data.exists():
+                self._base_backup(data)
+            argv = [self.bin["postgres"], "-D", str(data), "-p", str(port), "-k", str(d / "pg" / "run"),
+                    "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=40", "-c", "shared_buffers=32MB",
+                    "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+                    "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}"]
+            return (Spec(name, argv, user=self._pg_user(), stop_signal=signal.SIGINT),
+                    lambda: self._pg_ready(port) and (name != "postgres" or self._seed_once()))
+        if name == "redis":
+            conf = d / "redis" / "redis.conf"  # the password goes in a file, not argv (`ps` shows argv)
+            conf.write_text(f"requirepass {pw['redis']}\n")
+            conf.chmod(0o600)
+            argv = [self.bin["redis"], str(conf), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--maxmemory", "32mb", "--maxmemory-policy", "allkeys-lru",
+                    "--dir", str(d / "redis"), "--daemonize", "no"]
+            return Spec(name, argv), lambda: bool(self._redis().ping())
+        if name == "webhook":
+            argv = [sys.executable, "-m", "opsproof.sandbox.webhook", "--port", str(port),
+                    "--store", str(d / "webhook" / "deliveries.jsonl")]
+            return Spec(name, argv), lambda: self._http_ok(f"http://127.0.0.1:{port}/health")
+        if name == "alertmanager":
+            argv = [self.bin["alertmanager"], f"--config.file={d / 'alertmanager' / 'alertmanager.yml'}",
+                    f"--storage.path={d / 'alertmanager'}", f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=", "--log.level=warn"]
+            return Spec(name, argv), lambda: self._http_ok(f"http://127.0.0.1:{port}/-/ready")
+        if name == "postgres_exporter":
+            dsn = f"postgresql://opsproof_monitor:{pw['opsproof_monitor']}@127.0.0.1:{ports['postgres']}/app"
+            argv = [self.bin["postgres_exporter"], f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+            return (Spec(name, argv, env={"DATA_SOURCE_NAME": dsn + "?sslmode=disable"}),
+                    lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
+        if name == "redis_exporter":
+            argv = [self.bin["redis_exporter"], "-redis.addr", f"redis://127.0.0.1:{ports['redis']}",
+                    "-web.listen-address", f"127.0.0.1:{port}"]
+            return (Spec(name, argv, env={"REDIS_PASSWORD": pw["redis"]}),
+                    lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
+        if name == "app":
+            argv = [sys.executable, "-m", "opsproof.sandbox.app", "--host", "127.0.0.1", "--port", str(port),
+                    "--tls-port", str(ports["app_tls"]), "--certfile", str(d / "tls" / "server.pem"),
+                    "--keyfile", str(d / "tls" / "server.key")]
+            env = {"APP_PG_DSN": self.dsn("app"), "APP_REDIS_URL": self.redis_url()}  # not argv: `ps` shows it
+            return Spec(name, argv, env=env), lambda: self._http_ok(f"http://127.0.0.1:{port}/health")
+        if name == "prometheus":
+            argv = [self.bin["prometheus"], f"--config.file={d / 'prometheus' / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={d / 'prometheus' / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-lifecycle", "--log.level=warn", "--storage.tsdb.retention.time=1d"]
+            return Spec(name, argv), lambda: self._prometheus_ready(port)
+        raise SandboxError(f"unknown sandbox service {name!r}; known: {', '.join(SERVICES)}")
+
+    def _pg_ready(self, port: int) -> bool:
+        with psycopg.connect(host=str(self.dir / "pg" / "run"), port=port, user="postgres", dbname="postgres",
+                             connect_timeout=1):
+            return True
+
+    def _seed_once(self) -> bool:
+        marker = self.dir / "pg" / "seeded"
+        if marker.exists():
+            return True
+        pw = self.meta["passwords"]
+        sock = str(self.dir / "pg" / "run")
+        with psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE app LOGIN PASSWORD '{pw['app']}'")
+            conn.execute(f"CREATE ROLE opsproof_monitor LOGIN PASSWORD '{pw['opsproof_monitor']}' IN ROLE pg_monitor")
+            conn.execute("CREATE DATABASE app OWNER app")
+        with psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname="app",
+                             autocommit=True) as conn:
+            conn.execute(configs.SEED_SQL)
+            conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app")
+            conn.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
+            conn.execute("ALTER TABLE items OWNER TO app")
+            conn.execute("ALTER TABLE tenants OWNER TO app")
+            conn.execute("ALTER TABLE audit_log OWNER TO app")
+            conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO opsproof_monitor")
+        marker.touch()
+        return True
+
+    def _base_backup(self, data: Path) -> None:
+        user = self._pg_user()
+        data.mkdir(mode=0o700)
+        if user:
+            shutil.chown(data, user, user)
+        self._run([self.bin["pg_basebackup"], "-h", str(self.dir / "pg" / "run"), "-p",
+                   str(self.port("postgres")), "-U", "postgres", "-D", str(data), "-R", "-X", "stream",
+                   "-c", "fast"], user)
+
+    def _redis(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port("redis"), password=self.meta["passwords"]["redis"],
+                           socket_timeout=1, socket_connect_timeout=1)
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        return httpx.get(url, timeout=1).status_code == 200
+
+    def _prometheus_ready(self, port: int) -> bool:
+        if not self._http_ok(f"http://127.0.0.1:{port}/-/ready"):
+            return False
+        data = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
+        return len(data) == 5 and all(t["health"] == "up" for t in data)
+
+    def _warm_up(self) -> None:
+        """Real traffic through the app, so cache and hit-rate checks have data to judge."""
+        with httpx.Client(base_url=self.url("app"), timeout=5) as client:
+            for i in range(300):
+                client.get(f"/items/{1 + i % 50}")
+            client.get("/items?limit=50")
+
+    def _write_inventory(self) -> None:
+        ports = self.meta["ports"]
+        inventory = {
+            "environment": "sandbox",
+            "production": False,
+            "http": {"app": {"url": self.url("app"), "health": "/health", "ready": "/ready",
+                             "expect_status": 200, "expect_json": {"status": "ok"},
+                             "latency_budget_ms": 500, "timeout_s": 3}},
+            "tls": {"app": {"host": "127.0.0.1", "port": ports["app_tls"], "server_name": "app.sandbox.test",
+                            "min_days": 14, "ca_file": str(self.dir / "tls" / "ca.pem"), "timeout_s": 3}},
+            "postgres": {"main": {
+                "dsn": self.dsn("opsproof_monitor"), "max_connection_ratio": 0.8, "max_query_s": 30,
+                "min_cache_hit_ratio": 0.9, "rls_tables": ["public.tenants", "public.items"],
+                "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
+                "replicas": {"replica": {"dsn": self.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
+            }},
+            "redis": {"cache": {"url": self.redis_url(), "max_memory_ratio": 0.9,
+                                "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
+                                "queues": {"celery": 100}, "timeout_s": 3}},
+            "prometheus": {"main": {"url": self.url("prometheus"),
+                                    "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
+                                    "rules": configs.RULE_NAMES, "no_alerts_at_or_above": "critical",
+                                    "timeout_s": 3}},
+            "alertmanager": {"main": {"url": self.url("alertmanager"), "receivers": ["sandbox-webhook"],
+                                      "timeout_s": 3}},
+        }
+        header = "# Written by `opsproof sandbox up`: the sandbox's own inventory (secrets are sandbox-only).\n"
+        fd = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(header + yaml.safe_dump(inventory, sort_keys=False))
+
+
+def attach_or_start(state_dir: str | None) -> tuple[Sandbox | None, Path, bool]:
+    """Use the sandbox that is up, or start one owned by this process (returned, to be stopped after)."""
+    existing = Sandbox(state_dir)
+    if existing.running():
+        return None, existing.inventory_path, False
+    sandbox = Sandbox(state_dir, ephemeral=True)
+    _stop_on_exit(sandbox)
+    return sandbox, sandbox.up(), True
+
+
+def _stop_on_exit(sandbox: Sandbox) -> None:
+    """Stop an ephemeral sandbox at interpreter exit and on SIGTERM (Ctrl-C arrives as KeyboardInterrupt)."""
+    atexit.register(sandbox.down)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        sandbox.down()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)

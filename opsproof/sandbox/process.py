@@ -1,0 +1,228 @@
+"""Starting, watching and stopping the sandbox's processes — none may be left behind.
+
+Every service runs in its own session (process group). Its pid and start time are written to the state
+folder, so ``opsproof sandbox down`` from another process finds exactly the processes it started (a pid
+reused by the system is never signalled). When the sandbox belongs to one test run (``ephemeral``), each
+child also gets a parent-death signal, so even a SIGKILLed pytest leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot start or stop; the message says why and what to do."""
+
+
+def find_binary(name: str, package: str, extra_dirs: Sequence[str] = ()) -> str:
+    for directory in extra_dirs:
+        candidate = Path(directory) / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise SandboxError(f"{name} not found. Fix: apt-get install -y {package}  (Debian package {package!r})")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll until ``predicate()`` is true; past the deadline raise, saying what is still not true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except Exception:  # the thing polled is not up yet; the deadline decides
+            pass
+        if time.monotonic() >= deadline:
+            raise SandboxError(f"{what} within {timeout:g} s")
+        time.sleep(interval)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a live (non-zombie) process, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+@dataclass
+class Spec:
+    """How to run one service."""
+
+    name: str
+    argv: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None  # run as this user (PostgreSQL refuses root)
+    stop_signal: int = signal.SIGTERM
+    cwd: str | None = None
+
+
+class Supervisor:
+    def __init__(self, state_dir: Path, ephemeral: bool) -> None:
+        self.state_dir = state_dir
+        self.ephemeral = ephemeral
+        self.pids_file = state_dir / "pids.json"
+        self.log_dir = state_dir / "logs"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- bookkeeping --------------------------------------------------------------------------------
+    def _read(self) -> dict[str, dict[str, object]]:
+        try:
+            data: dict[str, dict[str, object]] = json.loads(self.pids_file.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, data: Mapping[str, object]) -> None:
+        tmp = self.pids_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.pids_file)
+
+    def alive(self, name: str) -> bool:
+        entry = self._read().get(name)
+        if not entry:
+            return False
+        return _start_time(int(str(entry["pid"]))) == entry["start"]
+
+    def pid(self, name: str) -> int | None:
+        entry = self._read().get(name)
+        return int(str(entry["pid"])) if entry and self.alive(name) else None
+
+    def names(self) -> list[str]:
+        return list(self._read())
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def start(self, spec: Spec) -> int:
+        if self.alive(spec.name):
+            raise SandboxError(f"{spec.name} is already running")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{spec.name}.log").open("ab")
+        account = pwd.getpwnam(spec.user) if spec.user and os.geteuid() == 0 else None
+        deathsig = spec.stop_signal if self.ephemeral else 0
+
+        def preexec() -> None:
+            if account is not None:
+                os.setgid(account.pw_gid)
+                os.initgroups(account.pw_name, account.pw_gid)
+                os.setuid(account.pw_uid)
+            if deathsig:  # after setuid: a credential change clears the parent-death signal
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, deathsig)
+
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **spec.env}
+        if account is not None:
+            env["HOME"] = account.pw_dir
+        proc = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=spec.cwd,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+        log.close()
+        self._children[spec.name] = proc
+        start = None
+        deadline = time.monotonic() + 2
+        while start is None and time.monotonic() < deadline and proc.poll() is None:
+            start = _start_time(proc.pid)
+        data = self._read()
+        data[spec.name] = {"pid": proc.pid, "start": start, "signal": int(spec.stop_signal), "argv": spec.argv[:1]}
+        self._write(data)
+        return proc.pid
+
+    def signal(self, name: str, sig: int) -> bool:
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        os.kill(pid, sig)
+        return True
+
+    def stop(self, name: str, timeout: float = 15) -> None:
+        """Stop a service with its own signal; after ``timeout`` kill its whole process group."""
+        data = self._read()
+        entry = data.get(name)
+        if entry is not None and self.alive(name):
+            pid = int(str(entry["pid"]))
+            try:
+                os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on SIGTERM
+                os.kill(pid, int(str(entry["signal"])))
+            except ProcessLookupError:
+                pass
+            try:
+                wait_for(lambda: not self._group_alive(pid), timeout, f"{name} still running")
+            except SandboxError:
+                self._kill_group(pid)
+                wait_for(lambda: not self._group_alive(pid), 5, f"{name} survived SIGKILL")
+        child = self._children.pop(name, None)
+        if child is not None:
+            child.wait(timeout=5)
+        data.pop(name, None)
+        self._write(data)
+
+    def stop_all(self) -> None:
+        for name in reversed(self.names()):
+            self.stop(name)
+
+    @staticmethod
+    def _group_alive(pgid: int) -> bool:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+        return False
+
+    @staticmethod
+    def _kill_group(pgid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    def log_tail(self, name: str, lines: int = 8) -> str:
+        try:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,114 @@
+"""Helpers for the engine's tests: run a suite the way a user does (a pytest subprocess) and read its records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+import yaml
+
+from opsproof.sandbox.control import SERVICES, Sandbox
+from opsproof.sandbox.process import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SuiteRun:
+    code: int
+    output: str
+    records: list[dict[str, Any]]
+    junit: str
+
+    @property
+    def failed(self) -> set[str]:
+        """``check@target`` of every failed check, e.g. ``redis.ping@redis[cache]``."""
+        return {f"{r['check']}@{r['target']}" for r in self.records if r["outcome"] == "failed"}
+
+    @property
+    def failed_checks(self) -> set[str]:
+        return {r["check"] for r in self.records if r["outcome"] == "failed"}
+
+    def record(self, check: str) -> dict[str, Any]:
+        [found] = [r for r in self.records if r.get("check") == check]
+        return found
+
+
+def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke", timeout: float = 120) -> SuiteRun:
+    out.mkdir(parents=True, exist_ok=True)
+    record, junit = out / "results.jsonl", out / "junit.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", suite, "--inventory", str(inventory), "--opsproof-record", str(record),
+         f"--junitxml={junit}", "-p", "no:cacheprovider", "-q", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+    records = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    return SuiteRun(done.returncode, done.stdout + done.stderr, records,
+                    junit.read_text() if junit.exists() else "")
+
+
+class SandboxHelper:
+    """The test sandbox plus the ways tests break it for real and mend it."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self.box = box
+
+    @property
+    def inventory(self) -> Path:
+        return self.box.inventory_path
+
+    def derive(self, out: Path, changes: dict[str, Any]) -> Path:
+        """A copy of the sandbox inventory with dotted keys changed (``postgres.main.max_query_s: 1``)."""
+        data = yaml.safe_load(self.inventory.read_text())
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "inventory.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def superuser(self, service: str = "postgres", db: str = "app") -> psycopg.Connection[Any]:
+        return psycopg.connect(host=str(self.box.dir / "pg" / "run"), port=self.box.port(service), user="postgres",
+                               dbname=db, autocommit=True, connect_timeout=3)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.box.redis_url(), socket_timeout=3, decode_responses=True)
+
+    def prometheus(self, path: str) -> Any:
+        return httpx.get(self.box.url("prometheus") + path, timeout=3).json()["data"]
+
+    def firing(self) -> set[str]:
+        return {a["labels"]["alertname"] for a in self.prometheus("/api/v1/alerts")["alerts"]
+                if a["state"] == "firing"}
+
+    def wait_firing(self, alert: str, timeout: float = 45) -> None:
+        wait_for(lambda: alert in self.firing(), timeout, f"alert {alert} did not fire")
+
+    def target_health(self, job: str) -> str:
+        targets = self.prometheus("/api/v1/targets")["activeTargets"]
+        return str(next(t["health"] for t in targets if t["labels"]["job"] == job))
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        def ok() -> bool:
+            targets = self.prometheus("/api/v1/targets")["activeTargets"]
+            return all(t["health"] == "up" for t in targets) and not self.firing()
+
+        wait_for(ok, timeout, f"sandbox not healthy (firing: {self.firing()})", interval=0.25)
+
+    def restore(self) -> None:
+        """Bring every stopped service back, then wait until monitoring sees all of it healthy."""
+        for name in SERVICES:
+            if not self.box.sup.alive(name):
+                self.box.start_service(name)
+        self.wait_healthy()
