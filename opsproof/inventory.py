@@ -173,9 +173,19 @@ class Inventory(_Model):
 Path_ = tuple[str | int, ...]
 
 
+def _scalar_key(constructor: yaml.SafeLoader, key: yaml.Node) -> Any:
+    if not isinstance(key, yaml.ScalarNode):
+        return f"<line {key.start_mark.line + 1}>"
+    try:
+        return constructor.construct_object(key)
+    except Exception:  # the document was already constructed once, so this is only a safety net
+        return key.value
+
+
 def _line_map(node: yaml.Node) -> dict[Path_, int]:
     """Map every key path of a composed YAML document to its 1-based line (aliases visited once)."""
     out: dict[Path_, int] = {(): node.start_mark.line + 1}
+    constructor = yaml.SafeLoader("")  # keys as the data has them: `1:` is the int 1, like in pydantic's loc
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, Path_]] = [(node, ())]
     while stack:
@@ -185,7 +195,7 @@ def _line_map(node: yaml.Node) -> dict[Path_, int]:
         seen.add(id(current))
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
-                k = key.value if isinstance(key, yaml.ScalarNode) else f"<line {key.start_mark.line + 1}>"
+                k = _scalar_key(constructor, key)
                 out.setdefault((*path, k), key.start_mark.line + 1)
                 stack.append((value, (*path, k)))
         elif isinstance(current, yaml.SequenceNode):
@@ -282,9 +292,10 @@ FIXES: dict[str, str] = {
 }
 
 
-def _format_loc(loc: Iterable[str | int]) -> str:
+def _format_loc(loc: Iterable[Any]) -> str:
     # a key such as "a\nb" is quoted so that every problem stays on its own line
-    return ".".join(str(p) if str(p).isprintable() else repr(str(p)) for p in loc) or "(top level)"
+    parts = (p if isinstance(p, str) else _shown(p) for p in loc)
+    return ".".join(p if p.isprintable() else repr(p) for p in parts) or "(top level)"
 
 
 def _shown(value: Any) -> str:

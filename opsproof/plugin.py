@@ -13,7 +13,7 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,9 @@ from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import Connections, ProbeSpec, Target, run
 from opsproof.redact import Redactor
 from opsproof.result import Result, Severity
+
+if TYPE_CHECKING:
+    from opsproof.sandbox.control import Sandbox
 
 RESULT_KEY = pytest.StashKey[Result]()
 SEVERITY_KEY = pytest.StashKey[Severity]()
@@ -58,7 +61,7 @@ class State:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._inventory: Inventory | None = None
-        self._sandbox: Any = None
+        self._sandbox: Sandbox | None = None
         self.redact = Redactor()
         self.conns = Connections()
         self.futures: dict[str, Future[Result]] = {}
@@ -66,6 +69,8 @@ class State:
         self.record_file: Any = None
         self._lock = threading.Lock()
         self.not_configured = 0
+        self.notes: list[str] = []
+        self.error: pytest.UsageError | None = None
 
     def inventory(self) -> Inventory:
         with self._lock:
@@ -84,12 +89,14 @@ class State:
         if self.config.getoption("no_sandbox"):
             raise pytest.UsageError("no --inventory given (and --no-sandbox). Fix: pass --inventory FILE.")
         from opsproof.sandbox.control import attach_or_start
+        from opsproof.sandbox.process import SandboxError
 
-        self._sandbox, path, started = attach_or_start(self.config.getoption("sandbox_dir"))
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            how = "started for this run, stopped after it" if started else "already up"
-            reporter.write_line(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
+        try:
+            self._sandbox, path, started = attach_or_start(self.config.getoption("sandbox_dir"))
+        except SandboxError as e:
+            raise pytest.UsageError(f"no --inventory given, and the sandbox could not start: {e}") from None
+        how = "started for this run, stopped after it" if started else "already up"
+        self.notes.append(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
         return str(path)
 
     def probe(self, spec: ProbeSpec, target: Target[Any]) -> Result:
@@ -119,6 +126,8 @@ class State:
         props = dict(report.user_properties)
         if "opsproof" not in props or hasattr(self.config, "workerinput"):
             return
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
         record = {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props["opsproof"]))}
         if report.failed and "verdict" not in record and report.longrepr:
             record["message"] = str(report.longrepr).splitlines()[-1][:500]
@@ -128,7 +137,7 @@ class State:
                 path = self.config.rootpath / path
             path.parent.mkdir(parents=True, exist_ok=True)
             self.record_file = path.open("w", encoding="utf-8")
-        self.record_file.write(self.redact(json.dumps(record, default=str)) + "\n")
+        self.record_file.write(self.redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
         self.record_file.flush()
 
     def close(self) -> None:
@@ -138,7 +147,7 @@ class State:
         if self.record_file is not None:
             self.record_file.close()
         if self._sandbox is not None:
-            self._sandbox.stop()
+            self._sandbox.down()
             self._sandbox = None
 
 
@@ -165,13 +174,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = marker.args[0] if marker.args else None
     if not isinstance(spec, ProbeSpec):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.check needs a probe, got {spec!r}")
-    inventory = _state(metafunc.config).inventory()
+    state = _state(metafunc.config)
+    if state.error is not None:
+        return
+    try:
+        inventory = state.inventory()
+    except pytest.UsageError as e:  # raised again once collection ends: a usage error, not 20 collection errors
+        state.error = e
+        return
     targets = [Target(spec.kind, name, cfg) for name, cfg in inventory.targets(spec.kind).items()]
     metafunc.parametrize("target", [pytest.param(t, id=t.id) for t in targets])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect checks the inventory does not configure (no entry of their kind, or the option unset)."""
+    error = _state(config).error
+    if error is not None:
+        raise error
     keep, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("check")
@@ -234,13 +253,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record: dict[str, Any] = {"severity": severity.value if severity else None}
         if res is not None:
             record.update(res.to_record())
-        report.user_properties.append(("opsproof", json.dumps(record, default=str)))
+        # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
+        item.user_properties.append(("opsproof", state.redact(json.dumps(record, default=str))))
+        report.user_properties = list(item.user_properties)
     return report
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if STATE_KEY in config.stash:
         _state(config).close()
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE_KEY, None)
+    return list(state.notes) if state is not None else []
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "***"
 # user and password stop at a quote, so a URL inside a JSON string never swallows the closing quote
@@ -27,11 +28,16 @@ def _mask_pair(m: re.Match[str]) -> str:
     return f"{m['pre']}{quote}{MASK}{quote}"
 
 
+_SECRET_KEY = re.compile(r"(?:password|passwd|pwd|token|secret)$", re.IGNORECASE)
+
+
 class Redactor:
     """Replaces known secret values, URL passwords and ``password=…`` pairs with ``***``.
 
     Secrets shorter than 3 characters are ignored: masking every "a" or "1" would make output unreadable.
-    A secret is also masked in its JSON-escaped form (a password with ``"`` or ``\\`` in a recorded result).
+    A secret is also masked in its JSON-escaped form (a password with ``"`` or ``\\`` in a JSON fragment).
+    A text that is a JSON object or array is redacted value by value and serialized again, so it stays JSON
+    (``Result.redacted`` and the record file parse it back).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -40,11 +46,28 @@ class Redactor:
         self.secrets = sorted(found, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        if text.startswith(("{", "[")):
+            try:
+                return json.dumps(self._json(json.loads(text)), ensure_ascii=text.isascii())
+            except (ValueError, RecursionError):
+                pass  # not JSON after all
+        return self._text(text)
+
+    def _text(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
         return _KV_PASSWORD.sub(_mask_pair, text)
+
+    def _json(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {self._text(k): self._json(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._json(v) for v in value]
+        if value is not None and _SECRET_KEY.search(key):  # "password": "…", "api_token": 42
+            return MASK
+        return self._text(value) if isinstance(value, str) else value
 
     def extend(self, more: Iterable[str]) -> Redactor:
         return Redactor([*self.secrets, *more])

@@ -3,6 +3,7 @@ the checks that should fail, with a message naming the target, what was observed
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -53,8 +54,10 @@ def test_redis_stopped(healthy: SandboxHelper, tmp_path: Path) -> None:
     # the app keeps serving from PostgreSQL and reports itself degraded: its health check fails on the body
     assert run.failed_checks == REDIS_CHECKS | {"http.health"}, run.output
     assert "redis[cache]: unreachable (ConnectionError" in message(run, "redis.ping")
-    assert message(run, "http.health") == "http[app]: GET /health → status='degraded', expected HTTP 200 with status='ok'"
-    assert "redis[cache]: unreachable" in run.output and "expected PONG" in run.output
+    assert message(run, "http.health") == (
+        "http[app]: GET /health → status='degraded', expected HTTP 200 with status='ok'")
+    assert "redis[cache]: unreachable" in run.output
+    assert "expected PONG" in run.output
 
 
 def test_postgres_stopped_fires_a_critical_alert(healthy: SandboxHelper, tmp_path: Path) -> None:
@@ -124,7 +127,8 @@ def test_connections_held_past_the_ratio(healthy: SandboxHelper, tmp_path: Path)
         run = run_suite(healthy.inventory, tmp_path)
     assert run.failed_checks == {"postgres.connections"}, run.output
     text = message(run, "postgres.connections")
-    assert text.startswith("postgres[main]: 3") and "of max_connections 40 in use (8" in text
+    assert text.startswith("postgres[main]: 3")
+    assert "of max_connections 40 in use (8" in text
     assert text.endswith("expected ≤ 80%")
 
 
@@ -151,10 +155,8 @@ def test_long_running_query(healthy: SandboxHelper, tmp_path: Path) -> None:
 
 
 def _swallow(fn: Any, *args: Any) -> None:
-    try:
+    with contextlib.suppress(psycopg.Error):  # cancelled by the test, as intended
         fn(*args)
-    except psycopg.Error:
-        pass  # cancelled by the test, as intended
 
 
 def test_table_without_row_level_security(healthy: SandboxHelper, tmp_path: Path) -> None:
@@ -167,7 +169,8 @@ def test_table_without_row_level_security(healthy: SandboxHelper, tmp_path: Path
             c.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
     assert run.failed_checks == {"postgres.rls"}, run.output
     assert message(run, "postgres.rls") == (
-        "postgres[main]: public.items: RLS disabled, expected row-level security enabled on public.tenants, public.items")
+        "postgres[main]: public.items: RLS disabled,"
+        " expected row-level security enabled on public.tenants, public.items")
 
 
 def test_missing_extension_and_cache_floor(healthy: SandboxHelper, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -40,11 +41,25 @@ def find_binary(name: str, package: str, extra_dirs: Sequence[str] = ()) -> str:
     return found
 
 
+_TAKEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range (32768+ here), so that no outgoing
+    connection can grab it between the moment it is chosen and the moment its service binds it."""
+    rng = random.Random()
+    for _ in range(2000):
+        port = rng.randrange(20000, 32000)
+        if port in _TAKEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _TAKEN.add(port)
         return port
+    raise SandboxError("no free loopback port between 20000 and 32000")
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:

@@ -1,0 +1,173 @@
+"""The pytest plugin as a user meets it: ids, exit codes, records, severities, masking, inventory errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import REPO, run_suite
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        routes = {
+            "/ok/health": (200, {"status": "ok"}),
+            "/ok/ready": (200, {"ready": True}),
+            "/degraded/health": (200, {"status": "degraded"}),
+            "/degraded/ready": (503, {"ready": False}),
+            "/echo/health": (500, {"status": "error", "seen_auth": self.headers.get("Authorization")}),
+        }
+        if self.path.startswith("/slow/"):
+            time.sleep(0.3)
+            status, body = 200, {"status": "ok"}
+        else:
+            status, body = routes.get(self.path, (404, {"error": "no such path"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_ids_records_and_exit_code(server: str, tmp_path: Path) -> None:
+    inventory = write(tmp_path, f"""
+environment: staging
+http:
+  api: {{url: "{server}/ok", expect_json: {{status: ok}}}}
+  web: {{url: "{server}/degraded", expect_json: {{status: ok}}}}
+""")
+    run = run_suite(inventory, tmp_path, "-vv", suite="smoke/test_http.py")
+    assert run.code == 1
+    assert "smoke/test_http.py::test_health[http[api]] PASSED" in run.output
+    assert "smoke/test_http.py::test_health[http[web]] FAILED" in run.output
+    assert run.failed == {"http.health@http[web]", "http.ready@http[web]"}
+    assert "http[web]: GET /health → status='degraded', expected HTTP 200 with status='ok'" in run.output
+    assert "opsproof: inventory" in run.output
+    assert "environment staging, 2 targets" in run.output
+    [rec] = [r for r in run.records if r["test"] == "smoke/test_http.py::test_ready[http[web]]"]
+    assert rec["outcome"] == "failed"
+    assert rec["verdict"] == "fail"
+    assert rec["severity"] == "critical"
+    assert rec["observed"] == "GET /ready → HTTP 503"
+    assert rec["expected"] == "HTTP 2xx"
+    assert rec["evidence"]["status"] == 503
+    assert "<property name=\"opsproof\"" in run.junit
+    assert "Traceback" not in run.output
+
+
+def test_latency_budget(server: str, tmp_path: Path) -> None:
+    inventory = write(tmp_path, f"""
+environment: staging
+http:
+  slow: {{url: "{server}/slow", latency_budget_ms: 100, ready: null}}
+""")
+    run = run_suite(inventory, tmp_path, suite="smoke/test_http.py")
+    assert run.failed == {"http.latency@http[slow]"}, run.output
+    rec = run.record("http.latency")
+    assert rec["observed"].startswith("GET /health took 3")
+    assert rec["expected"] == "≤ 100 ms"
+    assert rec["severity"] == "high"
+
+
+def test_severity_override_from_the_inventory(server: str, tmp_path: Path) -> None:
+    inventory = write(tmp_path, f"""
+environment: staging
+http:
+  web: {{url: "{server}/degraded", severity: low, ready: null}}
+""")
+    run = run_suite(inventory, tmp_path, suite="smoke/test_http.py")
+    assert {r["severity"] for r in run.records} == {"low"}
+
+
+def test_secrets_are_masked_everywhere(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server echoes the bearer token back: the finding must still not show it."""
+    inventory = write(tmp_path, f"""
+environment: staging
+http:
+  echo: {{url: "{server}/echo", ready: null, headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}}}
+""")
+    monkeypatch.setenv("API_TOKEN", "tok-s3cr3t-value-42")
+    run = run_suite(inventory, tmp_path, "-vv", "--tb=long", "-rA", suite="smoke/test_http.py")
+    assert run.code == 1
+    records = (tmp_path / "results.jsonl").read_text()
+    assert "tok-s3cr3t-value-42" not in run.output + run.junit + records
+    assert '"seen_auth": "***"' in records
+
+
+def test_not_configured_checks_are_deselected(server: str, tmp_path: Path) -> None:
+    inventory = write(tmp_path, f"environment: staging\nhttp:\n  api: {{url: '{server}/ok', ready: null}}\n")
+    run = run_suite(inventory, tmp_path)
+    assert run.code == 0
+    assert {r["check"] for r in run.records} == {"http.health", "http.latency"}
+    assert "check(s) deselected: not configured in this inventory" in run.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("environment: s\npostgres:\n  main:\n    dsn: postgresql://h/db\n    max_conection_ratio: 0.5\n",
+         r"ERROR: .*inventory.yaml:5: postgres.main.max_conection_ratio: unknown key 'max_conection_ratio'. "
+         r"Fix: did you mean 'max_connection_ratio'"),
+        ("environment: s\nredis:\n  cache:\n    url: ${NOT_SET_ANYWHERE}\n",
+         r"ERROR: .*inventory.yaml:4: redis.cache.url: environment variable \$\{NOT_SET_ANYWHERE\} is not set"),
+        ("environment: s\nhttp: [\n", r"ERROR: .*inventory.yaml:3: not valid YAML"),
+    ],
+)
+def test_broken_inventory_is_a_usage_error(tmp_path: Path, text: str, message: str) -> None:
+    inventory = write(tmp_path, text)
+    run = run_suite(inventory, tmp_path)
+    assert run.code == 4  # pytest's usage error: nothing was collected or run
+    assert "Traceback" not in run.output
+    import re
+
+    assert re.search(message, run.output), run.output
+
+
+def test_no_inventory_and_no_sandbox_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "smoke", "--no-sandbox", "-p", "no:cacheprovider"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 4
+    assert "no --inventory given (and --no-sandbox). Fix: pass --inventory FILE." in done.stderr
+
+
+def test_engine_tests_do_not_start_a_sandbox(tmp_path: Path) -> None:
+    """The plugin is loaded in every pytest run; it acts only for tests that declare a check."""
+    test = tmp_path / "test_plain.py"
+    test.write_text("def test_plain():\n    assert True\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "no:cacheprovider", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+    assert "sandbox" not in done.stdout

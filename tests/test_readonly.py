@@ -1,0 +1,60 @@
+"""The smoke suite writes nothing to what it checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from support import SandboxHelper, run_suite
+
+from opsproof.probes import Connections
+
+pytestmark = pytest.mark.integration
+
+WRITE_COUNTERS = "sum(tup_inserted), sum(tup_updated), sum(tup_deleted), sum(temp_files)"
+
+
+def pg_writes(helper: SandboxHelper) -> tuple[Any, ...]:
+    with helper.superuser() as c:
+        c.execute("SELECT pg_stat_force_next_flush()")
+        row = c.execute(f"SELECT {WRITE_COUNTERS} FROM pg_stat_database").fetchone()
+        assert row is not None
+        return tuple(row)
+
+
+def redis_write_calls(helper: SandboxHelper) -> dict[str, int]:
+    """Calls of every command Redis itself flags as a write (COMMAND INFO), from INFO commandstats."""
+    r = helper.redis()
+    try:
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in r.info("commandstats").items()}
+        writes = {}
+        for name, count in calls.items():
+            info = str(r.execute_command("COMMAND", "INFO", name))  # flags and ACL categories
+            if "'write'" in info or "@write" in info:
+                writes[name] = count
+        return writes
+    finally:
+        r.close()
+
+
+def test_smoke_suite_writes_nothing(healthy: SandboxHelper, tmp_path: Path) -> None:
+    pg_before, redis_before = pg_writes(healthy), redis_write_calls(healthy)
+    # the instruments work: the seed inserted rows, and the app's cache fills did SETs
+    assert pg_before[0] > 0, pg_before
+    assert redis_before.get("set", 0) > 0, redis_before
+    run = run_suite(healthy.inventory, tmp_path)
+    assert run.code == 0, run.output
+    # the suite's sessions ended with its process, so their statistics are flushed
+    assert pg_writes(healthy) == pg_before
+    assert redis_write_calls(healthy) == redis_before
+
+
+def test_probe_sessions_refuse_writes(healthy: SandboxHelper) -> None:
+    """Even a probe with a bug could not write: the session is read-only (default_transaction_read_only)."""
+    dsn = healthy.box.dsn("postgres")  # a superuser DSN, the worst case
+    with Connections() as conns, conns.postgres("pg", dsn, 3) as conn, pytest.raises(
+        psycopg.errors.ReadOnlySqlTransaction
+    ):
+        conn.execute("CREATE TABLE opsproof_must_not_exist (id int)")

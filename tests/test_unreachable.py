@@ -1,0 +1,88 @@
+"""Unreachable hosts and servers that never answer are failed checks with a reason — never a hang or a traceback."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import run_suite
+
+from opsproof.inventory import loads
+from opsproof.probes import ALL, Connections, Target
+from opsproof.sandbox.process import free_port
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener accepts TCP connections (the kernel completes the handshake) and never says a word."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(128)
+        yield s.getsockname()[1]
+
+
+def inventory_text(port: int, timeout: float) -> str:
+    return f"""
+environment: blackhole
+http:
+  api: {{url: "http://127.0.0.1:{port}", timeout_s: {timeout}}}
+tls:
+  api: {{host: 127.0.0.1, port: {port}, timeout_s: {timeout}}}
+postgres:
+  main:
+    dsn: "postgresql://opsproof:hunter2secret@127.0.0.1:{port}/app"
+    connect_timeout_s: {timeout}
+    rls_tables: [public.items]
+    extensions: [pg_trgm]
+    replicas: {{r1: {{dsn: "postgresql://opsproof:hunter2secret@127.0.0.1:{port}/app"}}}}
+redis:
+  cache: {{url: "redis://:hunter2secret@127.0.0.1:{port}/0", timeout_s: {timeout}, eviction_policy: allkeys-lru,
+           min_hit_rate: 0.5, queues: {{celery: 10}}}}
+prometheus:
+  main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout}}}
+alertmanager:
+  main: {{url: "http://127.0.0.1:{port}", receivers: [oncall], timeout_s: {timeout}}}
+"""
+
+
+@pytest.mark.parametrize("spec", ALL, ids=[s.check for s in ALL])
+def test_silent_server_fails_within_the_timeout(spec: object, silent_port: int) -> None:
+    inv = loads(inventory_text(silent_port, 1), "blackhole.yaml")
+    assert hasattr(spec, "kind")
+    name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
+    start = time.monotonic()
+    with Connections() as conns:
+        result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
+    elapsed = time.monotonic() - start
+    assert result.ok is False
+    assert result.target == f"{spec.kind}[{name}]"  # type: ignore[attr-defined]
+    assert "timed out" in result.observed.lower() or "timeout" in result.observed.lower(), result.observed
+    # bounded by the configured timeout (psycopg never waits less than 2 s for a connection), not a hang
+    assert elapsed < 6, f"{spec.check} took {elapsed:.1f} s"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", ALL, ids=[s.check for s in ALL])
+def test_refused_port_fails_with_a_reason(spec: object) -> None:
+    inv = loads(inventory_text(free_port(), 1), "refused.yaml")
+    name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
+    with Connections() as conns:
+        result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
+    assert result.ok is False
+    assert "refused" in result.observed.lower(), result.observed
+    assert result.explain().startswith(f"{spec.kind}[{name}]: ")  # type: ignore[attr-defined]
+    assert "unreachable (" in result.explain()
+
+
+def test_whole_suite_against_a_black_hole(silent_port: int, tmp_path: Path) -> None:
+    inventory = tmp_path / "blackhole.yaml"
+    inventory.write_text(inventory_text(silent_port, 1))
+    run = run_suite(inventory, tmp_path, timeout=120)
+    assert run.code == 1
+    assert "Traceback" not in run.output
+    assert "hunter2secret" not in run.output + run.junit
+    statuses = {r["outcome"] for r in run.records}
+    assert statuses == {"failed"}, statuses
+    assert len(run.records) == len(ALL)
