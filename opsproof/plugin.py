@@ -243,7 +243,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     state = _state(item.config)
-    if report.longrepr is not None and state.redact.secrets:
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, state.redact(reason))
+    elif report.longrepr is not None:
         report.longrepr = state.redact(str(report.longrepr))
     severity = _severity(item)
     res = item.stash.get(RESULT_KEY, None)

@@ -47,6 +47,18 @@ def test_healthy_sandbox_passes_every_check(healthy: SandboxHelper, tmp_path: Pa
     assert {r["check"] for r in run.records if r["outcome"] == "passed"} == ALL_CHECKS
 
 
+def test_no_verdict_is_a_skip_with_its_reason(healthy: SandboxHelper, tmp_path: Path) -> None:
+    """Too little data to judge is never a pass: the check is skipped, and says why."""
+    inventory = healthy.derive(tmp_path, {"redis.cache.min_lookups": 10**9})
+    run = run_suite(inventory, tmp_path, "-rs")
+    assert run.code == 0, run.output
+    rec = run.record("redis.hit_rate")
+    assert rec["outcome"] == "skipped" and rec["verdict"] == "no-data"
+    assert "redis[cache]: redis.hit_rate: no verdict — only " in run.output
+    assert "keyspace lookups since restart (need 1000000000)" in run.output
+    assert "<skipped" in run.junit
+
+
 def test_redis_stopped(healthy: SandboxHelper, tmp_path: Path) -> None:
     healthy.box.stop_service("redis")
     run = run_suite(healthy.inventory, tmp_path)
