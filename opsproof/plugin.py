@@ -218,6 +218,27 @@ def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
     return res
 
 
+ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    res = item.stash.get(RESULT_KEY, None)
+    if res is not None and item.config.getoption("allure_report_dir", None):
+        _attach_to_allure(res, _severity(item))  # in the call phase, so it lands on the test, not the fixture
+    return (yield)
+
+
+def _attach_to_allure(res: Result, severity: Severity | None) -> None:
+    """With allure-pytest active (--alluredir): the evidence as an attachment, the severity as its label."""
+    import allure
+
+    allure.dynamic.label("severity", ALLURE_SEVERITY[severity.value if severity else "medium"])  # type: ignore[no-untyped-call]
+    allure.dynamic.label("opsproof_check", res.check)  # type: ignore[no-untyped-call]
+    allure.attach(json.dumps(res.to_record(), indent=2, default=str, ensure_ascii=False),
+                  name=f"evidence {res.target}", attachment_type=allure.attachment_type.JSON)
+
+
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest) -> Inventory:
     """The inventory of the environment under test (the sandbox's when none was given)."""

@@ -171,3 +171,16 @@ def test_engine_tests_do_not_start_a_sandbox(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout
     assert "sandbox" not in done.stdout
+
+
+def test_allure_gets_evidence_and_severity(server: str, tmp_path: Path) -> None:
+    inventory = write(tmp_path, "environment: staging\nhttp:\n"
+                      f"  web: {{url: '{server}/degraded', ready: null, expect_json: {{status: ok}}}}\n")
+    run = run_suite(inventory, tmp_path, f"--alluredir={tmp_path / 'allure'}", suite="smoke/test_http.py")
+    assert run.code == 1
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    health = next(r for r in results if r["name"].startswith("test_health"))
+    assert {"name": "severity", "value": "blocker"} in health["labels"]
+    [attachment] = health["attachments"]
+    evidence = json.loads((tmp_path / "allure" / attachment["source"]).read_text())
+    assert evidence["observed"] == "GET /health → status='degraded'"
