@@ -184,3 +184,17 @@ def test_allure_gets_evidence_and_severity(server: str, tmp_path: Path) -> None:
     [attachment] = health["attachments"]
     evidence = json.loads((tmp_path / "allure" / attachment["source"]).read_text())
     assert evidence["observed"] == "GET /health → status='degraded'"
+
+
+def test_under_xdist_records_reach_the_controller(server: str, tmp_path: Path) -> None:
+    """pytest-xdist works too (each worker probes on demand); the controller writes the records."""
+    inventory = write(tmp_path, f"""
+environment: staging
+http:
+  api: {{url: "{server}/ok", expect_json: {{status: ok}}}}
+  web: {{url: "{server}/degraded", expect_json: {{status: ok}}}}
+""")
+    run = run_suite(inventory, tmp_path, "-n", "2", suite="smoke/test_http.py")
+    assert run.code == 1
+    assert run.failed == {"http.health@http[web]", "http.ready@http[web]"}
+    assert len(run.records) == 6
