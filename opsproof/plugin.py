@@ -256,8 +256,10 @@ def _severity(item: pytest.Item) -> Severity | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
-    if not hasattr(session.config, "workerinput"):
-        _state(session.config).prefetch(session.items)
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.collectonly or session.testsfailed:
+        return  # no probing for --collect-only, nor when collection failed (pytest will not run the tests)
+    _state(config).prefetch(session.items)
 
 
 @pytest.hookimpl(wrapper=True)

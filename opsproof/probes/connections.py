@@ -11,11 +11,13 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import psycopg
-import redis
+
+if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
+    import psycopg
+    import redis
 
 
 class Connections:
@@ -54,6 +56,8 @@ class Connections:
     @contextmanager
     def postgres(self, key: str, dsn: str, timeout_s: float) -> Iterator[psycopg.Connection[Any]]:
         """One read-only session per DSN, used by one probe at a time; a broken session is replaced."""
+        import psycopg
+
         with self._lock:
             lock, slot = self._pg.setdefault(key, (threading.Lock(), []))
         if not lock.acquire(timeout=timeout_s * 3):
@@ -74,6 +78,8 @@ class Connections:
 
     @staticmethod
     def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+        import psycopg
+
         ms = int(timeout_s * 1000)
         return psycopg.connect(
             dsn,
@@ -88,6 +94,8 @@ class Connections:
 
     # --- Redis ----------------------------------------------------------------------------------------
     def redis(self, key: str, url: str, timeout_s: float) -> redis.Redis:
+        import redis
+
         with self._lock:
             client = self._redis.get(key)
             if client is None:

@@ -7,9 +7,10 @@ session per target is reused (see :mod:`opsproof.probes.connections`).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psycopg import Connection
+if TYPE_CHECKING:
+    from psycopg import Connection
 
 from opsproof.inventory import Postgres
 from opsproof.probes.base import Target, probe

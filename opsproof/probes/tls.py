@@ -7,8 +7,6 @@ import socket
 import ssl
 import time
 
-from cryptography import x509
-
 from opsproof.inventory import TlsEndpoint
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
@@ -39,6 +37,8 @@ def _handshake(cfg: TlsEndpoint, context: ssl.SSLContext) -> bytes:
 )
 def expiry(target: Target[TlsEndpoint], conns: Connections) -> Result:
     """The served certificate does not expire within ``min_days``."""
+    from cryptography import x509
+
     cfg = target.config
     start = time.perf_counter()
     context = ssl.create_default_context()
