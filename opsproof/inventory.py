@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from opsproof.result import Severity
 
@@ -37,7 +37,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HttpService(_Model):
+class Retry(_Model):
+    """"Eventually" semantics: pass once the check passes ``consecutive`` times in a row within ``within_s``."""
+
+    within_s: float = Field(60, gt=0, le=3600)
+    consecutive: int = Field(1, ge=1, le=100)
+    interval_s: float = Field(2, gt=0, le=300)
+
+
+class _Entry(_Model):
+    """What every inventory entry may say about how its checks are judged."""
+
+    severity: Severity | None = None  # overrides the default severity of every check of this entry
+    retry: Retry | None = None
+    depends_on: list[str] = Field(default_factory=list, description="[postgres.main, redis.cache]")
+
+
+class HttpService(_Entry):
     """An HTTP service: `curl -f $URL/health`."""
 
     url: str = Field(pattern=r"^https?://[^\s/]+", description="https://api.example.com")
@@ -49,10 +65,9 @@ class HttpService(_Model):
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool | str = True  # or a path to a CA bundle
-    severity: Severity | None = None
 
 
-class TlsEndpoint(_Model):
+class TlsEndpoint(_Entry):
     """A TLS endpoint: `openssl s_client -connect HOST:PORT | openssl x509 -noout -enddate`."""
 
     host: str = Field(min_length=1)
@@ -61,7 +76,6 @@ class TlsEndpoint(_Model):
     min_days: int = Field(14, ge=0)
     ca_file: str | None = None  # trust this CA bundle instead of the system store
     timeout_s: float = Field(5, gt=0, le=300)
-    severity: Severity | None = None
 
 
 class Replica(_Model):
@@ -69,7 +83,7 @@ class Replica(_Model):
     max_lag_s: float = Field(30, ge=0)
 
 
-class Postgres(_Model):
+class Postgres(_Entry):
     """A PostgreSQL server: `pg_isready`, `SELECT count(*) FROM pg_stat_activity`, …"""
 
     dsn: str = Field(min_length=1, description="postgresql://user:${PGPASSWORD}@host:5432/db")
@@ -80,7 +94,6 @@ class Postgres(_Model):
     extensions: list[str] = Field(default_factory=list)
     replicas: dict[str, Replica] = Field(default_factory=dict)
     connect_timeout_s: float = Field(5, gt=0, le=300)
-    severity: Severity | None = None
 
     @field_validator("dsn")
     @classmethod
@@ -90,7 +103,7 @@ class Postgres(_Model):
         return v
 
 
-class Redis(_Model):
+class Redis(_Entry):
     """A Redis server: `redis-cli ping`, `redis-cli info memory`, `redis-cli llen QUEUE`."""
 
     url: str = Field(pattern=r"^(redis|rediss|unix)://", description="redis://:${REDIS_PASSWORD}@host:6379/0")
@@ -100,10 +113,9 @@ class Redis(_Model):
     min_lookups: int = Field(100, ge=0)  # below this many keyspace lookups the hit rate is "no data"
     queues: dict[str, int] = Field(default_factory=dict)  # list name -> ceiling for LLEN
     timeout_s: float = Field(5, gt=0, le=300)
-    severity: Severity | None = None
 
 
-class Prometheus(_Model):
+class Prometheus(_Entry):
     """A Prometheus server: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts`."""
 
     url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
@@ -112,21 +124,62 @@ class Prometheus(_Model):
     no_alerts_at_or_above: Severity | None = Severity.CRITICAL
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
-    severity: Severity | None = None
 
 
-class Alertmanager(_Model):
+class Alertmanager(_Entry):
     """An Alertmanager: `amtool config show`, `/api/v2/status`, `/api/v2/receivers`."""
 
     url: str = Field(pattern=r"^https?://[^\s/]+", description="http://alertmanager:9093")
     receivers: list[str] = Field(default_factory=list)
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
-    severity: Severity | None = None
 
 
-Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager"]
-KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager")
+class Deployment(_Model):
+    min_ready: int | None = Field(None, ge=0)  # default: the deployment's desired replicas
+    max_restarts: int = Field(0, ge=0)  # container restarts since the rollout
+    pending_grace_s: float = Field(120, ge=0)  # a pod may be Pending this long
+
+
+class Hpa(_Model):
+    min_replicas: int = Field(ge=0)  # the configuration the runbook states, e.g. 3–10
+    max_replicas: int = Field(ge=1)
+    allow_at_max: bool = False  # pinned at max is a finding unless allowed
+
+
+class Kubernetes(_Entry):
+    """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
+
+    namespace: str = Field(min_length=1)
+    context: str | None = None
+    kubeconfig: str | None = None
+    in_cluster: bool = False
+    deployments: dict[str, Deployment] = Field(default_factory=dict)
+    hpa: dict[str, Hpa] = Field(default_factory=dict)
+    certificates: list[str] = Field(default_factory=list)
+    certificate_min_days: int = Field(14, ge=0)
+    jobs: list[str] = Field(default_factory=list)
+    ingresses: list[str] = Field(default_factory=list)
+    max_warning_events: int = Field(0, ge=0)  # Warning events since the rollout
+    timeout_s: float = Field(10, gt=0, le=300)
+
+
+class Slo(_Entry):
+    """A service level read from Prometheus over a window (e.g. since the rollout)."""
+
+    prometheus: str = Field(min_length=1, description="the name of a prometheus entry, e.g. main")
+    selector: str = Field('job="app"', description='job="api"')  # PromQL label matchers, without braces
+    requests_metric: str = "http_requests_total"  # counter with a `status` label
+    duration_metric: str = "http_request_duration_seconds"  # histogram (…_bucket)
+    max_error_ratio: float = Field(0.01, ge=0, le=1)  # 5xx / all
+    max_p95_ms: float = Field(500, gt=0)
+    min_requests: int = Field(100, ge=0)  # fewer requests in the window is "no data", never a pass
+    no_data: Literal["fail", "skip"] = "fail"
+    max_regression: float = Field(1.5, ge=1)  # after/before ratio tolerated by the baseline comparison
+
+
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo"]
+KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo")
 
 
 class Inventory(_Model):
@@ -140,17 +193,34 @@ class Inventory(_Model):
     redis: dict[str, Redis] = Field(default_factory=dict)
     prometheus: dict[str, Prometheus] = Field(default_factory=dict)
     alertmanager: dict[str, Alertmanager] = Field(default_factory=dict)
+    kubernetes: dict[str, Kubernetes] = Field(default_factory=dict)
+    slo: dict[str, Slo] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="<inventory>")
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
-    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager")
+    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
             if not re.match(NAME, name):
                 raise ValueError(f"entry name {name!r} must be letters, digits, '_', '.', '-' (≤ 63)")
         return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Inventory:
+        for kind in KINDS:
+            for name, entry in self.targets(kind).items():
+                for ref in entry.depends_on:
+                    dep_kind, _, dep_name = ref.partition(".")
+                    if dep_kind not in KINDS or dep_name not in getattr(self, dep_kind):
+                        raise ValueError(f"{kind}.{name}.depends_on: {ref!r} is not an entry of this inventory "
+                                         "(write it as kind.name, e.g. postgres.main)")
+            if kind == "slo":
+                for name, slo in self.slo.items():
+                    if slo.prometheus not in self.prometheus:
+                        raise ValueError(f"slo.{name}.prometheus: no prometheus entry named {slo.prometheus!r}")
+        return self
 
     @property
     def source(self) -> str:
@@ -309,6 +379,11 @@ def _shown(value: Any) -> str:
 
 def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -> str:
     loc: Path_ = tuple(err["loc"])
+    msg = err["msg"]
+    cross = re.match(r"Value error, ([\w.-]+): (.*)$", msg) if not loc else None
+    if cross:  # a check across entries (model validator): its message names the key
+        loc = tuple(cross.group(1).split("."))
+        err = {**err, "msg": cross.group(2)}
     line = None
     probe = loc
     while line is None and probe:
@@ -318,6 +393,8 @@ def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -
     kind = err["type"]
     msg = err["msg"]
     fix = FIXES.get(kind, "correct the value")
+    if cross:
+        return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: name an existing entry."
     example = _field_description(loc)
     if example and kind in {"string_pattern_mismatch", "string_too_short", "value_error", "string_type"}:
         fix = f"write it like {example}"

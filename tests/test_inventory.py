@@ -105,7 +105,7 @@ def test_full_inventory_loads_with_typed_values() -> None:
     assert inv.environment == "staging"
     assert inv.production is True
     assert inv.count() == 6
-    assert all(len(inv.targets(kind)) == 1 for kind in KINDS)
+    assert all(len(inv.targets(kind)) == 1 for kind in KINDS if kind not in ("kubernetes", "slo"))
 
     api = inv.http["api"]
     assert api.url == "https://api.internal/v1"
@@ -308,7 +308,8 @@ def test_unknown_top_level_section_with_suggestion() -> None:
 
 def test_unknown_key_without_close_match_lists_known_keys() -> None:
     with pytest.raises(
-        InventoryError, match=r"^st\.yaml:2: tls\.w\.zzz: unknown key 'zzz'\. Fix: known keys here: ca_file, host, "
+        InventoryError,
+        match=r"^st\.yaml:2: tls\.w\.zzz: unknown key 'zzz'\. Fix: known keys here: ca_file, depends_on, host, ",
     ):
         loads("environment: st\ntls: {w: {host: h, zzz: 1}}\n", "st.yaml", {})
 
@@ -422,10 +423,10 @@ def test_key_with_newline_stays_on_one_line() -> None:
     message = _error('environment: st\n"a\\nb": 1\n"c\\td": 2\n')
     assert message.splitlines() == [
         "st.yaml: 2 problem(s) in the inventory:",
-        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, environment, http, postgres, "
-        "production, prometheus, redis, tls.",
-        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, environment, http, postgres, "
-        "production, prometheus, redis, tls.",
+        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, environment, http, kubernetes, "
+        "postgres, production, prometheus, redis, slo, tls.",
+        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, environment, http, kubernetes, "
+        "postgres, production, prometheus, redis, slo, tls.",
     ]
 
 
