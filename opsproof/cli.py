@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from opsproof.inventory import InventoryError, load
 from opsproof.sandbox.control import Sandbox
@@ -35,6 +36,25 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    from opsproof import baseline
+
+    inventory = load(args.inventory)
+    directory = Path(args.dir)
+    if args.action == "capture":
+        document = baseline.capture(inventory, args.label)
+        path = baseline.save(document, directory)
+        failing = [k for k, r in document["results"].items() if r["verdict"] != "pass"]
+        print(f"baseline {args.label!r} of {inventory.environment}: {len(document['results'])} checks → {path}")
+        if failing:
+            print(f"note: {len(failing)} check(s) were not passing at capture: {', '.join(failing)}")
+        return 0
+    before = baseline.load(args.label, directory)
+    changes = baseline.compare(before, baseline.capture(inventory, f"{args.label}-after"))
+    print(baseline.render(changes, args.label))
+    return 0 if all(c.ok for c in changes) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsproof", description="Operational verification and chaos suite.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
     va.add_argument("inventory")
     va.set_defaults(func=_validate)
+    bl = sub.add_parser("baseline", help="capture every check's observation before a maintenance window, or diff")
+    bl.add_argument("action", choices=["capture", "diff"])
+    bl.add_argument("--label", required=True, help="e.g. pre-maint")
+    bl.add_argument("--inventory", required=True)
+    bl.add_argument("--dir", default=str(Path("reports") / "baselines"), help="where baselines are kept")
+    bl.set_defaults(func=_baseline)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
-    except (InventoryError, SandboxError) as e:
+    except (InventoryError, SandboxError, FileNotFoundError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

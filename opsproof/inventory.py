@@ -9,6 +9,7 @@ secret, headers such as Authorization) are collected so that every output can ma
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -35,6 +36,17 @@ class InventoryError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_instant(text: str, now: float) -> float:
+    """``-15m`` / ``-90s`` / ``-2h`` relative to now, or an ISO 8601 time (UTC when no offset is given)."""
+    if text.startswith("-"):
+        unit = {"s": 1, "m": 60, "h": 3600}[text[-1]]
+        return now - float(text[1:-1]) * unit
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
 
 
 class Retry(_Model):
@@ -91,6 +103,7 @@ class Postgres(_Entry):
     max_query_s: float = Field(300, gt=0)
     min_cache_hit_ratio: float = Field(0.9, ge=0, le=1)
     rls_tables: list[str] = Field(default_factory=list)
+    count_tables: list[str] = Field(default_factory=list)  # row counts captured in baselines
     extensions: list[str] = Field(default_factory=list)
     replicas: dict[str, Replica] = Field(default_factory=dict)
     connect_timeout_s: float = Field(5, gt=0, le=300)
@@ -175,7 +188,33 @@ class Slo(_Entry):
     max_p95_ms: float = Field(500, gt=0)
     min_requests: int = Field(100, ge=0)  # fewer requests in the window is "no data", never a pass
     no_data: Literal["fail", "skip"] = "fail"
-    max_regression: float = Field(1.5, ge=1)  # after/before ratio tolerated by the baseline comparison
+    max_regression: float = Field(1.5, ge=1)  # p95 after / before tolerated by the canary comparison
+    significance: float = Field(0.01, gt=0, lt=1)  # p-value below which more errors after the deploy is a finding
+    # when the change landed: ISO 8601 (2026-11-27T10:00:00Z) or relative (-15m); usually "${DEPLOYED_AT}".
+    # The SLO window runs from it to now; the canary compares it with the same length of time before it.
+    deployed_at: str = Field("-10m", pattern=r"^(-\d+(\.\d+)?[smh]|\d{4}-\d\d-\d\dT.+)$", description="-15m")
+
+    @field_validator("deployed_at")
+    @classmethod
+    def _instant(cls, v: str) -> str:
+        try:
+            parse_instant(v, 0.0)
+        except ValueError:
+            raise ValueError("not a time: write 2026-11-27T10:00:00Z or -15m") from None
+        return v
+
+    _source: Prometheus | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Prometheus:
+        """The Prometheus entry this SLO is read from (resolved when the inventory is validated)."""
+        if self._source is None:
+            raise ValueError(f"slo entry not bound to a prometheus entry ({self.prometheus!r})")
+        return self._source
+
+    def window(self, now: float) -> tuple[float, float]:
+        """(start, end) of the window since the deploy, as Unix times."""
+        return parse_instant(self.deployed_at, now), now
 
 
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo"]
@@ -220,6 +259,7 @@ class Inventory(_Model):
                 for name, slo in self.slo.items():
                     if slo.prometheus not in self.prometheus:
                         raise ValueError(f"slo.{name}.prometheus: no prometheus entry named {slo.prometheus!r}")
+                    slo._source = self.prometheus[slo.prometheus]
         return self
 
     @property

@@ -4,6 +4,8 @@ A suite test declares the probe it verifies with ``@pytest.mark.check(probe)`` a
 the plugin parametrizes it over the inventory entries of the probe's kind (ids like ``redis[cache]``),
 runs every selected probe ahead of time in a thread pool (one client per target, so a run of 500 checks
 takes about as long as its slowest targets, not their sum), and records every result as a JSON line.
+What the results mean for the run (eventually/retry, blocked-by, waivers, the time budget, ``--fail-on``) is
+decided in :mod:`opsproof.governance`; this module only wires it into pytest.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from opsproof import baseline, governance
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import Connections, ProbeSpec, Target, run
 from opsproof.redact import Redactor
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 RESULT_KEY = pytest.StashKey[Result]()
 SEVERITY_KEY = pytest.StashKey[Severity]()
+VERDICT_KEY = pytest.StashKey[dict[str, Any]]()  # governance fields of the check's record (verdict, blocked_by…)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +47,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where every check's result is written as JSON lines (default: reports/results.jsonl)")
     group.addoption("--opsproof-concurrency", metavar="N", type=int, default=32,
                     help="probes run at once (default 32; 1 runs them one after another)")
+    group.addoption("--fail-on", metavar="SEVERITY", default="low", choices=[s.value for s in Severity],
+                    help="lowest severity of a failed check that fails the run: critical|high|medium|low "
+                    "(default low: any failed check fails the run)")
+    group.addoption("--waivers", metavar="FILE", default=None,
+                    help="YAML list of accepted findings: {check: PATTERN, reason, owner, ticket, expires: "
+                    "YYYY-MM-DD}; PATTERN matches check@target (redis.hit_rate@redis[cache]) or the test id")
+    group.addoption("--time-budget", metavar="SECONDS", type=float, default=None,
+                    help="time for the whole run: once spent, every unfinished check fails as timed out")
+    group.addoption("--baseline", metavar="LABEL|FILE", default=None,
+                    help="for checks/post_maintenance: the baseline captured before the window "
+                    "(`opsproof baseline capture --label LABEL`), by label (reports/baselines/LABEL.json) or path")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state, "opsproof-state")
     if config.getoption("inventory"):
         state.inventory()  # validate before collection; a broken file is a usage error, not a traceback
+    state.configure_governance()
 
 
 class State:
@@ -70,7 +87,27 @@ class State:
         self._lock = threading.Lock()
         self.not_configured = 0
         self.notes: list[str] = []
+        self.notes_at_end: list[str] = []  # e.g. the post-maintenance diff
         self.error: pytest.UsageError | None = None
+        self.budget = governance.Budget(config.getoption("time_budget"))
+        self.waivers = governance.Waivers()
+        self.gate = governance.Gate()
+        self.stopping = threading.Event()  # set once the time budget is spent: polling loops end
+        self._on_demand: ThreadPoolExecutor | None = None
+        self.reported: set[str] = set()  # check@target of every check this run reports (root causes among them)
+
+    def configure_governance(self) -> None:
+        """Validate --time-budget and the waivers file before collection (a usage error, like the inventory)."""
+        if self.budget.seconds is not None and not self.budget.seconds > 0:
+            raise pytest.UsageError(f"--time-budget {self.budget.seconds:g}: must be more than 0 seconds. "
+                                    "Fix: pass the run's time in seconds, e.g. --time-budget 120.")
+        path = self.config.getoption("waivers")
+        if path:
+            try:
+                self.waivers = governance.Waivers(governance.load_waivers(path))
+            except governance.WaiverError as e:
+                raise pytest.UsageError(str(e)) from None
+        self.gate = governance.Gate(Severity(self.config.getoption("fail_on")), self.budget, self.waivers.items)
 
     def inventory(self) -> Inventory:
         with self._lock:
@@ -99,36 +136,72 @@ class State:
         self.notes.append(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
         return str(path)
 
-    def probe(self, spec: ProbeSpec, target: Target[Any]) -> Result:
-        future = self.futures.get(f"{spec.check}:{target.id}")
-        result = future.result() if future is not None else run(spec, target, self.conns)
+    def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:
+        return governance.judge(spec, target, self.fetch, self.inventory(), self.budget, self.reported)
+
+    def fetch(self, spec: ProbeSpec, target: Target[Any]) -> Result:
+        """A probe's result, prefetched or run now; waits at most what is left of the time budget."""
+        if self.budget.exhausted():
+            self.expire()
+            raise governance.TimedOut
+        try:
+            result = self._future(spec, target).result(timeout=self.budget.remaining())
+        except (TimeoutError, CancelledError, governance.TimedOut):
+            self.expire()
+            raise governance.TimedOut from None
         return result.redacted(self.redact)
 
-    def prefetch(self, items: list[pytest.Item]) -> None:
+    def _future(self, spec: ProbeSpec, target: Target[Any]) -> Future[Result]:
+        key = f"{spec.check}:{target.id}"
+        if key not in self.futures:
+            if self.budget.seconds is not None:  # in a thread, so that waiting for it is bounded by the budget
+                if self._on_demand is None:
+                    self._on_demand = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsproof-on-demand")
+                self.futures[key] = self._on_demand.submit(self._job, spec, target)
+            else:
+                done: Future[Result] = Future()
+                self.futures[key] = done
+                try:
+                    done.set_result(self._job(spec, target))
+                except governance.TimedOut as e:
+                    done.set_exception(e)
+        return self.futures[key]
+
+    def _job(self, spec: ProbeSpec, target: Target[Any]) -> Result:
+        """Run a probe once, or until it passes as the entry's ``retry`` asks."""
+        retry = getattr(target.config, "retry", None)
+        attempt: Callable[[], Result] = lambda: run(spec, target, self.conns)  # noqa: E731
+        return attempt() if retry is None else governance.eventually(attempt, retry, wait=self.stopping.wait)
+
+    def expire(self) -> None:
+        """The time budget is spent: stop polling, cancel every probe not started; in-flight ones end on
+        their own timeouts."""
+        self.stopping.set()
+        for pool in (self.pool, self._on_demand):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def prefetch(self, jobs: list[tuple[ProbeSpec, Target[Any]]]) -> None:
         workers = max(1, self.config.getoption("opsproof_concurrency"))
-        if workers == 1:
-            return
-        jobs = []
-        for item in items:
-            spec, target = _spec_and_target(item)
-            if spec is not None and target is not None and spec.applies(target.config):
-                jobs.append((spec, target))
-        if not jobs:
+        if workers == 1 or not jobs:
             return
         self.pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="opsproof-probe")
         for spec, target in jobs:
             key = f"{spec.check}:{target.id}"
             if key not in self.futures:
-                self.futures[key] = self.pool.submit(run, spec, target, self.conns)
+                self.futures[key] = self.pool.submit(self._job, spec, target)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Write one JSON line per check (controller side, so it also works under pytest-xdist)."""
+        """Write one JSON line per check, and tell the gate (controller side, so it also works under xdist)."""
+        if hasattr(self.config, "workerinput"):
+            return
         props = dict(report.user_properties)
-        if "opsproof" not in props or hasattr(self.config, "workerinput"):
+        recorded = "opsproof" in props and (report.when == "call" or (report.when == "setup" and not report.passed))
+        record = {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props["opsproof"]))} \
+            if recorded else None
+        self.gate.observe(report.nodeid, report.when, report.outcome, record)
+        if record is None:
             return
-        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
-            return
-        record = {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props["opsproof"]))}
         if report.failed and "verdict" not in record and report.longrepr:
             record["message"] = str(report.longrepr).splitlines()[-1][:500]
         if self.record_file is None:
@@ -140,9 +213,15 @@ class State:
         self.record_file.write(self.redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
         self.record_file.flush()
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and not hasattr(self.config, "workerinput"):
+            self.gate.failed_collection(report.nodeid)
+
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.stopping.set()
+        for pool in (self.pool, self._on_demand):  # waits only for probes in flight, bounded by their timeouts
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self.conns.close()
         if self.record_file is not None:
             self.record_file.close()
@@ -213,9 +292,12 @@ def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
     """The result of the probe named by the test's ``check`` marker, for this test's target."""
     spec, _ = _spec_and_target(request.node)
     assert spec is not None, "the result fixture needs @pytest.mark.check(probe)"
-    res = _state(request.config).probe(spec, target)
-    request.node.stash[RESULT_KEY] = res
-    return res
+    judgement = _state(request.config).judge(spec, target)
+    request.node.stash[RESULT_KEY] = judgement.result
+    request.node.stash[VERDICT_KEY] = judgement.record()
+    if judgement.blocked is not None:
+        pytest.skip(judgement.blocked.reason)
+    return judgement.result
 
 
 ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor"}
@@ -245,6 +327,29 @@ def inventory(request: pytest.FixtureRequest) -> Inventory:
     return _state(request.config).inventory()
 
 
+@pytest.fixture(scope="session")
+def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> list[baseline.Change]:
+    """The environment now against the baseline given with --baseline (captured once per run), also written
+    as JSON beside the results and printed at the end of the run."""
+    label = request.config.getoption("baseline")
+    if not label:
+        pytest.fail("no --baseline given: capture one before the window with "
+                    "`opsproof baseline capture --label pre-maint --inventory …`, then pass --baseline pre-maint",
+                    pytrace=False)
+    try:
+        before = baseline.load(label)
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"))
+    state = _state(request.config)
+    state.notes_at_end.append(baseline.render(changes, before["label"]))
+    out = Path(request.config.getoption("opsproof_record")).with_name(f"baseline-diff-{before['label']}.json")
+    out = out if out.is_absolute() else request.config.rootpath / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(baseline.to_json(changes), indent=2, ensure_ascii=False) + "\n")
+    return changes
+
+
 def _severity(item: pytest.Item) -> Severity | None:
     spec, target = _spec_and_target(item)
     if spec is None:
@@ -257,9 +362,26 @@ def _severity(item: pytest.Item) -> Severity | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     config = session.config
-    if hasattr(config, "workerinput") or config.option.collectonly or session.testsfailed:
+    if config.option.collectonly or session.testsfailed:
         return  # no probing for --collect-only, nor when collection failed (pytest will not run the tests)
-    _state(config).prefetch(session.items)
+    state = _state(config)
+    checks = []
+    for item in session.items:
+        spec, target = _spec_and_target(item)
+        if spec is not None and target is not None and spec.applies(target.config):
+            checks.append((spec, target))
+    state.reported = {f"{spec.check}@{target.id}" for spec, target in checks}
+    if not hasattr(config, "workerinput"):  # an xdist worker probes on demand
+        state.prefetch(checks)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Once the time budget is spent, every remaining test fails at once (a check, through its result)."""
+    state = _state(item.config)
+    if state.budget.exhausted() and _severity(item) is None:
+        state.expire()
+        pytest.fail(state.budget.message, pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -279,10 +401,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record: dict[str, Any] = {"severity": severity.value if severity else None}
         if res is not None:
             record.update(res.to_record())
+            record.update(item.stash.get(VERDICT_KEY, {"verdict": res.verdict}))
+            if report.when == "call" and report.failed and record.get("verdict") != "timed-out":
+                record.update(_waive(report, state.waivers.decide(f"{res.check}@{res.target}", item.nodeid)))
         # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
         item.user_properties.append(("opsproof", state.redact(json.dumps(record, default=str))))
         report.user_properties = list(item.user_properties)
     return report
+
+
+def _waive(report: pytest.TestReport, decision: governance.WaiverDecision | None) -> dict[str, Any]:
+    """A failed check under a waiver: reported as xfailed while the waiver holds, failing loudly once expired."""
+    if decision is None:
+        return {}
+    if decision.expired:
+        report.longrepr = f"{report.longrepr}\n{decision.expired_message}: the failure counts again."
+    else:
+        report.outcome = "skipped"
+        report.wasxfail = decision.xfail_reason
+    return decision.record()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """--fail-on: a run that failed only through checks below the gate exits 0."""
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None and not hasattr(session.config, "workerinput"):
+        stopped = bool(session.shouldfail or session.shouldstop)  # -x/--maxfail: later checks never ran
+        session.exitstatus = state.gate.exit_status(int(session.exitstatus), stopped=stopped)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -300,6 +446,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state is not None and state.not_configured:
         terminalreporter.write_line(
             f"opsproof: {state.not_configured} check(s) deselected: not configured in this inventory")
+    if state is not None and not hasattr(config, "workerinput"):
+        for line, loud in state.gate.summary():
+            terminalreporter.write_line(line, red=loud, bold=loud)
+    for note in state.notes_at_end if state is not None else []:
+        terminalreporter.write_line(note)
     if state is not None and state.record_file is not None:
         terminalreporter.write_line(f"opsproof: results recorded in {state.record_file.name}")
 

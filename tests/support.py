@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,22 +39,47 @@ class SuiteRun:
     def failed_checks(self) -> set[str]:
         return {r["check"] for r in self.records if r["outcome"] == "failed"}
 
+    @property
+    def blocked(self) -> dict[str, str]:
+        """check → the target whose outage blocked it (reported as one root cause, not as its own failure)."""
+        return {r["check"]: r["blocked_by"] for r in self.records if r.get("verdict") == "blocked"}
+
     def record(self, check: str) -> dict[str, Any]:
         [found] = [r for r in self.records if r.get("check") == check]
         return found
 
 
-def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke", timeout: float = 120) -> SuiteRun:
+def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke", timeout: float = 120,
+              env: dict[str, str] | None = None) -> SuiteRun:
     out.mkdir(parents=True, exist_ok=True)
     record, junit = out / "results.jsonl", out / "junit.xml"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", suite, "--inventory", str(inventory), "--opsproof-record", str(record),
          f"--junitxml={junit}", "-p", "no:cacheprovider", "-q", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
     records = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return SuiteRun(done.returncode, done.stdout + done.stderr, records,
                     junit.read_text() if junit.exists() else "")
+
+
+def traffic(base_url: str, seconds: float, concurrency: int = 8) -> int:
+    """Real requests through the app for a while (GET /items/{id}, which reads through the cache)."""
+    deadline = time.monotonic() + seconds
+    count = [0] * concurrency
+
+    def worker(i: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=5) as client:
+            while time.monotonic() < deadline:
+                client.get(f"/items/{1 + (count[i] * concurrency + i) % 200}")
+                count[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 10)
+    return sum(count)
 
 
 class SandboxHelper:

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
+    import kubernetes
     import psycopg
     import redis
+
+    from opsproof.inventory import Kubernetes
 
 
 class Connections:
@@ -32,6 +35,7 @@ class Connections:
         self._pg: dict[str, tuple[threading.Lock, list[psycopg.Connection[Any]]]] = {}
         self._redis: dict[str, redis.Redis] = {}
         self._http: dict[str, httpx.Client] = {}
+        self._k8s: dict[str, tuple[threading.Lock, list[kubernetes.client.ApiClient]]] = {}
         self._http_transport = http_transport
         self._max_http = max_http_connections
 
@@ -112,6 +116,30 @@ class Connections:
                 self._redis[key] = client
             return client
 
+    # --- Kubernetes -----------------------------------------------------------------------------------
+    def kubernetes(self, key: str, cfg: Kubernetes) -> kubernetes.client.ApiClient:
+        """One API client per target (kubeconfig context or in-cluster service account), reused.
+
+        No urllib3 retries: the caller's ``_request_timeout`` bounds each call. The kubeconfig is never written
+        back (``persist_config=False``), even when a token is refreshed.
+        """
+        import kubernetes
+
+        with self._lock:
+            lock, slot = self._k8s.setdefault(key, (threading.Lock(), []))
+        with lock:  # loading a kubeconfig may run an exec plugin: not under the lock shared by every kind
+            if not slot:
+                conf = kubernetes.client.Configuration()
+                conf.retries = 0
+                if cfg.in_cluster:
+                    kubernetes.config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
+                    slot.append(kubernetes.client.ApiClient(conf))
+                else:
+                    slot.append(kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+                        config_file=cfg.kubeconfig, context=cfg.context, persist_config=False,
+                        client_configuration=conf))
+            return slot[0]
+
     def close(self) -> None:
         closers: list[Callable[[], object]] = []
         with self._lock:
@@ -119,7 +147,9 @@ class Connections:
                 closers.extend(c.close for c in slot)
             closers.extend(c.close for c in self._redis.values())
             closers.extend(c.close for c in self._http.values())
+            closers.extend(c.close for _lock, slot in self._k8s.values() for c in slot)
             self._pg.clear()
+            self._k8s.clear()
             self._redis.clear()
             self._http.clear()
         for close in closers:

@@ -186,3 +186,28 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
             seen.append(f"{name} lag {lag:.1f} s")
     return _result(target, "postgres.replica_lag", not problems, "; ".join(problems or seen),
                    "each replica within its lag ceiling", evidence, start)
+
+
+@probe("postgres.tables", "postgres", Severity.HIGH, "SELECT count(*) FROM <table>  -- for each listed table",
+       applies=lambda cfg: bool(cfg.count_tables), expected=lambda cfg: "every listed table readable")
+def tables(target: Target[Postgres], conns: Connections) -> Result:
+    """Every listed table exists and is readable; its row count is recorded (baselines compare it)."""
+    start = time.perf_counter()
+    rows: dict[str, int | None] = {}
+    problems: list[str] = []
+    for name in target.config.count_tables:
+        [(oid,)] = _query(target, conns, "SELECT to_regclass(%s)::oid", (name,))
+        if oid is None:
+            rows[name] = None
+            problems.append(f"{name}: table not found")
+            continue
+        [(count,)] = _query(target, conns, "SELECT count(*) FROM " + _quoted(name))
+        rows[name] = count
+    observed = "; ".join(problems) if problems else ", ".join(f"{n}: {c} rows" for n, c in rows.items())
+    return _result(target, "postgres.tables", not problems, observed,
+                   f"tables {', '.join(target.config.count_tables)} readable", {"rows": rows}, start)
+
+
+def _quoted(name: str) -> str:
+    """schema.table → "schema"."table" (identifiers quoted; the name was resolved by to_regclass first)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))

@@ -1,0 +1,49 @@
+"""Post-deploy gate, step 1: the rollout landed — the `kubectl` lines of the deploy runbook (read-only)."""
+
+import pytest
+
+from opsproof import verify
+from opsproof.probes import kubernetes
+from opsproof.result import Result
+
+
+@pytest.mark.check(kubernetes.rollout)
+def test_rollout_complete(result: Result) -> None:
+    """`kubectl rollout status deployment/api` — latest generation observed, every replica updated and available."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.pods)
+def test_pods_running(result: Result) -> None:
+    """`kubectl get pods -l app=api` — no CrashLoopBackOff, ImagePullBackOff, Error or stuck Pending; few restarts."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.hpa)
+def test_autoscaler(result: Result) -> None:
+    """`kubectl get hpa` — the runbook's min/max replicas, and not pinned at max."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.certificates)
+def test_certificates_ready(result: Result) -> None:
+    """`kubectl get certificate` — cert-manager certificates Ready and far from expiry."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.jobs)
+def test_migration_job_succeeded(result: Result) -> None:
+    """`kubectl get job db-migrate` — the migration Job completed and did not fail."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.ingresses)
+def test_ingress_has_address(result: Result) -> None:
+    """`kubectl get ingress` — each ingress has a load balancer address."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.events)
+def test_no_warning_events(result: Result) -> None:
+    """`kubectl get events --field-selector type=Warning` — no new Warning events since the rollout."""
+    verify(result)

@@ -1,0 +1,186 @@
+"""Service levels since a deploy, read from Prometheus: "error rate below baseline", "p95 < 300 ms".
+
+Every figure comes from PromQL over the window from the deploy (``deployed_at``) to now, evaluated by the
+Prometheus that scrapes the service. A window with fewer than ``min_requests`` requests is *no data* — never a
+pass. The canary checks compare that window with the same length of time just before the deploy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from opsproof.inventory import Slo
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+from opsproof.stats import compare_error_rates
+
+SEVERITY_RANK = {s.value: s.rank for s in Severity}
+
+
+def query(target: Target[Slo], conns: Connections, promql: str, at: float) -> list[dict[str, Any]]:
+    """An instant query at a Unix time; the result vector."""
+    prom = target.config.source
+    response = conns.http().get(prom.url.rstrip("/") + "/api/v1/query", params={"query": promql, "time": f"{at:.3f}"},
+                                headers=prom.headers, timeout=prom.timeout_s)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") != "success":
+        raise RuntimeError(f"PromQL error: {body.get('error', body)}")
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def scalar(target: Target[Slo], conns: Connections, promql: str, at: float) -> float | None:
+    vector = query(target, conns, promql, at)
+    if not vector:
+        return None
+    value = float(vector[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+class Window:
+    """Request, error and latency figures of one window ``[end - seconds, end]``."""
+
+    def __init__(self, target: Target[Slo], conns: Connections, end: float, seconds: int) -> None:
+        cfg = target.config
+        sel, rng = cfg.selector, f"[{seconds}s]"
+        self.end, self.seconds = end, seconds
+        self.requests = round(scalar(target, conns, f"sum(increase({cfg.requests_metric}{{{sel}}}{rng}))", end) or 0)
+        self.errors = round(scalar(
+            target, conns, f'sum(increase({cfg.requests_metric}{{{sel},status=~"5.."}}{rng}))', end) or 0)
+        p95 = scalar(target, conns, "histogram_quantile(0.95, sum by (le) "
+                     f"(increase({cfg.duration_metric}_bucket{{{sel}}}{rng})))", end)
+        self.p95_ms = None if p95 is None else p95 * 1000
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def evidence(self) -> dict[str, Any]:
+        return {"end": self.end, "seconds": self.seconds, "requests": self.requests, "errors": self.errors,
+                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1)}
+
+
+def _since_deploy(target: Target[Slo], conns: Connections) -> Window:
+    start, end = target.config.window(time.time())
+    return Window(target, conns, end, max(1, math.ceil(end - start)))
+
+
+def _before_deploy(target: Target[Slo], conns: Connections, after: Window) -> Window:
+    return Window(target, conns, after.end - after.seconds, after.seconds)
+
+
+def _no_data(target: Target[Slo], check: str, expected: str, window: Window, start: float) -> Result | None:
+    """The minimum-traffic guard: too few requests is "no data" (a skip, or a failure), never a pass."""
+    cfg = target.config
+    if window.requests >= cfg.min_requests:
+        return None
+    observed = (f"no data: {window.requests} requests in the {window.seconds} s since the deploy "
+                f"(need ≥ {cfg.min_requests} to judge)")
+    return Result(target.id, check, None if cfg.no_data == "skip" else False, observed, expected,
+                  {"window": window.evidence()}, time.perf_counter() - start)
+
+
+@probe("slo.error_ratio", "slo", Severity.CRITICAL, "error rate below the SLO since the deploy (5xx / all)",
+       expected=lambda cfg: f"≤ {cfg.max_error_ratio:.2%}")
+def error_ratio(target: Target[Slo], conns: Connections) -> Result:
+    """The share of 5xx answers since the deploy stays under the SLO."""
+    start = time.perf_counter()
+    cfg = target.config
+    expected = f"error ratio ≤ {cfg.max_error_ratio:.2%} with ≥ {cfg.min_requests} requests"
+    window = _since_deploy(target, conns)
+    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)) is not None:
+        return no_data
+    return Result(target.id, "slo.error_ratio", window.error_ratio <= cfg.max_error_ratio,
+                  f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
+                  f"{window.seconds} s since the deploy)", expected, {"window": window.evidence()},
+                  time.perf_counter() - start)
+
+
+@probe("slo.latency_p95", "slo", Severity.HIGH, "p95 latency below the SLO since the deploy (histogram_quantile)",
+       expected=lambda cfg: f"p95 ≤ {cfg.max_p95_ms:.0f} ms")
+def latency_p95(target: Target[Slo], conns: Connections) -> Result:
+    """The 95th percentile of request latency since the deploy, from the histogram, stays under the SLO."""
+    start = time.perf_counter()
+    cfg = target.config
+    expected = f"p95 ≤ {cfg.max_p95_ms:.0f} ms with ≥ {cfg.min_requests} requests"
+    window = _since_deploy(target, conns)
+    if (no_data := _no_data(target, "slo.latency_p95", expected, window, start)) is not None:
+        return no_data
+    p95 = window.p95_ms if window.p95_ms is not None else math.inf
+    return Result(target.id, "slo.latency_p95", p95 <= cfg.max_p95_ms,
+                  f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds} s since the deploy",
+                  expected, {"window": window.evidence()}, time.perf_counter() - start)
+
+
+@probe("slo.new_alerts", "slo", Severity.CRITICAL,
+       "no new critical alert since the deploy (max_over_time(ALERTS{alertstate=\"firing\"}[…]))",
+       expected=lambda cfg: "no alert at or above the threshold started firing since the deploy")
+def new_alerts(target: Target[Slo], conns: Connections) -> Result:
+    """No alert at or above the Prometheus entry's threshold started firing since the deploy (even if resolved)."""
+    start = time.perf_counter()
+    threshold = target.config.source.no_alerts_at_or_above or Severity.CRITICAL
+    since, end = target.config.window(time.time())
+    seconds = max(1, math.ceil(end - since))
+
+    def severe(vector: list[dict[str, Any]]) -> dict[str, str]:
+        return {v["metric"].get("alertname", "?"): v["metric"].get("severity", "?") for v in vector
+                if SEVERITY_RANK.get(str(v["metric"].get("severity", "")).lower(), 0) >= threshold.rank}
+
+    during = severe(query(target, conns, f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end))
+    before = severe(query(target, conns, 'ALERTS{alertstate="firing"}', since))
+    new = {name: sev for name, sev in during.items() if name not in before}
+    expected = f"no alert at severity ≥ {threshold} newly firing since the deploy"
+    observed = (f"{len(new)} fired since the deploy: " + ", ".join(f"{n} ({s})" for n, s in sorted(new.items()))
+                if new else f"none in the {seconds} s since the deploy"
+                + (f" (already firing before it: {', '.join(sorted(before))})" if before else ""))
+    return Result(target.id, "slo.new_alerts", not new, observed, expected,
+                  {"new": new, "firing_before": before, "window_s": seconds}, time.perf_counter() - start)
+
+
+@probe("slo.canary_errors", "slo", Severity.HIGH, "error rate after the deploy not above the same window before it",
+       expected=lambda cfg: f"no significant increase (p ≥ {cfg.significance:g})")
+def canary_errors(target: Target[Slo], conns: Connections) -> Result:
+    """More errors after the deploy than before, beyond chance? An exact test that copes with sparse counts."""
+    start = time.perf_counter()
+    cfg = target.config
+    expected = f"no significant increase of the error ratio (one-sided p ≥ {cfg.significance:g})"
+    after = _since_deploy(target, conns)
+    if (no_data := _no_data(target, "slo.canary_errors", expected, after, start)) is not None:
+        return no_data
+    before = _before_deploy(target, conns, after)
+    if before.requests < cfg.min_requests:
+        return Result(target.id, "slo.canary_errors", None if cfg.no_data == "skip" else False,
+                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
+                      f"(need ≥ {cfg.min_requests} to compare)", expected,
+                      {"before": before.evidence(), "after": after.evidence()}, time.perf_counter() - start)
+    comparison = compare_error_rates(before.errors, before.requests, after.errors, after.requests)
+    worse = comparison.p_value < cfg.significance and comparison.ratio_after > comparison.ratio_before
+    return Result(target.id, "slo.canary_errors", not worse, comparison.explain(), expected,
+                  {"before": before.evidence(), "after": after.evidence(), "p_value": comparison.p_value,
+                   "test": "exact conditional binomial (Poisson rates)"}, time.perf_counter() - start)
+
+
+@probe("slo.canary_latency", "slo", Severity.HIGH, "p95 after the deploy not above the same window before it",
+       expected=lambda cfg: f"p95 after ≤ {cfg.max_regression:g} × p95 before")
+def canary_latency(target: Target[Slo], conns: Connections) -> Result:
+    """p95 latency after the deploy compared with the same length of time before it."""
+    start = time.perf_counter()
+    cfg = target.config
+    expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before"
+    after = _since_deploy(target, conns)
+    if (no_data := _no_data(target, "slo.canary_latency", expected, after, start)) is not None:
+        return no_data
+    before = _before_deploy(target, conns, after)
+    evidence = {"before": before.evidence(), "after": after.evidence()}
+    if before.requests < cfg.min_requests or before.p95_ms is None or after.p95_ms is None:
+        return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
+                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
+                      f"(need ≥ {cfg.min_requests} to compare)", expected, evidence, time.perf_counter() - start)
+    factor = after.p95_ms / before.p95_ms if before.p95_ms > 0 else math.inf
+    return Result(target.id, "slo.canary_latency", factor <= cfg.max_regression,
+                  f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f})", expected,
+                  {**evidence, "factor": round(factor, 3)}, time.perf_counter() - start)
