@@ -54,6 +54,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("replication lag", "postgres.replica_lag",
            lambda e: {name: float(v["lag_s"]) for name, v in e.items()
                       if isinstance(v, dict) and v.get("lag_s") is not None}, "higher", 5.0, " s"),
+    Metric("backup age", "backups.recent", lambda e: {"": float(e["age_h"])} if "age_h" in e else {}, "higher",
+           24.0, " h"),
     Metric("row count", "postgres.tables",
            lambda e: {name: float(n) for name, n in (e.get("rows") or {}).items() if n is not None}, "lower", 0.0),
 )

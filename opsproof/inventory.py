@@ -217,8 +217,18 @@ class Slo(_Entry):
         return parse_instant(self.deployed_at, now), now
 
 
-Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo"]
-KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo")
+class Backups(_Entry):
+    """Where a datastore's backups land: "verify backups are recent" (`ls -lt /backups | head`)."""
+
+    directory: str = Field(min_length=1, description="/var/backups/postgres")
+    pattern: str = Field("*", min_length=1, description="apex_full_*.sql.gz")
+    max_age_h: float = Field(24, gt=0)  # the RPO the runbook promises
+    min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
+
+
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
+KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
+                           "backups")
 
 
 class Inventory(_Model):
@@ -234,11 +244,12 @@ class Inventory(_Model):
     alertmanager: dict[str, Alertmanager] = Field(default_factory=dict)
     kubernetes: dict[str, Kubernetes] = Field(default_factory=dict)
     slo: dict[str, Slo] = Field(default_factory=dict)
+    backups: dict[str, Backups] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="<inventory>")
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
-    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo")
+    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:

@@ -105,7 +105,7 @@ def test_full_inventory_loads_with_typed_values() -> None:
     assert inv.environment == "staging"
     assert inv.production is True
     assert inv.count() == 6
-    assert all(len(inv.targets(kind)) == 1 for kind in KINDS if kind not in ("kubernetes", "slo"))
+    assert all(len(inv.targets(kind)) == 1 for kind in KINDS if kind not in ("kubernetes", "slo", "backups"))
 
     api = inv.http["api"]
     assert api.url == "https://api.internal/v1"
@@ -423,10 +423,10 @@ def test_key_with_newline_stays_on_one_line() -> None:
     message = _error('environment: st\n"a\\nb": 1\n"c\\td": 2\n')
     assert message.splitlines() == [
         "st.yaml: 2 problem(s) in the inventory:",
-        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, environment, http, kubernetes, "
-        "postgres, production, prometheus, redis, slo, tls.",
-        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, environment, http, kubernetes, "
-        "postgres, production, prometheus, redis, slo, tls.",
+        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, backups, environment, http, "
+        "kubernetes, postgres, production, prometheus, redis, slo, tls.",
+        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, backups, environment, http, "
+        "kubernetes, postgres, production, prometheus, redis, slo, tls.",
     ]
 
 

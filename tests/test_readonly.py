@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from support import SandboxHelper, run_suite
+from support import SandboxHelper, run_suite, traffic
 
 from opsproof.probes import Connections
 
@@ -40,6 +40,9 @@ def redis_write_calls(helper: SandboxHelper) -> dict[str, int]:
 
 
 def test_smoke_suite_writes_nothing(healthy: SandboxHelper, tmp_path: Path) -> None:
+    with healthy.redis() as r:
+        r.flushall()  # so that the traffic below misses the cache and the app writes (SET) for real
+    traffic(healthy.box.url("app"), 1)
     pg_before, redis_before = pg_writes(healthy), redis_write_calls(healthy)
     # the instruments work: the seed inserted rows, and the app's cache fills did SETs
     assert pg_before[0] > 0, pg_before

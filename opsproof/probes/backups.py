@@ -1,0 +1,43 @@
+"""Backups: "verify backups are recent" — `ls -lt /var/backups/postgres/apex_full_*.sql.gz | head -1`.
+
+Reads file metadata only (never the files' contents: restoring them is the DR drill's job).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from opsproof.inventory import Backups
+from opsproof.probes.base import Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Result, Severity
+
+
+@probe("backups.recent", "backups", Severity.HIGH, "ls -lt $BACKUP_DIR/$PATTERN | head -1",
+       expected=lambda cfg: f"a backup newer than {cfg.max_age_h:g} h")
+def recent(target: Target[Backups], conns: Connections) -> Result:
+    """The newest backup matching the pattern is younger than the RPO and not empty."""
+    start = time.perf_counter()
+    cfg = target.config
+    where = f"{cfg.pattern} in {cfg.directory}"
+    expected = f"newest {where} younger than {cfg.max_age_h:g} h and ≥ {cfg.min_size_bytes} bytes"
+    directory = Path(cfg.directory)
+    if not directory.is_dir():
+        return Result(target.id, "backups.recent", False, f"{cfg.directory} is not a readable directory", expected,
+                      {}, time.perf_counter() - start)
+    files = [(p.stat(), p) for p in directory.glob(cfg.pattern) if p.is_file()]
+    if not files:
+        return Result(target.id, "backups.recent", False, f"no file matching {where}", expected,
+                      {"directory": cfg.directory, "pattern": cfg.pattern}, time.perf_counter() - start)
+    stat, newest = max(files, key=lambda f: f[0].st_mtime)
+    age_h = (time.time() - stat.st_mtime) / 3600
+    evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": stat.st_size, "count": len(files)}
+    problems = []
+    if age_h > cfg.max_age_h:
+        problems.append(f"newest {newest.name} is {age_h:.1f} h old")
+    if stat.st_size < cfg.min_size_bytes:
+        problems.append(f"newest {newest.name} is {stat.st_size} bytes")
+    observed = "; ".join(problems) or f"newest {newest.name}: {age_h:.1f} h old, {stat.st_size} bytes"
+    return Result(target.id, "backups.recent", not problems, observed, expected, evidence,
+                  time.perf_counter() - start)

@@ -1,0 +1,77 @@
+"""The backup freshness check against real files on disk."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from support import run_suite
+
+from opsproof.inventory import Backups
+from opsproof.probes import Connections, Target
+from opsproof.probes.backups import recent
+
+
+def backup(directory: Path, name: str, hours_old: float, size: int = 1024) -> Path:
+    path = directory / name
+    path.write_bytes(b"\x1f\x8b" + b"x" * (size - 2) if size >= 2 else b"")
+    stamp = time.time() - hours_old * 3600
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def check(directory: Path, **settings: object) -> str:
+    cfg = Backups(directory=str(directory), pattern="apex_full_*.sql.gz", max_age_h=24, **settings)  # type: ignore[arg-type]
+    with Connections() as conns:
+        result = recent(Target("backups", "db", cfg), conns)
+    return ("PASS " if result.ok else "FAIL ") + result.explain()
+
+
+def test_a_recent_backup_passes(tmp_path: Path) -> None:
+    backup(tmp_path, "apex_full_20261125.sql.gz", hours_old=50)
+    backup(tmp_path, "apex_full_20261127.sql.gz", hours_old=2)
+    backup(tmp_path, "other_20261127.sql.gz", hours_old=0)  # not matching the pattern
+    assert check(tmp_path).startswith("PASS backups[db]: newest apex_full_20261127.sql.gz: 2.0 h old, 1024 bytes")
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([("apex_full_1.sql.gz", 30.0, 1024)],
+         "FAIL backups[db]: newest apex_full_1.sql.gz is 30.0 h old, expected newest apex_full_*.sql.gz in {d} "
+         "younger than 24 h and ≥ 1 bytes"),
+        ([("apex_full_1.sql.gz", 1.0, 0)], "FAIL backups[db]: newest apex_full_1.sql.gz is 0 bytes, expected "),
+        ([("other.sql.gz", 1.0, 1024)], "FAIL backups[db]: no file matching apex_full_*.sql.gz in {d}, expected "),
+    ],
+    ids=["older-than-rpo", "empty", "none-matching"],
+)
+def test_stale_empty_or_missing_backups_fail(tmp_path: Path, files: list[tuple[str, float, int]],
+                                             message: str) -> None:
+    for name, age, size in files:
+        backup(tmp_path, name, age, size)
+    assert check(tmp_path).startswith(message.format(d=tmp_path))
+
+
+def test_a_missing_directory_fails(tmp_path: Path) -> None:
+    assert check(tmp_path / "nope") == (
+        f"FAIL backups[db]: {tmp_path / 'nope'} is not a readable directory, expected newest apex_full_*.sql.gz in "
+        f"{tmp_path / 'nope'} younger than 24 h and ≥ 1 bytes")
+
+
+def test_as_a_suite(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    (tmp_path / "cache").mkdir()
+    backup(tmp_path / "db", "apex_full_1.sql.gz", hours_old=1)
+    backup(tmp_path / "cache", "dump.rdb", hours_old=48)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"""environment: prod
+backups:
+  db: {{directory: "{tmp_path / 'db'}", pattern: "apex_full_*.sql.gz", max_age_h: 24}}
+  cache: {{directory: "{tmp_path / 'cache'}", pattern: "*.rdb", max_age_h: 24}}
+""")
+    run = run_suite(inventory, tmp_path / "out", suite="checks/post_maintenance/test_30_backups.py")
+    assert run.code == 1
+    assert run.failed == {"backups.recent@backups[cache]"}
+    assert "backups[cache]: newest dump.rdb is 48.0 h old" in run.output
