@@ -125,3 +125,22 @@ def test_cli_up_status_down(state_dir: Path) -> None:
     assert down.returncode == 0
     assert "no process left" in down.stdout
     assert_nothing_left(pids, state_dir)
+
+
+def test_port_reservations_are_shared_between_processes(tmp_path: Path) -> None:
+    """Two sandboxes starting at once (xdist workers) must not pick the same port: a lock file holds the pid."""
+    from opsproof.sandbox.process import _reserve
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        held = tmp_path / "21001"
+        held.write_text(str(live.pid))
+        assert not _reserve(held)  # another live process holds it
+        stale = tmp_path / "21002"
+        stale.write_text("999999999")  # no such process
+        assert _reserve(stale)
+        assert stale.read_text() == str(os.getpid())
+        assert not _reserve(stale)  # ours already: not handed out twice
+    finally:
+        live.kill()
+        live.wait()

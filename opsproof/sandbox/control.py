@@ -98,8 +98,16 @@ class Sandbox:
     def start_service(self, name: str) -> None:
         spec, ready = self._spec(name)
         self.sup.start(spec)
+
+        def up() -> bool:
+            # our process must be the one answering: a service that died (say, its port was taken) while
+            # something else answers on that port must not pass for ready
+            if not self.sup.alive(name):
+                raise SandboxError(f"{name} exited during start")
+            return ready()
+
         try:
-            wait_for(ready, START_TIMEOUT, f"{name} did not become ready")
+            wait_for(up, START_TIMEOUT, f"{name} did not become ready", fail_fast=SandboxError)
         except SandboxError as e:
             tail = self.sup.log_tail(name)
             raise SandboxError(f"{e}; last lines of {self.sup.log_dir / (name + '.log')}:\n{tail}") from None

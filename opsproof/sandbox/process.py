@@ -41,25 +41,43 @@ def find_binary(name: str, package: str, extra_dirs: Sequence[str] = ()) -> str:
     return found
 
 
-_TAKEN: set[int] = set()
+_LOCKS = Path("/tmp") / f"opsproof-ports-{os.getuid()}"
 
 
 def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range (32768+ here), so that no outgoing
-    connection can grab it between the moment it is chosen and the moment its service binds it."""
+    """A free loopback port below the kernel's ephemeral range (32768+ here), so that no outgoing connection can
+    grab it between the moment it is chosen and the moment its service binds it; reserved with a lock file holding
+    our pid, so that two sandboxes starting at once (pytest-xdist workers) never pick the same one."""
+    _LOCKS.mkdir(mode=0o700, exist_ok=True)
     rng = random.Random()
     for _ in range(2000):
         port = rng.randrange(20000, 32000)
-        if port in _TAKEN:
-            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _TAKEN.add(port)
-        return port
+        if _reserve(_LOCKS / str(port)):
+            return port
     raise SandboxError("no free loopback port between 20000 and 32000")
+
+
+def _reserve(lock: Path) -> bool:
+    """Take the lock file, or reclaim it from a process that no longer exists."""
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            owner = int(lock.read_text() or 0)
+        except (OSError, ValueError):
+            return False
+        if owner == os.getpid() or _start_time(owner) is not None:
+            return False  # ours already, or held by a live process
+        lock.unlink(missing_ok=True)
+        return _reserve(lock)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
@@ -70,15 +88,18 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll until ``predicate()`` is true; past the deadline raise, saying what is still not true."""
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05,
+             fail_fast: type[Exception] | None = None) -> None:
+    """Poll until ``predicate()`` is true; past the deadline raise, saying what is still not true.
+    An exception of type ``fail_fast`` from the predicate ends the wait at once."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if predicate():
                 return
-        except Exception:  # the thing polled is not up yet; the deadline decides
-            pass
+        except Exception as e:  # the thing polled is not up yet; the deadline decides
+            if fail_fast is not None and isinstance(e, fail_fast):
+                raise
         if time.monotonic() >= deadline:
             raise SandboxError(f"{what} within {timeout:g} s")
         time.sleep(interval)
