@@ -84,6 +84,22 @@ def _no_data(target: Target[Slo], check: str, expected: str, window: Window, sta
                   {"window": window.evidence()}, time.perf_counter() - start)
 
 
+def _before_and_after(target: Target[Slo], conns: Connections, check: str, expected: str,
+                      start: float) -> tuple[Window, Window] | Result:
+    """The windows after and before the deploy, or a no-data result when either has too few requests."""
+    cfg = target.config
+    after = _since_deploy(target, conns)
+    if (no_data := _no_data(target, check, expected, after, start)) is not None:
+        return no_data
+    before = _before_deploy(target, conns, after)
+    if before.requests < cfg.min_requests:
+        return Result(target.id, check, None if cfg.no_data == "skip" else False,
+                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
+                      f"(need ≥ {cfg.min_requests} to compare)", expected,
+                      {"before": before.evidence(), "after": after.evidence()}, time.perf_counter() - start)
+    return before, after
+
+
 @probe("slo.error_ratio", "slo", Severity.CRITICAL, "error rate below the SLO since the deploy (5xx / all)",
        expected=lambda cfg: f"≤ {cfg.max_error_ratio:.2%}")
 def error_ratio(target: Target[Slo], conns: Connections) -> Result:
@@ -148,15 +164,10 @@ def canary_errors(target: Target[Slo], conns: Connections) -> Result:
     start = time.perf_counter()
     cfg = target.config
     expected = f"no significant increase of the error ratio (one-sided p ≥ {cfg.significance:g})"
-    after = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.canary_errors", expected, after, start)) is not None:
-        return no_data
-    before = _before_deploy(target, conns, after)
-    if before.requests < cfg.min_requests:
-        return Result(target.id, "slo.canary_errors", None if cfg.no_data == "skip" else False,
-                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
-                      f"(need ≥ {cfg.min_requests} to compare)", expected,
-                      {"before": before.evidence(), "after": after.evidence()}, time.perf_counter() - start)
+    windows = _before_and_after(target, conns, "slo.canary_errors", expected, start)
+    if isinstance(windows, Result):
+        return windows
+    before, after = windows
     comparison = compare_error_rates(before.errors, before.requests, after.errors, after.requests)
     worse = comparison.p_value < cfg.significance and comparison.ratio_after > comparison.ratio_before
     return Result(target.id, "slo.canary_errors", not worse, comparison.explain(), expected,
@@ -171,15 +182,14 @@ def canary_latency(target: Target[Slo], conns: Connections) -> Result:
     start = time.perf_counter()
     cfg = target.config
     expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before"
-    after = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.canary_latency", expected, after, start)) is not None:
-        return no_data
-    before = _before_deploy(target, conns, after)
+    windows = _before_and_after(target, conns, "slo.canary_latency", expected, start)
+    if isinstance(windows, Result):
+        return windows
+    before, after = windows
     evidence = {"before": before.evidence(), "after": after.evidence()}
-    if before.requests < cfg.min_requests or before.p95_ms is None or after.p95_ms is None:
+    if before.p95_ms is None or after.p95_ms is None:  # a histogram without observations
         return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
-                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
-                      f"(need ≥ {cfg.min_requests} to compare)", expected, evidence, time.perf_counter() - start)
+                      "no data: no latency observations to compare", expected, evidence, time.perf_counter() - start)
     factor = after.p95_ms / before.p95_ms if before.p95_ms > 0 else math.inf
     return Result(target.id, "slo.canary_latency", factor <= cfg.max_regression,
                   f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f})", expected,
