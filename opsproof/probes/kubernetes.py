@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,6 +133,37 @@ def _result(target: Target[Kubernetes], check: str, problems: list[str], fine: l
             evidence: dict[str, Any], start: float) -> Result:
     return Result(target.id, check, not problems, "; ".join(problems or fine), expected, evidence,
                   time.perf_counter() - start)
+
+
+@dataclass
+class Findings:
+    """What a check found, object by object: problems, what is fine, and evidence per object."""
+
+    ns: Namespace
+    problems: list[str] = field(default_factory=list)
+    fine: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def listed(self, kind: str, names: Iterable[str]) -> Iterator[tuple[str, Obj]]:
+        """The listed objects of a kind that exist (one LIST); each missing one is recorded as a problem."""
+        found = self.ns.by_name(kind)
+        for name in names:
+            obj = found.get(name)
+            if obj is None:
+                self.problems.append(_missing(kind, name, self.ns))
+                self.evidence[name] = {"found": False}
+            else:
+                yield name, obj
+
+    def judge(self, label: str, found: list[str], fine: str) -> None:
+        """Record one object's verdict: its problems (``label: a, b``) or what is fine about it."""
+        if found:
+            self.problems.append(f"{label}: " + ", ".join(found))
+        else:
+            self.fine.append(fine)
+
+    def result(self, target: Target[Kubernetes], check: str, expected: str, start: float) -> Result:
+        return _result(target, check, self.problems, self.fine, expected, self.evidence, start)
 
 
 def _current_replicaset(dep: Obj, replicasets: list[Obj]) -> Obj | None:
@@ -299,21 +332,13 @@ def _hpa_expected(cfg: Kubernetes) -> str:
 def hpa(target: Target[Kubernetes], conns: Connections) -> Result:
     """`kubectl get hpa` — each listed autoscaler (autoscaling/v2) has the runbook's min/max and room to scale."""
     start = time.perf_counter()
-    ns = Namespace(target, conns)
-    problems: list[str] = []
-    fine: list[str] = []
-    evidence: dict[str, Any] = {}
-    found_hpas = ns.by_name("hpa")
-    for name, want in target.config.hpa.items():
-        obj = found_hpas.get(name)
-        if obj is None:
-            problems.append(_missing("hpa", name, ns))
-            evidence[name] = {"found": False}
-            continue
+    f = Findings(Namespace(target, conns))
+    for name, obj in f.listed("hpa", target.config.hpa):
+        want = target.config.hpa[name]
         low, high = _at(obj, "spec", "minReplicas", default=1), _at(obj, "spec", "maxReplicas", default=0)
         current = _at(obj, "status", "currentReplicas", default=0)
-        evidence[name] = {"minReplicas": low, "maxReplicas": high, "currentReplicas": current,
-                          "desiredReplicas": _at(obj, "status", "desiredReplicas")}
+        f.evidence[name] = {"minReplicas": low, "maxReplicas": high, "currentReplicas": current,
+                            "desiredReplicas": _at(obj, "status", "desiredReplicas")}
         found: list[str] = []
         if (low, high) != (want.min_replicas, want.max_replicas):
             found.append(f"{low}–{high} replicas configured, runbook says {want.min_replicas}–{want.max_replicas}")
@@ -321,11 +346,8 @@ def hpa(target: Target[Kubernetes], conns: Connections) -> Result:
             found.append(f"{current} current replicas, outside {low}–{high}")
         elif current >= high and not want.allow_at_max:
             found.append(f"pinned at maxReplicas ({current} of {high})")
-        if found:
-            problems.append(f"hpa {name}: " + ", ".join(found))
-        else:
-            fine.append(f"hpa {name}: {current} replicas within {low}–{high}")
-    return _result(target, "kubernetes.hpa", problems, fine, _hpa_expected(target.config), evidence, start)
+        f.judge(f"hpa {name}", found, f"hpa {name}: {current} replicas within {low}–{high}")
+    return f.result(target, "kubernetes.hpa", _hpa_expected(target.config), start)
 
 
 # --- kubectl get certificate -----------------------------------------------------------------------------
@@ -339,24 +361,15 @@ def _certs_expected(cfg: Kubernetes) -> str:
 def certificates(target: Target[Kubernetes], conns: Connections) -> Result:
     """`kubectl get certificate` — each listed cert-manager Certificate is Ready and not about to expire."""
     start = time.perf_counter()
-    ns = Namespace(target, conns)
+    f = Findings(Namespace(target, conns))
     now = datetime.now(UTC)
     min_days = target.config.certificate_min_days
-    problems: list[str] = []
-    fine: list[str] = []
-    evidence: dict[str, Any] = {}
-    found_certs = ns.by_name("certificate")
-    for name in target.config.certificates:
-        cert = found_certs.get(name)
-        if cert is None:
-            problems.append(_missing("certificate", name, ns))
-            evidence[name] = {"found": False}
-            continue
+    for name, cert in f.listed("certificate", target.config.certificates):
         ready, not_after = _condition(cert, "Ready"), _at(cert, "status", "notAfter")
         end = _time(not_after)
         days = None if end is None else (end - now).total_seconds() / 86400
-        evidence[name] = {"ready": ready.get("status"), "reason": ready.get("reason"), "notAfter": not_after,
-                          "days_left": None if days is None else round(days, 1)}
+        f.evidence[name] = {"ready": ready.get("status"), "reason": ready.get("reason"), "notAfter": not_after,
+                            "days_left": None if days is None else round(days, 1)}
         found: list[str] = []
         if ready.get("status") != "True":
             found.append(f"not Ready ({ready.get('reason', 'no Ready condition')}: {ready.get('message', '')})")
@@ -364,12 +377,8 @@ def certificates(target: Target[Kubernetes], conns: Connections) -> Result:
             found.append("no status.notAfter")
         elif days <= min_days:
             found.append(f"expires in {days:.1f} days ({not_after})")
-        if found:
-            problems.append(f"certificate {name}: " + ", ".join(found))
-        else:
-            fine.append(f"certificate {name}: Ready, {days:.0f} days left")
-    return _result(target, "kubernetes.certificates", problems, fine, _certs_expected(target.config), evidence,
-                   start)
+        f.judge(f"certificate {name}", found, f"certificate {name}: Ready, {days or 0:.0f} days left")
+    return f.result(target, "kubernetes.certificates", _certs_expected(target.config), start)
 
 
 # --- kubectl get job -------------------------------------------------------------------------------------
@@ -383,27 +392,17 @@ def _jobs_expected(cfg: Kubernetes) -> str:
 def jobs(target: Target[Kubernetes], conns: Connections) -> Result:
     """`kubectl get job db-migrate` — each listed Job (a migration, say) has succeeded and has not failed."""
     start = time.perf_counter()
-    ns = Namespace(target, conns)
-    problems: list[str] = []
-    fine: list[str] = []
-    evidence: dict[str, Any] = {}
-    found_jobs = ns.by_name("job")
-    for name in target.config.jobs:
-        job = found_jobs.get(name)
-        if job is None:
-            problems.append(_missing("job", name, ns))
-            evidence[name] = {"found": False}
-            continue
+    f = Findings(Namespace(target, conns))
+    for name, job in f.listed("job", target.config.jobs):
         status, failed = job.get("status") or {}, _condition(job, "Failed")
-        evidence[name] = {k: status.get(k) for k in ("succeeded", "failed", "active", "completionTime")}
+        f.evidence[name] = {k: status.get(k) for k in ("succeeded", "failed", "active", "completionTime")}
+        found: list[str] = []
         if failed.get("status") == "True":
-            problems.append(f"job {name}: failed ({failed.get('reason', '')}: {failed.get('message', '')})")
+            found.append(f"failed ({failed.get('reason', '')}: {failed.get('message', '')})")
         elif status.get("succeeded", 0) < 1:
-            problems.append(f"job {name}: not complete ({status.get('active', 0)} active, "
-                            f"{status.get('failed', 0)} failed pod(s))")
-        else:
-            fine.append(f"job {name}: complete ({status.get('completionTime')})")
-    return _result(target, "kubernetes.jobs", problems, fine, _jobs_expected(target.config), evidence, start)
+            found.append(f"not complete ({status.get('active', 0)} active, {status.get('failed', 0)} failed pod(s))")
+        f.judge(f"job {name}", found, f"job {name}: complete ({status.get('completionTime')})")
+    return f.result(target, "kubernetes.jobs", _jobs_expected(target.config), start)
 
 
 # --- kubectl get ingress ---------------------------------------------------------------------------------
@@ -417,26 +416,14 @@ def _ingresses_expected(cfg: Kubernetes) -> str:
 def ingresses(target: Target[Kubernetes], conns: Connections) -> Result:
     """`kubectl get ingress` — each listed Ingress has been given a load balancer address."""
     start = time.perf_counter()
-    ns = Namespace(target, conns)
-    problems: list[str] = []
-    fine: list[str] = []
-    evidence: dict[str, Any] = {}
-    found_ingresses = ns.by_name("ingress")
-    for name in target.config.ingresses:
-        ing = found_ingresses.get(name)
-        if ing is None:
-            problems.append(_missing("ingress", name, ns))
-            evidence[name] = {"found": False}
-            continue
+    f = Findings(Namespace(target, conns))
+    for name, ing in f.listed("ingress", target.config.ingresses):
         entries = _at(ing, "status", "loadBalancer", "ingress", default=[])
         addresses = [a.get("ip") or a.get("hostname") for a in entries if a.get("ip") or a.get("hostname")]
-        evidence[name] = {"addresses": addresses}
-        if addresses:
-            fine.append(f"ingress {name}: {', '.join(addresses)}")
-        else:
-            problems.append(f"ingress {name}: no load balancer address")
-    return _result(target, "kubernetes.ingresses", problems, fine, _ingresses_expected(target.config), evidence,
-                   start)
+        f.evidence[name] = {"addresses": addresses}
+        f.judge(f"ingress {name}", [] if addresses else ["no load balancer address"],
+                f"ingress {name}: {', '.join(addresses)}")
+    return f.result(target, "kubernetes.ingresses", _ingresses_expected(target.config), start)
 
 
 # --- kubectl get events --field-selector type=Warning ----------------------------------------------------
