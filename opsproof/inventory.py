@@ -16,11 +16,20 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from opsproof.result import Severity
 
@@ -217,13 +226,78 @@ class Slo(_Entry):
         return parse_instant(self.deployed_at, now), now
 
 
-class Backups(_Entry):
-    """Where a datastore's backups land: "verify backups are recent" (`ls -lt /backups | head`)."""
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
-    directory: str = Field(min_length=1, description="/var/backups/postgres")
+
+def parse_duration(value: Any) -> Any:
+    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds → seconds (anything else is left to fail)."""
+    if isinstance(value, str):
+        m = DURATION.match(value)
+        if m is None:
+            raise ValueError(f"{value!r} is not a duration (write it like 90s, 15m, 4h or 1d)")
+        return float(m.group(1)) * DURATION_UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+def human_duration(seconds: float) -> str:
+    """4h, 15m, 90s, 1.5s — the way the inventory writes durations."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+class Scratch(_Model):
+    """Where a DR drill restores: a throwaway local cluster (default), or a server given by ``dsn`` on which the
+    drill creates a database of its own and drops it afterwards."""
+
+    dsn: str | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
+    jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs, and parallel verification
+
+
+class Backups(_Entry):
+    """Where a datastore's backups land ("verify backups are recent"), and — with ``postgres:`` or ``redis:`` —
+    how a DR drill restores and verifies them against an RPO and an RTO."""
+
+    directory: str | None = Field(None, min_length=1, description="/var/backups/postgres")
     pattern: str = Field("*", min_length=1, description="apex_full_*.sql.gz")
-    max_age_h: float = Field(24, gt=0)  # the RPO the runbook promises
+    rpo: Duration = Field(86400, description="24h")  # the newest backup may be this old; the drill measures it
+    rto: Duration | None = Field(None, description="4h")  # provision + restore + verify must fit in it
     min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
+    postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
+    redis: str | None = Field(None, description="cache (a redis entry: the server these RDB snapshots are of)")
+    dsn: str | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
+    fresh: bool = False  # the drill takes a fresh backup (`opsproof backup`) instead of the newest one in directory
+    format: Literal["auto", "plain", "custom", "directory", "rdb"] = "auto"  # plain: .sql or .sql.gz
+    tables: list[str] = Field(default_factory=list, description="[public.orders, public.customers]")
+    freshness_query: str | None = Field(None, description="SELECT max(updated_at) FROM orders")
+    sample: int = Field(100, ge=0, le=100000)  # Redis: keys whose values are compared after a restore
+    min_sample_match: float = Field(0.9, ge=0, le=1)  # Redis: share of them equal to the live source's
+    scratch: Scratch = Field(default_factory=Scratch)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Backups:
+        if self.postgres and self.redis:
+            raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
+        if self.directory is None and not self.fresh:
+            raise ValueError("no directory: where are the backups? Fix: add directory: /var/backups/…, "
+                             "or fresh: true to take a backup at the start of each drill")
+        if self.fresh and not (self.postgres or self.redis):
+            raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
+        return self
+
+    @property
+    def datastore(self) -> tuple[str, str] | None:
+        """(kind, name) of the datastore a drill restores, or None for a freshness-only entry."""
+        if self.postgres:
+            return "postgres", self.postgres
+        if self.redis:
+            return "redis", self.redis
+        return None
 
 
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
@@ -266,6 +340,11 @@ class Inventory(_Model):
                     if dep_kind not in KINDS or dep_name not in getattr(self, dep_kind):
                         raise ValueError(f"{kind}.{name}.depends_on: {ref!r} is not an entry of this inventory "
                                          "(write it as kind.name, e.g. postgres.main)")
+            if kind == "backups":
+                for name, backup in self.backups.items():
+                    ref = backup.datastore
+                    if ref is not None and ref[1] not in self.targets(ref[0]):  # type: ignore[arg-type]
+                        raise ValueError(f"backups.{name}.{ref[0]}: no {ref[0]} entry named {ref[1]!r}")
             if kind == "slo":
                 for name, slo in self.slo.items():
                     if slo.prometheus not in self.prometheus:
@@ -393,11 +472,15 @@ def _collect_secrets(inv: Inventory) -> set[str]:
                 if SECRET_HEADER.search(header):
                     found.add(value)
                     found.update(value.split()[1:])  # "Bearer <token>"
+            scratch = getattr(entry, "scratch", None)
+            if scratch is not None and scratch.dsn:
+                found |= url_secrets(scratch.dsn)
             for replica in getattr(entry, "replicas", {}).values():
                 found |= url_secrets(replica.dsn)
     return {s for s in found if s}
 
 
+RENAMED = {"max_age_h": "it is now 'rpo:', a duration — write max_age_h: 24 as rpo: 24h"}
 FIXES: dict[str, str] = {
     "missing": "add the key",
     "extra_forbidden": "remove it or correct its spelling",
@@ -455,11 +538,15 @@ def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -
         guess = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         msg = f"unknown key {str(loc[-1])!r}"
         fix = f"did you mean {guess[0]!r}" if guess else f"known keys here: {', '.join(siblings) or 'none'}"
+        fix = RENAMED.get(str(loc[-1]), fix)
     elif kind == "missing":
         msg = "required key is missing"
         fix = f"add '{loc[-1]}:'"
     elif "input" in err and not isinstance(err["input"], dict | list):
         msg = f"{msg} (got {_shown(err['input'])!r})"
+    msg = msg.removeprefix("Value error, ")
+    if " Fix: " in msg:  # the validator wrote its own fix
+        return f"{source}:{line}: {_format_loc(loc)}: {msg}."
     return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: {fix}."
 
 

@@ -237,6 +237,22 @@ def _state(config: pytest.Config) -> State:
     return config.stash[STATE_KEY]
 
 
+def inventory_of(config: pytest.Config) -> Inventory:
+    """The run's inventory, for suites that parametrize themselves (the DR drill)."""
+    return _state(config).inventory()
+
+
+def record_result(item: pytest.Item, result: Result) -> None:
+    """Record a result produced by the test itself (a drill phase) like a probe's: JSON line, JUnit, Allure,
+    severity gate, secrets masked."""
+    state = _state(item.config)
+    result = result.redacted(state.redact)
+    item.stash[RESULT_KEY] = result
+    item.stash[VERDICT_KEY] = {"verdict": result.verdict}
+    if item.config.getoption("allure_report_dir", None):
+        _attach_to_allure(result, _severity(item))
+
+
 def _spec_and_target(item: pytest.Item) -> tuple[ProbeSpec | None, Target[Any] | None]:
     marker = item.get_closest_marker("check")
     callspec = getattr(item, "callspec", None)
@@ -353,7 +369,10 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
 def _severity(item: pytest.Item) -> Severity | None:
     spec, target = _spec_and_target(item)
     if spec is None:
-        return None
+        if RESULT_KEY not in item.stash:
+            return None  # not an opsproof check
+        marker = item.get_closest_marker("severity")
+        return Severity(marker.args[0] if marker else Severity.HIGH)  # recorded by the test (record_result)
     override = getattr(target.config, "severity", None) if target is not None else None
     marker = item.get_closest_marker("severity")
     return Severity(override or (marker.args[0] if marker else spec.severity))

@@ -23,7 +23,7 @@ def backup(directory: Path, name: str, hours_old: float, size: int = 1024) -> Pa
 
 
 def check(directory: Path, **settings: object) -> str:
-    cfg = Backups(directory=str(directory), pattern="apex_full_*.sql.gz", max_age_h=24, **settings)  # type: ignore[arg-type]
+    cfg = Backups(directory=str(directory), pattern="apex_full_*.sql.gz", rpo="24h", **settings)  # type: ignore[arg-type]
     with Connections() as conns:
         result = recent(Target("backups", "db", cfg), conns)
     return ("PASS " if result.ok else "FAIL ") + result.explain()
@@ -41,7 +41,7 @@ def test_a_recent_backup_passes(tmp_path: Path) -> None:
     [
         ([("apex_full_1.sql.gz", 30.0, 1024)],
          "FAIL backups[db]: newest apex_full_1.sql.gz is 30.0 h old, expected newest apex_full_*.sql.gz in {d} "
-         "younger than 24 h and ≥ 1 bytes"),
+         "younger than 1d (rpo) and ≥ 1 bytes"),
         ([("apex_full_1.sql.gz", 1.0, 0)], "FAIL backups[db]: newest apex_full_1.sql.gz is 0 bytes, expected "),
         ([("other.sql.gz", 1.0, 1024)], "FAIL backups[db]: no file matching apex_full_*.sql.gz in {d}, expected "),
     ],
@@ -57,7 +57,7 @@ def test_stale_empty_or_missing_backups_fail(tmp_path: Path, files: list[tuple[s
 def test_a_missing_directory_fails(tmp_path: Path) -> None:
     assert check(tmp_path / "nope") == (
         f"FAIL backups[db]: {tmp_path / 'nope'} is not a readable directory, expected newest apex_full_*.sql.gz in "
-        f"{tmp_path / 'nope'} younger than 24 h and ≥ 1 bytes")
+        f"{tmp_path / 'nope'} younger than 1d (rpo) and ≥ 1 bytes")
 
 
 def test_as_a_suite(tmp_path: Path) -> None:
@@ -68,8 +68,8 @@ def test_as_a_suite(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(f"""environment: prod
 backups:
-  db: {{directory: "{tmp_path / 'db'}", pattern: "apex_full_*.sql.gz", max_age_h: 24}}
-  cache: {{directory: "{tmp_path / 'cache'}", pattern: "*.rdb", max_age_h: 24}}
+  db: {{directory: "{tmp_path / 'db'}", pattern: "apex_full_*.sql.gz", rpo: 24h}}
+  cache: {{directory: "{tmp_path / 'cache'}", pattern: "*.rdb", rpo: 24h}}
 """)
     run = run_suite(inventory, tmp_path / "out", suite="checks/post_maintenance/test_30_backups.py")
     assert run.code == 1

@@ -8,20 +8,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from opsproof.inventory import Backups
+from opsproof.inventory import Backups, human_duration
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
 
 
 @probe("backups.recent", "backups", Severity.HIGH, "ls -lt $BACKUP_DIR/$PATTERN | head -1",
-       expected=lambda cfg: f"a backup newer than {cfg.max_age_h:g} h")
+       applies=lambda cfg: cfg.directory is not None,
+       expected=lambda cfg: f"a backup newer than {human_duration(cfg.rpo)}")
 def recent(target: Target[Backups], conns: Connections) -> Result:
     """The newest backup matching the pattern is younger than the RPO and not empty."""
     start = time.perf_counter()
     cfg = target.config
+    assert cfg.directory is not None  # `applies` deselects entries without one
     where = f"{cfg.pattern} in {cfg.directory}"
-    expected = f"newest {where} younger than {cfg.max_age_h:g} h and ≥ {cfg.min_size_bytes} bytes"
+    expected = f"newest {where} younger than {human_duration(cfg.rpo)} (rpo) and ≥ {cfg.min_size_bytes} bytes"
     directory = Path(cfg.directory)
     if not directory.is_dir():
         return Result(target.id, "backups.recent", False, f"{cfg.directory} is not a readable directory", expected,
@@ -34,7 +36,7 @@ def recent(target: Target[Backups], conns: Connections) -> Result:
     age_h = (time.time() - stat.st_mtime) / 3600
     evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": stat.st_size, "count": len(files)}
     problems = []
-    if age_h > cfg.max_age_h:
+    if age_h * 3600 > cfg.rpo:
         problems.append(f"newest {newest.name} is {age_h:.1f} h old")
     if stat.st_size < cfg.min_size_bytes:
         problems.append(f"newest {newest.name} is {stat.st_size} bytes")

@@ -72,6 +72,7 @@ class Sandbox:
             for name in SERVICES:
                 self.start_service(name)
             self._warm_up()
+            self._nightly_backup()
             self._write_inventory()
         except BaseException:
             self.down()
@@ -162,12 +163,13 @@ class Sandbox:
             if os.geteuid() == 0 and not parent.stat().st_mode & 0o001:
                 raise SandboxError(f"the postgres user cannot reach {self.dir} ({parent} is not world-searchable). "
                                    "Fix: use --sandbox-dir under /tmp.")
-        for sub in ("pg", "redis", "prometheus", "alertmanager", "tls", "webhook"):
+        for sub in ("pg", "redis", "prometheus", "alertmanager", "tls", "webhook", "backups"):
             d = self.dir / sub
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
         ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port()}
-        passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "redis")}
+        passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "opsproof_backup",
+                                                              "redis")}
         self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
         fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -234,7 +236,8 @@ class Sandbox:
                     lambda: self._pg_ready(port) and (name != "postgres" or self._seed_once()))
         if name == "redis":
             conf = d / "redis" / "redis.conf"  # the password goes in a file, not argv (`ps` shows argv)
-            conf.write_text(f"requirepass {pw['redis']}\n")
+            # repl-diskless-sync-delay 0: `redis-cli --rdb` (the drill's fresh RDB) starts at once, not after 5 s
+            conf.write_text(f"requirepass {pw['redis']}\nrepl-diskless-sync-delay 0\n")
             conf.chmod(0o600)
             argv = [self.bin["redis"], str(conf), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--maxmemory", "32mb", "--maxmemory-policy", "allkeys-lru",
@@ -287,6 +290,9 @@ class Sandbox:
                              autocommit=True) as conn:
             conn.execute(f"CREATE ROLE app LOGIN PASSWORD '{pw['app']}'")
             conn.execute(f"CREATE ROLE opsproof_monitor LOGIN PASSWORD '{pw['opsproof_monitor']}' IN ROLE pg_monitor")
+            # backups read every row: pg_read_all_data, and BYPASSRLS (pg_dump refuses tables under RLS otherwise)
+            conn.execute(f"CREATE ROLE opsproof_backup LOGIN BYPASSRLS PASSWORD '{pw['opsproof_backup']}' "
+                         "IN ROLE pg_read_all_data")
             conn.execute("CREATE DATABASE app OWNER app")
         with psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname="app",
                              autocommit=True) as conn:
@@ -330,6 +336,12 @@ class Sandbox:
                 client.get(f"/items/{1 + i % 50}")
             client.get("/items?limit=50")
 
+    def _nightly_backup(self) -> None:
+        """One backup with its manifest, as a nightly job would have left (what `checks/dr_drill` restores)."""
+        from opsproof.drill.backup import take_postgres
+
+        take_postgres(self.dsn("opsproof_backup"), self.dir / "backups", "app_*.dump", source="postgres[main]")
+
     def _write_inventory(self) -> None:
         ports = self.meta["ports"]
         inventory = {
@@ -362,6 +374,14 @@ class Sandbox:
             "slo": {"app": {"prometheus": "main", "selector": 'job="app"', "max_error_ratio": 0.01,
                             "max_p95_ms": 300, "min_requests": 100, "max_regression": 2.0,
                             "deployed_at": "${OPSPROOF_DEPLOYED_AT:--10m}"}},
+            # DR drills (checks/dr_drill): the nightly pg_dump, and a fresh RDB snapshot of the cache
+            "backups": {
+                "app": {"postgres": "main", "dsn": self.dsn("opsproof_backup"), "directory": str(self.dir / "backups"),
+                        "pattern": "app_*.dump", "rpo": "24h", "rto": "5m",
+                        "tables": ["public.tenants", "public.items"],
+                        "freshness_query": "SELECT max(updated_at) FROM public.items"},
+                "cache": {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m", "sample": 50},
+            },
         }
         header = "# Written by `opsproof sandbox up`: the sandbox's own inventory (secrets are sandbox-only).\n"
         fd = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,378 @@
+"""The PostgreSQL drill: the runbook's `gunzip < backup.sql.gz | psql` then `SELECT COUNT(*) FROM projects`, done
+for real and measured.
+
+found      newest backup matching the pattern (or a fresh one: ``fresh: true``), its age against the RPO
+integrity  sha256 against the manifest; gzip stream and pg_dump's closing line for plain dumps; ``pg_restore
+           --list`` (and, without a manifest, a full read) for custom and directory archives
+provision  a scratch server of the dump's major version (a local cluster, or ``scratch.dsn``)
+restore    ``pg_restore --jobs N`` (custom, directory) or ``psql`` (plain)
+verify     schema objects present; per-table row counts and checksums equal to the manifest (without one:
+           listed tables non-empty); ``pg_amcheck`` on every restored B-tree index; the freshness query
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from opsproof.drill import backup as backups
+from opsproof.drill import pgdata
+from opsproof.drill.phases import Drill, Outcome, _span
+from opsproof.drill.scratch import ScratchPostgres, ScratchServer
+from opsproof.drill.tools import DrillError, pg_tool, run_tool, spawn, stop_process
+from opsproof.inventory import Backups, Postgres
+
+TRAILER = b"-- PostgreSQL database dump complete"
+VERSION_LINE = re.compile(rb"-- Dumped from database version (\d+)")
+TOC_VERSION = re.compile(r"Dumped from database version: (\d+)")
+TOC_OBJECT = re.compile(r"^\d+; \d+ \d+ (TABLE|INDEX|SEQUENCE|VIEW|MATERIALIZED VIEW) (\S+) (\S+) ")
+TOC_KINDS = {"TABLE": "table", "INDEX": "index", "SEQUENCE": "sequence", "VIEW": "view",
+             "MATERIALIZED VIEW": "materialized view"}
+ROLE_MISSING = re.compile(r'role "[^"]+" does not exist')
+
+
+class PostgresDrill(Drill):
+    kind = "postgres"
+
+    def __init__(self, name: str, cfg: Backups, source: Postgres, folder: Path,
+                 evidence_dir: Path | None = None) -> None:
+        super().__init__(name, cfg, folder, evidence_dir)
+        self.source = source
+        self.dsn = cfg.dsn or source.dsn  # reads every table: pg_dump and the manifest need more than monitoring
+        self.source_name = f"postgres[{cfg.postgres}]"
+        self.format: str = cfg.format
+        self.major: int | None = None
+        self.scratch: ScratchPostgres | ScratchServer | None = None
+        self.toc: dict[str, list[str]] | None = None
+        self.freshness: Any = None
+        self.verified: list[str] = []
+
+    def _wants_freshness(self) -> bool:
+        return self.cfg.freshness_query is not None
+
+    suffix = ".dump"
+
+    def _take(self, out: Path, pattern: str) -> tuple[Path, dict[str, Any]]:
+        return backups.take_postgres(self.dsn, out, pattern, self.cfg.scratch.jobs, self.source_name,
+                                     self.source.connect_timeout_s)
+
+    def _format(self) -> str:
+        assert self.backup is not None
+        if self.format == "auto":
+            self.format = _detect(self.backup)
+        return self.format
+
+    # --- integrity -----------------------------------------------------------------------------------------
+    def _integrity(self) -> Outcome:
+        assert self.backup is not None
+        problems: list[str] = []
+        checked: list[str] = []
+        digest = backups.sha256(self.backup)
+        evidence: dict[str, Any] = {"sha256": digest}
+        if self.manifest is not None:
+            if self.manifest.get("sha256") != digest:
+                problems.append(f"sha256 {digest[:12]}… differs from the manifest's "
+                                f"{str(self.manifest.get('sha256'))[:12]}… (the file changed after the backup)")
+            checked.append("sha256 = manifest")
+            self.major = int(self.manifest["server_version_num"]) // 10000
+        fatal = self._archive_checks(problems, checked, evidence)
+        self.restorable = not fatal
+        evidence["checks"] = checked
+        expected = "an intact archive (" + ", ".join(checked) + ")"
+        if problems:
+            return Outcome(False, "; ".join(problems), expected, evidence)
+        return Outcome(True, f"{self.format} archive intact; sha256 {digest[:16]}…", expected, evidence)
+
+    def _archive_checks(self, problems: list[str], checked: list[str], evidence: dict[str, Any]) -> bool:
+        """The format's own checks; True when one makes restoring pointless."""
+        assert self.backup is not None
+        if self.format == "plain":
+            head, tail, error = _read_plain(self.backup)
+            checked.append("gzip stream whole" if _gzipped(self.backup) else "readable")
+            checked.append("pg_dump's closing line present")
+            if error:
+                problems.append(error)
+                return True
+            if TRAILER not in tail:
+                problems.append(f"truncated: {self.backup.name} ends before pg_dump's closing line "
+                                f"'{TRAILER.decode()}'")
+                return True
+            line = VERSION_LINE.search(head)
+            self.major = self.major or (int(line.group(1)) if line else None)
+            return False
+        pg_restore = pg_tool("pg_restore", self.major or 15, at_least=True)
+        listing = run_tool([pg_restore, "--list", str(self.backup)], timeout=600)
+        checked.append("pg_restore --list")
+        if listing.returncode != 0:
+            problems.append(f"pg_restore --list fails: {_last_line(listing.stderr)}")
+            return True
+        self.toc = _toc_objects(listing.stdout)
+        evidence["toc_entries"] = sum(1 for ln in listing.stdout.splitlines() if ln and not ln.startswith(";"))
+        m = TOC_VERSION.search(listing.stdout)
+        self.major = self.major or (int(m.group(1)) if m else None)
+        if self.manifest is None:  # nothing vouches for the data blocks: read them all once
+            whole = run_tool([pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
+            checked.append("every data block read (pg_restore -f /dev/null)")
+            if whole.returncode != 0:
+                problems.append(f"damaged archive: {_last_line(whole.stderr)}")
+                return True
+        return False
+
+    # --- provision -----------------------------------------------------------------------------------------
+    def _provision(self) -> Outcome:
+        if self.major is None:
+            raise DrillError("the dump does not say which PostgreSQL version made it (no manifest, no header)")
+        if self.cfg.scratch.dsn:
+            self.scratch = ScratchServer(self.cfg.scratch.dsn, self.dsn, self.source_name)
+        else:
+            self.scratch = ScratchPostgres(self.folder, self.major, self.cfg.scratch.jobs)
+        self.scratch.start()
+        return Outcome(True, f"{self.scratch.where}", f"a scratch PostgreSQL {self.major}",
+                       {"scratch": self.scratch.where, "major": self.major})
+
+    # --- restore -------------------------------------------------------------------------------------------
+    def _restore(self) -> Outcome:
+        assert self.backup is not None
+        assert self.scratch is not None
+        assert self.major is not None
+        jobs = self.cfg.scratch.jobs
+        timeout = max(600.0, 3 * self.cfg.rto) if self.cfg.rto else 86400.0
+        size = int(self.records["found"].result.evidence["size_bytes"])
+        t0 = time.perf_counter()
+        if self.format in ("custom", "directory"):
+            argv = [pg_tool("pg_restore", self.major, at_least=True), f"--jobs={jobs}", "--no-owner",
+                    "--no-privileges", "--exit-on-error", "--dbname", self.scratch.conninfo, str(self.backup)]
+            done = run_tool(argv, env=self.scratch.tool_env(), timeout=timeout)
+            how = f"pg_restore --jobs={jobs} --no-owner --no-privileges --exit-on-error"
+            errors = [] if done.returncode == 0 else [_last_line(done.stderr)]
+            tolerated: list[str] = []
+        else:
+            how = ("gzip -dc | " if _gzipped(self.backup) else "") + "psql -X -q"
+            errors, tolerated = self._psql(timeout)
+        elapsed = time.perf_counter() - t0
+        mb_s = size / 1e6 / elapsed if elapsed > 0 else 0.0
+        evidence = {"command": how, "duration_s": round(elapsed, 3), "bytes": size, "mb_per_s": round(mb_s, 1),
+                    "ignored": tolerated[:20]}
+        if errors:
+            return Outcome(False, f"restore failed: {errors[0]}", "the backup restored without error", evidence)
+        note = f"; ignored {len(tolerated)} ownership/grant statement(s) for roles absent on scratch" if tolerated \
+            else ""
+        return Outcome(True, f"restored with {how} in {_span(elapsed)} ({mb_s:.1f} MB/s of dump){note}",
+                       "the backup restored without error", evidence)
+
+    def _psql(self, timeout: float) -> tuple[list[str], list[str]]:
+        """A plain dump through psql; errors other than ownership/grants for absent roles fail the restore."""
+        assert self.backup is not None
+        assert self.scratch is not None
+        assert self.major is not None
+        psql = [pg_tool("psql", self.major, at_least=True), "-X", "-q", "-v", "ON_ERROR_STOP=0",
+                "--dbname", self.scratch.conninfo]
+        gunzip = spawn(["gzip", "-dc", str(self.backup)]) if _gzipped(self.backup) else None
+        proc = spawn([*psql, "-f", "-" if gunzip else str(self.backup)], env=self.scratch.tool_env(),
+                     stdin=gunzip.stdout.fileno() if gunzip and gunzip.stdout else subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL)
+        try:
+            _, err = proc.communicate(timeout=timeout)
+            if gunzip is not None:
+                gunzip.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise DrillError(f"psql did not finish within {timeout:g} s") from None
+        finally:
+            stop_process(proc)
+            if gunzip is not None:
+                stop_process(gunzip)
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if "ERROR:" in ln]
+        tolerated = [ln for ln in lines if ROLE_MISSING.search(ln)]
+        errors = [ln.split("ERROR:", 1)[1].strip() for ln in lines if ln not in tolerated]
+        if proc.returncode not in (0, None) and not errors:
+            errors.append(f"psql exited {proc.returncode}")
+        return errors, tolerated
+
+    # --- verify --------------------------------------------------------------------------------------------
+    def _verify(self) -> Outcome:
+        assert self.scratch is not None
+        problems: list[str] = []
+        evidence: dict[str, Any] = {}
+        timings: dict[str, float] = {}
+        with self.scratch.connect() as conn:
+            pgdata.pin_session(conn)
+            t0 = time.perf_counter()
+            problems += self._verify_objects(conn, evidence)
+            timings["objects"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            problems += self._verify_tables(conn, evidence)
+            timings["tables"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if self.cfg.freshness_query:
+                problems += self._verify_freshness(conn, evidence)
+            timings["freshness"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        problems += self._amcheck(evidence)
+        timings["amcheck"] = time.perf_counter() - t0
+        evidence["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        evidence["verified"] = self.verified
+        expected = "the restored data equal to the backup's (" + "; ".join(self.verified) + ")"
+        if problems:
+            shown = "; ".join(problems[:8]) + (f"; … {len(problems) - 8} more" if len(problems) > 8 else "")
+            return Outcome(False, shown, expected, evidence)
+        return Outcome(True, "; ".join(self.verified), expected, evidence)
+
+    def _verify_objects(self, conn: psycopg.Connection[Any], evidence: dict[str, Any]) -> list[str]:
+        expected = self.manifest["objects"] if self.manifest else self.toc
+        if not expected:
+            return []
+        restored = pgdata.objects(conn)
+        missing = [f"{kind} {name}" for kind, names in expected.items()
+                   for name in sorted(set(names) - set(restored.get(kind, [])))]
+        count = sum(len(v) for v in expected.values())
+        evidence["objects_expected"] = count
+        evidence["objects_missing"] = missing
+        source = "the manifest" if self.manifest else "the archive's table of contents"
+        self.verified.append(f"{count - len(missing)}/{count} schema objects of {source} present")
+        return [f"{m} missing from the restore" for m in missing[:20]] + (
+            [f"… {len(missing) - 20} more objects missing"] if len(missing) > 20 else [])
+
+    def _verify_tables(self, conn: psycopg.Connection[Any], evidence: dict[str, Any]) -> list[str]:
+        assert self.scratch is not None
+        problems: list[str] = []
+        wanted: dict[str, dict[str, Any]] = dict(self.manifest["tables"]) if self.manifest else {}
+        present = set(pgdata.tables(conn))
+        listed = [t if "." in t else f"public.{t}" for t in self.cfg.tables]
+        for table in listed:
+            if table not in present:
+                problems.append(f"table {table} (listed in the inventory) is not in the restored database")
+        names = [t for t in pgdata.by_size(conn, set(wanted) | set(listed)) if t in present]
+        got = pgdata.tables_data(self.scratch.connect, names, self.cfg.scratch.jobs)
+        rows = 0
+        for table, expect in wanted.items():
+            if table not in got:
+                problems.append(f"table {table} missing from the restore (manifest: {expect['rows']:,} rows)")
+                continue
+            have = got[table]
+            rows += have["rows"]
+            if have["rows"] != expect["rows"]:
+                problems.append(f"{table}: {have['rows']:,} rows, manifest {expect['rows']:,}")
+            elif have["checksum"] != expect["checksum"]:
+                problems.append(f"{table}: content checksum differs from the manifest (same {have['rows']:,} rows, "
+                                "at least one row changed)")
+        for table in listed:
+            if table in got and table not in wanted and got[table]["rows"] == 0:
+                problems.append(f"{table}: empty after the restore (listed in the inventory: expected rows)")
+        evidence["tables"] = got
+        if wanted:
+            self.verified.append(f"{len(wanted)} tables' row counts and checksums = manifest ({rows:,} rows)")
+        if listed:
+            self.verified.append(f"listed tables present and non-empty: {', '.join(listed)}")
+        return problems
+
+    def _verify_freshness(self, conn: psycopg.Connection[Any], evidence: dict[str, Any]) -> list[str]:
+        query = str(self.cfg.freshness_query)
+        try:
+            row = conn.execute(query).fetchone()  # the operator's own query (a read on the scratch copy)
+        except psycopg.Error as e:
+            return [f"freshness query failed on the restore: {_last_line(str(e))}"]
+        value = row[0] if row else None
+        evidence["freshness"] = str(value)
+        if value is None:
+            return [f"freshness query returned no value ({query})"]
+        if not hasattr(value, "timestamp"):
+            return [f"freshness query returned {value!r}, expected a timestamp ({query})"]
+        self.freshness = value
+        self.verified.append(f"freshness query answered: {value}")
+        return []
+
+    def _amcheck(self, evidence: dict[str, Any]) -> list[str]:
+        assert self.scratch is not None
+        assert self.major is not None
+        params = conninfo_to_dict(self.scratch.conninfo)
+        argv = [pg_tool("pg_amcheck", self.major, at_least=True), "--install-missing",
+                f"--jobs={self.cfg.scratch.jobs}", "--index=*.*", "--no-strict-names",
+                "-h", str(params.get("host", "")), "-p", str(params.get("port", 5432)),
+                "-U", str(params.get("user", "postgres")), str(params.get("dbname"))]
+        done = run_tool(argv, env=self.scratch.tool_env(), timeout=3600)
+        evidence["amcheck"] = {"exit": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
+        if done.returncode != 0:
+            return [f"pg_amcheck found problems: {_last_line(done.stdout + done.stderr)}"]
+        self.verified.append("pg_amcheck: every B-tree index consistent")
+        return []
+
+    # --- rpo, teardown -------------------------------------------------------------------------------------
+    def _data_time(self) -> tuple[float, str]:
+        if self.freshness is not None:
+            moment = self.freshness
+            if getattr(moment, "tzinfo", None) is None and hasattr(moment, "replace"):
+                import datetime as dt
+
+                moment = moment.replace(tzinfo=dt.UTC)
+            return float(moment.timestamp()), "the freshness query on the restore"
+        return super()._data_time()
+
+    def stop_scratch(self) -> None:
+        if self.scratch is not None:
+            self.scratch.stop()
+
+    def leftovers(self) -> list[str]:
+        return self.scratch.leftovers() if self.scratch is not None else []
+
+    def describe_verified(self) -> list[str]:
+        return self.verified
+
+
+def _detect(path: Path) -> str:
+    if path.is_dir():
+        return "directory"
+    with path.open("rb") as f:
+        magic = f.read(5)
+    return "custom" if magic == b"PGDMP" else "plain"
+
+
+def _gzipped(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _read_plain(path: Path) -> tuple[bytes, bytes, str | None]:
+    """(first 8 KiB, last 8 KiB, error) of a plain dump, decompressing a gzipped one in full on the way."""
+    head = b""
+    tail = b""
+    gz = _gzipped(path)
+    inflate = zlib.decompressobj(wbits=31) if gz else None
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                data = chunk
+                if inflate is not None:
+                    data = inflate.decompress(chunk)
+                    while inflate.eof and inflate.unused_data:  # concatenated gzip members
+                        rest = inflate.unused_data
+                        inflate = zlib.decompressobj(wbits=31)
+                        data += inflate.decompress(rest)
+                if len(head) < 8192:
+                    head += data[: 8192 - len(head)]
+                tail = (tail + data)[-8192:]
+        if inflate is not None and not inflate.eof:
+            return head, tail, f"truncated: the gzip stream of {path.name} ends early (gzip -t would fail)"
+    except zlib.error as e:
+        return head, tail, f"corrupt gzip stream in {path.name} ({e})"
+    return head, tail, None
+
+
+def _toc_objects(listing: str) -> dict[str, list[str]]:
+    found: dict[str, set[str]] = {}
+    for line in listing.splitlines():
+        m = TOC_OBJECT.match(line)
+        if m:
+            found.setdefault(TOC_KINDS[m.group(1)], set()).add(f"{m.group(2)}.{m.group(3)}")
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:400] if lines else "no message"

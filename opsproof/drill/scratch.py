@@ -1,0 +1,270 @@
+"""Scratch instances a drill restores into, and the drill's working folder — never the source, never left behind.
+
+A local PostgreSQL cluster of the backup's major version (initdb in the drill's folder, listening on a Unix
+socket only, tuned for a throwaway restore: fsync off, no WAL archiving), or a database of its own on a scratch
+server the inventory names; a local redis-server on loopback. Processes run under the sandbox's supervisor with a
+parent-death signal, so a drill killed outright still stops them; folders of drills whose process is gone are
+removed by the next drill (:func:`sweep`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from opsproof.drill.tools import DrillError, pg_tool, redis_tool, run_tool
+from opsproof.sandbox.process import SandboxError, Spec, Supervisor, free_port, wait_for
+
+PREFIX = "opsproof-drill-"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def workdir(root: Path | None = None) -> Path:
+    """A fresh folder for one drill (world-searchable: the postgres user must reach its data directory)."""
+    sweep(root)
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root or "/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def sweep(root: Path | None = None) -> list[Path]:
+    """Remove what drills whose process no longer exists left behind (a SIGKILLed run); returns what went."""
+    removed = []
+    for path in Path(root or "/tmp").glob(f"{PREFIX}*"):
+        m = re.match(rf"{PREFIX}(\d+)-", path.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        Supervisor(path, ephemeral=True).stop_all()
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pg_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise DrillError("running as root needs the 'postgres' user. Fix: apt-get install -y postgresql") from None
+    return "postgres"
+
+
+class ScratchPostgres:
+    """A throwaway local cluster; ``conninfo`` reaches its restore database over a Unix socket."""
+
+    DATABASE = "opsproof_restore"
+
+    def __init__(self, folder: Path, major: int, jobs: int = 2) -> None:
+        self.folder = folder
+        self.major = major
+        self.jobs = jobs
+        self.sup = Supervisor(folder, ephemeral=True)
+        self.data = folder / "pg-data"
+        self.run_dir = folder / "pg-run"
+        self.port = 5432
+        self.where = f"a local PostgreSQL {major} cluster in {self.data}"
+
+    @property
+    def conninfo(self) -> str:
+        return make_conninfo(host=str(self.run_dir), port=str(self.port), user="postgres", dbname=self.DATABASE)
+
+    def tool_env(self) -> dict[str, str]:
+        return {}
+
+    def start(self) -> None:
+        user = _pg_user()
+        initdb, postgres = pg_tool("initdb", self.major), pg_tool("postgres", self.major)
+        for d in (self.data, self.run_dir):
+            d.mkdir(mode=0o700)
+            if user:
+                shutil.chown(d, user, user)
+        done = run_tool(["runuser", "-u", user, "--", initdb, *self._initdb_args()] if user
+                        else [initdb, *self._initdb_args()], timeout=120)
+        if done.returncode != 0:
+            raise DrillError(f"initdb of the scratch cluster failed: {done.stderr.strip()[-500:]}")
+        self.port = free_port()
+        argv = [postgres, "-D", str(self.data), "-p", str(self.port), "-k", str(self.run_dir),
+                "-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
+                "-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0",
+                "-c", "archive_mode=off", "-c", "autovacuum=off", "-c", "max_wal_size=8GB",
+                "-c", "checkpoint_timeout=30min", "-c", "shared_buffers=256MB", "-c", "maintenance_work_mem=256MB",
+                "-c", f"max_parallel_workers_per_gather={max(2, self.jobs)}",
+                "-c", f"max_parallel_maintenance_workers={max(2, self.jobs)}",
+                "-c", "log_min_messages=warning", "-c", "cluster_name=opsproof-drill-scratch"]
+        try:
+            self.sup.start(Spec("scratch-postgres", argv, user=user, stop_signal=signal.SIGINT))
+            wait_for(self._ready, 60, "the scratch PostgreSQL to accept connections", fail_fast=DrillError)
+        except SandboxError as e:
+            raise DrillError(f"the scratch PostgreSQL did not start: {e}") from None
+        with psycopg.connect(host=str(self.run_dir), port=self.port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.DATABASE} TEMPLATE template0 ENCODING 'UTF8'")
+
+    def _initdb_args(self) -> list[str]:
+        return ["-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+                "--no-sync"]
+
+    def _ready(self) -> bool:
+        if not self.sup.alive("scratch-postgres"):
+            raise DrillError(f"the scratch PostgreSQL exited: {self.sup.log_tail('scratch-postgres', 3)}")
+        try:
+            with psycopg.connect(host=str(self.run_dir), port=self.port, user="postgres", dbname="postgres",
+                                 connect_timeout=1):
+                return True
+        except psycopg.OperationalError:
+            return False  # still starting
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo, autocommit=True)
+
+    def stop(self) -> None:
+        self.sup.stop_all()
+
+    def leftovers(self) -> list[str]:
+        return [f"process {n}" for n in self.sup.names() if self.sup.alive(n)]
+
+
+def _endpoint(params: dict[str, Any]) -> tuple[str, str, str]:
+    host = str(params.get("host") or params.get("hostaddr") or "/var/run/postgresql")
+    if not host.startswith("/"):
+        with contextlib.suppress(OSError):
+            host = str(socket.getaddrinfo(host, None)[0][4][0])
+        host = "loopback" if host in LOOPBACK or host.startswith("127.") else host
+    return host, str(params.get("port") or 5432), str(params.get("dbname") or params.get("user") or "")
+
+
+def same_server(source_dsn: str, scratch_dsn: str) -> str | None:
+    """Why ``scratch_dsn`` is the source's own server (host and port, after resolving names), or None."""
+    src = _endpoint(conninfo_to_dict(source_dsn))
+    dst = _endpoint(conninfo_to_dict(scratch_dsn))
+    if src[:2] == dst[:2]:
+        same_db = " and database" if src[2] == dst[2] else ""
+        return f"same host{'' if src[0] != 'loopback' else ' (loopback)'}, port {src[1]}{same_db} as the source"
+    return None
+
+
+class ScratchServer:
+    """A database of the drill's own on a scratch server from the inventory (``scratch.dsn``), dropped after."""
+
+    def __init__(self, dsn: str, source_dsn: str, source: str) -> None:
+        self.dsn = dsn
+        self.params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+        host, port, _ = _endpoint(self.params)
+        self.where = f"a database of its own on the scratch server {host}:{port}"
+        self.database = f"opsproof_drill_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
+        self.created = False
+        reason = same_server(source_dsn, dsn)
+        if reason is not None:
+            raise DrillError(f"refused: the scratch target {self._shown()} is the source {source} ({reason}). "
+                             "A drill restores into a scratch instance, never into the source. Fix: point "
+                             "scratch.dsn at another server, or remove it to use a throwaway local cluster")
+        self.source_dsn = source_dsn
+        self.source = source
+
+    def _shown(self) -> str:
+        host, port, db = _endpoint(self.params)
+        return f"{self.params.get('host', host)}:{port}/{db}"
+
+    @property
+    def conninfo(self) -> str:
+        return make_conninfo(**{**self.params, "dbname": self.database})
+
+    def tool_env(self) -> dict[str, str]:
+        return {"PGPASSWORD": str(self.params["password"])} if "password" in self.params else {}
+
+    def start(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(self.source_dsn, connect_timeout=10) as src:
+                ident = "SELECT system_identifier FROM pg_control_system()"
+                if src.execute(ident).fetchone() == conn.execute(ident).fetchone():
+                    raise DrillError(f"refused: the scratch target {self._shown()} is the source {self.source}'s "
+                                     "own server (same system identifier). Fix: point scratch.dsn at another server")
+            conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE template0')
+            self.created = True
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+
+    def stop(self) -> None:
+        if self.created:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            self.created = False
+
+    def leftovers(self) -> list[str]:
+        return [f"database {self.database} on the scratch server"] if self.created else []
+
+
+class ScratchRedis:
+    """A local redis-server on loopback that loads an RDB file at start."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "redis"
+        self.sup = Supervisor(folder, ephemeral=True)
+        self.password = secrets.token_urlsafe(18)
+        self.port = 0
+        self.where = f"a local redis-server in {self.folder}"
+
+    def start(self, rdb: Path) -> None:
+        self.folder.mkdir(exist_ok=True)
+        shutil.copyfile(rdb, self.folder / "restore.rdb")
+        conf = self.folder / "redis.conf"
+        conf.write_text(f"requirepass {self.password}\n")
+        conf.chmod(0o600)
+        self.port = free_port()
+        argv = [redis_tool("redis-server"), str(conf), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.folder), "--dbfilename", "restore.rdb",
+                "--daemonize", "no", "--maxmemory", "0"]
+        try:
+            self.sup.start(Spec("scratch-redis", argv))
+            wait_for(self._loaded, 600, "the scratch redis-server to load the RDB", fail_fast=DrillError)
+        except SandboxError as e:
+            raise DrillError(f"the scratch redis-server did not load the RDB: {e}") from None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=30,
+                           socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+
+    def _loaded(self) -> bool:
+        if not self.sup.alive("scratch-redis"):
+            raise DrillError(f"the scratch redis-server exited: {self.sup.log_tail('scratch-redis', 3)}")
+        try:
+            with self.client() as client:
+                return int(client.info("persistence").get("loading", 1)) == 0
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            return False  # still starting or loading
+        except redis.RedisError as e:
+            raise DrillError(f"the scratch redis-server answers wrongly: {e}") from None
+
+    def stop(self) -> None:
+        self.sup.stop_all()
+
+    def leftovers(self) -> list[str]:
+        return [f"process {n}" for n in self.sup.names() if self.sup.alive(n)]
