@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from opsproof.inventory import InventoryError, load
+from opsproof.drill.tools import DrillError
+from opsproof.inventory import Inventory, InventoryError, load
+from opsproof.redact import Redactor
 from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError
 
@@ -55,6 +57,67 @@ def _baseline(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in changes) else 1
 
 
+def _entry(inventory: Inventory, name: str | None) -> list[str]:
+    from opsproof.drill import drillable
+
+    names = drillable(inventory)
+    if name is not None:
+        if name not in names:
+            raise InventoryError(f"{inventory.source}: no backups entry {name!r} with postgres: or redis:"
+                                 f" (have: {', '.join(names) or 'none'}). Fix: pass one of them with --target")
+        return [name]
+    if not names:
+        raise InventoryError(f"{inventory.source}: no backups entry names a datastore. "
+                             "Fix: add backups: {NAME: {postgres: main, directory: …}}")
+    return names
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from opsproof.drill import backup, interruptible
+
+    inventory = load(args.inventory)
+    redact = Redactor(inventory.secrets)
+    for name in _entry(inventory, args.target):
+        cfg = inventory.backups[name]
+        out = Path(args.out or cfg.directory or "")
+        if not (args.out or cfg.directory):
+            raise InventoryError(f"backups.{name} has no directory. Fix: pass --out DIR or add directory:")
+        with interruptible():
+            if cfg.postgres:
+                source = inventory.postgres[cfg.postgres]
+                pattern = backup.naming(name, cfg.pattern, cfg.directory, ".dump")
+                path, manifest = backup.take_postgres(cfg.dsn or source.dsn, out, pattern, cfg.scratch.jobs,
+                                                      f"postgres[{cfg.postgres}]", source.connect_timeout_s)
+                rows = sum(t["rows"] for t in manifest["tables"].values())
+                what = f"{len(manifest['tables'])} tables, {rows:,} rows, snapshot {manifest['snapshot']}"
+            else:
+                rsource = inventory.redis[str(cfg.redis)]
+                pattern = backup.naming(name, cfg.pattern, cfg.directory, ".rdb")
+                path, manifest = backup.take_redis(rsource.url, out, pattern, f"redis[{cfg.redis}]")
+                what = f"{manifest['keys']:,} keys"
+        print(redact(f"backups[{name}]: {path} ({manifest['size_bytes']:,} bytes, {what}, "
+                     f"{manifest.get('duration_s', 0):.2f} s)\n  manifest: {backup.manifest_path(path)}"))
+    return 0
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from opsproof.drill import interruptible, open_drill
+
+    inventory = load(args.inventory)
+    redact = Redactor(inventory.secrets)
+    failed = False
+    for name in _entry(inventory, args.target):
+        with interruptible():
+            drill = open_drill(inventory, name, Path(args.evidence))
+            try:
+                drill.run()
+            finally:
+                drill.close()
+                print(redact(drill.summary()))
+        failed |= drill.verdict() != "PASS"
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsproof", description="Operational verification and chaos suite.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,11 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--inventory", required=True)
     bl.add_argument("--dir", default=str(Path("reports") / "baselines"), help="where baselines are kept")
     bl.set_defaults(func=_baseline)
+    bk = sub.add_parser("backup", help="a consistent backup (pg_dump in one snapshot / RDB) plus its manifest")
+    bk.add_argument("--inventory", required=True)
+    bk.add_argument("--target", default=None, help="the backups entry (default: every one naming a datastore)")
+    bk.add_argument("--out", default=None, help="folder (default: the entry's directory)")
+    bk.set_defaults(func=_backup)
+    dr = sub.add_parser("drill", help="DR drill outside pytest (cron, CronJob): restore, verify, RTO/RPO")
+    dr.add_argument("--inventory", required=True)
+    dr.add_argument("--target", default=None, help="the backups entry (default: every one naming a datastore)")
+    dr.add_argument("--evidence", default=str(Path("reports") / "drills"), help="where the JSON evidence goes")
+    dr.set_defaults(func=_drill)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
-    except (InventoryError, SandboxError, FileNotFoundError) as e:
+    except (InventoryError, SandboxError, DrillError, FileNotFoundError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

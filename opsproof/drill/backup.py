@@ -64,6 +64,12 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def naming(name: str, pattern: str, directory: str | None, suffix: str) -> str:
+    """The pattern fresh backups of entry ``name`` are named after: the entry's own when it has a directory and a
+    pattern, else ``NAME_*.dump`` / ``NAME_*.rdb``."""
+    return pattern if directory and pattern != "*" else f"{name}_*{suffix}"
+
+
 def backup_name(pattern: str, now: float, default_suffix: str) -> str:
     """The file name for a new backup that the entry's pattern matches: ``apex_full_*.dump`` →
     ``apex_full_20261127T050000Z.dump``."""
@@ -226,8 +232,10 @@ def take_redis(url: str, out_dir: Path, pattern: str = "*.rdb", source: str = ""
         "taken_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "taken_at_unix": started,
         "source": source,
+        "duration_s": round(time.time() - started, 3),
         "redis_version": facts.get("redis_version"),
-        "keys": facts.get("keys", 0) - facts.get("already_expired", 0),
+        "keys": facts.get("keys", 0) - facts.get("already_expired", 0),  # live keys when taken
+        "keys_in_file": facts.get("keys", 0),  # every key the file holds, expired or not
         "expires": facts.get("expires", 0),
     }
     _write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")

@@ -149,7 +149,7 @@ class Drill:
         fresh = None
         if cfg.fresh:
             out = Path(cfg.directory) if cfg.directory else self.folder / "backup"
-            pattern = cfg.pattern if cfg.directory else f"{self.name}_*{self.suffix}"
+            pattern = backups.naming(self.name, cfg.pattern, cfg.directory, self.suffix)
             t0 = time.perf_counter()
             self.backup, self.manifest = self._take(out, pattern)
             fresh = round(time.perf_counter() - t0, 3)

@@ -32,7 +32,8 @@ from opsproof.inventory import Backups, Postgres
 TRAILER = b"-- PostgreSQL database dump complete"
 VERSION_LINE = re.compile(rb"-- Dumped from database version (\d+)")
 TOC_VERSION = re.compile(r"Dumped from database version: (\d+)")
-TOC_OBJECT = re.compile(r"^\d+; \d+ \d+ (TABLE|INDEX|SEQUENCE|VIEW|MATERIALIZED VIEW) (\S+) (\S+) ")
+TOC_OBJECT = re.compile(
+    r"^\d+; \d+ \d+ (TABLE|INDEX|SEQUENCE|VIEW|MATERIALIZED VIEW) (?!DATA |OWNED BY |SET )(\S+) (\S+) ")
 TOC_KINDS = {"TABLE": "table", "INDEX": "index", "SEQUENCE": "sequence", "VIEW": "view",
              "MATERIALIZED VIEW": "materialized view"}
 ROLE_MISSING = re.compile(r'role "[^"]+" does not exist')
@@ -204,11 +205,11 @@ class PostgresDrill(Drill):
         with self.scratch.connect() as conn:
             pgdata.pin_session(conn)
             t0 = time.perf_counter()
-            problems += self._verify_objects(conn, evidence)
-            timings["objects"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
             problems += self._verify_tables(conn, evidence)
             timings["tables"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            problems += self._verify_objects(conn, evidence)
+            timings["objects"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if self.cfg.freshness_query:
                 problems += self._verify_freshness(conn, evidence)
@@ -236,8 +237,10 @@ class PostgresDrill(Drill):
         evidence["objects_missing"] = missing
         source = "the manifest" if self.manifest else "the archive's table of contents"
         self.verified.append(f"{count - len(missing)}/{count} schema objects of {source} present")
-        return [f"{m} missing from the restore" for m in missing[:20]] + (
-            [f"… {len(missing) - 20} more objects missing"] if len(missing) > 20 else [])
+        if not missing:
+            return []
+        shown = ", ".join(missing[:10]) + (f", … {len(missing) - 10} more" if len(missing) > 10 else "")
+        return [f"{len(missing)} schema object(s) of {source} missing from the restore: {shown}"]
 
     def _verify_tables(self, conn: psycopg.Connection[Any], evidence: dict[str, Any]) -> list[str]:
         assert self.scratch is not None
@@ -299,7 +302,7 @@ class PostgresDrill(Drill):
         done = run_tool(argv, env=self.scratch.tool_env(), timeout=3600)
         evidence["amcheck"] = {"exit": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
         if done.returncode != 0:
-            return [f"pg_amcheck found problems: {_last_line(done.stdout + done.stderr)}"]
+            return [f"pg_amcheck found problems: {_amcheck_finding(done.stdout + done.stderr)}"]
         self.verified.append("pg_amcheck: every B-tree index consistent")
         return []
 
@@ -371,6 +374,15 @@ def _toc_objects(listing: str) -> dict[str, list[str]]:
         if m:
             found.setdefault(TOC_KINDS[m.group(1)], set()).add(f"{m.group(2)}.{m.group(3)}")
     return {k: sorted(v) for k, v in found.items()}
+
+
+def _amcheck_finding(text: str) -> str:
+    """``btree index "db.public.orders_customer": ERROR: … unexpected zero page at block 1`` from its report."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if re.match(r'(btree index|heap table) "', line):
+            return f"{line} {lines[i + 1] if i + 1 < len(lines) else ''}".strip()[:400]
+    return _last_line(text)
 
 
 def _last_line(text: str) -> str:

@@ -48,7 +48,7 @@ def sweep(root: Path | None = None) -> list[Path]:
     removed = []
     for path in Path(root or "/tmp").glob(f"{PREFIX}*"):
         m = re.match(rf"{PREFIX}(\d+)-", path.name)
-        if m is None or _alive(int(m.group(1))):
+        if m is None or pid_alive(int(m.group(1))):
             continue
         Supervisor(path, ephemeral=True).stop_all()
         shutil.rmtree(path, ignore_errors=True)
@@ -56,7 +56,7 @@ def sweep(root: Path | None = None) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,6 +89,7 @@ class ScratchPostgres:
         self.data = folder / "pg-data"
         self.run_dir = folder / "pg-run"
         self.port = 5432
+        self.argv: list[str] = []
         self.where = f"a local PostgreSQL {major} cluster in {self.data}"
 
     @property
@@ -110,7 +111,7 @@ class ScratchPostgres:
         if done.returncode != 0:
             raise DrillError(f"initdb of the scratch cluster failed: {done.stderr.strip()[-500:]}")
         self.port = free_port()
-        argv = [postgres, "-D", str(self.data), "-p", str(self.port), "-k", str(self.run_dir),
+        self.argv = [postgres, "-D", str(self.data), "-p", str(self.port), "-k", str(self.run_dir),
                 "-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
                 "-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0",
                 "-c", "archive_mode=off", "-c", "autovacuum=off", "-c", "max_wal_size=8GB",
@@ -118,14 +119,18 @@ class ScratchPostgres:
                 "-c", f"max_parallel_workers_per_gather={max(2, self.jobs)}",
                 "-c", f"max_parallel_maintenance_workers={max(2, self.jobs)}",
                 "-c", "log_min_messages=warning", "-c", "cluster_name=opsproof-drill-scratch"]
-        try:
-            self.sup.start(Spec("scratch-postgres", argv, user=user, stop_signal=signal.SIGINT))
-            wait_for(self._ready, 60, "the scratch PostgreSQL to accept connections", fail_fast=DrillError)
-        except SandboxError as e:
-            raise DrillError(f"the scratch PostgreSQL did not start: {e}") from None
+        self.launch()
         with psycopg.connect(host=str(self.run_dir), port=self.port, user="postgres", dbname="postgres",
                              autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {self.DATABASE} TEMPLATE template0 ENCODING 'UTF8'")
+
+    def launch(self) -> None:
+        """Start the server on its data directory (again, after a stop)."""
+        try:
+            self.sup.start(Spec("scratch-postgres", self.argv, user=_pg_user(), stop_signal=signal.SIGINT))
+            wait_for(self._ready, 60, "the scratch PostgreSQL to accept connections", fail_fast=DrillError)
+        except SandboxError as e:
+            raise DrillError(f"the scratch PostgreSQL did not start: {e}") from None
 
     def _initdb_args(self) -> list[str]:
         return ["-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",

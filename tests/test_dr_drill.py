@@ -1,0 +1,485 @@
+"""DR drills against the sandbox's real PostgreSQL and Redis: backups restored for real into scratch instances.
+
+The source is a `shop` database with a realistic data set (customers, 50,000 orders with numeric, jsonb, bytea,
+NULLs and non-ASCII text, a foreign key, partial and expression indexes, a view, a materialized view, a function
+and a sequence). Each broken backup fails exactly the phase that should catch it, with a message saying what.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from support import REPO, SandboxHelper, run_suite
+
+from opsproof.drill import Drill, open_drill
+from opsproof.drill.backup import manifest_path, read_manifest, take_postgres, take_redis
+from opsproof.drill.scratch import PREFIX, ScratchPostgres, pid_alive, same_server, sweep, workdir
+from opsproof.drill.tools import pg_tool
+from opsproof.inventory import loads
+from opsproof.sandbox.process import wait_for
+
+SHOP_SQL = """
+CREATE TABLE customers (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL UNIQUE, name text, country char(2),
+  created_at timestamptz NOT NULL, meta jsonb);
+INSERT INTO customers (email, name, country, created_at, meta)
+  SELECT 'user' || g || '@example.com', 'Zoë Ünal ' || g, (ARRAY['DE','FR','US','JP','BR'])[1 + g % 5],
+         timestamptz '2024-01-01' + g * interval '17 minutes',
+         jsonb_build_object('tier', g % 4, 'tags', jsonb_build_array('a' || g % 7, 'b'))
+  FROM generate_series(1, 5000) g;
+CREATE TABLE orders (
+  id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
+  status text NOT NULL CHECK (status IN ('new', 'paid', 'shipped', 'refunded')), amount numeric(12,2) NOT NULL,
+  placed_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, note text, receipt bytea, lines jsonb);
+INSERT INTO orders (customer_id, status, amount, placed_at, updated_at, note, receipt, lines)
+  SELECT 1 + g % 5000, (ARRAY['new','paid','shipped','refunded'])[1 + g % 4], round((g * 7.31) % 1000, 2),
+         now() - (50000 - g) * interval '1 minute', now() - (50000 - g) * interval '1 minute',
+         CASE WHEN g % 10 = 0 THEN NULL ELSE 'note ' || md5(g::text) END, decode(md5(g::text), 'hex'),
+         jsonb_build_array(jsonb_build_object('sku', 'SKU-' || g % 300, 'qty', 1 + g % 3))
+  FROM generate_series(1, 50000) g;
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE INDEX orders_open ON orders (placed_at) WHERE status IN ('new', 'paid');
+CREATE INDEX customers_email_lower ON customers (lower(email));
+CREATE VIEW revenue_by_day AS
+  SELECT date_trunc('day', placed_at) AS day, sum(amount) AS revenue FROM orders WHERE status <> 'refunded' GROUP BY 1;
+CREATE MATERIALIZED VIEW top_customers AS
+  SELECT customer_id, sum(amount) AS total FROM orders GROUP BY 1 ORDER BY 2 DESC LIMIT 100;
+CREATE FUNCTION order_total(c bigint) RETURNS numeric LANGUAGE sql STABLE
+  AS 'SELECT coalesce(sum(amount), 0) FROM orders WHERE customer_id = c';
+CREATE SEQUENCE invoice_no START 1000;
+ANALYZE;
+"""
+
+# an index whose build takes seconds in a restore (its function sleeps; it was fast when the source built it)
+SLOW_SQL = """
+CREATE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN i; END';
+CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 6000) g;
+CREATE INDEX t_slow ON t (slow_id(id));
+CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+  AS 'BEGIN PERFORM pg_sleep(0.005); RETURN i; END';
+"""
+
+
+def _database(sandbox: SandboxHelper, name: str, script: str) -> str:
+    """A database owned by the app role (which a scratch server does not have: ownership is not restored)."""
+    with sandbox.superuser() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} OWNER app")
+    with sandbox.superuser(db=name) as conn:
+        conn.execute("SET ROLE app")
+        conn.execute(script)
+    return sandbox.box.dsn("opsproof_backup", db=name)
+
+
+@pytest.fixture(scope="module")
+def shop(sandbox: SandboxHelper) -> str:
+    """DSN of the shop database, for a role that can read every row (pg_read_all_data, BYPASSRLS)."""
+    return _database(sandbox, "shop", SHOP_SQL)
+
+
+def inventory_text(sandbox: SandboxHelper, dsn: str, **entry: Any) -> str:
+    data = {"environment": "drill-test",
+            "postgres": {"shop": {"dsn": dsn, "connect_timeout_s": 3}},
+            "redis": {"cache": {"url": sandbox.box.redis_url(), "timeout_s": 3}},
+            "backups": {"shop": {"postgres": "shop", "rpo": "24h", "rto": "5m", **entry}}}
+    return yaml.safe_dump(data)
+
+
+def drill(sandbox: SandboxHelper, dsn: str, tmp_path: Path, **entry: Any) -> Drill:
+    inv = loads(inventory_text(sandbox, dsn, **entry))
+    the_drill = open_drill(inv, "shop", tmp_path / "evidence")
+    the_drill.run()
+    return the_drill
+
+
+def finding(the_drill: Drill, phase: str) -> str:
+    result = the_drill.records[phase].result
+    return f"{result.verdict.upper()} {result.explain()}"
+
+
+def verdicts(the_drill: Drill) -> dict[str, str]:
+    return {name: record.result.verdict for name, record in the_drill.records.items()}
+
+
+def nothing_left(pid: int | None = None) -> None:
+    pid = pid or os.getpid()
+    folders = list(Path("/tmp").glob(f"{PREFIX}{pid}-*"))
+    processes = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, f"{PREFIX}{pid}-")]
+    assert (folders, processes) == ([], [])
+
+
+def _cmdline_has(proc: Path, text: str) -> bool:
+    try:
+        return text in (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def pg_dump(dsn: str, path: Path, *args: str) -> Path:
+    """A backup made the way the runbooks make them (no opsproof, no manifest)."""
+    env = {**os.environ, "PGPASSWORD": psycopg.conninfo.conninfo_to_dict(dsn)["password"]}
+    params = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items() if k != "password"}
+    conninfo = psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+    if path.name.endswith(".sql.gz"):
+        plain = subprocess.run([pg_tool("pg_dump", 15), "--dbname", conninfo, *args], env=env, check=True,
+                               capture_output=True).stdout
+        path.write_bytes(gzip.compress(plain))
+    else:
+        subprocess.run([pg_tool("pg_dump", 15), "--dbname", conninfo, "-f", str(path), *args], env=env, check=True)
+    return path
+
+
+# --- the drill passes on a good backup -------------------------------------------------------------------------
+
+def test_a_drill_on_a_fresh_backup_passes_as_a_suite(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    _, manifest = take_postgres(shop, backups, "shop_*.dump", source="postgres[shop]")
+    assert manifest["tables"]["public.orders"]["rows"] == 50000
+    inventory = tmp_path / "inventory.yaml"
+    text = inventory_text(sandbox, shop, directory=str(backups), pattern="shop_*.dump",
+                          tables=["public.orders", "public.customers"],
+                          freshness_query="SELECT max(updated_at) FROM public.orders")
+    data = yaml.safe_load(text)
+    data["backups"]["cache"] = {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m"}
+    inventory.write_text(yaml.safe_dump(data))
+    run = run_suite(inventory, tmp_path / "out", suite="checks/dr_drill")
+    assert run.code == 0, run.output
+    phases = [f"drill.{p}" for p in ("found", "integrity", "provision", "restore", "verify", "rpo", "rto", "teardown")]
+    for target in ("backups[shop]", "backups[cache]"):
+        assert [r["check"] for r in run.records if r["target"] == target] == phases
+    assert "DR drill backups[shop] (postgres) — PASS" in run.output
+    verify = next(r for r in run.records if r["check"] == "drill.verify" and r["target"] == "backups[shop]")
+    assert "schema objects of the manifest present" in verify["observed"]
+    assert "row counts and checksums = manifest (55,000 rows)" in verify["observed"]
+    assert "pg_amcheck: every B-tree index consistent" in verify["observed"]
+    [evidence] = (tmp_path / "out" / "drills").glob("shop-*.json")
+    doc = json.loads(evidence.read_text())
+    assert doc["verdict"] == "PASS"
+    assert doc["backup"]["sha256"] == manifest["sha256"]
+    assert [p["phase"] for p in doc["phases"]] == [p.split(".")[1] for p in phases]
+    assert all({"start", "end", "duration_s"} <= set(p) for p in doc["phases"])
+    assert doc["rto"]["measured_s"] == pytest.approx(sum(doc["rto"]["parts_s"].values()), abs=0.01)
+    assert doc["rpo"]["basis"] == "the freshness query on the restore"
+    secret = sandbox.box.meta["passwords"]["opsproof_backup"]
+    assert secret not in run.output
+    assert secret not in evidence.read_text()
+    assert secret not in (tmp_path / "out" / "results.jsonl").read_text()
+    orphans = [p for p in Path("/tmp").glob(f"{PREFIX}*") if not pid_alive(int(p.name[len(PREFIX):].split("-")[0]))]
+    assert orphans == []
+
+
+def test_plain_gzipped_dump_without_manifest_restores_through_psql(sandbox: SandboxHelper, shop: str,
+                                                                    tmp_path: Path) -> None:
+    pg_dump(shop, tmp_path / "shop_full_20261127.sql.gz")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_full_*.sql.gz",
+                      tables=["public.orders"], freshness_query="SELECT max(updated_at) FROM orders")
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert "gzip -dc | psql" in finding(the_drill, "restore")
+    assert "ignored 7 ownership/grant statement(s) for roles absent on scratch" in finding(the_drill, "restore")
+    nothing_left()
+
+
+# --- each broken backup fails the phase that catches it ------------------------------------------------------------
+
+def test_a_corrupted_custom_archive_fails_integrity(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    path = pg_dump(shop, tmp_path / "shop_1.dump", "--format=custom")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump")
+    assert finding(the_drill, "integrity").startswith("FAIL backups[shop]: damaged archive: pg_restore: error:")
+    assert verdicts(the_drill)["restore"] == "no-data"  # never restored
+    nothing_left()
+
+
+def test_a_corrupted_gzip_dump_fails_integrity(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    path = pg_dump(shop, tmp_path / "shop_1.sql.gz")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.sql.gz")
+    assert "FAIL backups[shop]: corrupt gzip stream in shop_1.sql.gz" in finding(the_drill, "integrity")
+
+
+@pytest.mark.parametrize("name", ["shop_1.sql", "shop_1.sql.gz", "shop_1.dump"])
+def test_a_truncated_dump_fails_integrity(sandbox: SandboxHelper, shop: str, tmp_path: Path, name: str) -> None:
+    path = pg_dump(shop, tmp_path / name, *(["--format=custom"] if name.endswith(".dump") else []))
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.7)])
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern=name)
+    expected = {"shop_1.sql": "truncated: shop_1.sql ends before pg_dump's closing line",
+                "shop_1.sql.gz": "truncated: the gzip stream of shop_1.sql.gz ends early",
+                "shop_1.dump": "damaged archive: pg_restore: error:"}[name]
+    assert expected in finding(the_drill, "integrity")
+    assert finding(the_drill, "integrity").startswith("FAIL")
+
+
+def test_a_table_missing_from_the_dump_fails_verification(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    pg_dump(shop, tmp_path / "shop_1.sql.gz", "--exclude-table=public.top_customers", "--exclude-table=public.orders",
+            "--exclude-table=public.revenue_by_day")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.sql.gz",
+                      tables=["public.orders", "public.customers"])
+    assert finding(the_drill, "verify") == (
+        "FAIL backups[shop]: table public.orders (listed in the inventory) is not in the restored database, "
+        "expected the restored data equal to the backup's (listed tables present and non-empty: public.orders, "
+        "public.customers; pg_amcheck: every B-tree index consistent)")
+    assert verdicts(the_drill)["restore"] == "pass"
+
+
+def test_a_manifest_table_missing_from_the_restore_fails_verification(sandbox: SandboxHelper, shop: str,
+                                                                        tmp_path: Path) -> None:
+    path, _ = take_postgres(shop, tmp_path, "shop_*.dump")
+    manifest = read_manifest(path)
+    assert manifest is not None
+    # the backup job's dump is replaced by one without a table (a wrong --exclude-table in the job, say)
+    pg_dump(shop, path, "--format=custom", "--exclude-table=public.customers", "--exclude-table=public.orders",
+            "--exclude-table=public.revenue_by_day", "--exclude-table=public.top_customers")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump")
+    text = finding(the_drill, "verify")
+    assert "table public.orders missing from the restore (manifest: 50,000 rows)" in text
+    assert "table public.customers missing from the restore (manifest: 5,000 rows)" in text
+    assert "sha256" in finding(the_drill, "integrity")  # and the file is not the one the manifest describes
+
+
+def test_a_row_changed_after_the_manifest_was_written_fails_verification(sandbox: SandboxHelper, shop: str,
+                                                                          tmp_path: Path) -> None:
+    path, _ = take_postgres(shop, tmp_path, "shop_*.dump")
+    with sandbox.superuser(db="shop") as conn:
+        conn.execute("UPDATE orders SET amount = amount + 0.01 WHERE id = 4242")
+        try:  # the dump now on disk holds the changed row; the manifest describes the snapshot before it
+            pg_dump(shop, path, "--format=custom")
+        finally:
+            conn.execute("UPDATE orders SET amount = amount - 0.01 WHERE id = 4242")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump")
+    assert finding(the_drill, "verify").startswith(
+        "FAIL backups[shop]: public.orders: content checksum differs from the manifest (same 50,000 rows, at least "
+        "one row changed)")
+    assert "differs from the manifest's" in finding(the_drill, "integrity")
+    nothing_left()
+
+
+def test_a_corrupt_index_in_the_restore_fails_pg_amcheck(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    inv = loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump"))
+    the_drill = open_drill(inv, "shop", tmp_path / "evidence")
+    try:
+        for name in ("found", "integrity", "provision", "restore"):
+            the_drill.phase(name)
+        scratch = the_drill.scratch  # type: ignore[attr-defined]
+        assert isinstance(scratch, ScratchPostgres)
+        with scratch.connect() as conn:
+            index = conn.execute("SELECT current_setting('data_directory') || '/' || "
+                                 "pg_relation_filepath('public.orders_customer')").fetchone()
+        scratch.stop()
+        with open(str(index[0]), "r+b") as f:  # a page of the restored index zeroed on disk
+            f.seek(8192)
+            f.write(bytes(8192))
+        scratch.launch()
+        result = the_drill.phase("verify")
+    finally:
+        the_drill.close()
+    assert result.ok is False
+    assert 'pg_amcheck found problems: btree index "opsproof_restore.public.orders_customer":' in result.observed
+    nothing_left()
+
+
+def test_a_backup_older_than_the_rpo_fails(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    path = pg_dump(shop, tmp_path / "shop_1.dump", "--format=custom")
+    stale = time.time() - 30 * 3600
+    os.utime(path, (stale, stale))
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump")
+    assert finding(the_drill, "found") == (
+        "FAIL backups[shop]: newest backup shop_1.dump is 30.0 h old, expected a backup younger than 1d (rpo)")
+    assert finding(the_drill, "rpo").startswith("FAIL backups[shop]: measured RPO 30.0 h")
+    assert verdicts(the_drill)["verify"] == "pass", finding(the_drill, "verify")  # stale: still restored, verified
+
+
+def test_a_restore_slower_than_a_tiny_rto_fails(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump", rto="50ms")
+    text = finding(the_drill, "rto")
+    assert text.startswith("FAIL backups[shop]: measured RTO ")
+    assert text.endswith(", expected ≤ 0.05s (rto)")
+    assert verdicts(the_drill)["verify"] == "pass"
+
+
+def test_a_scratch_target_equal_to_the_source_is_refused(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    alias = shop.replace("127.0.0.1", "localhost")  # the same server under another name
+    with sandbox.superuser() as conn:
+        before = conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
+                      scratch={"dsn": alias})
+    port = sandbox.box.port("postgres")
+    assert finding(the_drill, "provision") == (
+        f"FAIL backups[shop]: refused: the scratch target localhost:{port}/shop is the source postgres[shop] "
+        f"(same host (loopback), port {port} and database as the source). A drill restores into a scratch instance, "
+        "never into the source. Fix: point scratch.dsn at another server, or remove it to use a throwaway local "
+        "cluster, expected a scratch instance")
+    assert verdicts(the_drill)["restore"] == "no-data"
+    with sandbox.superuser() as conn:
+        assert conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall() == before
+
+
+def test_same_server_sees_through_names() -> None:
+    src = "postgresql://u:p@127.0.0.1:5432/app"
+    assert same_server(src, "postgresql://u:p@localhost:5432/other") is not None
+    assert same_server(src, "host=127.0.0.1 port=5432 dbname=app user=x") is not None
+    assert same_server(src, "postgresql://u:p@127.0.0.1:5433/app") is None
+
+
+def test_a_physical_replica_of_the_source_is_refused_as_scratch(sandbox: SandboxHelper, shop: str,
+                                                               tmp_path: Path) -> None:
+    """Another port, but the same cluster (same system identifier): restoring there would write to the source."""
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    replica = sandbox.box.dsn("postgres", db="postgres", service="replica")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
+                      scratch={"dsn": replica})
+    assert "own server (same system identifier)" in finding(the_drill, "provision")
+
+
+def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: SandboxHelper, shop: str,
+                                                                   tmp_path: Path) -> None:
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    other = ScratchPostgres(workdir(), 15)  # "another server": a second, unrelated cluster
+    try:
+        other.start()
+        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
+                                                 dbname="postgres")
+        the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
+                          scratch={"dsn": scratch})
+        assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+        assert "a database of its own on the scratch server" in finding(the_drill, "provision")
+        with psycopg.connect(scratch, autocommit=True) as conn:
+            assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'opsproof_drill_%'").fetchall() \
+                == []
+    finally:
+        other.stop()
+        import shutil
+
+        shutil.rmtree(other.folder, ignore_errors=True)
+
+
+# --- Redis --------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cache_keys(sandbox: SandboxHelper) -> Any:
+    client = sandbox.redis()
+    keys = [f"drill:key:{i}" for i in range(40)]
+    client.mset({k: f"value {i}" for i, k in enumerate(keys)})
+    yield client, keys
+    client.delete(*keys)
+
+
+def test_a_redis_drill_restores_the_rdb(sandbox: SandboxHelper, cache_keys: Any, tmp_path: Path) -> None:
+    client, _ = cache_keys
+    total = client.dbsize()
+    the_drill = drill_redis(sandbox, tmp_path, fresh=True)
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert f"{total:,} keys restored = the RDB's unexpired keys (file's key count = manifest)" in finding(
+        the_drill, "verify")
+    nothing_left()
+
+
+def drill_redis(sandbox: SandboxHelper, tmp_path: Path, **entry: Any) -> Drill:
+    data = {"environment": "drill-test", "redis": {"cache": {"url": sandbox.box.redis_url(), "timeout_s": 3}},
+            "backups": {"cache": {"redis": "cache", "rpo": "1h", "rto": "1m", "sample": 200, **entry}}}
+    the_drill = open_drill(loads(yaml.safe_dump(data)), "cache", tmp_path / "evidence")
+    the_drill.run()
+    return the_drill
+
+
+def test_a_corrupted_rdb_fails_integrity(sandbox: SandboxHelper, cache_keys: Any, tmp_path: Path) -> None:
+    path, _ = take_redis(sandbox.box.redis_url(), tmp_path, "cache_*.rdb")
+    manifest_path(path).unlink()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    the_drill = drill_redis(sandbox, tmp_path, directory=str(tmp_path), pattern="cache_*.rdb")
+    assert finding(the_drill, "integrity").startswith(f"FAIL backups[cache]: redis-check-rdb rejects {path.name}: ")
+    assert verdicts(the_drill)["restore"] == "no-data"
+
+
+def test_redis_values_changed_since_the_backup_fail_the_sample(sandbox: SandboxHelper, cache_keys: Any,
+                                                               tmp_path: Path) -> None:
+    client, keys = cache_keys
+    take_redis(sandbox.box.redis_url(), tmp_path, "cache_*.rdb")
+    client.mset({k: "changed" for k in keys})
+    the_drill = drill_redis(sandbox, tmp_path, directory=str(tmp_path), pattern="cache_*.rdb")
+    text = finding(the_drill, "verify")
+    assert text.startswith("FAIL backups[cache]: only ")
+    assert f"({len(keys)} changed, 0 gone since the backup)" in text
+
+
+def test_a_redis_key_count_unlike_the_manifest_fails(sandbox: SandboxHelper, cache_keys: Any,
+                                                     tmp_path: Path) -> None:
+    path, manifest = take_redis(sandbox.box.redis_url(), tmp_path, "cache_*.rdb")
+    manifest["keys_in_file"] += 5  # the manifest of another snapshot, or a file that lost keys
+    manifest_path(path).write_text(json.dumps(manifest))
+    the_drill = drill_redis(sandbox, tmp_path, directory=str(tmp_path), pattern="cache_*.rdb")
+    assert finding(the_drill, "verify").startswith(
+        f"FAIL backups[cache]: the RDB holds {manifest['keys_in_file'] - 5:,} keys, the manifest "
+        f"{manifest['keys_in_file']:,}")
+
+
+# --- interrupted drills leave nothing behind -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_a_drill_mid_restore_leaves_nothing(sandbox: SandboxHelper, tmp_path: Path, sig: int) -> None:
+    dsn = _database(sandbox, f"slow_{int(sig)}", SLOW_SQL)
+    take_postgres(dsn, tmp_path / "backups", "slow_*.dump")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(inventory_text(sandbox, dsn, directory=str(tmp_path / "backups"), pattern="slow_*.dump"))
+    out = tmp_path / "out"
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "checks/dr_drill", "--inventory", str(inventory), "-p", "no:cacheprovider",
+         "--opsproof-record", str(out / "results.jsonl"), "-q"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: _restoring(suite.pid), 60, "pg_restore never started")
+        suite.send_signal(sig)
+        output, _ = suite.communicate(timeout=60)
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+    assert suite.returncode != 0
+    nothing_left(suite.pid)
+    [evidence] = (out / "drills").glob("shop-*.json")
+    phases = {p["phase"]: p["verdict"] for p in json.loads(evidence.read_text())["phases"]}
+    assert phases["teardown"] == "pass", output
+    assert "restore" not in phases or phases["restore"] != "pass"
+
+
+def _restoring(pid: int) -> bool:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and _cmdline_has(proc, "pg_restore"):
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                return True
+    return False
+
+
+def test_a_killed_drills_leftovers_are_swept_by_the_next(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / f"{PREFIX}{dead.stdout.strip()}-abc"
+    (folder / "pg-data").mkdir(parents=True)
+    mine = tmp_path / f"{PREFIX}{os.getpid()}-abc"
+    mine.mkdir()
+    assert sweep(tmp_path) == [folder]
+    assert not folder.exists()
+    assert mine.exists()
