@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -47,6 +48,7 @@ from psycopg.conninfo import conninfo_to_dict
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import opsproof.drill.postgres  # noqa: E402, F401  (imported now: the whole run measures one version of the code)
 from opsproof.drill import open_drill, pgdata  # noqa: E402
 from opsproof.drill.backup import take_postgres  # noqa: E402
 from opsproof.drill.scratch import ScratchPostgres, workdir  # noqa: E402
@@ -262,6 +264,14 @@ def machine() -> dict[str, Any]:
             "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def code_version() -> str:
+    """A digest of opsproof/drill/*.py (the code under test), to tell whether it changed during the run."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "opsproof" / "drill").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def med(runs: list[dict[str, Any]], key: str) -> float:
     return round(statistics.median(float(r[key]) for r in runs), 3)
 
@@ -277,6 +287,7 @@ def main() -> int:
 
     began = time.perf_counter()
     info = machine()
+    info["opsproof_drill_sha256_start"] = code_version()
     made: list[Path] = []
     base = Path(tempfile.mkdtemp(prefix="opsproof-bench-drill-", dir="/tmp"))
     base.chmod(0o755)
@@ -377,6 +388,9 @@ def main() -> int:
         print(f"total wall time {wall / 60:.1f} min")
 
         info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        info["opsproof_drill_sha256_end"] = code_version()
+        if info["opsproof_drill_sha256_end"] != info["opsproof_drill_sha256_start"]:
+            print("note: opsproof/drill/*.py changed on disk during the run (the run used the version at its start)")
         args.out.write_text(json.dumps({
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": info,
