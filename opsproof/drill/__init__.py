@@ -16,6 +16,7 @@ from types import FrameType
 from opsproof.drill.phases import PHASES, Drill
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Inventory
+from opsproof.redact import Redactor
 
 __all__ = ["PHASES", "Drill", "DrillError", "drillable", "interruptible", "open_drill"]
 
@@ -35,9 +36,10 @@ def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None
     if cfg.datastore is None:
         raise DrillError(f"backups.{name} names no datastore to restore. Fix: add postgres: NAME or redis: NAME")
     kind, source = cfg.datastore
+    redact = Redactor(inventory.secrets)
     if kind == "postgres":
-        return PostgresDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir)
-    return RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir)
+        return PostgresDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir, redact)
+    return RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir, redact)
 
 
 @contextlib.contextmanager

@@ -60,8 +60,10 @@ class Drill:
 
     kind = ""
 
-    def __init__(self, name: str, cfg: Backups, folder: Path, evidence_dir: Path | None = None) -> None:
+    def __init__(self, name: str, cfg: Backups, folder: Path, evidence_dir: Path | None = None,
+                 redact: Callable[[str], str] = str) -> None:
         self.name = name
+        self.redact = redact  # the inventory's secrets masked in the evidence and the summary
         self.cfg = cfg
         self.target = f"backups[{name}]"
         self.folder = folder
@@ -109,7 +111,7 @@ class Drill:
             self.evidence_dir.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.began))
             self.evidence_file = self.evidence_dir / f"{self.name}-{stamp}.json"
-            self.evidence_file.write_text(json.dumps(self.evidence(), indent=2, default=str) + "\n")
+            self.evidence_file.write_text(self.redact(json.dumps(self.evidence(), indent=2, default=str)) + "\n")
 
     def _ran(self, name: str) -> bool:
         record = self.records.get(name)
@@ -265,7 +267,7 @@ class Drill:
                         f"{detail if len(detail) <= 110 else detail[:107] + '…'}")
         if self.evidence_file is not None:
             rows.append(f"  evidence: {self.evidence_file}")
-        return "\n".join(rows)
+        return self.redact("\n".join(rows))
 
 
 def newest(directory: Path, pattern: str) -> Path:

@@ -16,6 +16,7 @@ import re
 import subprocess
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,8 @@ class PostgresDrill(Drill):
     kind = "postgres"
 
     def __init__(self, name: str, cfg: Backups, source: Postgres, folder: Path,
-                 evidence_dir: Path | None = None) -> None:
-        super().__init__(name, cfg, folder, evidence_dir)
+                 evidence_dir: Path | None = None, redact: Callable[[str], str] = str) -> None:
+        super().__init__(name, cfg, folder, evidence_dir, redact)
         self.source = source
         self.dsn = cfg.dsn or source.dsn  # reads every table: pg_dump and the manifest need more than monitoring
         self.source_name = f"postgres[{cfg.postgres}]"

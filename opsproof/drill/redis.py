@@ -11,6 +11,7 @@ verify     key count = the file's (and the manifest's); a sample of keys compare
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ class RedisDrill(Drill):
     kind = "redis"
 
     def __init__(self, name: str, cfg: Backups, source: Redis, folder: Path,
-                 evidence_dir: Path | None = None) -> None:
-        super().__init__(name, cfg, folder, evidence_dir)
+                 evidence_dir: Path | None = None, redact: Callable[[str], str] = str) -> None:
+        super().__init__(name, cfg, folder, evidence_dir, redact)
         self.source = source
         self.source_name = f"redis[{cfg.redis}]"
         self.facts: dict[str, Any] = {}

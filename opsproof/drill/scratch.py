@@ -199,10 +199,12 @@ class ScratchServer:
 
     @property
     def conninfo(self) -> str:
-        return make_conninfo(**{**self.params, "dbname": self.database})
+        """Without the password (it goes to tools as PGPASSWORD: argv is visible to every user in `ps`)."""
+        return make_conninfo(**{k: v for k, v in self.params.items() if k not in ("password", "dbname")},
+                             dbname=self.database)
 
     def tool_env(self) -> dict[str, str]:
-        return {"PGPASSWORD": str(self.params["password"])} if "password" in self.params else {}
+        return {"PGPASSWORD": self.params["password"]} if "password" in self.params else {}
 
     def start(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
@@ -215,7 +217,8 @@ class ScratchServer:
             self.created = True
 
     def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+        return psycopg.connect(self.conninfo, password=self.params.get("password"), autocommit=True,
+                               connect_timeout=10)
 
     def stop(self) -> None:
         if self.created:
