@@ -483,3 +483,66 @@ def test_a_killed_drills_leftovers_are_swept_by_the_next(tmp_path: Path) -> None
     assert sweep(tmp_path) == [folder]
     assert not folder.exists()
     assert mine.exists()
+
+
+# --- the command line and the inventory ------------------------------------------------------------------------------
+
+def test_opsproof_drill_on_the_sandbox_inventory(sandbox: SandboxHelper, tmp_path: Path) -> None:
+    """`opsproof backup` then `opsproof drill`, as cron runs them, on the sandbox's own inventory."""
+    cli = [sys.executable, "-m", "opsproof.cli"]
+    backup = subprocess.run([*cli, "backup", "--inventory", str(sandbox.inventory), "--target", "app"],
+                            capture_output=True, text=True, timeout=120)
+    assert backup.returncode == 0, backup.stderr
+    assert "backups[app]: " in backup.stdout
+    assert "3 tables" in backup.stdout
+    done = subprocess.run([*cli, "drill", "--inventory", str(sandbox.inventory), "--evidence", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DR drill backups[app] (postgres) — PASS" in done.stdout
+    assert "DR drill backups[cache] (redis) — PASS" in done.stdout
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    for secret in sandbox.box.meta["passwords"].values():
+        assert secret not in done.stdout + backup.stdout
+
+
+def test_opsproof_drill_names_an_unknown_entry(sandbox: SandboxHelper) -> None:
+    done = subprocess.run([sys.executable, "-m", "opsproof.cli", "drill", "--inventory", str(sandbox.inventory),
+                           "--target", "nope"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "no backups entry 'nope' with postgres: or redis: (have: app, cache). Fix: pass one of them with " \
+           "--target" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{directory: /b, max_age_h: 24}", "backups.db.max_age_h: unknown key 'max_age_h'. Fix: it is now 'rpo:', "
+                                           "a duration — write max_age_h: 24 as rpo: 24h."),
+        ("{directory: /b, rpo: 4 hours}", "backups.db.rpo: '4 hours' is not a duration (write it like 90s, 15m, 4h "
+                                          "or 1d)"),
+        ("{postgres: main, redis: cache, directory: /b}", "backups.db: gives both postgres: and redis:. Fix: one "
+                                                          "entry per datastore; split it in two."),
+        ("{postgres: main}", "backups.db: no directory: where are the backups? Fix: add directory: /var/backups/…, "
+                             "or fresh: true to take a backup at the start of each drill."),
+        ("{fresh: true}", "backups.db: fresh: true without a datastore to back up. Fix: add postgres: NAME or "
+                          "redis: NAME."),
+        ("{postgres: other, fresh: true}", "backups.db.postgres: no postgres entry named 'other'. Fix: name an "
+                                           "existing entry."),
+    ],
+    ids=["renamed", "duration", "both", "no-directory", "fresh-alone", "unknown-ref"],
+)
+def test_backups_entries_are_validated(entry: str, message: str) -> None:
+    from opsproof.inventory import InventoryError
+
+    text = f"environment: t\npostgres:\n  main: {{dsn: 'postgresql://a@b/c'}}\nbackups:\n  db: {entry}\n"
+    with pytest.raises(InventoryError) as info:
+        loads(text, "inv.yaml")
+    assert f"inv.yaml:5: {message}" in str(info.value)
+
+
+def test_durations() -> None:
+    from opsproof.inventory import human_duration
+
+    inv = loads("environment: t\nbackups:\n  a: {directory: /b, rpo: 15m, rto: 1.5h}\n  b: {directory: /b, rpo: 90}\n")
+    assert (inv.backups["a"].rpo, inv.backups["a"].rto, inv.backups["b"].rpo) == (900, 5400, 90)
+    assert [human_duration(s) for s in (86400, 3600 * 4, 900, 90, 0.05)] == ["1d", "4h", "15m", "90s", "0.05s"]
