@@ -190,6 +190,16 @@ def test_plain_gzipped_dump_without_manifest_restores_through_psql(sandbox: Sand
     nothing_left()
 
 
+def test_a_directory_format_dump_restores_with_jobs(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    pg_dump(shop, tmp_path / "shop_dir", "--format=directory", "--jobs=2")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_dir",
+                      tables=["public.orders", "public.customers"])
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert "(directory, " in finding(the_drill, "found")
+    assert "pg_restore --jobs=2" in finding(the_drill, "restore")
+    assert "schema objects of the archive's table of contents present" in finding(the_drill, "verify")
+
+
 # --- each broken backup fails the phase that catches it ------------------------------------------------------------
 
 def test_a_corrupted_custom_archive_fails_integrity(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
