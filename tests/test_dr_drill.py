@@ -179,6 +179,19 @@ def test_a_drill_on_a_fresh_backup_passes_as_a_suite(sandbox: SandboxHelper, sho
     assert orphans == []
 
 
+def test_a_drill_never_writes_to_the_source(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    """A fresh backup (pg_dump + manifest checksums) and the whole drill: no row written in the source."""
+    query = ("SELECT sum(n_tup_ins + n_tup_upd + n_tup_del), sum(n_tup_hot_upd) FROM pg_stat_user_tables; "
+             "SELECT pg_stat_clear_snapshot()")
+    with sandbox.superuser(db="shop") as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        before = conn.execute(query).fetchone()
+        the_drill = drill(sandbox, shop, tmp_path, fresh=True, tables=["public.orders"])
+        assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        assert conn.execute(query).fetchone() == before
+
+
 def test_plain_gzipped_dump_without_manifest_restores_through_psql(sandbox: SandboxHelper, shop: str,
                                                                     tmp_path: Path) -> None:
     pg_dump(shop, tmp_path / "shop_full_20261127.sql.gz")

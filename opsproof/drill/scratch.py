@@ -209,6 +209,7 @@ class ScratchServer:
     def start(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
             with contextlib.suppress(psycopg.Error), psycopg.connect(self.source_dsn, connect_timeout=10) as src:
+                src.read_only = True
                 ident = "SELECT system_identifier FROM pg_control_system()"
                 if src.execute(ident).fetchone() == conn.execute(ident).fetchone():
                     raise DrillError(f"refused: the scratch target {self._shown()} is the source {self.source}'s "
