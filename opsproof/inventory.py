@@ -284,7 +284,7 @@ class Backups(_Entry):
         if self.postgres and self.redis:
             raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
         if self.directory is None and not self.fresh:
-            raise ValueError("no directory: where are the backups? Fix: add directory: /var/backups/…, "
+            raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
                              "or fresh: true to take a backup at the start of each drill")
         if self.fresh and not (self.postgres or self.redis):
             raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")

@@ -545,7 +545,7 @@ def test_opsproof_drill_names_an_unknown_entry(sandbox: SandboxHelper) -> None:
                                           "or 1d)"),
         ("{postgres: main, redis: cache, directory: /b}", "backups.db: gives both postgres: and redis:. Fix: one "
                                                           "entry per datastore; split it in two."),
-        ("{postgres: main}", "backups.db: no directory: where are the backups? Fix: add directory: /var/backups/…, "
+        ("{postgres: main}", "backups.db: no directory (where the backups are). Fix: add directory: /var/backups/…, "
                              "or fresh: true to take a backup at the start of each drill."),
         ("{fresh: true}", "backups.db: fresh: true without a datastore to back up. Fix: add postgres: NAME or "
                           "redis: NAME."),
