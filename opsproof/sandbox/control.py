@@ -97,6 +97,8 @@ class Sandbox:
         self.sup.stop(name)
 
     def start_service(self, name: str) -> None:
+        if not hasattr(self, "bin"):  # a Sandbox opened on a running one (chaos rollbacks) has not looked yet
+            self._check_binaries()
         spec, ready = self._spec(name)
         self.sup.start(spec)
 

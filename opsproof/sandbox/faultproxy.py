@@ -79,12 +79,12 @@ class Proxy:
             if self.fault.mode == "blackhole":
                 await self._swallow(client_r)
                 return
-            upstream_r, upstream_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream),
-                                                            CONNECT_TIMEOUT_S)
+            upstream_r, writer = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT_S)
+            upstream_w = writer
             self.pairs.discard(pair)
-            pair = (client_w, upstream_w)
+            pair = (client_w, writer)
             self.pairs.add(pair)
-            await asyncio.gather(self._pump(client_r, upstream_w, delay=False),
+            await asyncio.gather(self._pump(client_r, writer, delay=False),
                                  self._pump(upstream_r, client_w, delay=True))
         except (OSError, TimeoutError):
             pass  # upstream down or refused: the client sees its connection closed, as without a proxy
