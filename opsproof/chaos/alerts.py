@@ -64,14 +64,16 @@ class Budget:
     group_wait_s: float
     jobs: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    allowance_s: float = 0.0  # declared by the experiment: how long the symptom takes to become measurable
 
     @property
     def total_s(self) -> float:
-        return round(self.scrape_s + self.evaluation_s + self.for_s + self.group_wait_s, 3)
+        return round(self.scrape_s + self.evaluation_s + self.for_s + self.group_wait_s + self.allowance_s, 3)
 
     def explain(self) -> str:
+        allowance = f" + allowance {self.allowance_s:g}" if self.allowance_s else ""
         return (f"scrape {self.scrape_s:g} + evaluation {self.evaluation_s:g} + for {self.for_s:g} "
-                f"+ group_wait {self.group_wait_s:g}")
+                f"+ group_wait {self.group_wait_s:g}{allowance}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_s": self.total_s}
@@ -130,7 +132,7 @@ def _rule_jobs(apis: Apis, query: str) -> list[str]:
     return sorted(j for j in jobs if j)
 
 
-def detection_budget(apis: Apis, alert: str) -> Budget:
+def detection_budget(apis: Apis, alert: str, allowance_s: float = 0.0) -> Budget:
     """The budget of ``alert`` from the live Prometheus and Alertmanager configurations."""
     config = yaml.safe_load(apis.prom_get("/api/v1/status/config")["yaml"]) or {}
     glob = config.get("global", {})
@@ -155,7 +157,7 @@ def detection_budget(apis: Apis, alert: str) -> Budget:
     am_config = yaml.safe_load(apis.am_get("/api/v2/status")["config"]["original"]) or {}
     group_wait = duration_s(am_config.get("route", {}).get("group_wait"), 30.0)
     return Budget(alert, max((scrape[j] for j in known), default=default_scrape), evaluation, for_s, group_wait,
-                  tuple(known), tuple(notes))
+                  tuple(known), tuple(notes), float(allowance_s))
 
 
 def _pending_since(apis: Apis, name: str) -> float | None:
@@ -166,11 +168,12 @@ def _pending_since(apis: Apis, name: str) -> float | None:
 
 
 def alert_fires(name: str, labels: Mapping[str, str] | None = None, within: float | None = None,
-                configuration: Configuration = None) -> dict[str, Any]:
+                allowance_s: float = 0.0, configuration: Configuration = None) -> dict[str, Any]:
     """The alert is active in Alertmanager within ``within`` s (default: twice its budget) of the fault, and
-    fired (``startsAt``) within its budget."""
+    fired (``startsAt``) within its budget. ``allowance_s`` is added to the budget when the symptom itself takes
+    time to be measurable (a request slowed to 0.6 s is observed only when it ends); it is reported."""
     apis = Apis(Context.of(configuration))
-    budget = detection_budget(apis, name)
+    budget = detection_budget(apis, name, allowance_s)
     wait = float(within) if within else round(2 * budget.total_s, 3)
     injected = timeline.first("fault_injected") or time.time()
     deadline = injected + wait

@@ -44,7 +44,8 @@ def audit(configuration: Configuration = None) -> Audit:
         look("services running", lambda: _not_running(box))
         look("app supervisor", lambda: "restarts disabled (hold file present)"
              if box.keeper_files()["hold"].exists() else "")
-        look("fault proxy", lambda: _proxy_fault(configuration))
+        for name in proxy.PROXIES:
+            look(f"fault proxy {name}", lambda name=name: _proxy_fault(name, configuration))
     for name in ctx.inventory.postgres:
         look(f"postgres[{name}] held connections", lambda name=name: _count(
             pgfaults.chaos_connections(name, configuration), "connection(s) held by opsproof-chaos"))
@@ -65,6 +66,6 @@ def _not_running(box: Sandbox) -> str:
     return f"not running: {', '.join(down)}" if down else ""
 
 
-def _proxy_fault(configuration: Configuration) -> str:
-    mode = proxy.proxy_state(configuration).get("mode")
+def _proxy_fault(name: str, configuration: Configuration) -> str:
+    mode = proxy.proxy_state(name, configuration).get("mode")
     return f"fault {mode} still set" if mode != "none" else ""

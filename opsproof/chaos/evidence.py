@@ -31,6 +31,11 @@ def build(journal: dict[str, Any], audit: Audit, redact: Redactor) -> dict[str, 
     failures = [f"{r['activity'].get('name')}: {_error(r)}" for r in method if r.get("status") == "failed"]
     failures += [f"rollback {r['activity'].get('name')}: {_error(r)}" for r in rollbacks
                  if r.get("status") == "failed"]
+    for phase, state in (journal.get("steady_states") or {}).items():
+        for probe in (state or {}).get("probes", []) if isinstance(state, dict) else []:
+            if probe.get("status") == "failed" or probe.get("tolerance_met") is False:
+                failures.append(f"steady state {phase}: {probe['activity'].get('name')}: "
+                                f"{_error(probe) or 'not within tolerance'}")
     status = journal.get("status", "?")
     if status != "completed":
         failures.insert(0, f"experiment {status}")

@@ -3,6 +3,8 @@ reference app says about itself while a dependency is down."""
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from typing import Any
 
@@ -67,3 +69,31 @@ def app_serves(path: str = "/items/1", target: str | None = None, configuration:
     if response.status_code != 200:
         raise fail(target_id, f"GET {path} → HTTP {response.status_code}", "HTTP 200")
     return True
+
+
+def traffic(seconds: float, concurrency: int = 4, path: str = "/items/{id}", ids: int = 1000,
+            target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
+    """Real user requests for ``seconds`` (``GET path``, ``{id}`` a random item id), so that latency and
+    error-rate alerts have something to measure. Run it as a background action."""
+    ctx = Context.of(configuration)
+    target_id, entry = ctx.entry("http", target)
+    deadline = time.monotonic() + float(seconds)
+    counts = [0] * concurrency
+    errors = [0] * concurrency
+
+    def worker(i: int) -> None:
+        rng = random.Random(i)
+        with httpx.Client(base_url=entry.url, timeout=entry.timeout_s, headers=entry.headers) as client:
+            while time.monotonic() < deadline:
+                try:
+                    client.get(path.replace("{id}", str(rng.randint(1, ids))))
+                    counts[i] += 1
+                except httpx.HTTPError:
+                    errors[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(float(seconds) + 10)
+    return {"target": target_id, "requests": sum(counts), "errors": sum(errors), "seconds": seconds}

@@ -17,11 +17,16 @@ from opsproof.chaos.context import Configuration, Context, fail
 TIMEOUT_S = 3.0
 
 
-def _control_url(ctx: Context, configuration: Configuration) -> str:
-    url = (configuration or {}).get("opsproof_proxy_url")
+PROXIES = ("proxy", "pgproxy")  # the sandbox's: app → Redis, app → PostgreSQL
+
+
+def _control_url(ctx: Context, configuration: Configuration, proxy: str) -> str:
+    url = (configuration or {}).get(f"opsproof_{proxy}_url")
     if url:
         return str(url).rstrip("/")
-    return f"http://127.0.0.1:{ctx.sandbox.port('proxy_control')}"
+    if proxy not in PROXIES:
+        raise fail(f"proxy[{proxy}]", "no such fault proxy", f"one of {', '.join(PROXIES)}")
+    return f"http://127.0.0.1:{ctx.sandbox.port(f'{proxy}_control')}"
 
 
 def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,29 +43,31 @@ def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     return data
 
 
-def proxy_fault(mode: str, latency_ms: int = 0, configuration: Configuration = None) -> dict[str, Any]:
-    """Set the proxy's fault: ``latency`` (with ``latency_ms``), ``reset`` or ``blackhole``."""
+def proxy_fault(mode: str, latency_ms: int = 0, proxy: str = "proxy",
+                configuration: Configuration = None) -> dict[str, Any]:
+    """Set a proxy's fault: ``latency`` (with ``latency_ms``), ``reset`` or ``blackhole``. ``proxy`` is the
+    sandbox's ``proxy`` (app → Redis) or ``pgproxy`` (app → PostgreSQL)."""
     ctx = Context.of(configuration)
     ctx.destructive(f"inject a {mode} network fault")
-    url = _control_url(ctx, configuration)
+    url = _control_url(ctx, configuration, proxy)
     state = _call(url, {"mode": mode, "latency_ms": latency_ms})
     if state.get("mode") != mode:
         raise fail(f"proxy[{url}]", f"mode {state.get('mode')!r} after the change", f"mode {mode!r}")
-    at = timeline.mark("fault_injected", fault=f"proxy {mode}" + (f" {latency_ms} ms" if latency_ms else ""))
+    at = timeline.mark("fault_injected", fault=f"{proxy} {mode}" + (f" {latency_ms} ms" if latency_ms else ""))
     return {"proxy": url, **state, "injected_at": at}
 
 
-def proxy_clear(configuration: Configuration = None) -> dict[str, Any]:
+def proxy_clear(proxy: str = "proxy", configuration: Configuration = None) -> dict[str, Any]:
     """The rollback: the proxy forwards untouched again."""
     ctx = Context.of(configuration)
-    url = _control_url(ctx, configuration)
+    url = _control_url(ctx, configuration, proxy)
     before = _call(url)
     state = _call(url, {"mode": "none"})
     if before.get("mode") != "none":
-        timeline.mark("remediated", action=f"proxy fault {before.get('mode')} cleared")
+        timeline.mark("remediated", action=f"{proxy} fault {before.get('mode')} cleared")
     return {"proxy": url, "was": before.get("mode"), **state}
 
 
-def proxy_state(configuration: Configuration = None) -> dict[str, Any]:
+def proxy_state(proxy: str = "proxy", configuration: Configuration = None) -> dict[str, Any]:
     ctx = Context.of(configuration)
-    return _call(_control_url(ctx, configuration))
+    return _call(_control_url(ctx, configuration, proxy))

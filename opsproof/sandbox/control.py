@@ -40,7 +40,7 @@ from opsproof.sandbox.process import (
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
 SERVICES = ("postgres", "replica", "redis", "webhook", "alertmanager", "postgres_exporter", "redis_exporter",
-            "proxy", "app", "prometheus")
+            "proxy", "pgproxy", "app", "prometheus")
 START_TIMEOUT = 30.0
 APP_RESTART_DELAY_S = 6.0  # the app's keeper restarts it this long after it exits (systemd's RestartSec)
 
@@ -174,7 +174,8 @@ class Sandbox:
             d = self.dir / sub
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
-        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port(), "proxy_control": free_port()}
+        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port(), "proxy_control": free_port(),
+                                                    "pgproxy_control": free_port()}
         passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "redis")}
         self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
         fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -267,10 +268,12 @@ class Sandbox:
                     "-web.listen-address", f"127.0.0.1:{port}"]
             return (Spec(name, argv, env={"REDIS_PASSWORD": pw["redis"]}),
                     lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
-        if name == "proxy":  # the app reaches Redis through it, so chaos can add latency, resets, a blackhole
+        if name in ("proxy", "pgproxy"):  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
+            # so chaos can add latency, resets, a blackhole
+            upstream = ports["redis" if name == "proxy" else "postgres"]
             argv = [sys.executable, "-m", "opsproof.sandbox.faultproxy", "--listen", str(port),
-                    "--upstream", f"127.0.0.1:{ports['redis']}", "--control", str(ports["proxy_control"])]
-            return Spec(name, argv), lambda: self._http_ok(f"http://127.0.0.1:{ports['proxy_control']}/health")
+                    "--upstream", f"127.0.0.1:{upstream}", "--control", str(ports[f"{name}_control"])]
+            return Spec(name, argv), lambda: self._http_ok(f"http://127.0.0.1:{ports[f'{name}_control']}/health")
         if name == "app":
             # the keeper restarts the app when it exits (its supervisor); keeper_files() says where its files are
             keeper = self.keeper_files()
@@ -281,7 +284,7 @@ class Sandbox:
                     "--tls-port", str(ports["app_tls"]), "--certfile", str(d / "tls" / "server.pem"),
                     "--keyfile", str(d / "tls" / "server.key")]
             app_redis = f"redis://:{pw['redis']}@127.0.0.1:{ports['proxy']}/0"  # through the fault proxy
-            env = {"APP_PG_DSN": self.dsn("app"), "APP_REDIS_URL": app_redis}  # not argv: `ps` shows it
+            env = {"APP_PG_DSN": self.dsn("app", service="pgproxy"), "APP_REDIS_URL": app_redis}  # not argv
             return Spec(name, argv, env=env), lambda: self._http_ok(f"http://127.0.0.1:{port}/health")
         if name == "prometheus":
             argv = [self.bin["prometheus"], f"--config.file={d / 'prometheus' / 'prometheus.yml'}",
