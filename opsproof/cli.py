@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from opsproof.chaos.context import ChaosError
 from opsproof.inventory import InventoryError, load
 from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError
@@ -71,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--inventory", required=True)
     bl.add_argument("--dir", default=str(Path("reports") / "baselines"), help="where baselines are kept")
     bl.set_defaults(func=_baseline)
+    from opsproof.chaos.cli import register as register_chaos
+
+    register_chaos(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
-    except (InventoryError, SandboxError, FileNotFoundError) as e:
+    except (InventoryError, SandboxError, FileNotFoundError, ChaosError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

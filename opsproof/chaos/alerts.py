@@ -92,6 +92,12 @@ class Apis:
         self.prom_id, self.prom = self.ctx.entry("prometheus", self.prometheus)
         self.am_id, self.am = self.ctx.entry("alertmanager", self.alertmanager)
 
+    def __enter__(self) -> Apis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
     def _get(self, target: str, base: str, path: str, headers: Mapping[str, str], timeout: float,
              params: Mapping[str, Any] | None = None) -> Any:
         try:
@@ -172,7 +178,12 @@ def alert_fires(name: str, labels: Mapping[str, str] | None = None, within: floa
     """The alert is active in Alertmanager within ``within`` s (default: twice its budget) of the fault, and
     fired (``startsAt``) within its budget. ``allowance_s`` is added to the budget when the symptom itself takes
     time to be measurable (a request slowed to 0.6 s is observed only when it ends); it is reported."""
-    apis = Apis(Context.of(configuration))
+    with Apis(Context.of(configuration)) as apis:
+        return _fires(apis, name, labels, within, allowance_s)
+
+
+def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: float | None,
+           allowance_s: float) -> dict[str, Any]:
     budget = detection_budget(apis, name, allowance_s)
     wait = float(within) if within else round(2 * budget.total_s, 3)
     injected = timeline.first("fault_injected") or time.time()
@@ -248,13 +259,13 @@ def alert_resolves(name: str, within: float = 30, configuration: Configuration =
     """The alert is no longer active in Alertmanager within ``within`` s; its resolution time is the ``endsAt``
     of the resolved notification when the receiver got one."""
     ctx = Context.of(configuration)
-    apis = Apis(ctx)
     deadline = time.time() + float(within)
-    while active := apis.active(name):
-        if time.time() >= deadline:
-            raise fail(f"alert[{name}]", f"still active {within:g} s later (since {active[0]['startsAt']})",
-                       "resolved")
-        time.sleep(POLL_S)
+    with Apis(ctx) as apis:
+        while active := apis.active(name):
+            if time.time() >= deadline:
+                raise fail(f"alert[{name}]", f"still active {within:g} s later (since {active[0]['startsAt']})",
+                           "resolved")
+            time.sleep(POLL_S)
     seen = time.time()
     resolved_at, source = seen, "alertmanager (observed)"
     if ctx.sandbox_dir is not None or (configuration or {}).get("opsproof_webhook_url"):
@@ -271,8 +282,8 @@ def alert_resolves(name: str, within: float = 30, configuration: Configuration =
 
 def no_unexpected_alerts(expected: list[str] | None = None, configuration: Configuration = None) -> bool:
     """Nothing fires in Alertmanager but the ``expected`` alerts (a steady-state probe: true, or the finding)."""
-    apis = Apis(Context.of(configuration))
-    active: list[dict[str, Any]] = apis.am_get("/api/v2/alerts", active="true", silenced="false")
+    with Apis(Context.of(configuration)) as apis:
+        active: list[dict[str, Any]] = apis.am_get("/api/v2/alerts", active="true", silenced="false")
     names = sorted({a["labels"].get("alertname", "?") for a in active})
     unexpected = [n for n in names if n not in (expected or [])]
     if unexpected:
@@ -308,3 +319,19 @@ def recovers_within(seconds: float, target: str | None = None, configuration: Co
     return {"target": target_id, "recovered_at": recovered, "recovery_s": round(recovered - injected, 3),
             "target_s": float(seconds), "since_remediation_s": None if remediated is None
             else round(recovered - remediated, 3)}
+
+
+def query_settles(query: str, at_most: float, within: float = 30, configuration: Configuration = None) -> dict[str, Any]:
+    """Wait until a PromQL ``query`` is at most ``at_most`` (e.g. the request rate before a latency fault, so the
+    alert is measured against a quiet baseline); no result counts as 0."""
+    ctx = Context.of(configuration)
+    deadline = time.time() + float(within)
+    with Apis(ctx) as apis:
+        while True:
+            result = apis.prom_get("/api/v1/query", query=query)["result"]
+            value = max((float(r["value"][1]) for r in result), default=0.0)
+            if value <= at_most:
+                return {"query": query, "value": value}
+            if time.time() >= deadline:
+                raise fail(apis.prom_id, f"{query} = {value:g} after {within:g} s", f"≤ {at_most:g}")
+            time.sleep(POLL_S * 5)

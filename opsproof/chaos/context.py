@@ -21,6 +21,7 @@ from opsproof.sandbox.control import Sandbox, default_dir
 
 Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds
+_SANDBOXES: dict[Path, Sandbox] = {}
 
 
 class ChaosError(RuntimeError):
@@ -73,7 +74,12 @@ class Context:
         if self.sandbox_dir is None or not (self.sandbox_dir / "sandbox.json").exists():
             raise ChaosError(f"sandbox: no sandbox state at {self.sandbox_dir or '(unset)'}, expected the folder "
                              "of a running sandbox in opsproof_sandbox_dir (OPSPROOF_SANDBOX_DIR)")
-        return Sandbox(self.sandbox_dir)
+        # one Sandbox per folder and process: the processes a fault or rollback starts keep their Popen handle
+        # (and get reaped) for as long as this process lives
+        key = self.sandbox_dir.absolute()
+        if key not in _SANDBOXES:
+            _SANDBOXES[key] = Sandbox(key)
+        return _SANDBOXES[key]
 
     def entry(self, kind: Kind, name: str | None) -> tuple[str, Any]:
         """The inventory entry ``kind[name]`` (the only one of its kind when ``name`` is None)."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,8 @@ def after_experiment_control(context: dict[str, Any], state: dict[str, Any], con
     report = audit(configuration)
     doc = evidence.build(state, report, ctx.redact)
     directory = Path(str((configuration or {}).get("opsproof_evidence_dir") or "reports/chaos"))
-    slug = str(context.get("opsproof_slug") or (context.get("title") or "experiment")).lower().replace(" ", "-")
-    path = evidence.write(doc, directory, slug[:60])
+    slug = re.sub(r"[^a-z0-9]+", "-", str(context.get("opsproof_slug") or context.get("title") or "experiment").lower())
+    path = evidence.write(doc, directory, slug.strip("-")[:60])
     state["opsproof"] = {**doc, "evidence": str(path)}
     log.info("opsproof: %s; audit %s; evidence %s", "PASS" if doc["ok"] else "FAIL: " + "; ".join(doc["failures"]),
              "clean" if report.clean else "found " + "; ".join(report.problems), path)
