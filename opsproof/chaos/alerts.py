@@ -321,7 +321,8 @@ def recovers_within(seconds: float, target: str | None = None, configuration: Co
             else round(recovered - remediated, 3)}
 
 
-def query_settles(query: str, at_most: float, within: float = 30, configuration: Configuration = None) -> dict[str, Any]:
+def query_settles(query: str, at_most: float, within: float = 30,
+                  configuration: Configuration = None) -> dict[str, Any]:
     """Wait until a PromQL ``query`` is at most ``at_most`` (e.g. the request rate before a latency fault, so the
     alert is measured against a quiet baseline); no result counts as 0."""
     ctx = Context.of(configuration)

@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
     ch.add_argument("experiments", nargs="*", type=Path,
                     help=f"experiment files (default for validate: {EXPERIMENTS}/*.yaml)")
     ch.add_argument("--inventory", default=None, help="inventory (default: the sandbox's)")
-    ch.add_argument("--sandbox-dir", default=None, help="sandbox state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
+    ch.add_argument("--sandbox-dir", default=None,
+                    help="sandbox state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
     ch.add_argument("--allow-destructive", action="store_true",
                     help="allow faults on an inventory marked production: true")
     ch.add_argument("--evidence-dir", default=str(Path("reports") / "chaos"), help="where timelines are written")
