@@ -109,8 +109,7 @@ def restart_service(service: str, configuration: Configuration = None) -> dict[s
     box = ctx.sandbox
     started = time.time()
     try:
-        if box.sup.alive(service):
-            box.stop_service(service)
+        box.stop_service(service)  # a running service stops; a dead one's bookkeeping (and zombie) is cleared
         box.start_service(service)
     except SandboxError as e:
         raise fail(f"service[{service}]", f"restart failed ({e})", "the service running and ready") from e
@@ -157,6 +156,7 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
         os.kill(pid, signals.SIGCONT)
         actions.append("resumed")
     if not box.sup.alive(service):  # the service (for the app: its keeper) is gone: start it again
+        box.stop_service(service)  # clears what is left of it (its pid entry; its zombie, if it was our child)
         box.start_service(service)
         actions.append("started")
     elif service == "app" and pid is None:

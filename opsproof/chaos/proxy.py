@@ -35,11 +35,13 @@ def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
             response = httpx.get(f"{url}/fault", timeout=TIMEOUT_S)
         else:
             response = httpx.put(f"{url}/fault", json=body, timeout=TIMEOUT_S)
-        response.raise_for_status()
     except httpx.HTTPError as e:
         raise fail(f"proxy[{url}]", f"control interface unreachable ({type(e).__name__}: {e})",
                    "a fault proxy answering GET/PUT /fault") from None
     data: dict[str, Any] = response.json()
+    if response.status_code != 200:
+        raise fail(f"proxy[{url}]", f"refused the change ({data.get('error', response.status_code)})",
+                   f"fault {body} applied")
     return data
 
 
