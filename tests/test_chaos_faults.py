@@ -199,7 +199,8 @@ def test_unreachable_monitoring_is_a_reason(tmp_path: Path, healthy: SandboxHelp
     with pytest.raises(ChaosError, match=r"^prometheus\[main\]: unreachable \(ConnectError: .*\), expected an answer "
                                          r"to GET /api/v1/status/config$"):
         alerts.alert_fires("RedisDown", configuration=cfg)
-    with pytest.raises(ChaosError, match=r"^http\[app\]: GET /items/1 unreachable \(ConnectError\), expected HTTP 200$"):
+    with pytest.raises(ChaosError, match=r"^http\[app\]: GET /items/1 unreachable \(ConnectError\), "
+                                         r"expected HTTP 200$"):
         probes.app_serves(configuration=cfg)
 
 

@@ -24,7 +24,7 @@ import httpx
 import yaml
 
 from opsproof.chaos import timeline
-from opsproof.chaos.context import ChaosError, Configuration, Context, fail
+from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
 from opsproof.chaos.faults import supervisor_restarts
 from opsproof.probes import Connections, Target
 from opsproof.probes import http as http_probes
@@ -86,7 +86,7 @@ class Apis:
     ctx: Context
     prometheus: str | None = None
     alertmanager: str | None = None
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=TIMEOUT_S))
+    client: httpx.Client = field(default_factory=http)
 
     def __post_init__(self) -> None:
         self.prom_id, self.prom = self.ctx.entry("prometheus", self.prometheus)
@@ -96,7 +96,7 @@ class Apis:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.close()
+        pass  # the client is shared by the process
 
     def _get(self, target: str, base: str, path: str, headers: Mapping[str, str], timeout: float,
              params: Mapping[str, Any] | None = None) -> Any:
@@ -220,7 +220,7 @@ def _webhook(ctx: Context, configuration: Configuration) -> str:
 
 def _deliveries(ctx: Context, url: str) -> list[dict[str, Any]]:
     try:
-        response = httpx.get(f"{url}/deliveries", timeout=TIMEOUT_S)
+        response = http().get(f"{url}/deliveries", timeout=TIMEOUT_S)
         response.raise_for_status()
     except httpx.HTTPError as e:
         raise fail(f"webhook[{url}]", f"unreachable ({type(e).__name__}: {e})", "GET /deliveries answering") from None

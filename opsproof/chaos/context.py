@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from opsproof.inventory import Inventory, Kind, load
 from opsproof.redact import Redactor
 from opsproof.sandbox.control import Sandbox, default_dir
@@ -22,6 +24,15 @@ from opsproof.sandbox.control import Sandbox, default_dir
 Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds
 _SANDBOXES: dict[Path, Sandbox] = {}
+_CONTEXTS: dict[tuple[str, int], Context] = {}
+_HTTP: list[httpx.Client] = []
+
+
+def http() -> httpx.Client:
+    """One HTTP client for every chaos call in this process (each new client builds a TLS context: ~50 ms)."""
+    if not _HTTP:
+        _HTTP.append(httpx.Client(timeout=3.0))
+    return _HTTP[0]
 
 
 class ChaosError(RuntimeError):
@@ -50,7 +61,22 @@ class Context:
 
     @classmethod
     def of(cls, configuration: Configuration) -> Context:
-        cfg = dict(configuration or {})
+        """The context of a configuration; cached while the inventory file is unchanged (a run asks often)."""
+        cfg = {k: v for k, v in (configuration or {}).items() if k.startswith("opsproof_")}
+        sandbox_dir = Path(cfg["opsproof_sandbox_dir"]) if cfg.get("opsproof_sandbox_dir") else None
+        inventory_path = Path(cfg.get("opsproof_inventory") or (sandbox_dir or default_dir()) / "inventory.yaml")
+        try:
+            stamp = inventory_path.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = (repr(sorted(cfg.items())), stamp)
+        if key not in _CONTEXTS:
+            _CONTEXTS.clear()
+            _CONTEXTS[key] = cls._load(cfg)
+        return _CONTEXTS[key]
+
+    @classmethod
+    def _load(cls, cfg: dict[str, Any]) -> Context:
         sandbox_dir = Path(cfg["opsproof_sandbox_dir"]) if cfg.get("opsproof_sandbox_dir") else None
         inventory_path = cfg.get("opsproof_inventory") or (sandbox_dir or default_dir()) / "inventory.yaml"
         inventory = load(inventory_path)

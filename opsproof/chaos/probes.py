@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from opsproof.chaos.context import ChaosError, Configuration, Context, fail
+from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
 from opsproof.probes import ALL, Connections, Target, run
 
 POLL_S = 0.1
@@ -45,7 +45,7 @@ def app_reports(status: str, within: float = 10, target: str | None = None,
     seen = "no answer"
     while True:
         try:
-            response = httpx.get(url, timeout=entry.timeout_s, headers=entry.headers)
+            response = http().get(url, timeout=entry.timeout_s, headers=entry.headers)
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             seen = f"HTTP {response.status_code}, status={body.get('status')!r}"
             if response.status_code < 500 and body.get("status") == status:
@@ -63,7 +63,7 @@ def app_serves(path: str = "/items/1", target: str | None = None, configuration:
     ctx = Context.of(configuration)
     target_id, entry = ctx.entry("http", target)
     try:
-        response = httpx.get(entry.url.rstrip("/") + path, timeout=entry.timeout_s, headers=entry.headers)
+        response = http().get(entry.url.rstrip("/") + path, timeout=entry.timeout_s, headers=entry.headers)
     except httpx.HTTPError as e:
         raise fail(target_id, f"GET {path} unreachable ({type(e).__name__})", "HTTP 200") from None
     if response.status_code != 200:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from opsproof.chaos import timeline
-from opsproof.chaos.context import Configuration, Context, fail
+from opsproof.chaos.context import Configuration, Context, fail, http
 
 TIMEOUT_S = 3.0
 
@@ -32,9 +32,9 @@ def _control_url(ctx: Context, configuration: Configuration, proxy: str) -> str:
 def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
         if body is None:
-            response = httpx.get(f"{url}/fault", timeout=TIMEOUT_S)
+            response = http().get(f"{url}/fault", timeout=TIMEOUT_S)
         else:
-            response = httpx.put(f"{url}/fault", json=body, timeout=TIMEOUT_S)
+            response = http().put(f"{url}/fault", json=body, timeout=TIMEOUT_S)
     except httpx.HTTPError as e:
         raise fail(f"proxy[{url}]", f"control interface unreachable ({type(e).__name__}: {e})",
                    "a fault proxy answering GET/PUT /fault") from None

@@ -19,9 +19,17 @@ FILL_CHUNK = "x" * 100_000
 FILL_TIMEOUT_S = 30.0
 
 
+_clients: dict[tuple[str, float], redis.Redis] = {}
+
+
 def _client(ctx: Context, target: str | None, timeout: float = 3) -> tuple[str, redis.Redis]:
+    """One client (and connection pool) per URL and timeout in this process: a new redis-py client reads its
+    package metadata (~20 ms)."""
     name, entry = ctx.entry("redis", target)
-    return name, redis.Redis.from_url(entry.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    key = (entry.url, timeout)
+    if key not in _clients:
+        _clients[key] = redis.Redis.from_url(entry.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return name, _clients[key]
 
 
 def pause_clients(seconds: float = 10, mode: str = "ALL", target: str | None = None,
@@ -30,12 +38,11 @@ def pause_clients(seconds: float = 10, mode: str = "ALL", target: str | None = N
     ctx = Context.of(configuration)
     ctx.destructive("pause Redis clients")
     name, r = _client(ctx, target)
-    with r:
-        try:
-            r.execute_command("CLIENT", "PAUSE", int(seconds * 1000), mode)  # type: ignore[no-untyped-call]
-        except (redis.RedisError, OSError) as e:
-            raise fail(name, f"CLIENT PAUSE failed ({ctx.redact(str(e))})",
-                       f"clients paused for {seconds:g} s") from None
+    try:
+        r.execute_command("CLIENT", "PAUSE", int(seconds * 1000), mode)  # type: ignore[no-untyped-call]
+    except (redis.RedisError, OSError) as e:
+        raise fail(name, f"CLIENT PAUSE failed ({ctx.redact(str(e))})",
+                   f"clients paused for {seconds:g} s") from None
     at = timeline.mark("fault_injected", fault=f"CLIENT PAUSE {seconds:g} s {mode} on {name}")
     return {"target": name, "seconds": seconds, "mode": mode, "injected_at": at}
 
@@ -44,8 +51,7 @@ def unpause_clients(target: str | None = None, configuration: Configuration = No
     """``CLIENT UNPAUSE``: the rollback (harmless if nothing is paused)."""
     ctx = Context.of(configuration)
     name, r = _client(ctx, target)
-    with r:
-        r.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+    r.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
     return {"target": name, "unpaused": True}
 
 
@@ -53,11 +59,10 @@ def paused(target: str | None = None, configuration: Configuration = None) -> bo
     """Whether writes block: a ``SET`` with a short timeout does not answer (what an audit asks)."""
     ctx = Context.of(configuration)
     _, r = _client(ctx, target, timeout=0.5)
-    with r:
-        try:
-            r.set("opsproof:chaos:audit", "1", px=1000)
-        except redis.TimeoutError:
-            return True
+    try:
+        r.set("opsproof:chaos:audit", "1", px=1000)
+    except redis.TimeoutError:
+        return True
     return False
 
 
@@ -67,22 +72,21 @@ def fill_memory(ratio: float = 0.95, target: str | None = None, configuration: C
     ctx.destructive("fill Redis memory")
     name, r = _client(ctx, target)
     deadline = time.monotonic() + FILL_TIMEOUT_S
-    with r:
-        limit = int(r.info("memory")["maxmemory"])
-        if not limit:
-            raise fail(name, "maxmemory is 0 (unlimited)", "a maxmemory to fill up to")
+    limit = int(r.info("memory")["maxmemory"])
+    if not limit:
+        raise fail(name, "maxmemory is 0 (unlimited)", "a maxmemory to fill up to")
+    used = int(r.info("memory")["used_memory"])
+    i = 0
+    while used / limit < ratio:
+        if time.monotonic() > deadline:
+            raise fail(name, f"used_memory at {used / limit:.0%} after {FILL_TIMEOUT_S:g} s of filling",
+                       f"≥ {ratio:.0%} of maxmemory")
+        with r.pipeline(transaction=False) as pipe:
+            for _ in range(20):
+                pipe.set(f"{FILL_PREFIX}{i}", FILL_CHUNK)
+                i += 1
+            pipe.execute()
         used = int(r.info("memory")["used_memory"])
-        i = 0
-        while used / limit < ratio:
-            if time.monotonic() > deadline:
-                raise fail(name, f"used_memory at {used / limit:.0%} after {FILL_TIMEOUT_S:g} s of filling",
-                           f"≥ {ratio:.0%} of maxmemory")
-            with r.pipeline(transaction=False) as pipe:
-                for _ in range(20):
-                    pipe.set(f"{FILL_PREFIX}{i}", FILL_CHUNK)
-                    i += 1
-                pipe.execute()
-            used = int(r.info("memory")["used_memory"])
     at = timeline.mark("fault_injected", fault=f"filled {name} to {used / limit:.0%} of maxmemory")
     return {"target": name, "ratio": round(used / limit, 3), "used_memory": used, "maxmemory": limit,
             "injected_at": at}
@@ -92,10 +96,9 @@ def release_memory(target: str | None = None, configuration: Configuration = Non
     """The rollback: delete every filled key."""
     ctx = Context.of(configuration)
     name, r = _client(ctx, target)
-    with r:
-        keys = list(r.scan_iter(f"{FILL_PREFIX}*", count=1000))
-        for start in range(0, len(keys), 500):
-            r.unlink(*keys[start : start + 500])
+    keys = list(r.scan_iter(f"{FILL_PREFIX}*", count=1000))
+    for start in range(0, len(keys), 500):
+        r.unlink(*keys[start : start + 500])
     if keys:
         timeline.mark("remediated", action=f"deleted {len(keys)} filled keys on {name}")
     return {"target": name, "deleted": len(keys)}
@@ -104,5 +107,4 @@ def release_memory(target: str | None = None, configuration: Configuration = Non
 def filled_keys(target: str | None = None, configuration: Configuration = None) -> int:
     ctx = Context.of(configuration)
     _, r = _client(ctx, target)
-    with r:
-        return sum(1 for _ in r.scan_iter(f"{FILL_PREFIX}*", count=1000))
+    return sum(1 for _ in r.scan_iter(f"{FILL_PREFIX}*", count=1000))
