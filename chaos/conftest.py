@@ -3,27 +3,17 @@ while an experiment measures; the experiments run one at a time on it (xdist gro
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import SandboxHelper
-
-from opsproof.sandbox.control import Sandbox
+from support import SandboxHelper, own_sandbox  # tests/support.py: the engine tests' sandbox helpers
 
 
 @pytest.fixture(scope="session")
 def chaos_sandbox() -> Iterator[SandboxHelper]:
-    state = tempfile.mkdtemp(prefix="opsproof-chaos-sandbox-", dir="/tmp")
-    box = Sandbox(state, ephemeral=True)
-    try:
-        box.up()
-        yield SandboxHelper(box)
-    finally:
-        box.down()
-        shutil.rmtree(state, ignore_errors=True)
+    with own_sandbox("opsproof-chaos-sandbox-") as helper:
+        yield helper
