@@ -10,6 +10,7 @@ Configuration keys (an experiment declares them as ``type: env`` entries, so pla
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,17 @@ CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a f
 _SANDBOXES: dict[Path, Sandbox] = {}
 _CONTEXTS: dict[tuple[str, int], Context] = {}
 _HTTP: list[httpx.Client] = []
+
+
+@atexit.register
+def _close() -> None:
+    """At exit: close the shared client, and reap the services this process restarted that another process (or
+    another Sandbox object) stopped since — else their Popen handles warn that they are still running."""
+    for client in _HTTP:
+        client.close()
+    for box in _SANDBOXES.values():
+        for child in box.sup._children.values():
+            child.poll()
 
 
 def http() -> httpx.Client:

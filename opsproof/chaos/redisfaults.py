@@ -6,6 +6,7 @@ named ``opsproof:chaos:fill:*``, so the rollback and the audit find them from an
 
 from __future__ import annotations
 
+import atexit
 import time
 from typing import Any
 
@@ -17,9 +18,13 @@ from opsproof.chaos.context import Configuration, Context, fail
 FILL_PREFIX = "opsproof:chaos:fill:"
 FILL_CHUNK = "x" * 100_000
 FILL_TIMEOUT_S = 30.0
-
-
 _clients: dict[tuple[str, float], redis.Redis] = {}
+
+
+@atexit.register
+def _close() -> None:
+    for client in _clients.values():
+        client.close()
 
 
 def _client(ctx: Context, target: str | None, timeout: float = 3) -> tuple[str, redis.Redis]:
