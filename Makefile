@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := postgresql redis-server prometheus prometheus-alertmanager \
 BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/prometheus \
             /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter
 
-.PHONY: demo test deps services lint bench clean
+.PHONY: demo test deps services lint bench bench-chaos clean
 
 services:  ## Debian packages of the sandbox's services (installing them starts nothing)
 	@missing=0; for b in $(BINARIES); do [ -x "$$b" ] || missing=1; done; \
@@ -35,7 +35,8 @@ demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
 test: deps  ## lint, types, and the project's tests (unit + integration on real services)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest tests -n 2 --dist loadgroup
+	$(VENV)/bin/opsproof chaos validate
+	$(VENV)/bin/pytest tests chaos -n 2 --dist loadgroup
 
 lint: deps
 	$(VENV)/bin/ruff check .
@@ -43,6 +44,9 @@ lint: deps
 
 bench: deps
 	$(PY) bench/bench_http.py
+
+bench-chaos: deps  ## detection vs Alertmanager's startsAt, and the chaos harness's overhead
+	$(PY) bench/bench_chaos.py
 
 clean:
 	rm -rf $(VENV) reports/*.jsonl .pytest_cache .mypy_cache .ruff_cache

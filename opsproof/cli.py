@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from opsproof.chaos.context import ChaosError
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.redact import Redactor
@@ -144,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     dr.add_argument("--target", default=None, help="the backups entry (default: every one naming a datastore)")
     dr.add_argument("--evidence", default=str(Path("reports") / "drills"), help="where the JSON evidence goes")
     dr.set_defaults(func=_drill)
+    from opsproof.chaos.cli import register as register_chaos
+
+    register_chaos(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
-    except (InventoryError, SandboxError, DrillError, FileNotFoundError) as e:
+    except (InventoryError, SandboxError, DrillError, FileNotFoundError, ChaosError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
-from support import SandboxHelper
-
-from opsproof.sandbox.control import Sandbox
+from support import SandboxHelper, own_sandbox
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxHelper]:
     """A real sandbox of its own (not the user's), torn down after the session whatever happens."""
-    state = tempfile.mkdtemp(prefix="opsproof-test-sandbox-", dir="/tmp")
-    box = Sandbox(state, ephemeral=True)
-    try:
-        box.up()
-        yield SandboxHelper(box)
-    finally:
-        box.down()
-        shutil.rmtree(state, ignore_errors=True)
+    with own_sandbox("opsproof-test-sandbox-") as helper:
+        yield helper
 
 
 @pytest.fixture

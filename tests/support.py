@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,3 +144,16 @@ class SandboxHelper:
             if not self.box.sup.alive(name):
                 self.box.start_service(name)
         self.wait_healthy()
+
+
+@contextmanager
+def own_sandbox(prefix: str) -> Iterator[SandboxHelper]:
+    """A real sandbox of its own (not the user's) in a new folder under /tmp, torn down whatever happens."""
+    state = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    box = Sandbox(state, ephemeral=True)
+    try:
+        box.up()
+        yield SandboxHelper(box)
+    finally:
+        box.down()
+        shutil.rmtree(state, ignore_errors=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from support import REPO
 
+from opsproof.sandbox.control import SERVICES
 from opsproof.sandbox.process import wait_for
 
 pytestmark = pytest.mark.integration
@@ -106,11 +107,11 @@ def test_cli_up_status_down(state_dir: Path) -> None:
     up = cli("up")
     assert up.returncode == 0, up.stderr
     pids = {int(v["pid"]) for v in json.loads((state_dir / "pids.json").read_text()).values()}
-    assert len(pids) == 9
+    assert len(pids) == len(SERVICES)  # one recorded process per service (the app's keeper for the app)
     assert all(alive(p) for p in pids)
     status = cli("status")
     assert status.returncode == 0
-    assert status.stdout.count(" up 127.0.0.1:") == 9
+    assert status.stdout.count(" up 127.0.0.1:") == len(SERVICES)
     passwords = json.loads((state_dir / "sandbox.json").read_text())["passwords"].values()
     # a suite run attaches to the sandbox that is up and leaves it up
     run = start_run(state_dir)

@@ -40,8 +40,9 @@ from opsproof.sandbox.process import (
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
 SERVICES = ("postgres", "replica", "redis", "webhook", "alertmanager", "postgres_exporter", "redis_exporter",
-            "app", "prometheus")
+            "proxy", "pgproxy", "app", "prometheus")
 START_TIMEOUT = 30.0
+APP_RESTART_DELAY_S = 6.0  # the app's keeper restarts it this long after it exits (systemd's RestartSec)
 
 
 def default_dir() -> Path:
@@ -97,6 +98,8 @@ class Sandbox:
         self.sup.stop(name)
 
     def start_service(self, name: str) -> None:
+        if not hasattr(self, "bin"):  # a Sandbox opened on a running one (chaos rollbacks) has not looked yet
+            self._check_binaries()
         spec, ready = self._spec(name)
         self.sup.start(spec)
 
@@ -129,6 +132,11 @@ class Sandbox:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(name)}"
+
+    def keeper_files(self) -> dict[str, Path]:
+        """The app keeper's files: the app's pid, the hold file (no restart while it exists), the events log."""
+        app = self.dir / "app"
+        return {"pidfile": app / "app.pid", "hold": app / "no-restart", "events": app / "keeper.jsonl"}
 
     # --- setup ----------------------------------------------------------------------------------------
     def _check_binaries(self) -> None:
@@ -163,11 +171,12 @@ class Sandbox:
             if os.geteuid() == 0 and not parent.stat().st_mode & 0o001:
                 raise SandboxError(f"the postgres user cannot reach {self.dir} ({parent} is not world-searchable). "
                                    "Fix: use --sandbox-dir under /tmp.")
-        for sub in ("pg", "redis", "prometheus", "alertmanager", "tls", "webhook", "backups"):
+        for sub in ("pg", "redis", "prometheus", "alertmanager", "tls", "webhook", "app", "backups"):
             d = self.dir / sub
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
-        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port()}
+        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port(), "proxy_control": free_port(),
+                                                    "pgproxy_control": free_port()}
         passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "opsproof_backup",
                                                               "redis")}
         self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
@@ -262,11 +271,23 @@ class Sandbox:
                     "-web.listen-address", f"127.0.0.1:{port}"]
             return (Spec(name, argv, env={"REDIS_PASSWORD": pw["redis"]}),
                     lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
+        if name in ("proxy", "pgproxy"):  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
+            # so chaos can add latency, resets, a blackhole
+            upstream = ports["redis" if name == "proxy" else "postgres"]
+            argv = [sys.executable, "-m", "opsproof.sandbox.faultproxy", "--listen", str(port),
+                    "--upstream", f"127.0.0.1:{upstream}", "--control", str(ports[f"{name}_control"])]
+            return Spec(name, argv), lambda: self._http_ok(f"http://127.0.0.1:{ports[f'{name}_control']}/health")
         if name == "app":
-            argv = [sys.executable, "-m", "opsproof.sandbox.app", "--host", "127.0.0.1", "--port", str(port),
+            # the keeper restarts the app when it exits (its supervisor); keeper_files() says where its files are
+            keeper = self.keeper_files()
+            argv = [sys.executable, "-m", "opsproof.sandbox.keeper", "--pidfile", str(keeper["pidfile"]),
+                    "--hold-file", str(keeper["hold"]), "--events", str(keeper["events"]),
+                    "--delay", str(APP_RESTART_DELAY_S), "--",
+                    sys.executable, "-m", "opsproof.sandbox.app", "--host", "127.0.0.1", "--port", str(port),
                     "--tls-port", str(ports["app_tls"]), "--certfile", str(d / "tls" / "server.pem"),
                     "--keyfile", str(d / "tls" / "server.key")]
-            env = {"APP_PG_DSN": self.dsn("app"), "APP_REDIS_URL": self.redis_url()}  # not argv: `ps` shows it
+            app_redis = f"redis://:{pw['redis']}@127.0.0.1:{ports['proxy']}/0"  # through the fault proxy
+            env = {"APP_PG_DSN": self.dsn("app", service="pgproxy"), "APP_REDIS_URL": app_redis}  # not argv
             return Spec(name, argv, env=env), lambda: self._http_ok(f"http://127.0.0.1:{port}/health")
         if name == "prometheus":
             argv = [self.bin["prometheus"], f"--config.file={d / 'prometheus' / 'prometheus.yml'}",

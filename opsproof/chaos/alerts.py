@@ -1,0 +1,338 @@
+"""The alert lifecycle: an alert fires within its budget, reaches Alertmanager, is delivered, and resolves.
+
+Truth comes from Alertmanager's v2 API: an alert's ``startsAt`` is the evaluation at which Prometheus turned it
+firing. The detection budget is computed from the live configuration, never assumed:
+
+    budget = scrape interval of the rule's job(s)  (Prometheus /api/v1/status/config)
+           + the rule group's evaluation interval  (/api/v1/rules)
+           + the rule's ``for``                      (/api/v1/rules)
+           + Alertmanager's ``group_wait``          (/api/v2/status, the running configuration)
+
+Runbook lines they replace: ``amtool alert query alertname=X``, ``curl $PROM/api/v1/alerts``, watching the pager.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import yaml
+
+from opsproof.chaos import timeline
+from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
+from opsproof.chaos.faults import supervisor_restarts
+from opsproof.probes import Connections, Target
+from opsproof.probes import http as http_probes
+
+POLL_S = 0.1
+TIMEOUT_S = 3.0
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_JOB = re.compile(r"\bjob\s*=\s*\"([^\"]+)\"")
+_WORD = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_PROMQL = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+           "offset", "le", "inf", "nan"}
+
+
+def duration_s(text: str | float | int | None, default: float = 0.0) -> float:
+    """Prometheus durations: ``1s``, ``900ms``, ``1m30s``, ``5m``; numbers are seconds."""
+    if text is None or text == "":
+        return default
+    if isinstance(text, int | float):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def _iso(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Budget:
+    alert: str
+    scrape_s: float
+    evaluation_s: float
+    for_s: float
+    group_wait_s: float
+    jobs: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    allowance_s: float = 0.0  # declared by the experiment: how long the symptom takes to become measurable
+
+    @property
+    def total_s(self) -> float:
+        return round(self.scrape_s + self.evaluation_s + self.for_s + self.group_wait_s + self.allowance_s, 3)
+
+    def explain(self) -> str:
+        allowance = f" + allowance {self.allowance_s:g}" if self.allowance_s else ""
+        return (f"scrape {self.scrape_s:g} + evaluation {self.evaluation_s:g} + for {self.for_s:g} "
+                f"+ group_wait {self.group_wait_s:g}{allowance}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_s": self.total_s}
+
+
+@dataclass
+class Apis:
+    """The Prometheus and Alertmanager of the inventory, reached with their own timeouts and headers."""
+
+    ctx: Context
+    prometheus: str | None = None
+    alertmanager: str | None = None
+    client: httpx.Client = field(default_factory=http)
+
+    def __post_init__(self) -> None:
+        self.prom_id, self.prom = self.ctx.entry("prometheus", self.prometheus)
+        self.am_id, self.am = self.ctx.entry("alertmanager", self.alertmanager)
+
+    def __enter__(self) -> Apis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass  # the client is shared by the process
+
+    def _get(self, target: str, base: str, path: str, headers: Mapping[str, str], timeout: float,
+             params: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = self.client.get(base.rstrip("/") + path, params=params, headers=dict(headers),
+                                       timeout=timeout)
+            response.raise_for_status()
+        except httpx.HTTPError as e:
+            raise fail(target, f"unreachable ({type(e).__name__}: {self.ctx.redact(str(e))})",
+                       f"an answer to GET {path}") from None
+        body = response.json()
+        return body["data"] if isinstance(body, dict) and "data" in body and "status" in body else body
+
+    def prom_get(self, path: str, **params: Any) -> Any:
+        return self._get(self.prom_id, self.prom.url, path, self.prom.headers, self.prom.timeout_s, params)
+
+    def am_get(self, path: str, **params: Any) -> Any:
+        return self._get(self.am_id, self.am.url, path, self.am.headers, self.am.timeout_s, params)
+
+    def active(self, name: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Alertmanager's active (not silenced, not inhibited) alerts called ``name`` with ``labels``."""
+        matchers = [f'alertname="{name}"', *(f'{k}="{v}"' for k, v in (labels or {}).items())]
+        alerts: list[dict[str, Any]] = self.am_get("/api/v2/alerts", active="true", silenced="false",
+                                                   inhibited="false", filter=matchers)
+        return alerts
+
+
+def _rule_jobs(apis: Apis, query: str) -> list[str]:
+    named = _JOB.findall(query)
+    if named:
+        return sorted(set(named))
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", query)
+    words = {w for w in _WORD.findall(bare) if w.lower() not in _PROMQL and not re.search(rf"\b{w}\s*\(", bare)}
+    jobs: set[str] = set()
+    for word in words:
+        for metric in {word, re.sub(r"_(bucket|sum|count)$", "", word)}:
+            for entry in apis.prom_get("/api/v1/targets/metadata", metric=metric, limit=50):
+                jobs.add(str(entry.get("target", {}).get("job", "")))
+    return sorted(j for j in jobs if j)
+
+
+def detection_budget(apis: Apis, alert: str, allowance_s: float = 0.0) -> Budget:
+    """The budget of ``alert`` from the live Prometheus and Alertmanager configurations."""
+    config = yaml.safe_load(apis.prom_get("/api/v1/status/config")["yaml"]) or {}
+    glob = config.get("global", {})
+    default_scrape = duration_s(glob.get("scrape_interval"), 60.0)
+    scrape = {str(j["job_name"]): duration_s(j.get("scrape_interval"), default_scrape)
+              for j in config.get("scrape_configs", [])}
+    notes: list[str] = []
+    found = [(g, r) for g in apis.prom_get("/api/v1/rules", type="alert")["groups"] for r in g["rules"]
+             if r.get("name") == alert]
+    if found:
+        group, rule = found[0]
+        evaluation = float(group.get("interval") or duration_s(glob.get("evaluation_interval"), 60.0))
+        for_s = float(rule.get("duration", 0))
+        jobs = _rule_jobs(apis, str(rule.get("query", "")))
+    else:
+        evaluation, for_s, jobs = duration_s(glob.get("evaluation_interval"), 60.0), 0.0, []
+        notes.append(f"rule {alert} is not loaded in Prometheus")
+    known = [j for j in jobs if j in scrape]
+    if not known:
+        known = list(scrape)
+        notes.append("jobs of the rule unknown: the longest scrape interval of all jobs")
+    am_config = yaml.safe_load(apis.am_get("/api/v2/status")["config"]["original"]) or {}
+    group_wait = duration_s(am_config.get("route", {}).get("group_wait"), 30.0)
+    return Budget(alert, max((scrape[j] for j in known), default=default_scrape), evaluation, for_s, group_wait,
+                  tuple(known), tuple(notes), float(allowance_s))
+
+
+def _pending_since(apis: Apis, name: str) -> float | None:
+    for a in apis.prom_get("/api/v1/alerts")["alerts"]:
+        if a["labels"].get("alertname") == name and a.get("activeAt"):
+            return _iso(a["activeAt"])
+    return None
+
+
+def alert_fires(name: str, labels: Mapping[str, str] | None = None, within: float | None = None,
+                allowance_s: float = 0.0, configuration: Configuration = None) -> dict[str, Any]:
+    """The alert is active in Alertmanager within ``within`` s (default: twice its budget) of the fault, and
+    fired (``startsAt``) within its budget. ``allowance_s`` is added to the budget when the symptom itself takes
+    time to be measurable (a request slowed to 0.6 s is observed only when it ends); it is reported."""
+    with Apis(Context.of(configuration)) as apis:
+        return _fires(apis, name, labels, within, allowance_s)
+
+
+def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: float | None,
+           allowance_s: float) -> dict[str, Any]:
+    budget = detection_budget(apis, name, allowance_s)
+    wait = float(within) if within else round(2 * budget.total_s, 3)
+    injected = timeline.first("fault_injected") or time.time()
+    deadline = injected + wait
+    while True:
+        found = apis.active(name, labels)
+        now = time.time()
+        if found:
+            break
+        if now >= deadline:
+            note = f"; {'; '.join(budget.notes)}" if budget.notes else ""
+            raise ChaosError(f"alert {name} never fired within {wait:g} s (budget {budget.total_s:g} s: "
+                             f"{budget.explain()}){note}")
+        time.sleep(POLL_S)
+    alert = min(found, key=lambda a: _iso(a["startsAt"]))
+    starts = _iso(alert["startsAt"])
+    pending = _pending_since(apis, name)
+    if pending is not None:
+        timeline.mark("pending", at=pending, alert=name)
+    timeline.mark("firing", at=starts, alert=name, seen_at=now, starts_at=alert["startsAt"])
+    result = {"alert": name, "labels": alert["labels"], "starts_at": alert["startsAt"], "seen_at": now,
+              "pending_at": pending, "injected_at": injected, "detected_s": round(now - injected, 3),
+              "truth_s": round(starts - injected, 3), "budget_s": budget.total_s, "budget": budget.to_dict()}
+    if starts - injected > budget.total_s:
+        raise fail(f"alert[{name}]", f"fired {starts - injected:.1f} s after the fault",
+                   f"within its budget {budget.total_s:g} s ({budget.explain()})")
+    return result
+
+
+def _webhook(ctx: Context, configuration: Configuration) -> str:
+    url = (configuration or {}).get("opsproof_webhook_url")
+    return str(url).rstrip("/") if url else ctx.sandbox.url("webhook")
+
+
+def _deliveries(ctx: Context, url: str) -> list[dict[str, Any]]:
+    try:
+        response = http().get(f"{url}/deliveries", timeout=TIMEOUT_S)
+        response.raise_for_status()
+    except httpx.HTTPError as e:
+        raise fail(f"webhook[{url}]", f"unreachable ({type(e).__name__}: {e})", "GET /deliveries answering") from None
+    data: list[dict[str, Any]] = response.json()
+    return data
+
+
+def _matching(deliveries: list[dict[str, Any]], name: str, status: str, since: float) -> list[tuple[float, Any]]:
+    out = []
+    for d in deliveries:
+        for a in d["payload"].get("alerts", []):
+            if (a["labels"].get("alertname") == name and a.get("status") == status
+                    and float(d["received_at"]) >= since):
+                out.append((float(d["received_at"]), a))
+    return sorted(out, key=lambda pair: pair[0])
+
+
+def alert_delivered(name: str, within: float = 15, configuration: Configuration = None) -> dict[str, Any]:
+    """The firing alert reached its receiver (the sandbox webhook, or ``opsproof_webhook_url``)."""
+    ctx = Context.of(configuration)
+    url = _webhook(ctx, configuration)
+    injected = timeline.first("fault_injected") or time.time()
+    deadline = time.time() + float(within)
+    while not (hits := _matching(_deliveries(ctx, url), name, "firing", injected)):
+        if time.time() >= deadline:
+            raise fail(f"webhook[{url}]", f"no firing {name} delivered within {within:g} s",
+                       f"a delivery of {name}")
+        time.sleep(POLL_S)
+    received, alert = hits[0]
+    timeline.mark("delivered", at=received, alert=name)
+    return {"alert": name, "delivered_at": received, "delivered_s": round(received - injected, 3),
+            "starts_at": alert.get("startsAt")}
+
+
+def alert_resolves(name: str, within: float = 30, configuration: Configuration = None) -> dict[str, Any]:
+    """The alert is no longer active in Alertmanager within ``within`` s; its resolution time is the ``endsAt``
+    of the resolved notification when the receiver got one."""
+    ctx = Context.of(configuration)
+    deadline = time.time() + float(within)
+    with Apis(ctx) as apis:
+        while active := apis.active(name):
+            if time.time() >= deadline:
+                raise fail(f"alert[{name}]", f"still active {within:g} s later (since {active[0]['startsAt']})",
+                           "resolved")
+            time.sleep(POLL_S)
+    seen = time.time()
+    resolved_at, source = seen, "alertmanager (observed)"
+    if ctx.sandbox_dir is not None or (configuration or {}).get("opsproof_webhook_url"):
+        injected = timeline.first("fault_injected") or 0.0
+        url = _webhook(ctx, configuration)
+        end = time.time() + 5
+        while not (hits := _matching(_deliveries(ctx, url), name, "resolved", injected)) and time.time() < end:
+            time.sleep(POLL_S)
+        if hits:
+            resolved_at, source = _iso(hits[0][1]["endsAt"]), "endsAt of the resolved notification"
+    timeline.mark("resolved", at=resolved_at, alert=name)
+    return {"alert": name, "resolved_at": resolved_at, "source": source, "seen_at": seen}
+
+
+def no_unexpected_alerts(expected: list[str] | None = None, configuration: Configuration = None) -> bool:
+    """Nothing fires in Alertmanager but the ``expected`` alerts (a steady-state probe: true, or the finding)."""
+    with Apis(Context.of(configuration)) as apis:
+        active: list[dict[str, Any]] = apis.am_get("/api/v2/alerts", active="true", silenced="false")
+    names = sorted({a["labels"].get("alertname", "?") for a in active})
+    unexpected = [n for n in names if n not in (expected or [])]
+    if unexpected:
+        raise fail(apis.am_id, f"unexpected alert(s) active: {', '.join(unexpected)}",
+                   f"only {', '.join(expected or []) or 'none'}")
+    return True
+
+
+def recovers_within(seconds: float, target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
+    """The service's health check passes again within ``seconds`` of the fault (``curl -f $URL/health``)."""
+    ctx = Context.of(configuration)
+    target_id, entry = ctx.entry("http", target)
+    injected = timeline.first("fault_injected") or time.time()
+    deadline = injected + float(seconds)
+    conns = Connections()
+    try:
+        while True:
+            result = http_probes.health(Target("http", target_id[5:-1], entry), conns)
+            if result.ok:
+                break
+            if time.time() >= deadline:
+                raise fail(target_id, f"not recovered {seconds:g} s after the fault ({result.observed})",
+                           f"{result.expected} within {seconds:g} s")
+            time.sleep(POLL_S)
+    finally:
+        conns.close()
+    recovered = time.time()
+    if ctx.sandbox_dir is not None:
+        for at in supervisor_restarts(ctx.sandbox, since=injected):
+            timeline.mark("remediated", at=at, action="supervisor restarted app")
+    remediated = timeline.last("remediated")
+    timeline.mark("recovered", at=recovered, target=target_id)
+    return {"target": target_id, "recovered_at": recovered, "recovery_s": round(recovered - injected, 3),
+            "target_s": float(seconds), "since_remediation_s": None if remediated is None
+            else round(recovered - remediated, 3)}
+
+
+def query_settles(query: str, at_most: float, within: float = 30,
+                  configuration: Configuration = None) -> dict[str, Any]:
+    """Wait until a PromQL ``query`` is at most ``at_most`` (e.g. the request rate before a latency fault, so the
+    alert is measured against a quiet baseline); no result counts as 0."""
+    ctx = Context.of(configuration)
+    deadline = time.time() + float(within)
+    with Apis(ctx) as apis:
+        while True:
+            result = apis.prom_get("/api/v1/query", query=query)["result"]
+            value = max((float(r["value"][1]) for r in result), default=0.0)
+            if value <= at_most:
+                return {"query": query, "value": value}
+            if time.time() >= deadline:
+                raise fail(apis.prom_id, f"{query} = {value:g} after {within:g} s", f"≤ {at_most:g}")
+            time.sleep(POLL_S * 5)

@@ -1,0 +1,67 @@
+"""``opsproof chaos run EXPERIMENT…`` and ``opsproof chaos validate [EXPERIMENT…]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXPERIMENTS = Path("chaos") / "experiments"
+
+
+def register(sub: Any) -> None:
+    ch = sub.add_parser("chaos", help="chaos experiments: alerts fire in time, remediations work")
+    ch.add_argument("action", choices=["run", "validate"])
+    ch.add_argument("experiments", nargs="*", type=Path,
+                    help=f"experiment files (default for validate: {EXPERIMENTS}/*.yaml)")
+    ch.add_argument("--inventory", default=None, help="inventory (default: the sandbox's)")
+    ch.add_argument("--sandbox-dir", default=None,
+                    help="sandbox state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
+    ch.add_argument("--allow-destructive", action="store_true",
+                    help="allow faults on an inventory marked production: true")
+    ch.add_argument("--evidence-dir", default=str(Path("reports") / "chaos"), help="where timelines are written")
+    ch.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.action == "validate":
+        return _validate(args)
+    return _run(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from opsproof.chaos.validate import validate
+    from opsproof.inventory import load
+
+    paths = args.experiments or sorted(EXPERIMENTS.glob("*.yaml"))
+    if not paths:
+        print(f"opsproof: no experiment found in {EXPERIMENTS}", file=sys.stderr)
+        return 2
+    inventory = load(args.inventory) if args.inventory else None
+    results = validate(paths, inventory)
+    for path, problems in results.items():
+        print(f"{path}: {'valid' if not problems else 'INVALID'}")
+        for problem in problems:
+            print(f"  - {problem}")
+    against = args.inventory or "the sandbox's inventory shape"
+    bad = sum(1 for p in results.values() if p)
+    print(f"{len(results)} experiment(s) checked against {against}: {bad} invalid (nothing was injected)")
+    return 1 if bad else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from opsproof.chaos import runner
+
+    if not args.experiments:
+        print("opsproof: name the experiment(s) to run", file=sys.stderr)
+        return 2
+    code = 0
+    for path in args.experiments:  # one at a time, in the main thread (Chaos Toolkit's signal handlers)
+        outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
+                             allow_destructive=args.allow_destructive, evidence_dir=args.evidence_dir)
+        print(outcome.summary())
+        if outcome.status == "interrupted":
+            return 130
+        code = code or (0 if outcome.ok else 1)
+    return code

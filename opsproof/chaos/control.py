@@ -1,0 +1,50 @@
+"""The opsproof Chaos Toolkit control: declared in every experiment, so plain ``chaos run`` gets the same safety.
+
+* before the experiment: a new timeline, and the production refusal;
+* after each activity: an activity that failed because SIGTERM arrived while it ran (Chaos Toolkit turns the
+  signal into an exception that its python provider reports as a mere activity failure) interrupts the run, so
+  the next activity is not played and the rollbacks run at once;
+* after the experiment (after the rollbacks): the audit, and the timeline evidence written to
+  ``opsproof_evidence_dir`` (default ``reports/chaos``) and kept in the journal under ``opsproof``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import InterruptExecution
+
+from opsproof.chaos import evidence, timeline
+from opsproof.chaos.audit import audit
+from opsproof.chaos.context import ChaosRefused, Configuration, Context
+
+log = logging.getLogger("chaostoolkit")
+
+
+def before_experiment_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
+    timeline.reset()
+    try:
+        Context.of(configuration).destructive(f"run the experiment {context.get('title')!r}")
+    except ChaosRefused as e:
+        raise InterruptExecution(str(e)) from None
+
+
+def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: Any) -> None:
+    if state and state.get("status") == "failed" and "InterruptExecution" in "".join(state.get("exception") or []):
+        raise InterruptExecution(f"interrupted during {context.get('name')!r}: rolling back")
+
+
+def after_experiment_control(context: dict[str, Any], state: dict[str, Any], configuration: Configuration = None,
+                             **_: Any) -> None:
+    ctx = Context.of(configuration)
+    report = audit(configuration)
+    doc = evidence.build(state, report, ctx.redact)
+    directory = Path(str((configuration or {}).get("opsproof_evidence_dir") or "reports/chaos"))
+    slug = re.sub(r"[^a-z0-9]+", "-", str(context.get("opsproof_slug") or context.get("title") or "experiment").lower())
+    path = evidence.write(doc, directory, slug.strip("-")[:60])
+    state["opsproof"] = {**doc, "evidence": str(path)}
+    log.info("opsproof: %s; audit %s; evidence %s", "PASS" if doc["ok"] else "FAIL: " + "; ".join(doc["failures"]),
+             "clean" if report.clean else "found " + "; ".join(report.problems), path)

@@ -1,0 +1,75 @@
+"""What a run proves, from its journal, its timeline and the audit: the verdict and the JSON evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from opsproof.chaos import timeline
+from opsproof.chaos.audit import Audit
+from opsproof.redact import Redactor
+
+
+def _outputs(journal: dict[str, Any], func: str) -> list[dict[str, Any]]:
+    return [r["output"] for r in journal.get("run") or []
+            if r.get("activity", {}).get("provider", {}).get("func") == func and isinstance(r.get("output"), dict)]
+
+
+def _error(run: dict[str, Any]) -> str:
+    text = "".join(run.get("exception") or []).strip()
+    return re.sub(r"^chaoslib\.exceptions\.ActivityFailed: (\w+\.)*\w+: ", "", text.splitlines()[-1] if text else "")
+
+
+def build(journal: dict[str, Any], audit: Audit, redact: Redactor) -> dict[str, Any]:
+    """The evidence document: timeline, detections (measured, truth, budget), recovery, activities, audit,
+    and the verdict with the reason of every failure."""
+    method = journal.get("run") or []
+    rollbacks = journal.get("rollbacks") or []
+    failures = [f"{r['activity'].get('name')}: {_error(r)}" for r in method if r.get("status") == "failed"]
+    failures += [f"rollback {r['activity'].get('name')}: {_error(r)}" for r in rollbacks
+                 if r.get("status") == "failed"]
+    for phase, state in (journal.get("steady_states") or {}).items():
+        for probe in (state or {}).get("probes", []) if isinstance(state, dict) else []:
+            if probe.get("status") == "failed" or probe.get("tolerance_met") is False:
+                failures.append(f"steady state {phase}: {probe['activity'].get('name')}: "
+                                f"{_error(probe) or 'not within tolerance'}")
+    status = journal.get("status", "?")
+    if status != "completed":
+        failures.insert(0, f"experiment {status}")
+    if journal.get("deviated"):
+        failures.insert(0, "the steady state deviated after the method")
+    failures += [f"audit: {p}" for p in audit.problems]
+    detections = _outputs(journal, "alert_fires")
+    recovery = _outputs(journal, "recovers_within")
+    doc = {
+        "experiment": journal.get("experiment", {}).get("title"),
+        "written_at": dt.datetime.now(dt.UTC).isoformat(),
+        "status": status,
+        "deviated": bool(journal.get("deviated")),
+        "duration_s": journal.get("duration"),
+        "timeline": timeline.marks(),
+        "detections": [{k: d.get(k) for k in ("alert", "starts_at", "detected_s", "truth_s", "budget_s", "budget")}
+                       for d in detections],
+        "recovery": recovery[0] if recovery else None,
+        "activities": [{"name": r["activity"].get("name"), "type": r["activity"].get("type"),
+                        "status": r.get("status"), "duration_s": r.get("duration"), "rollback": r in rollbacks,
+                        **({"error": _error(r)} if r.get("status") == "failed" else {})}
+                       for r in [*method, *rollbacks]],
+        "rollbacks_run": len(rollbacks),
+        "audit": audit.to_dict(),
+        "ok": not failures,
+        "failures": failures,
+    }
+    redacted: dict[str, Any] = json.loads(redact(json.dumps(doc, default=str)))
+    return redacted
+
+
+def write(doc: dict[str, Any], directory: Path, slug: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    path = directory / f"{slug}-{stamp}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return path

@@ -1,0 +1,96 @@
+"""Kubernetes faults through the official client: pod delete (``kubectl delete pod -l …``) and deployment scale
+(``kubectl scale deployment/NAME --replicas=N``), in the namespace of an inventory ``kubernetes`` entry.
+
+Tested against kmock's KubernetesEmulator (an API-level stand-in: it stores and serves objects but runs no
+controllers, so a deleted pod is not recreated there as a ReplicaSet would on a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opsproof.chaos import timeline
+from opsproof.chaos.context import Configuration, Context, fail
+from opsproof.probes import Connections, Target
+
+
+@contextmanager
+def _api(configuration: Configuration, target: str | None) -> Iterator[tuple[str, Any, Any]]:
+    ctx = Context.of(configuration)
+    target_id, entry = ctx.entry("kubernetes", target)
+    conns = Connections()
+    try:
+        client = conns.kubernetes(Target("kubernetes", target_id, entry).id, entry)
+        yield target_id, entry, client
+    finally:
+        conns.close()
+
+
+def _json(response: Any) -> Any:
+    """The decoded body of a raw (``_preload_content=False``) response: the client's typed models reject objects a
+    cluster (or the emulator) may legitimately serve with fields left out."""
+    try:
+        return json.loads(response.data)
+    finally:
+        response.release_conn()
+
+
+def _reason(e: Exception) -> str:
+    status = getattr(e, "status", None)
+    return f"{type(e).__name__}" + (f" {status} {getattr(e, 'reason', '')}".rstrip() if status else f": {e}")
+
+
+def delete_pods(label_selector: str, count: int = 1, target: str | None = None,
+                configuration: Configuration = None) -> dict[str, Any]:
+    """Delete ``count`` pods matching ``label_selector`` (the first by name); fails when none matches."""
+    Context.of(configuration).destructive(f"delete pods {label_selector}")
+    from kubernetes.client import CoreV1Api
+
+    with _api(configuration, target) as (target_id, entry, client):
+        core = CoreV1Api(client)
+        try:
+            pods = _json(core.list_namespaced_pod(entry.namespace, label_selector=label_selector,
+                                                  _request_timeout=entry.timeout_s, _preload_content=False))
+            names = sorted(str(p["metadata"]["name"]) for p in pods.get("items", []))[:count]
+            if not names:
+                raise fail(target_id, f"no pod matches {label_selector} in namespace {entry.namespace}",
+                           f"at least {count} pod(s) to delete")
+            for name in names:
+                _json(core.delete_namespaced_pod(name, entry.namespace, _request_timeout=entry.timeout_s,
+                                                 _preload_content=False))
+        except Exception as e:
+            if not hasattr(e, "status") and not isinstance(e, OSError):
+                raise
+            raise fail(target_id, f"API call failed ({_reason(e)})", f"pods {label_selector} deleted") from None
+    at = timeline.mark("fault_injected", fault=f"deleted pods {', '.join(names)} in {entry.namespace}")
+    return {"target": target_id, "deleted": names, "injected_at": at}
+
+
+def scale_deployment(name: str, replicas: int, target: str | None = None,
+                     configuration: Configuration = None) -> dict[str, Any]:
+    """Set a deployment's replicas (``kubectl scale``); returns the previous count, for the rollback to restore."""
+    Context.of(configuration).destructive(f"scale deployment {name}")
+    from kubernetes.client import AppsV1Api
+
+    with _api(configuration, target) as (target_id, entry, client):
+        apps = AppsV1Api(client)
+        try:
+            read = {"_request_timeout": entry.timeout_s, "_preload_content": False}
+            previous = _json(apps.read_namespaced_deployment(name, entry.namespace, **read))["spec"]["replicas"]
+            _json(apps.patch_namespaced_deployment(name, entry.namespace, {"spec": {"replicas": int(replicas)}},
+                                                   **read))
+            now = _json(apps.read_namespaced_deployment(name, entry.namespace, **read))["spec"]["replicas"]
+        except Exception as e:
+            if not hasattr(e, "status") and not isinstance(e, OSError):
+                raise
+            raise fail(target_id, f"deployment {name}: API call failed ({_reason(e)})",
+                       f"deployment {name} scaled to {replicas}") from None
+    if now != int(replicas):
+        raise fail(target_id, f"deployment {name} has {now} replicas after the change",
+                   f"{replicas} replicas")
+    at = timeline.mark("fault_injected", fault=f"scaled {name} from {previous} to {replicas}")
+    return {"target": target_id, "deployment": name, "previous": previous, "replicas": int(replicas),
+            "injected_at": at}

@@ -1,0 +1,102 @@
+"""PostgreSQL faults: connection-pool exhaustion (connections held until the rollback) and backend termination.
+
+The runbook lines they replace: ``pgbench -c N -T …`` left idle to eat ``max_connections``, and
+``SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = …``. Held connections carry
+``application_name = opsproof-chaos``, so an audit finds any left behind; they belong to this process and close
+with it even if it is killed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from opsproof.chaos import timeline
+from opsproof.chaos.context import CHAOS_APPLICATION, Configuration, Context, fail
+
+CONNECT_TIMEOUT_S = 3
+MAX_HELD = 500
+_held: dict[str, list[psycopg.Connection[Any]]] = {}
+_lock = threading.Lock()
+_USAGE = ("SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL),"
+          " current_setting('max_connections')::int")
+
+
+def _connect(dsn: str, application: str = CHAOS_APPLICATION) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True, application_name=application)
+
+
+def exhaust_connections(target: str | None = None, ratio: float = 0.85,
+                        configuration: Configuration = None) -> dict[str, Any]:
+    """Open and hold connections until ``ratio`` of ``max_connections`` is in use (client backends)."""
+    ctx = Context.of(configuration)
+    ctx.destructive("exhaust PostgreSQL connections")
+    name, dsn = ctx.pg_dsn(target)
+    held: list[psycopg.Connection[Any]] = []
+    try:
+        with _connect(dsn) as probe:
+            used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
+            while used / limit < ratio and len(held) < MAX_HELD:
+                held.append(_connect(dsn))
+                used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
+    except psycopg.Error as e:
+        _close(held)
+        reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        raise fail(name, f"could hold only {len(held)} connection(s) ({reason})",
+                   f"{ratio:.0%} of max_connections in use") from None
+    with _lock:
+        _held.setdefault(name, []).extend(held)
+    at = timeline.mark("fault_injected", fault=f"hold {len(held)} connections on {name}")
+    return {"target": name, "held": len(held), "in_use": used, "max_connections": limit,
+            "ratio": round(used / limit, 3), "injected_at": at}
+
+
+def release_connections(target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
+    """The rollback: close every connection this process holds on the target."""
+    name, _ = Context.of(configuration).pg_dsn(target)
+    with _lock:
+        held = _held.pop(name, [])
+    _close(held)
+    if held:
+        timeline.mark("remediated", action=f"released {len(held)} connections on {name}")
+    return {"target": name, "released": len(held)}
+
+
+def _close(conns: list[psycopg.Connection[Any]]) -> None:
+    for conn in conns:
+        conn.close()
+
+
+def terminate_backends(application_name: str, target: str | None = None,
+                       configuration: Configuration = None) -> dict[str, Any]:
+    """``pg_terminate_backend`` on every backend of ``application_name``; fails if none or not all could be."""
+    ctx = Context.of(configuration)
+    ctx.destructive(f"terminate the PostgreSQL backends of {application_name}")
+    name, dsn = ctx.pg_dsn(target)
+    try:
+        with _connect(dsn) as conn:
+            rows = conn.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                                (application_name,)).fetchall()
+    except psycopg.Error as e:
+        reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        raise fail(name, f"could not terminate backends of {application_name!r} ({reason})",
+                   "every backend terminated") from None
+    done = [pid for pid, ok in rows if ok]
+    if not rows or len(done) < len(rows):
+        raise fail(name, f"terminated {len(done)} of {len(rows)} backend(s) of {application_name!r}",
+                   "at least one backend, all of them terminated")
+    at = timeline.mark("fault_injected", fault=f"terminated {len(done)} backends of {application_name}")
+    return {"target": name, "terminated": done, "injected_at": at}
+
+
+def chaos_connections(target: str | None = None, configuration: Configuration = None) -> int:
+    """How many connections a chaos fault holds on the target (from any process): an audit wants 0."""
+    ctx = Context.of(configuration)
+    _, dsn = ctx.pg_dsn(target)
+    with _connect(dsn, "opsproof-audit") as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                           (CHAOS_APPLICATION,)).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,114 @@
+"""Run one experiment with chaostoolkit-lib: rollback strategy ``always``, the opsproof control, evidence.
+
+``opsproof chaos run chaos/experiments/redis-down.yaml`` calls :func:`run`. Chaos Toolkit installs signal
+handlers, so a run happens in the main thread, one at a time. Ctrl-C (KeyboardInterrupt) and SIGTERM interrupt
+the method; the rollbacks still run (strategy ``always``), then the audit.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsproof.chaos import evidence
+from opsproof.chaos.audit import audit
+from opsproof.chaos.context import Context
+
+CONTROL: dict[str, Any] = {"name": "opsproof", "provider": {"type": "python", "module": "opsproof.chaos.control"}}
+SETTINGS: dict[str, Any] = {"runtime": {"rollbacks": {"strategy": "always"}}}
+
+
+@dataclass
+class Outcome:
+    path: Path
+    journal: dict[str, Any]
+    evidence: dict[str, Any]
+    evidence_path: Path | None
+    wall_s: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.evidence["ok"])
+
+    @property
+    def status(self) -> str:
+        return str(self.journal.get("status"))
+
+    @property
+    def failures(self) -> list[str]:
+        return list(self.evidence["failures"])
+
+    def detection(self, alert: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = [d for d in self.evidence["detections"] if d["alert"] == alert]
+        if len(found) != 1:
+            raise KeyError(f"{alert}: {len(found)} detections in {self.evidence_path}")
+        return found[0]
+
+    def summary(self) -> str:
+        lines = [f"{self.path.name}: {'PASS' if self.ok else 'FAIL'} ({self.status}, {self.wall_s:.1f} s)"]
+        for d in self.evidence["detections"]:
+            lines.append(f"  detect {d['alert']}: {d['detected_s']:.2f} s measured, {d['truth_s']:.2f} s by "
+                         f"startsAt, budget {d['budget_s']:g} s")
+        if rec := self.evidence.get("recovery"):
+            lines.append(f"  recover {rec['target']}: {rec['recovery_s']:.2f} s, target {rec['target_s']:g} s")
+        lines += [f"  failure: {f}" for f in self.failures]
+        lines.append(f"  evidence: {self.evidence_path}")
+        return "\n".join(lines)
+
+
+def load(path: Path) -> dict[str, Any]:
+    from chaoslib.loader import load_experiment
+
+    experiment: dict[str, Any] = load_experiment(str(path))
+    return experiment
+
+
+def configure(experiment: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The experiment with ``values`` as plain configuration values and the opsproof control declared."""
+    experiment = copy.deepcopy(experiment)
+    config = experiment.setdefault("configuration", {})
+    for key, value in values.items():
+        if value is not None:
+            config[key] = str(value) if isinstance(value, Path) else value
+    controls = experiment.setdefault("controls", [])
+    if not any(c.get("provider", {}).get("module") == CONTROL["provider"]["module"] for c in controls):
+        controls.append(copy.deepcopy(CONTROL))
+    return experiment
+
+
+def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: Path | str | None = None,
+        allow_destructive: bool = False, evidence_dir: Path | str = Path("reports/chaos"),
+        change: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Validate and run one experiment; ``change`` may edit the loaded experiment first (tests do)."""
+    from chaoslib.configuration import load_configuration
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.run import Runner
+    from chaoslib.types import Strategy
+
+    path = Path(path)
+    started = time.perf_counter()
+    experiment = load(path)
+    if change is not None:
+        change(experiment)
+    experiment = configure(experiment, {
+        "opsproof_inventory": inventory, "opsproof_sandbox_dir": sandbox_dir,
+        "opsproof_evidence_dir": Path(evidence_dir).absolute(), "opsproof_allow_destructive": allow_destructive})
+    experiment["opsproof_slug"] = path.stem
+    configuration = load_configuration(experiment["configuration"])
+    ctx = Context.of(configuration)
+    ctx.destructive(f"run the experiment {path.name}")  # refuse before Chaos Toolkit touches anything
+    ensure_experiment_is_valid(experiment)
+    logging.getLogger("chaostoolkit").setLevel(logging.WARNING)
+    with Runner(Strategy.DEFAULT) as runner:
+        journal: dict[str, Any] = runner.run(experiment, settings=copy.deepcopy(SETTINGS))
+    doc = journal.get("opsproof")
+    if doc is None:  # the control could not write it (its errors are only logged by Chaos Toolkit): do it here
+        doc = evidence.build(journal, audit(configuration), ctx.redact)
+        doc["evidence"] = str(evidence.write(doc, Path(evidence_dir), path.stem))
+    return Outcome(path, journal, doc, Path(doc["evidence"]) if doc.get("evidence") else None,
+                   time.perf_counter() - started)

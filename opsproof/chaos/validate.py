@@ -1,0 +1,104 @@
+"""``opsproof chaos validate``: every experiment checked without injecting anything.
+
+Chaos Toolkit's own validation (the schema, every python function importable and its arguments bound to its
+signature), then opsproof's: the opsproof control is declared (production refusal, SIGTERM, audit), a method with
+actions has rollbacks, and every target an activity names exists — services in the sandbox, entries in the
+inventory, alert rules in the inventory's Prometheus rules, probes among opsproof's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opsproof.chaos import proxy
+from opsproof.chaos.runner import CONTROL, load
+from opsproof.inventory import Inventory, loads
+from opsproof.probes import ALL
+from opsproof.sandbox import configs
+from opsproof.sandbox.control import SERVICES
+
+# what `opsproof sandbox up` writes, without its ports and passwords: used when no inventory is given
+SANDBOX_SHAPE = yaml.safe_dump({
+    "environment": "sandbox",
+    "http": {"app": {"url": "http://127.0.0.1:1"}},
+    "postgres": {"main": {"dsn": "postgresql://opsproof_monitor@127.0.0.1:1/app"}},
+    "redis": {"cache": {"url": "redis://127.0.0.1:1/0"}},
+    "prometheus": {"main": {"url": "http://127.0.0.1:1", "rules": configs.RULE_NAMES}},
+    "alertmanager": {"main": {"url": "http://127.0.0.1:1"}},
+})
+KIND_OF_MODULE = {"opsproof.chaos.pgfaults": "postgres", "opsproof.chaos.redisfaults": "redis",
+                  "opsproof.chaos.alerts": "http", "opsproof.chaos.probes": "http"}
+ALERT_FUNCS = {"alert_fires", "alert_delivered", "alert_resolves"}
+
+
+def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for probe in (experiment.get("steady-state-hypothesis") or {}).get("probes", []):
+        yield "steady-state", probe
+    for activity in experiment.get("method", []):
+        yield "method", activity
+    for activity in experiment.get("rollbacks", []):
+        yield "rollbacks", activity
+
+
+def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory) -> Iterator[str]:
+    provider = activity.get("provider", {})
+    module, func, args = provider.get("module", ""), provider.get("func", ""), provider.get("arguments", {})
+    name = f"{where} {activity.get('name')!r}"
+    if not module.startswith("opsproof.chaos."):
+        return
+    if "service" in args and args["service"] not in SERVICES:
+        yield f"{name}: service {args['service']!r} is not a sandbox service ({', '.join(SERVICES)})"
+    if "proxy" in args and args["proxy"] not in proxy.PROXIES:
+        yield f"{name}: proxy {args['proxy']!r} is not one of {', '.join(proxy.PROXIES)}"
+    kind = KIND_OF_MODULE.get(module)
+    if func == "check":
+        specs = [s for s in ALL if s.check == args.get("check")]
+        if not specs:
+            yield f"{name}: no opsproof probe {args.get('check')!r}"
+            return
+        kind = specs[0].kind
+    if module == "opsproof.chaos.alerts" and func in ALERT_FUNCS:
+        rules = {r for p in inventory.prometheus.values() for r in p.rules}
+        if rules and args.get("name") not in rules:
+            yield f"{name}: alert {args.get('name')!r} is not among the inventory's Prometheus rules"
+        if not inventory.prometheus or not inventory.alertmanager:
+            yield f"{name}: the inventory has no prometheus or no alertmanager entry to follow alerts in"
+        return
+    if kind is not None:
+        entries = inventory.targets(kind)  # type: ignore[arg-type]
+        wanted = args.get("target")
+        if wanted is None and len(entries) != 1:
+            yield f"{name}: no target given and the inventory has {len(entries)} {kind} entries"
+        elif wanted is not None and wanted not in entries:
+            yield f"{name}: {kind}[{wanted}] is not in the inventory ({', '.join(entries) or 'none'})"
+
+
+def problems(path: Path, inventory: Inventory) -> list[str]:
+    """Everything wrong with one experiment file; empty when it is valid."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+
+    try:
+        experiment = load(path)
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as e:
+        return [f"Chaos Toolkit: {e}"]
+    found: list[str] = []
+    module = CONTROL["provider"]["module"]
+    if not any(c.get("provider", {}).get("module") == module for c in experiment.get("controls", [])):
+        found.append(f"the opsproof control ({module}) is not declared: plain `chaos run` would have no "
+                     "production refusal, no SIGTERM rollback and no audit")
+    if any(a.get("type") == "action" for a in experiment.get("method", [])) and not experiment.get("rollbacks"):
+        found.append("the method has actions but the experiment has no rollbacks")
+    for where, activity in activities(experiment):
+        found += _target_problems(where, activity, inventory)
+    return found
+
+
+def validate(paths: Iterable[Path], inventory: Inventory | None = None) -> dict[Path, list[str]]:
+    inv = inventory or loads(SANDBOX_SHAPE, "<sandbox shape>")
+    return {p: problems(p, inv) for p in paths}
