@@ -14,10 +14,12 @@ from typing import Any
 import psycopg
 
 from opsproof.chaos import timeline
-from opsproof.chaos.context import CHAOS_APPLICATION, Configuration, Context, fail
+from opsproof.chaos.context import CHAOS_APPLICATION, ChaosError, Configuration, Context, fail
+from opsproof.sandbox.process import SandboxError, wait_for
 
 CONNECT_TIMEOUT_S = 3
 MAX_HELD = 500
+CLOSE_TIMEOUT_S = 5.0
 _held: dict[str, list[psycopg.Connection[Any]]] = {}
 _lock = threading.Lock()
 _USAGE = ("SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL),"
@@ -42,7 +44,7 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
                 held.append(_connect(dsn))
                 used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
     except psycopg.Error as e:
-        _close(held)
+        _close(held, dsn)
         reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         raise fail(name, f"could hold only {len(held)} connection(s) ({reason})",
                    f"{ratio:.0%} of max_connections in use") from None
@@ -55,18 +57,31 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
 
 def release_connections(target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
     """The rollback: close every connection this process holds on the target."""
-    name, _ = Context.of(configuration).pg_dsn(target)
+    name, dsn = Context.of(configuration).pg_dsn(target)
     with _lock:
         held = _held.pop(name, [])
-    _close(held)
+    _close(held, dsn)
     if held:
         timeline.mark("remediated", action=f"released {len(held)} connections on {name}")
     return {"target": name, "released": len(held)}
 
 
-def _close(conns: list[psycopg.Connection[Any]]) -> None:
+def _close(conns: list[psycopg.Connection[Any]], dsn: str) -> None:
+    """Close, then wait (bounded) until the server has let the backends go: a backend exits a moment after its
+    client closes, and an audit right after must not count it."""
+    pids = [c.info.backend_pid for c in conns if not c.closed]
     for conn in conns:
         conn.close()
+    if not pids:
+        return
+    with _connect(dsn, "opsproof-audit") as probe:
+        try:
+            wait_for(lambda: (probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                            (pids,)).fetchone() or (0,))[0] == 0, CLOSE_TIMEOUT_S,
+                     "released backends still listed")
+        except SandboxError as e:
+            raise ChaosError(f"postgres: {len(pids)} released connection(s) still listed by the server after "
+                             f"{CLOSE_TIMEOUT_S:g} s, expected them gone") from e
 
 
 def terminate_backends(application_name: str, target: str | None = None,
