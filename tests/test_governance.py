@@ -581,7 +581,7 @@ http:
     start = time.monotonic()
     run = run_suite(inventory, tmp_path, "--time-budget", "2", suite="smoke/test_http.py", timeout=60)
     wall = time.monotonic() - start
-    assert wall < 8, f"the run hung for {wall:.1f} s"  # a bound on hanging, not a speed test
+    assert wall < 30, f"the run hung for {wall:.1f} s"  # a bound on hanging (within_s is 600), not a speed test
     assert run.code == 1
     assert {r["verdict"] for r in run.records} == {"timed-out"}
     assert len(run.records) == 4
@@ -593,7 +593,7 @@ def test_time_budget_stops_polling(server: str, tmp_path: Path) -> None:
     inventory = retry_inventory(tmp_path, url(server, "fail"), "{within_s: 600, interval_s: 0.2}")
     start = time.monotonic()
     run = run_suite(inventory, tmp_path, "--time-budget", "2", suite=HEALTH, timeout=60)
-    assert time.monotonic() - start < 8  # a bound on hanging: within_s is 600
+    assert time.monotonic() - start < 30  # a bound on hanging (within_s is 600), not a speed test
     assert run.record("http.health")["verdict"] == "timed-out"
 
 
