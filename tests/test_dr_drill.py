@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -318,6 +319,27 @@ def test_a_corrupt_index_in_the_restore_fails_pg_amcheck(sandbox: SandboxHelper,
     nothing_left()
 
 
+def test_a_locked_table_fails_the_backup_within_the_lock_timeout(sandbox: SandboxHelper, shop: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ALTER TABLE holding orders: the backup waits LOCK_TIMEOUT (60 s; 1 s here), then fails, leaving no file."""
+    from opsproof.drill import pgdata
+    from opsproof.drill.tools import DrillError
+
+    monkeypatch.setattr(pgdata, "LOCK_TIMEOUT", "1s")
+    with sandbox.superuser(db="shop") as conn:
+        conn.autocommit = False
+        conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(DrillError) as info:
+                take_postgres(shop, tmp_path, "shop_*.dump", source="postgres[shop]")
+            assert time.monotonic() - started < 30
+        finally:
+            conn.rollback()
+    assert str(info.value).startswith("the manifest of postgres[shop] failed: canceling statement due to lock timeout")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_backup_older_than_the_rpo_fails(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
     path = pg_dump(shop, tmp_path / "shop_1.dump", "--format=custom")
     stale = time.time() - 30 * 3600
@@ -390,8 +412,6 @@ def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: Sandb
                 == []
     finally:
         other.stop()
-        import shutil
-
         shutil.rmtree(other.folder, ignore_errors=True)
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -114,8 +115,9 @@ def _partial(final: Path) -> Iterator[Path]:
 
 
 def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 2, source: str = "",
-                  connect_timeout_s: float = 10) -> tuple[Path, dict[str, Any]]:
-    """A consistent pg_dump of the database behind ``dsn`` and its manifest, in ``out_dir``."""
+                  connect_timeout_s: float = 10, timeout_s: float = 6 * 3600) -> tuple[Path, dict[str, Any]]:
+    """A consistent pg_dump of the database behind ``dsn`` and its manifest, in ``out_dir``; a dump that has not
+    ended after ``timeout_s`` is killed (and its partial file removed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     final = out_dir / backup_name(pattern, started, ".dump")
@@ -125,34 +127,40 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
         snap = psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)))
     except psycopg.Error as e:
         raise DrillError(f"cannot connect to {source or 'the source'}: {str(e).strip().splitlines()[0]}") from None
-    with snap:
-        snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot = str((snap.execute("SELECT pg_export_snapshot()").fetchone() or [""])[0])
-        version_num = int((snap.execute("SHOW server_version_num").fetchone() or [0])[0])
-        version = str((snap.execute("SHOW server_version").fetchone() or [""])[0])
-        database = str((snap.execute("SELECT current_database()").fetchone() or [""])[0])
-        pgdata.pin_session(snap)
-        names = pgdata.by_size(snap, pgdata.tables(snap))
-        objects = pgdata.objects(snap)
-        pg_dump = pg_tool("pg_dump", version_num // 10000, at_least=True)
-        with _partial(final) as tmp:
-            proc = spawn([pg_dump, f"--snapshot={snapshot}", *format_args, f"--file={tmp}", "--no-password",
-                          "--dbname", conninfo], env=env)
-            try:
-                def in_snapshot() -> psycopg.Connection[Any]:
-                    conn = psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)))
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))  # the dump's own
-                    return conn
+    try:
+        with snap:
+            snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            pgdata.pin_session(snap)
+            snapshot = str((snap.execute("SELECT pg_export_snapshot()").fetchone() or [""])[0])
+            version_num = int((snap.execute("SHOW server_version_num").fetchone() or [0])[0])
+            version = str((snap.execute("SHOW server_version").fetchone() or [""])[0])
+            database = str((snap.execute("SELECT current_database()").fetchone() or [""])[0])
+            names = pgdata.by_size(snap, pgdata.tables(snap))
+            objects = pgdata.objects(snap)
+            pg_dump = pg_tool("pg_dump", version_num // 10000, at_least=True)
+            with _partial(final) as tmp:
+                proc = spawn([pg_dump, f"--snapshot={snapshot}", *format_args, f"--file={tmp}", "--no-password",
+                              f"--lock-wait-timeout={pgdata.LOCK_TIMEOUT}", "--dbname", conninfo], env=env)
+                try:
+                    def in_snapshot() -> psycopg.Connection[Any]:
+                        conn = psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)))
+                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))  # the dump's own
+                        return conn
 
-                tables = pgdata.tables_data(in_snapshot, names, jobs)
-                _, err = proc.communicate()
-            finally:
-                stop_process(proc)
-            if proc.returncode != 0:
-                raise DrillError(f"pg_dump of {source or database} failed (exit {proc.returncode}): "
-                                 f"{' / '.join(err.decode(errors='replace').strip().splitlines())[-600:]}")
-        snap.rollback()
+                    tables = pgdata.tables_data(in_snapshot, names, jobs)
+                    _, err = proc.communicate(timeout=max(1.0, timeout_s - (time.time() - started)))
+                except subprocess.TimeoutExpired:
+                    raise DrillError(f"pg_dump of {source or database} did not finish within {timeout_s:g} s") from None
+                finally:
+                    stop_process(proc)
+                if proc.returncode != 0:
+                    raise DrillError(f"pg_dump of {source or database} failed (exit {proc.returncode}): "
+                                     f"{' / '.join(err.decode(errors='replace').strip().splitlines())[-600:]}")
+            snap.rollback()
+    except psycopg.Error as e:  # e.g. a table locked past the lock timeout: a finding, not a traceback
+        raise DrillError(f"the manifest of {source or 'the source'} failed: {str(e).strip().splitlines()[0]}") \
+            from None
     manifest = {
         "format": MANIFEST_FORMAT,
         "kind": "postgres",

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 CHECKSUM_METHOD = "sum(hashtextextended(row::text, 0)) per table, TimeZone=UTC, DateStyle=ISO, extra_float_digits=1"
+LOCK_TIMEOUT = "60s"  # a table held by an ALTER TABLE makes a read wait: a bounded wait, then an error naming it
 SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
            "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
 
@@ -55,6 +56,7 @@ TableData = dict[str, dict[str, Any]]  # "public.items" → {"rows": 5000, "chec
 def pin_session(conn: psycopg.Connection[Any]) -> None:
     for statement in SESSION:
         conn.execute(statement)
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(LOCK_TIMEOUT))
 
 
 def tables(conn: psycopg.Connection[Any]) -> list[str]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opsproof.drill import backup as backups
 from opsproof.drill.tools import DrillError
@@ -25,6 +25,14 @@ from opsproof.result import Result
 
 PHASES = ("found", "integrity", "provision", "restore", "verify", "rpo", "rto", "teardown")
 RTO_PHASES = ("provision", "restore", "verify")
+
+
+class Scratch(Protocol):
+    """A scratch instance: stopped at teardown, and asked what it would leave behind."""
+
+    def stop(self) -> None: ...
+
+    def leftovers(self) -> list[str]: ...
 
 
 @dataclass
@@ -75,6 +83,8 @@ class Drill:
         self.manifest: dict[str, Any] | None = None
         self.evidence_file: Path | None = None
         self.restorable = False  # integrity found nothing that makes a restore pointless
+        self.scratch: Scratch | None = None  # set by provision
+        self.verified: list[str] = []  # what was verified and how, for the evidence
 
     # --- running --------------------------------------------------------------------------------------
     def phase(self, name: str) -> Result:
@@ -214,14 +224,11 @@ class Drill:
                        {"folder": str(self.folder), "left": left})
 
     def stop_scratch(self) -> None:
-        raise NotImplementedError
+        if self.scratch is not None:
+            self.scratch.stop()
 
     def leftovers(self) -> list[str]:
-        raise NotImplementedError
-
-    def describe_verified(self) -> list[str]:
-        """What was verified and how, for the evidence."""
-        return []
+        return self.scratch.leftovers() if self.scratch is not None else []
 
     # --- evidence ----------------------------------------------------------------------------------------
     def verdict(self) -> str:
@@ -240,7 +247,7 @@ class Drill:
                        **{k: v for k, v in self._backup_facts().items()}},
             "rpo": {"target_s": self.cfg.rpo, **(rpo.result.to_record()["evidence"] if rpo else {})},
             "rto": {"target_s": self.cfg.rto, **(rto.result.to_record()["evidence"] if rto else {})},
-            "verified": self.describe_verified(),
+            "verified": self.verified,
             "phases": [self.records[p].to_json() for p in PHASES if p in self.records],
         }
 

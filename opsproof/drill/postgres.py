@@ -12,6 +12,7 @@ verify     schema objects present; per-table row counts and checksums equal to t
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import time
@@ -54,7 +55,6 @@ class PostgresDrill(Drill):
         self.scratch: ScratchPostgres | ScratchServer | None = None
         self.toc: dict[str, list[str]] | None = None
         self.freshness: Any = None
-        self.verified: list[str] = []
 
     def _wants_freshness(self) -> bool:
         return self.cfg.freshness_query is not None
@@ -314,21 +314,9 @@ class PostgresDrill(Drill):
         if self.freshness is not None:
             moment = self.freshness
             if getattr(moment, "tzinfo", None) is None and hasattr(moment, "replace"):
-                import datetime as dt
-
                 moment = moment.replace(tzinfo=dt.UTC)
             return float(moment.timestamp()), "the freshness query on the restore"
         return super()._data_time()
-
-    def stop_scratch(self) -> None:
-        if self.scratch is not None:
-            self.scratch.stop()
-
-    def leftovers(self) -> list[str]:
-        return self.scratch.leftovers() if self.scratch is not None else []
-
-    def describe_verified(self) -> list[str]:
-        return self.verified
 
 
 def _detect(path: Path) -> str:

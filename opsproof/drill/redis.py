@@ -36,7 +36,6 @@ class RedisDrill(Drill):
         self.source_name = f"redis[{cfg.redis}]"
         self.facts: dict[str, Any] = {}
         self.scratch: ScratchRedis | None = None
-        self.verified: list[str] = []
 
     suffix = ".rdb"
 
@@ -154,13 +153,3 @@ class RedisDrill(Drill):
                         examples.append(f"db{db}:{key.decode(errors='replace')}")
         return {"sample_compared": equal + changed + gone, "sample_equal": equal, "sample_changed": changed,
                 "sample_gone": gone, "sample_changed_examples": examples}
-
-    def stop_scratch(self) -> None:
-        if self.scratch is not None:
-            self.scratch.stop()
-
-    def leftovers(self) -> list[str]:
-        return self.scratch.leftovers() if self.scratch is not None else []
-
-    def describe_verified(self) -> list[str]:
-        return self.verified

@@ -147,7 +147,7 @@ class ScratchPostgres:
             return False  # still starting
 
     def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.conninfo, autocommit=True)
+        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
 
     def stop(self) -> None:
         self.sup.stop_all()
