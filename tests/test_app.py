@@ -487,6 +487,32 @@ def test_frozen_postgres_is_bounded(healthy: Stack) -> None:
     healthy.wait_healthy()
 
 
+def test_scrape_never_waits_on_a_dependency(healthy: Stack) -> None:
+    """/metrics renders what the background monitor last saw: with PostgreSQL frozen, a scrape still answers
+    well inside Prometheus's 900 ms scrape timeout, and the monitor turns app_dependency_up{postgres} to 0."""
+    pids = healthy.postgres_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+
+        def reports_down() -> bool:
+            nonlocal slowest
+            started = time.monotonic()
+            text = healthy.http.get("/metrics").text
+            slowest = max(slowest, time.monotonic() - started)
+            return sample_value(parse_metrics(text), "app_dependency_up", dependency="postgres") == 0
+
+        wait_until(reports_down, 10, "app_dependency_up{postgres} == 0 while PostgreSQL is frozen")
+        assert slowest < 0.5, f"a scrape took {slowest:.2f} s while PostgreSQL was frozen"
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    healthy.wait_healthy()
+    wait_until(lambda: sample_value(parse_metrics(healthy.http.get("/metrics").text), "app_dependency_up",
+                                    dependency="postgres") == 1, 10, "app_dependency_up{postgres} back to 1")
+
+
 def test_release_injects_errors_and_latency(healthy: Stack) -> None:
     assert healthy.http.get("/admin/release").json() == {"version": "v1", "error_rate": 0.0, "latency_ms": 0}
     try:

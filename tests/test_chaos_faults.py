@@ -5,6 +5,7 @@ observed and what it expected — never a traceback, never a secret."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,27 @@ def test_alert_probes_fail_with_their_reasons(cfg: dict[str, Any], healthy: Sand
         probes.check("http.nope", configuration=cfg)
     with pytest.raises(ChaosError, match=r"^prometheus\[main\]: sum\(up\) = \d+ after 0\.2 s, expected ≤ 0$"):
         alerts.query_settles("sum(up)", 0, within=0.2, configuration=cfg)
+
+
+def test_a_blind_prometheus_is_named(cfg: dict[str, Any], healthy: SandboxHelper) -> None:
+    """Redis dies while its exporter is frozen: RedisDown cannot fire, and the failure says why — the rule's job
+    was not being scraped — instead of leaving a bare "never fired"."""
+    faults.stop_service("redis_exporter", configuration=cfg)
+    try:
+        faults.kill_service("redis", configuration=cfg)
+        with pytest.raises(ChaosError, match=r"^alert RedisDown never fired within 4 s \(budget 5 s: .*\); "
+                                             r"job redis: [2-9] of [2-9] scrapes failed \(slowest [\d.]+ s\)$"):
+            alerts.alert_fires("RedisDown", within=4, configuration=cfg)
+        health = alerts.scrape_health(alerts.Apis(alerts.Context.of(cfg)), ("redis", "app"), *_last(4))
+        assert health["redis"]["failed"] >= 2, health
+        assert health["app"]["failed"] == 0, health
+    finally:
+        faults.resume_service("redis_exporter", configuration=cfg)
+
+
+def _last(seconds: float) -> tuple[float, float]:
+    now = time.time()
+    return now - seconds, now
 
 
 def test_an_alert_that_fires_then_does_not_resolve(cfg: dict[str, Any], healthy: SandboxHelper) -> None:

@@ -166,6 +166,34 @@ def detection_budget(apis: Apis, alert: str, allowance_s: float = 0.0) -> Budget
                   tuple(known), tuple(notes), float(allowance_s))
 
 
+def scrape_health(apis: Apis, jobs: tuple[str, ...], start: float, end: float) -> dict[str, dict[str, Any]]:
+    """What Prometheus saw of each job's scrapes between ``start`` and ``end`` (epoch s): how many failed
+    (``up == 0``) and the slowest. A late alert is most often a blind Prometheus, not a slow rule."""
+    window = max(1, round(end - start))
+    out: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        selector = f'{{job="{job}"}}'
+        queries = {"scrapes": f"count_over_time(up{selector}[{window}s])",
+                   "failed": f"count_over_time(up{selector}[{window}s]) - sum_over_time(up{selector}[{window}s])",
+                   "slowest_s": f"max_over_time(scrape_duration_seconds{selector}[{window}s])"}
+        facts: dict[str, Any] = {}
+        for key, query in queries.items():
+            try:
+                result = apis.prom_get("/api/v1/query", query=query, time=end)["result"]
+            except ChaosError:
+                continue
+            values = [float(r["value"][1]) for r in result]
+            facts[key] = round(max(values), 3) if key == "slowest_s" and values else int(sum(values))
+        out[job] = facts
+    return out
+
+
+def _blind_spots(health: Mapping[str, Mapping[str, Any]]) -> str:
+    spots = [f"job {job}: {f['failed']} of {f.get('scrapes', '?')} scrapes failed (slowest "
+             f"{f.get('slowest_s', '?')} s)" for job, f in health.items() if f.get("failed")]
+    return f"; {'; '.join(spots)}" if spots else ""
+
+
 def _pending_since(apis: Apis, name: str) -> float | None:
     for a in apis.prom_get("/api/v1/alerts")["alerts"]:
         if a["labels"].get("alertname") == name and a.get("activeAt"):
@@ -195,6 +223,7 @@ def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: floa
             break
         if now >= deadline:
             note = f"; {'; '.join(budget.notes)}" if budget.notes else ""
+            note += _blind_spots(scrape_health(apis, budget.jobs, injected, now))
             raise ChaosError(f"alert {name} never fired within {wait:g} s (budget {budget.total_s:g} s: "
                              f"{budget.explain()}){note}")
         time.sleep(POLL_S)
@@ -204,12 +233,15 @@ def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: floa
     if pending is not None:
         timeline.mark("pending", at=pending, alert=name)
     timeline.mark("firing", at=starts, alert=name, seen_at=now, starts_at=alert["startsAt"])
+    health = scrape_health(apis, budget.jobs, injected, starts)
     result = {"alert": name, "labels": alert["labels"], "starts_at": alert["startsAt"], "seen_at": now,
               "pending_at": pending, "injected_at": injected, "detected_s": round(now - injected, 3),
-              "truth_s": round(starts - injected, 3), "budget_s": budget.total_s, "budget": budget.to_dict()}
+              "truth_s": round(starts - injected, 3), "budget_s": budget.total_s, "budget": budget.to_dict(),
+              "scrapes": health}
     if starts - injected > budget.total_s:
-        raise fail(f"alert[{name}]", f"fired {starts - injected:.1f} s after the fault",
-                   f"within its budget {budget.total_s:g} s ({budget.explain()})")
+        went_pending = f", pending {pending - injected:.1f} s after it" if pending is not None else ""
+        raise fail(f"alert[{name}]", f"fired {starts - injected:.1f} s after the fault{went_pending}",
+                   f"within its budget {budget.total_s:g} s ({budget.explain()}){_blind_spots(health)}")
     return result
 
 

@@ -62,6 +62,7 @@ QUERY_TIMEOUT_S = 2.5  # client-side deadline (server-side statement_timeout is 
 HEALTH_POOL_WAIT_S = 1.0
 HEALTH_QUERY_TIMEOUT_S = 1.5
 REDIS_TIMEOUT_S = 0.5
+MONITOR_INTERVAL_S = 0.5  # pause between background dependency checks (they feed app_dependency_up)
 CACHE_TTL_S = 60
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
@@ -544,8 +545,18 @@ class App:
             return json_response(200, {"ready": True})
         return json_response(503, {"ready": False, "reason": f"postgres: {check.error}"})
 
+    def monitor(self, stop: threading.Event, interval: float = MONITOR_INTERVAL_S) -> None:
+        """Keep ``app_dependency_up`` current from a thread of its own, so a scrape never waits on a slow or
+        frozen dependency: a scrape that did would time out, and the app would look down (``up == 0``) when
+        only its database is slow."""
+        while not stop.is_set():
+            try:
+                self.check_all()
+            except Exception:  # a monitor that dies silently would freeze the gauge at its last value
+                log.exception("dependency check failed")
+            stop.wait(interval)
+
     def metrics_page(self, request: Request) -> Response:
-        self.check_all()  # refreshes app_dependency_up
         return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
 
     def get_item(self, request: Request) -> Response:
@@ -755,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
 
     app = App(args.pg_dsn, args.redis_url)
+    stopping = threading.Event()
     servers: list[AppServer] = []
     serving: list[AppServer] = []
     try:
@@ -780,9 +792,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis_target(args.redis_url),
         )
         app.check_all()  # logs the initial state of each dependency
+        threading.Thread(target=app.monitor, args=(stopping,), name="dependency-monitor", daemon=True).start()
         received = signal.sigwait(stop_signals)
         log.info("received %s, shutting down", signal.Signals(received).name)
     finally:
+        stopping.set()
         for server in serving:
             server.shutdown()  # waits for serve_forever to return: only for started servers
         for server in servers:

@@ -19,7 +19,9 @@ RULES: list[dict[str, object]] = [
      "for": "5s", "labels": {"severity": "critical"},
      "annotations": {"summary": "More than 5% of requests fail with 5xx"}},
     {"alert": "HighLatency",
-     "expr": "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[10s]))) > 0.5",
+     # user-facing routes only: health and readiness probes are not what users wait for
+     "expr": 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
+             '{handler!~"/health|/ready"}[10s]))) > 0.5',
      "for": "2s", "labels": {"severity": "high"}, "annotations": {"summary": "p95 latency above 500 ms"}},
     {"alert": "PostgresDown", "expr": "pg_up == 0", "for": "2s", "labels": {"severity": "critical"},
      "annotations": {"summary": "PostgreSQL does not answer the exporter"}},
