@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from support import REPO, SandboxHelper, run_suite
 
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.backup import manifest_path, read_manifest, take_postgres, take_redis
+from opsproof.drill.phases import PHASES
 from opsproof.drill.scratch import PREFIX, ScratchPostgres, pid_alive, same_server, sweep, workdir
 from opsproof.drill.tools import pg_tool
 from opsproof.inventory import loads
@@ -413,6 +415,33 @@ def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: Sandb
     finally:
         other.stop()
         shutil.rmtree(other.folder, ignore_errors=True)
+
+
+def test_a_teardown_that_cannot_clean_names_what_it_left(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+    """The scratch server goes away before teardown: its database cannot be dropped. Teardown fails naming the
+    database and the reason, and still removes the drill's working folder."""
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    other = ScratchPostgres(workdir(), 15)
+    try:
+        other.start()
+        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
+                                                 dbname="postgres")
+        inv = loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump",
+                                   scratch={"dsn": scratch}))
+        the_drill = open_drill(inv, "shop", tmp_path / "evidence")
+        for name in PHASES[:-1]:
+            the_drill.phase(name)
+        assert the_drill.records["verify"].result.ok, the_drill.summary()
+        other.stop()
+        the_drill.close()
+        assert re.fullmatch(r"FAIL \S+: left behind: database opsproof_drill_\w+ on the scratch server "
+                            r"\(stopping the scratch: OperationalError: .+\), expected nothing left behind",
+                            finding(the_drill, "teardown").replace("\n", " ")), finding(the_drill, "teardown")
+        assert not the_drill.folder.exists()
+    finally:
+        other.stop()
+        shutil.rmtree(other.folder, ignore_errors=True)
+    nothing_left()
 
 
 # --- Redis --------------------------------------------------------------------------------------------------------

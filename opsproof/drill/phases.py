@@ -216,12 +216,18 @@ class Drill:
                        f"≤ {human_duration(self.cfg.rto)} (rto)", evidence)
 
     def _teardown(self) -> Outcome:
-        self.stop_scratch()
+        """Every step runs even when one fails; what could not be cleaned is named with the reason."""
+        why = ""
+        try:
+            self.stop_scratch()
+        except Exception as e:  # the folder must still go, and the failure must be reported, not raised
+            why = f" (stopping the scratch: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]})"
         shutil.rmtree(self.folder, ignore_errors=True)
         left = self.leftovers() + ([str(self.folder)] if self.folder.exists() else [])
-        return Outcome(not left, f"left behind: {', '.join(left)}" if left else
-                       "scratch instance stopped, working folder removed", "nothing left behind",
-                       {"folder": str(self.folder), "left": left})
+        observed = (f"left behind: {', '.join(left)}{why}" if left or why else
+                    "scratch instance stopped, working folder removed")
+        return Outcome(not left and not why, observed, "nothing left behind",
+                       {"folder": str(self.folder), "left": left, "error": why.strip(" ()") or None})
 
     def stop_scratch(self) -> None:
         if self.scratch is not None:
