@@ -30,6 +30,8 @@ def test_experiment(path: Path, chaos_sandbox: SandboxHelper) -> None:
     for d in outcome.evidence["detections"]:
         assert d["truth_s"] <= d["budget_s"], f"{d['alert']}: fired {d['truth_s']} s, budget {d['budget_s']} s"
         assert abs(d["detected_s"] - d["truth_s"]) <= 1.0, d
+        assert set(d["scrapes"]) == set(d["budget"]["jobs"]), d  # what Prometheus saw of the rule's jobs
+        assert all(f["scrapes"] >= 1 for f in d["scrapes"].values()), d
     recovery = outcome.evidence["recovery"]
     assert recovery["recovery_s"] <= recovery["target_s"], recovery
     assert outcome.evidence["audit"] == {"clean": True, "checked": outcome.evidence["audit"]["checked"],

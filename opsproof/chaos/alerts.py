@@ -4,6 +4,7 @@ Truth comes from Alertmanager's v2 API: an alert's ``startsAt`` is the evaluatio
 firing. The detection budget is computed from the live configuration, never assumed:
 
     budget = scrape interval of the rule's job(s)  (Prometheus /api/v1/status/config)
+           + the slowest of their scrapes after the fault, measured (a sample is seen when its scrape ends)
            + the rule group's evaluation interval  (/api/v1/rules)
            + the rule's ``for``                      (/api/v1/rules)
            + Alertmanager's ``group_wait``          (/api/v2/status, the running configuration)
@@ -17,7 +18,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -65,14 +66,19 @@ class Budget:
     jobs: tuple[str, ...]
     notes: tuple[str, ...] = ()
     allowance_s: float = 0.0  # declared by the experiment: how long the symptom takes to become measurable
+    # measured: the slowest scrape of the rule's jobs after the fault. A sample is stamped with its scrape's start
+    # but is seen by rules only once the scrape ends (postgres_exporter 0.11 sleeps 1 s before reporting pg_up 0).
+    scrape_duration_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        return round(self.scrape_s + self.evaluation_s + self.for_s + self.group_wait_s + self.allowance_s, 3)
+        return round(self.scrape_s + self.scrape_duration_s + self.evaluation_s + self.for_s + self.group_wait_s
+                     + self.allowance_s, 3)
 
     def explain(self) -> str:
+        took = f" + scrape duration {self.scrape_duration_s:g}" if self.scrape_duration_s else ""
         allowance = f" + allowance {self.allowance_s:g}" if self.allowance_s else ""
-        return (f"scrape {self.scrape_s:g} + evaluation {self.evaluation_s:g} + for {self.for_s:g} "
+        return (f"scrape {self.scrape_s:g}{took} + evaluation {self.evaluation_s:g} + for {self.for_s:g} "
                 f"+ group_wait {self.group_wait_s:g}{allowance}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +240,8 @@ def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: floa
         timeline.mark("pending", at=pending, alert=name)
     timeline.mark("firing", at=starts, alert=name, seen_at=now, starts_at=alert["startsAt"])
     health = scrape_health(apis, budget.jobs, injected, starts)
+    slowest = max((float(f.get("slowest_s") or 0) for f in health.values()), default=0.0)
+    budget = replace(budget, scrape_duration_s=round(slowest, 1))
     result = {"alert": name, "labels": alert["labels"], "starts_at": alert["startsAt"], "seen_at": now,
               "pending_at": pending, "injected_at": injected, "detected_s": round(now - injected, 3),
               "truth_s": round(starts - injected, 3), "budget_s": budget.total_s, "budget": budget.to_dict(),

@@ -51,7 +51,8 @@ def build(journal: dict[str, Any], audit: Audit, redact: Redactor) -> dict[str, 
         "deviated": bool(journal.get("deviated")),
         "duration_s": journal.get("duration"),
         "timeline": timeline.marks(),
-        "detections": [{k: d.get(k) for k in ("alert", "starts_at", "detected_s", "truth_s", "budget_s", "budget")}
+        "detections": [{k: d.get(k) for k in ("alert", "starts_at", "pending_at", "detected_s", "truth_s", "budget_s",
+                                             "budget", "scrapes")}
                        for d in detections],
         "recovery": recovery[0] if recovery else None,
         "activities": [{"name": r["activity"].get("name"), "type": r["activity"].get("type"),
