@@ -67,7 +67,7 @@ class Budget:
     notes: tuple[str, ...] = ()
     allowance_s: float = 0.0  # declared by the experiment: how long the symptom takes to become measurable
     # measured: the slowest scrape of the rule's jobs after the fault. A sample is stamped with its scrape's start
-    # but is seen by rules only once the scrape ends (postgres_exporter 0.11 sleeps 1 s before reporting pg_up 0).
+    # but is seen by rules only once the scrape ends (postgres_exporter 0.11 answers 1.0 s late with pg_up 0).
     scrape_duration_s: float = 0.0
 
     @property
