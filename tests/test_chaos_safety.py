@@ -114,6 +114,29 @@ def test_interrupted_mid_fault_still_rolls_back(healthy: SandboxHelper, tmp_path
     assert saved["audit"]["clean"]
 
 
+def test_plain_chaos_run_rolls_back_when_interrupted(healthy: SandboxHelper, tmp_path: Path) -> None:
+    """Chaos Toolkit's own `chaos run`, no --rollback-strategy: the experiment's runtime block makes the rollbacks
+    run after SIGTERM mid-fault, and the opsproof control's audit finds nothing left."""
+    box = healthy.box
+    env = {**os.environ, "OPSPROOF_SANDBOX_DIR": str(box.dir), "OPSPROOF_EVIDENCE_DIR": str(tmp_path / "evidence")}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "chaos"), "run", str(EXPERIMENTS / "redis-down.yaml")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        wait_for(lambda: not box.sup.alive("redis"), 30, "the fault (redis killed) was not injected")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert box.sup.alive("redis"), f"the rollback did not start redis again:\n{output}"
+    assert "Rollbacks strategy: always" in (tmp_path / "chaostoolkit.log").read_text()
+    assert audit({"opsproof_sandbox_dir": str(box.dir)}).clean
+    [saved] = [json.loads(p.read_text()) for p in (tmp_path / "evidence").glob("redis-down-*.json")]
+    assert saved["rollbacks_run"] == 1
+    assert saved["audit"]["clean"]
+
+
 def test_production_refuses_chaos_unless_allowed(healthy: SandboxHelper, tmp_path: Path) -> None:
     inventory = healthy.derive(tmp_path, {"production": True})
     with pytest.raises(ChaosRefused, match=r"^environment sandbox is marked production: true; refusing to run the "

@@ -33,6 +33,7 @@ def test_each_mistake_is_named(tmp_path: Path) -> None:
     experiment = yaml.safe_load((EXPERIMENTS / "redis-down.yaml").read_text())
     experiment["controls"] = []
     experiment["rollbacks"] = []
+    experiment["runtime"]["rollbacks"]["strategy"] = "default"
     method = experiment["method"]
     method[0]["provider"]["arguments"]["service"] = "memcached"
     method[1]["provider"]["arguments"]["name"] = "RedisGone"
@@ -45,6 +46,8 @@ def test_each_mistake_is_named(tmp_path: Path) -> None:
         f"{broken}: INVALID",
         "  - the opsproof control (opsproof.chaos.control) is not declared: plain `chaos run` would have no "
         "production refusal, no SIGTERM rollback and no audit",
+        "  - runtime.rollbacks.strategy is default, expected always: with Chaos Toolkit's default, plain `chaos run` "
+        "skips the rollbacks of an interrupted or failed run",
         "  - the method has actions but the experiment has no rollbacks",
         "  - method 'kill-redis': service 'memcached' is not a sandbox service (postgres, replica, redis, webhook, "
         "alertmanager, postgres_exporter, redis_exporter, proxy, pgproxy, app, prometheus)",

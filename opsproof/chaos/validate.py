@@ -92,6 +92,10 @@ def problems(path: Path, inventory: Inventory) -> list[str]:
     if not any(c.get("provider", {}).get("module") == module for c in experiment.get("controls", [])):
         found.append(f"the opsproof control ({module}) is not declared: plain `chaos run` would have no "
                      "production refusal, no SIGTERM rollback and no audit")
+    strategy = (experiment.get("runtime") or {}).get("rollbacks", {}).get("strategy")
+    if strategy != "always":
+        found.append(f"runtime.rollbacks.strategy is {strategy or 'not set'}, expected always: with Chaos "
+                     "Toolkit's default, plain `chaos run` skips the rollbacks of an interrupted or failed run")
     if any(a.get("type") == "action" for a in experiment.get("method", [])) and not experiment.get("rollbacks"):
         found.append("the method has actions but the experiment has no rollbacks")
     for where, activity in activities(experiment):
