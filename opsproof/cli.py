@@ -109,7 +109,7 @@ def _drill(args: argparse.Namespace) -> int:
     failed = False
     for name in _entry(inventory, args.target):
         with interruptible():
-            drill = open_drill(inventory, name, Path(args.evidence))
+            drill = open_drill(inventory, name, Path(args.evidence), allow_destructive=args.allow_destructive)
             try:
                 drill.run()
             finally:
@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     dr.add_argument("--inventory", required=True)
     dr.add_argument("--target", default=None, help="the backups entry (default: every one naming a datastore)")
     dr.add_argument("--evidence", default=str(Path("reports") / "drills"), help="where the JSON evidence goes")
+    dr.add_argument("--allow-destructive", action="store_true",
+                    help="on a production: true environment, let scratch.dsn create and drop a database there")
     dr.set_defaults(func=_drill)
     from opsproof.chaos.cli import register as register_chaos
 

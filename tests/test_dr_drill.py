@@ -417,6 +417,50 @@ def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: Sandb
         shutil.rmtree(other.folder, ignore_errors=True)
 
 
+def test_production_refuses_a_scratch_server_unless_allowed(sandbox: SandboxHelper, shop: str,
+                                                             tmp_path: Path) -> None:
+    """production: true — the drill still finds and checks the backup (read-only), but creates no database on a
+    server the inventory names unless --allow-destructive; a local scratch cluster needs no permission."""
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    other = ScratchPostgres(workdir(), 15)
+    try:
+        other.start()
+        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
+                                                 dbname="postgres")
+        text = inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump", scratch={"dsn": scratch})
+        inv = loads(text.replace("environment: drill-test", "environment: drill-test\nproduction: true"))
+        assert inv.production
+        refused = open_drill(inv, "shop", tmp_path / "evidence")
+        refused.run()
+        assert verdicts(refused) == {"found": "pass", "integrity": "pass", "provision": "fail", "restore": "no-data",
+                                     "verify": "no-data", "rpo": "pass", "rto": "no-data", "teardown": "pass"}
+        assert finding(refused, "provision") == (
+            "FAIL backups[shop]: refused: environment drill-test is marked production: true, and scratch.dsn would "
+            "have the drill create and drop a database on that server, expected a scratch PostgreSQL. Fix: run with "
+            "--allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 under pytest), or remove scratch.dsn to restore into "
+            "a local scratch cluster")
+        allowed = open_drill(inv, "shop", tmp_path / "evidence", allow_destructive=True)
+        try:
+            assert allowed.phase("found").ok
+            assert allowed.phase("integrity").ok
+            assert allowed.phase("provision").ok, allowed.summary()
+        finally:
+            allowed.close()
+        assert allowed.records["teardown"].result.ok
+    finally:
+        other.stop()
+        shutil.rmtree(other.folder, ignore_errors=True)
+    local = open_drill(loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump")
+                             .replace("environment: drill-test", "environment: drill-test\nproduction: true")),
+                       "shop", tmp_path / "evidence")
+    try:
+        for name in ("found", "integrity", "provision"):
+            assert local.phase(name).ok, local.summary()
+    finally:
+        local.close()
+    nothing_left()
+
+
 def test_a_teardown_that_cannot_clean_names_what_it_left(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
     """The scratch server goes away before teardown: its database cannot be dropped. Teardown fails naming the
     database and the reason, and still removes the drill's working folder."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def drill(request: pytest.FixtureRequest, drill_name: str, inventory: Inventory)
     record = Path(request.config.getoption("opsproof_record"))
     evidence = (record if record.is_absolute() else request.config.rootpath / record).parent / "drills"
     with interruptible():
-        the_drill = open_drill(inventory, drill_name, evidence)
+        allow = os.environ.get("OPSPROOF_ALLOW_DESTRUCTIVE", "").strip().lower() in ("1", "true", "yes", "on")
+        the_drill = open_drill(inventory, drill_name, evidence, allow_destructive=allow)
         request.config.stash.setdefault(DRILLS, []).append(the_drill)
         try:
             yield the_drill

@@ -27,7 +27,9 @@ def drillable(inventory: Inventory) -> list[str]:
 
 
 def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None,
-               scratch_root: Path | None = None) -> Drill:
+               scratch_root: Path | None = None, allow_destructive: bool = False) -> Drill:
+    """The drill of ``backups.NAME``. On an environment marked ``production: true`` it writes to no server of the
+    inventory (``scratch.dsn`` is refused) unless ``allow_destructive``."""
     from opsproof.drill.postgres import PostgresDrill
     from opsproof.drill.redis import RedisDrill
     from opsproof.drill.scratch import workdir
@@ -37,9 +39,13 @@ def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None
         raise DrillError(f"backups.{name} names no datastore to restore. Fix: add postgres: NAME or redis: NAME")
     kind, source = cfg.datastore
     redact = Redactor(inventory.secrets)
+    drill: Drill
     if kind == "postgres":
-        return PostgresDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir, redact)
-    return RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir, redact)
+        drill = PostgresDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir, redact)
+    else:
+        drill = RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir, redact)
+    drill.protected = inventory.environment if inventory.production and not allow_destructive else None
+    return drill
 
 
 @contextlib.contextmanager

@@ -85,6 +85,9 @@ class Drill:
         self.restorable = False  # integrity found nothing that makes a restore pointless
         self.scratch: Scratch | None = None  # set by provision
         self.verified: list[str] = []  # what was verified and how, for the evidence
+        # set by open_drill: the environment's name when it is marked production and --allow-destructive was not
+        # given; the drill then writes to no server the inventory names (a local scratch cluster is fine)
+        self.protected: str | None = None
 
     # --- running --------------------------------------------------------------------------------------
     def phase(self, name: str) -> Result:

@@ -133,6 +133,11 @@ class PostgresDrill(Drill):
     def _provision(self) -> Outcome:
         if self.major is None:
             raise DrillError("the dump does not say which PostgreSQL version made it (no manifest, no header)")
+        if self.cfg.scratch.dsn and self.protected:
+            return Outcome(False, f"refused: environment {self.protected} is marked production: true, and "
+                           "scratch.dsn would have the drill create and drop a database on that server",
+                           "a scratch PostgreSQL. Fix: run with --allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 "
+                           "under pytest), or remove scratch.dsn to restore into a local scratch cluster")
         if self.cfg.scratch.dsn:
             self.scratch = ScratchServer(self.cfg.scratch.dsn, self.dsn, self.source_name)
         else:
