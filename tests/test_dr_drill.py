@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +117,12 @@ def verdicts(the_drill: Drill) -> dict[str, str]:
     return {name: record.result.verdict for name, record in the_drill.records.items()}
 
 
-def nothing_left(pid: int | None = None) -> None:
+def nothing_left(pid: int | None = None, besides: Path | None = None) -> None:
+    """No scratch folder or process of this test process's drills (``besides``: a test's own other server)."""
     pid = pid or os.getpid()
-    folders = list(Path("/tmp").glob(f"{PREFIX}{pid}-*"))
-    processes = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, f"{PREFIX}{pid}-")]
+    folders = [f for f in Path("/tmp").glob(f"{PREFIX}{pid}-*") if f != besides]
+    processes = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, f"{PREFIX}{pid}-")
+                 and not (besides and _cmdline_has(p, str(besides)))]
     assert (folders, processes) == ([], [])
 
 
@@ -397,95 +401,88 @@ def test_a_physical_replica_of_the_source_is_refused_as_scratch(sandbox: Sandbox
     assert "own server (same system identifier)" in finding(the_drill, "provision")
 
 
-def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: SandboxHelper, shop: str,
-                                                                   tmp_path: Path) -> None:
-    take_postgres(shop, tmp_path, "shop_*.dump")
-    other = ScratchPostgres(workdir(), 15)  # "another server": a second, unrelated cluster
+@dataclass
+class OtherServer:
+    """A second, unrelated PostgreSQL cluster: "another server" to use as ``scratch.dsn``."""
+
+    cluster: ScratchPostgres
+    dsn: str
+
+
+@pytest.fixture
+def other_server() -> Iterator[OtherServer]:
+    cluster = ScratchPostgres(workdir(), 15)
     try:
-        other.start()
-        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
-                                                 dbname="postgres")
-        the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
-                          scratch={"dsn": scratch})
-        assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
-        assert "a database of its own on the scratch server" in finding(the_drill, "provision")
-        with psycopg.connect(scratch, autocommit=True) as conn:
-            assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'opsproof_drill_%'").fetchall() \
-                == []
+        cluster.start()
+        yield OtherServer(cluster, psycopg.conninfo.make_conninfo(host=str(cluster.run_dir), port=str(cluster.port),
+                                                                  user="postgres", dbname="postgres"))
     finally:
-        other.stop()
-        shutil.rmtree(other.folder, ignore_errors=True)
+        cluster.stop()
+        shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
-def test_production_refuses_a_scratch_server_unless_allowed(sandbox: SandboxHelper, shop: str,
-                                                             tmp_path: Path) -> None:
+def test_a_scratch_server_gets_a_database_of_its_own_and_loses_it(sandbox: SandboxHelper, shop: str, tmp_path: Path,
+                                                                   other_server: OtherServer) -> None:
+    take_postgres(shop, tmp_path, "shop_*.dump")
+    the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
+                      scratch={"dsn": other_server.dsn})
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert "a database of its own on the scratch server" in finding(the_drill, "provision")
+    with psycopg.connect(other_server.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'opsproof_drill_%'").fetchall() == []
+
+
+def production(text: str) -> str:
+    return text.replace("environment: drill-test", "environment: drill-test\nproduction: true")
+
+
+def test_production_refuses_a_scratch_server_unless_allowed(sandbox: SandboxHelper, shop: str, tmp_path: Path,
+                                                             other_server: OtherServer) -> None:
     """production: true — the drill still finds and checks the backup (read-only), but creates no database on a
     server the inventory names unless --allow-destructive; a local scratch cluster needs no permission."""
     take_postgres(shop, tmp_path, "shop_*.dump")
-    other = ScratchPostgres(workdir(), 15)
-    try:
-        other.start()
-        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
-                                                 dbname="postgres")
-        text = inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump", scratch={"dsn": scratch})
-        inv = loads(text.replace("environment: drill-test", "environment: drill-test\nproduction: true"))
-        assert inv.production
-        refused = open_drill(inv, "shop", tmp_path / "evidence")
-        refused.run()
-        assert verdicts(refused) == {"found": "pass", "integrity": "pass", "provision": "fail", "restore": "no-data",
-                                     "verify": "no-data", "rpo": "pass", "rto": "no-data", "teardown": "pass"}
-        assert finding(refused, "provision") == (
-            "FAIL backups[shop]: refused: environment drill-test is marked production: true, and scratch.dsn would "
-            "have the drill create and drop a database on that server, expected a scratch PostgreSQL. Fix: run with "
-            "--allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 under pytest), or remove scratch.dsn to restore into "
-            "a local scratch cluster")
-        allowed = open_drill(inv, "shop", tmp_path / "evidence", allow_destructive=True)
+    inv = loads(production(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump",
+                                          scratch={"dsn": other_server.dsn})))
+    assert inv.production
+    refused = open_drill(inv, "shop", tmp_path / "evidence")
+    refused.run()
+    assert verdicts(refused) == {"found": "pass", "integrity": "pass", "provision": "fail", "restore": "no-data",
+                                 "verify": "no-data", "rpo": "pass", "rto": "no-data", "teardown": "pass"}
+    assert finding(refused, "provision") == (
+        "FAIL backups[shop]: refused: environment drill-test is marked production: true, and scratch.dsn would "
+        "have the drill create and drop a database on that server, expected a scratch PostgreSQL. Fix: run with "
+        "--allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 under pytest), or remove scratch.dsn to restore into "
+        "a local scratch cluster")
+    for the_drill in (open_drill(inv, "shop", tmp_path / "evidence", allow_destructive=True),
+                      open_drill(loads(production(inventory_text(sandbox, shop, directory=str(tmp_path),
+                                                                 pattern="shop_*.dump"))), "shop", tmp_path / "ev")):
         try:
-            assert allowed.phase("found").ok
-            assert allowed.phase("integrity").ok
-            assert allowed.phase("provision").ok, allowed.summary()
+            for name in ("found", "integrity", "provision"):
+                assert the_drill.phase(name).ok, the_drill.summary()
         finally:
-            allowed.close()
-        assert allowed.records["teardown"].result.ok
-    finally:
-        other.stop()
-        shutil.rmtree(other.folder, ignore_errors=True)
-    local = open_drill(loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump")
-                             .replace("environment: drill-test", "environment: drill-test\nproduction: true")),
-                       "shop", tmp_path / "evidence")
-    try:
-        for name in ("found", "integrity", "provision"):
-            assert local.phase(name).ok, local.summary()
-    finally:
-        local.close()
-    nothing_left()
+            the_drill.close()
+        assert the_drill.records["teardown"].result.ok
+    nothing_left(besides=other_server.cluster.folder)
 
 
-def test_a_teardown_that_cannot_clean_names_what_it_left(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
+def test_a_teardown_that_cannot_clean_names_what_it_left(sandbox: SandboxHelper, shop: str, tmp_path: Path,
+                                                         other_server: OtherServer) -> None:
     """The scratch server goes away before teardown: its database cannot be dropped. Teardown fails naming the
     database and the reason, and still removes the drill's working folder."""
     take_postgres(shop, tmp_path, "shop_*.dump")
-    other = ScratchPostgres(workdir(), 15)
-    try:
-        other.start()
-        scratch = psycopg.conninfo.make_conninfo(host=str(other.run_dir), port=str(other.port), user="postgres",
-                                                 dbname="postgres")
-        inv = loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump",
-                                   scratch={"dsn": scratch}))
-        the_drill = open_drill(inv, "shop", tmp_path / "evidence")
-        for name in PHASES[:-1]:
-            the_drill.phase(name)
-        assert the_drill.records["verify"].result.ok, the_drill.summary()
-        other.stop()
-        the_drill.close()
-        assert re.fullmatch(r"FAIL \S+: left behind: database opsproof_drill_\w+ on the scratch server "
-                            r"\(stopping the scratch: OperationalError: .+\), expected nothing left behind",
-                            finding(the_drill, "teardown").replace("\n", " ")), finding(the_drill, "teardown")
-        assert not the_drill.folder.exists()
-    finally:
-        other.stop()
-        shutil.rmtree(other.folder, ignore_errors=True)
-    nothing_left()
+    inv = loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_*.dump",
+                               scratch={"dsn": other_server.dsn}))
+    the_drill = open_drill(inv, "shop", tmp_path / "evidence")
+    for name in PHASES[:-1]:
+        the_drill.phase(name)
+    assert the_drill.records["verify"].result.ok, the_drill.summary()
+    other_server.cluster.stop()
+    the_drill.close()
+    assert re.fullmatch(r"FAIL \S+: left behind: database opsproof_drill_\w+ on the scratch server "
+                        r"\(stopping the scratch: OperationalError: .+\), expected nothing left behind",
+                        finding(the_drill, "teardown")), finding(the_drill, "teardown")
+    assert not the_drill.folder.exists()
+    nothing_left(besides=other_server.cluster.folder)
 
 
 # --- Redis --------------------------------------------------------------------------------------------------------
