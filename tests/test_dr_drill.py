@@ -346,6 +346,33 @@ def test_a_locked_table_fails_the_backup_within_the_lock_timeout(sandbox: Sandbo
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_interrupted_count_cancels_its_running_scans(sandbox: SandboxHelper, shop: str) -> None:
+    """Ctrl-C while the checksum sessions scan (here: wait on a locked table, lock timeout 60 s): the scans are
+    cancelled on the server and the interrupt goes through at once, instead of after the longest scan."""
+    from opsproof.drill.pgdata import tables_data
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    with sandbox.superuser(db="shop") as conn:
+        conn.autocommit = False
+        conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        try:
+            started = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 1.0)
+            with pytest.raises(KeyboardInterrupt):
+                tables_data(lambda: psycopg.connect(shop, autocommit=True), ["public.orders", "public.customers"], 2)
+            assert time.monotonic() - started < 10
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            waiting = conn.execute("SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass "
+                                   "AND NOT granted").fetchone()
+            conn.rollback()
+    assert waiting == (0,), "a checksum scan was still waiting on the server"
+
+
 def test_a_backup_older_than_the_rpo_fails(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
     path = pg_dump(shop, tmp_path / "shop_1.dump", "--format=custom")
     stale = time.time() - 30 * 3600

@@ -9,6 +9,7 @@ The text form of a row depends on session settings, so both sides pin them (:dat
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -95,11 +96,21 @@ def tables_data(connect: Callable[[], psycopg.Connection[Any]], names: Iterable[
             pin_session(conn)
         return table, table_data(conn, table)
 
+    workers = max(1, min(jobs, len(names)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsproof-verify")
     try:
-        workers = max(1, min(jobs, len(names)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsproof-verify") as pool:
-            return dict(sorted(pool.map(work, names)))
+        return dict(sorted(pool.map(work, names)))
+    except BaseException:
+        # Ctrl-C, SIGTERM or one failed table: the scans still running are cancelled on the server, not awaited
+        # (the biggest tables go first; waiting for them would hold the teardown for as long as a full scan)
+        with lock:
+            running = list(opened)
+        for conn in running:
+            with contextlib.suppress(Exception):
+                conn.cancel()
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         for conn in opened:
             conn.close()
 
