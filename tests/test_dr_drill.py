@@ -29,7 +29,7 @@ from support import REPO, SandboxHelper, run_suite
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.backup import manifest_path, read_manifest, take_postgres, take_redis
 from opsproof.drill.phases import PHASES
-from opsproof.drill.scratch import PREFIX, ScratchPostgres, pid_alive, same_server, sweep, workdir
+from opsproof.drill.scratch import PREFIX, ScratchPostgres, ScratchServer, pid_alive, same_server, sweep, workdir
 from opsproof.drill.tools import pg_tool
 from opsproof.inventory import loads
 from opsproof.sandbox.process import wait_for
@@ -489,6 +489,32 @@ def test_production_refuses_a_scratch_server_unless_allowed(sandbox: SandboxHelp
         finally:
             the_drill.close()
         assert the_drill.records["teardown"].result.ok
+    nothing_left(besides=other_server.cluster.folder)
+
+
+def test_psql_failing_early_is_reported_at_once(sandbox: SandboxHelper, shop: str, tmp_path: Path,
+                                                other_server: OtherServer) -> None:
+    """The scratch database vanishes between provision and restore: psql exits at once, gzip gets SIGPIPE (it used
+    to block on a full pipe for 30 s), and the restore fails with psql's own message."""
+    pg_dump(shop, tmp_path / "shop_full_1.sql.gz")
+    inv = loads(inventory_text(sandbox, shop, directory=str(tmp_path), pattern="shop_full_*.sql.gz",
+                               scratch={"dsn": other_server.dsn}))
+    the_drill = open_drill(inv, "shop", tmp_path / "evidence")
+    try:
+        for name in ("found", "integrity", "provision"):
+            assert the_drill.phase(name).ok, the_drill.summary()
+        with psycopg.connect(other_server.dsn, autocommit=True) as conn:
+            assert isinstance(the_drill.scratch, ScratchServer)
+            conn.execute(f'DROP DATABASE "{the_drill.scratch.database}" WITH (FORCE)')
+        started = time.monotonic()
+        result = the_drill.phase("restore")
+        assert time.monotonic() - started < 10
+    finally:
+        the_drill.close()
+    assert re.fullmatch(r"FAIL backups\[shop\]: restore failed: psql exited 2: .*database \"opsproof_drill_\w+\" "
+                        r"does not exist, expected the backup restored without error", finding(the_drill, "restore")), \
+        finding(the_drill, "restore")
+    assert result.ok is False
     nothing_left(besides=other_server.cluster.folder)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
 import subprocess
 import time
 import zlib
@@ -187,21 +188,28 @@ class PostgresDrill(Drill):
         proc = spawn([*psql, "-f", "-" if gunzip else str(self.backup)], env=self.scratch.tool_env(),
                      stdin=gunzip.stdout.fileno() if gunzip and gunzip.stdout else subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL)
+        if gunzip is not None and gunzip.stdout is not None:
+            gunzip.stdout.close()  # psql holds the read end now; if it exits early, gzip gets SIGPIPE, not stuck
+        gzip_err = b""
         try:
             _, err = proc.communicate(timeout=timeout)
             if gunzip is not None:
-                gunzip.wait(timeout=30)
+                _, gzip_err = gunzip.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             raise DrillError(f"psql did not finish within {timeout:g} s") from None
         finally:
             stop_process(proc)
             if gunzip is not None:
                 stop_process(gunzip)
-        lines = [ln for ln in err.decode(errors="replace").splitlines() if "ERROR:" in ln]
+        text = err.decode(errors="replace")
+        lines = [ln for ln in text.splitlines() if "ERROR:" in ln]
         tolerated = [ln for ln in lines if ROLE_MISSING.search(ln)]
         errors = [ln.split("ERROR:", 1)[1].strip() for ln in lines if ln not in tolerated]
         if proc.returncode not in (0, None) and not errors:
-            errors.append(f"psql exited {proc.returncode}")
+            errors.append(f"psql exited {proc.returncode}: {_last_line(text)}")
+        if gunzip is not None and gunzip.returncode not in (0, None, -signal.SIGPIPE):
+            errors.append(f"gzip -dc exited {gunzip.returncode}: "
+                          f"{_last_line(gzip_err.decode(errors='replace'))}")
         return errors, tolerated
 
     # --- verify --------------------------------------------------------------------------------------------
