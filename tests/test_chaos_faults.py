@@ -4,9 +4,9 @@ observed and what it expected — never a traceback, never a secret."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,19 @@ def cfg(healthy: SandboxHelper) -> Iterator[dict[str, Any]]:
     timeline.reset()
     configuration = {"opsproof_sandbox_dir": str(healthy.box.dir)}
     yield configuration
-    for service in ("app", "redis", "redis_exporter"):
-        faults.ensure_running(service, configuration=configuration)
-    for name in proxy.PROXIES:
-        proxy.proxy_clear(name, configuration)
-    pgfaults.release_connections(configuration=configuration)
-    redisfaults.release_memory(configuration=configuration)
-    redisfaults.unpause_clients(configuration=configuration)
+    steps: list[Callable[[], object]] = [
+        *(partial(faults.ensure_running, s, configuration=configuration) for s in ("app", "redis", "redis_exporter")),
+        *(partial(proxy.proxy_clear, name, configuration) for name in proxy.PROXIES),
+        partial(pgfaults.release_connections, configuration=configuration),
+        partial(redisfaults.release_memory, configuration=configuration),
+        partial(redisfaults.unpause_clients, configuration=configuration)]
+    failed = []
+    for step in steps:  # every step, even after one fails: the next test must find the sandbox whole
+        try:
+            step()
+        except Exception as e:
+            failed.append(f"{step}: {e}")
+    assert not failed, failed
 
 
 def health(box: Any) -> dict[str, Any]:
@@ -92,6 +98,18 @@ def test_connections_beyond_the_limit_fail_and_hold_nothing(cfg: dict[str, Any],
         pgfaults.exhaust_connections(ratio=1.0, configuration=cfg)
     assert healthy.box.meta["passwords"]["opsproof_monitor"] not in str(err.value)
     assert pgfaults.chaos_connections(configuration=cfg) == 0
+
+
+def test_connections_short_of_the_ratio_fail_and_hold_nothing(cfg: dict[str, Any], healthy: SandboxHelper,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holding stops at its cap before the ratio is reached: a fault that did not happen is not reported
+    as injected."""
+    monkeypatch.setattr(pgfaults, "MAX_HELD", 2)
+    with pytest.raises(ChaosError, match=r"^postgres\[main\]: \d+ of \d+ connections in use after holding 2 \(the "
+                                         r"limit of 2\), expected 90% of max_connections in use$"):
+        pgfaults.exhaust_connections(ratio=0.9, configuration=cfg)
+    assert pgfaults.chaos_connections(configuration=cfg) == 0
+    assert timeline.first("fault_injected") is None
 
 
 def test_terminate_backends_needs_the_right(cfg: dict[str, Any], healthy: SandboxHelper) -> None:
@@ -189,6 +207,11 @@ def test_an_alert_that_fires_then_does_not_resolve(cfg: dict[str, Any], healthy:
     assert fired["truth_s"] <= fired["budget_s"]
     assert fired["budget_s"] == 5 + fired["budget"]["scrape_duration_s"]  # 1 + 1 + 2 + 1 and the scrape measured
     assert fired["budget"]["scrape_duration_s"] == round(fired["scrapes"]["redis"]["slowest_s"], 1)
+    timeline.reset()
+    timeline.mark("fault_injected", fault="a second fault while RedisDown is still active")
+    with pytest.raises(ChaosError, match=r"^alert\[RedisDown\]: already active since \S+, before the fault \(\S+Z\), "
+                                         r"expected an alert that fires because of the fault$"):
+        alerts.alert_fires("RedisDown", within=2, configuration=cfg)
     assert list(fired["budget"]["jobs"]) == ["redis"]
     assert abs(fired["detected_s"] - fired["truth_s"]) < 1
     with pytest.raises(ChaosError, match=r"^http\[app\]: GET /health → status='degraded', expected HTTP 200 with "
@@ -233,4 +256,5 @@ def test_durations() -> None:
     assert [alerts.duration_s(t) for t in ("1s", "900ms", "1m30s", "5m", 2)] == [1, 0.9, 90, 300, 2]
     with pytest.raises(ValueError, match=r"^not a duration: '5 minutes'$"):
         alerts.duration_s("5 minutes")
-    assert re.fullmatch(r"\d+", str(len(timeline.EVENTS)))
+    assert timeline.EVENTS == ("fault_injected", "pending", "firing", "delivered", "remediated", "recovered",
+                               "resolved")

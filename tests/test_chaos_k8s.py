@@ -66,3 +66,18 @@ def test_production_refuses_without_allow_destructive(tmp_path: Path, emu: Emula
     assert not [r for r in emu.requests() if r.method.value == "DELETE"]
     allowed = configuration(tmp_path, emu, production=True, opsproof_allow_destructive="true")
     assert k8s.delete_pods("app=api", configuration=allowed)["deleted"] == ["api-7c9b4-0"]
+
+
+def test_an_unreachable_api_server_is_a_failed_fault(tmp_path: Path, emu: Emulator) -> None:
+    """Nothing listens where the kubeconfig points: urllib3's MaxRetryError is neither an ApiException nor an
+    OSError, and used to escape as a traceback."""
+    kubeconfig = yaml.safe_load(emu.kubeconfig.read_text())
+    for cluster in kubeconfig["clusters"]:
+        cluster["cluster"]["server"] = "http://127.0.0.1:1"
+    emu.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+    cfg = configuration(tmp_path, emu)
+    with pytest.raises(ChaosError, match=r"^kubernetes\[shop\]: API call failed \(MaxRetryError: .*127\.0\.0\.1.*\), "
+                                         r"expected pods app=api deleted$"):
+        k8s.delete_pods("app=api", configuration=cfg)
+    with pytest.raises(ChaosError, match=r"^kubernetes\[shop\]: deployment api: API call failed \(MaxRetryError: "):
+        k8s.scale_deployment("api", 1, configuration=cfg)

@@ -52,6 +52,10 @@ def duration_s(text: str | float | int | None, default: float = 0.0) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+def _iso_of(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _iso(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
@@ -113,7 +117,11 @@ class Apis:
         except httpx.HTTPError as e:
             raise fail(target, f"unreachable ({type(e).__name__}: {self.ctx.redact(str(e))})",
                        f"an answer to GET {path}") from None
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise fail(target, f"GET {path} answered HTTP {response.status_code} with no JSON "
+                       f"({response.text[:80]!r})", "a JSON answer") from None
         return body["data"] if isinstance(body, dict) and "data" in body and "status" in body else body
 
     def prom_get(self, path: str, **params: Any) -> Any:
@@ -235,6 +243,9 @@ def _fires(apis: Apis, name: str, labels: Mapping[str, str] | None, within: floa
         time.sleep(POLL_S)
     alert = min(found, key=lambda a: _iso(a["startsAt"]))
     starts = _iso(alert["startsAt"])
+    if starts < injected:
+        raise fail(f"alert[{name}]", f"already active since {alert['startsAt']}, before the fault "
+                   f"({_iso_of(injected)})", "an alert that fires because of the fault")
     pending = _pending_since(apis, name)
     if pending is not None:
         timeline.mark("pending", at=pending, alert=name)
@@ -264,7 +275,11 @@ def _deliveries(ctx: Context, url: str) -> list[dict[str, Any]]:
         response.raise_for_status()
     except httpx.HTTPError as e:
         raise fail(f"webhook[{url}]", f"unreachable ({type(e).__name__}: {e})", "GET /deliveries answering") from None
-    data: list[dict[str, Any]] = response.json()
+    try:
+        data: list[dict[str, Any]] = response.json()
+    except ValueError:
+        raise fail(f"webhook[{url}]", f"GET /deliveries answered no JSON ({response.text[:80]!r})",
+                   "a JSON list of deliveries") from None
     return data
 
 

@@ -43,6 +43,14 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}" + (f" {status} {getattr(e, 'reason', '')}".rstrip() if status else f": {e}")
 
 
+def _api_failure(e: Exception) -> bool:
+    """An answer from the API server (an ApiException has ``status``) or no answer at all (socket errors, and
+    urllib3's MaxRetryError / timeouts, which are not OSError): a failed fault, never a traceback."""
+    import urllib3.exceptions
+
+    return hasattr(e, "status") or isinstance(e, OSError | urllib3.exceptions.HTTPError)
+
+
 def delete_pods(label_selector: str, count: int = 1, target: str | None = None,
                 configuration: Configuration = None) -> dict[str, Any]:
     """Delete ``count`` pods matching ``label_selector`` (the first by name); fails when none matches."""
@@ -62,7 +70,7 @@ def delete_pods(label_selector: str, count: int = 1, target: str | None = None,
                 _json(core.delete_namespaced_pod(name, entry.namespace, _request_timeout=entry.timeout_s,
                                                  _preload_content=False))
         except Exception as e:
-            if not hasattr(e, "status") and not isinstance(e, OSError):
+            if not _api_failure(e):
                 raise
             raise fail(target_id, f"API call failed ({_reason(e)})", f"pods {label_selector} deleted") from None
     at = timeline.mark("fault_injected", fault=f"deleted pods {', '.join(names)} in {entry.namespace}")
@@ -84,7 +92,7 @@ def scale_deployment(name: str, replicas: int, target: str | None = None,
                                                    **read))
             now = _json(apps.read_namespaced_deployment(name, entry.namespace, **read))["spec"]["replicas"]
         except Exception as e:
-            if not hasattr(e, "status") and not isinstance(e, OSError):
+            if not _api_failure(e):
                 raise
             raise fail(target_id, f"deployment {name}: API call failed ({_reason(e)})",
                        f"deployment {name} scaled to {replicas}") from None

@@ -36,20 +36,25 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
     ctx = Context.of(configuration)
     ctx.destructive("exhaust PostgreSQL connections")
     name, dsn = ctx.pg_dsn(target)
-    held: list[psycopg.Connection[Any]] = []
+    with _lock:
+        held = _held.setdefault(name, [])  # registered as they open: an interrupt midway leaves them to the rollback
     try:
         with _connect(dsn) as probe:
             used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
             while used / limit < ratio and len(held) < MAX_HELD:
-                held.append(_connect(dsn))
+                conn = _connect(dsn)
+                with _lock:
+                    held.append(conn)
                 used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
     except psycopg.Error as e:
-        _close(held, dsn)
+        count = _drop(name, dsn)
         reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        raise fail(name, f"could hold only {len(held)} connection(s) ({reason})",
+        raise fail(name, f"could hold only {count} connection(s) ({reason})",
                    f"{ratio:.0%} of max_connections in use") from None
-    with _lock:
-        _held.setdefault(name, []).extend(held)
+    if used / limit < ratio:
+        count = _drop(name, dsn)
+        raise fail(name, f"{used} of {limit} connections in use after holding {count} (the limit of {MAX_HELD})",
+                   f"{ratio:.0%} of max_connections in use")
     at = timeline.mark("fault_injected", fault=f"hold {len(held)} connections on {name}")
     return {"target": name, "held": len(held), "in_use": used, "max_connections": limit,
             "ratio": round(used / limit, 3), "injected_at": at}
@@ -58,12 +63,17 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
 def release_connections(target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
     """The rollback: close every connection this process holds on the target."""
     name, dsn = Context.of(configuration).pg_dsn(target)
+    released = _drop(name, dsn)
+    if released:
+        timeline.mark("remediated", action=f"released {released} connections on {name}")
+    return {"target": name, "released": released}
+
+
+def _drop(name: str, dsn: str) -> int:
     with _lock:
         held = _held.pop(name, [])
     _close(held, dsn)
-    if held:
-        timeline.mark("remediated", action=f"released {len(held)} connections on {name}")
-    return {"target": name, "released": len(held)}
+    return len(held)
 
 
 def _close(conns: list[psycopg.Connection[Any]], dsn: str) -> None:

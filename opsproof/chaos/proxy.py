@@ -38,7 +38,11 @@ def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     except httpx.HTTPError as e:
         raise fail(f"proxy[{url}]", f"control interface unreachable ({type(e).__name__}: {e})",
                    "a fault proxy answering GET/PUT /fault") from None
-    data: dict[str, Any] = response.json()
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        raise fail(f"proxy[{url}]", f"answered HTTP {response.status_code} with no JSON ({response.text[:80]!r})",
+                   "a fault proxy answering GET/PUT /fault") from None
     if response.status_code != 200:
         raise fail(f"proxy[{url}]", f"refused the change ({data.get('error', response.status_code)})",
                    f"fault {body} applied")

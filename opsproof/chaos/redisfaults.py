@@ -56,7 +56,10 @@ def unpause_clients(target: str | None = None, configuration: Configuration = No
     """``CLIENT UNPAUSE``: the rollback (harmless if nothing is paused)."""
     ctx = Context.of(configuration)
     name, r = _client(ctx, target)
-    r.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+    try:
+        r.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+    except (redis.RedisError, OSError) as e:
+        raise fail(name, f"CLIENT UNPAUSE failed ({ctx.redact(str(e))})", "clients unpaused") from None
     return {"target": name, "unpaused": True}
 
 

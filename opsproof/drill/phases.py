@@ -141,7 +141,7 @@ class Drill:
             "restore": lambda: self._passed("provision"),
             "verify": lambda: self._passed("restore"),
             "rpo": lambda: self.backup_time is not None and (not self._wants_freshness() or self._ran("verify")),
-            "rto": lambda: self._ran("verify"),
+            "rto": lambda: self._passed("verify"),  # a recovery that did not verify has no recovery time
         }
         check = needs.get(name)
         if check is None or check():
@@ -164,6 +164,8 @@ class Drill:
         fresh = None
         if cfg.fresh:
             out = Path(cfg.directory) if cfg.directory else self.folder / "backup"
+            if not cfg.directory:
+                out.mkdir(mode=0o700)  # a fresh dump of the source: for this user only (the workdir is 0755)
             pattern = backups.naming(self.name, cfg.pattern, cfg.directory, self.suffix)
             t0 = time.perf_counter()
             self.backup, self.manifest = self._take(out, pattern)

@@ -242,11 +242,12 @@ class ScratchRedis:
         self.where = f"a local redis-server in {self.folder}"
 
     def start(self, rdb: Path) -> None:
-        self.folder.mkdir(exist_ok=True)
+        self.folder.mkdir(mode=0o700, exist_ok=True)  # the backup's data: for this user only (the workdir is 0755)
         shutil.copyfile(rdb, self.folder / "restore.rdb")
         conf = self.folder / "redis.conf"
-        conf.write_text(f"requirepass {self.password}\n")
-        conf.chmod(0o600)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"requirepass {self.password}\n")
         self.port = free_port()
         argv = [redis_tool("redis-server"), str(conf), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(self.folder), "--dbfilename", "restore.rdb",
