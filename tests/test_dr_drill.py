@@ -416,6 +416,8 @@ def test_same_server_sees_through_names() -> None:
     assert same_server(src, "postgresql://u:p@localhost:5432/other") is not None
     assert same_server(src, "host=127.0.0.1 port=5432 dbname=app user=x") is not None
     assert same_server(src, "postgresql://u:p@127.0.0.1:5433/app") is None
+    assert same_server("host=/var/run/postgresql port=5432 dbname=app", "postgresql://u:p@localhost:5432/x") \
+        is not None  # a Unix socket is this machine
 
 
 def test_a_physical_replica_of_the_source_is_refused_as_scratch(sandbox: SandboxHelper, shop: str,
@@ -426,6 +428,32 @@ def test_a_physical_replica_of_the_source_is_refused_as_scratch(sandbox: Sandbox
     the_drill = drill(sandbox, shop, tmp_path, directory=str(tmp_path), pattern="shop_*.dump",
                       scratch={"dsn": replica})
     assert "own server (same system identifier)" in finding(the_drill, "provision")
+
+
+def test_an_unreachable_source_is_checked_against_the_manifest(sandbox: SandboxHelper, shop: str,
+                                                                tmp_path: Path, other_server: OtherServer) -> None:
+    """The source does not answer (a real DR): the manifest's system identifier still refuses the source's replica,
+    still allows an unrelated server; without a manifest nothing is created (the guard fails closed)."""
+    take_postgres(shop, tmp_path / "with", "shop_*.dump")
+    gone = "postgresql://opsproof_backup:x@127.0.0.1:1/shop"
+    replica = sandbox.box.dsn("postgres", db="postgres", service="replica")
+    refused = drill(sandbox, gone, tmp_path, directory=str(tmp_path / "with"), pattern="shop_*.dump",
+                    scratch={"dsn": replica})
+    assert "own server (same system identifier)" in finding(refused, "provision")
+    allowed = drill(sandbox, gone, tmp_path, directory=str(tmp_path / "with"), pattern="shop_*.dump",
+                    scratch={"dsn": other_server.dsn})
+    assert allowed.records["verify"].result.ok, allowed.summary()
+    (tmp_path / "without").mkdir()
+    pg_dump(shop, tmp_path / "without" / "shop_1.dump", "--format=custom")
+    blind = drill(sandbox, gone, tmp_path, directory=str(tmp_path / "without"), pattern="shop_*.dump",
+                  scratch={"dsn": other_server.dsn})
+    assert re.fullmatch(r"FAIL backups\[shop\]: refused: cannot prove that the scratch target \S+ is not the source "
+                        r"postgres\[shop\]'s server: the source does not answer \(.*\) and the backup has no manifest "
+                        r"with the source's identity\. Fix: .*, expected a scratch instance",
+                        finding(blind, "provision")), finding(blind, "provision")
+    with psycopg.connect(other_server.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'opsproof_drill_%'").fetchall() == []
+    nothing_left(besides=other_server.cluster.folder)
 
 
 @dataclass

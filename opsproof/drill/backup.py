@@ -135,6 +135,7 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
             version_num = int((snap.execute("SHOW server_version_num").fetchone() or [0])[0])
             version = str((snap.execute("SHOW server_version").fetchone() or [""])[0])
             database = str((snap.execute("SELECT current_database()").fetchone() or [""])[0])
+            identity = system_identifier(snap)
             names = pgdata.by_size(snap, pgdata.tables(snap))
             objects = pgdata.objects(snap)
             pg_dump = pg_tool("pg_dump", version_num // 10000, at_least=True)
@@ -176,12 +177,24 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
         "server_version": version,
         "server_version_num": version_num,
         "snapshot": snapshot,
+        "system_identifier": identity,  # lets a drill refuse the source's own server as scratch, source unreachable
         "checksum_method": pgdata.CHECKSUM_METHOD,
         "tables": tables,
         "objects": objects,
     }
     _write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
     return final, manifest
+
+
+def system_identifier(conn: psycopg.Connection[Any]) -> str | None:
+    """The cluster's identity (``pg_control_system()``; shared by its physical replicas), or None without the
+    right to read it."""
+    try:
+        with conn.transaction():  # a savepoint inside the snapshot's transaction: a refusal must not abort it
+            row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return str(row[0]) if row else None
 
 
 def redis_cli_args(url: str) -> tuple[list[str], dict[str, str]]:

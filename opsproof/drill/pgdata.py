@@ -21,7 +21,10 @@ from psycopg import sql
 CHECKSUM_METHOD = "sum(hashtextextended(row::text, 0)) per table, TimeZone=UTC, DateStyle=ISO, extra_float_digits=1"
 LOCK_TIMEOUT = "60s"  # a table held by an ALTER TABLE makes a read wait: a bounded wait, then an error naming it
 SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
-           "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+           "SET extra_float_digits = 1", "SET bytea_output = 'hex'",
+           # as pg_dump sets on its own sessions: a role's statement or idle timeout must not kill a scan of a big
+           # table, nor the snapshot-exporting session while pg_dump runs (interrupts cancel scans; see tables_data)
+           "SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0")
 
 USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
   AND n.nspname NOT LIKE 'pg\\_temp%'"""

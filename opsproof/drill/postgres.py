@@ -112,7 +112,7 @@ class PostgresDrill(Drill):
             line = VERSION_LINE.search(head)
             self.major = self.major or (int(line.group(1)) if line else None)
             return False
-        pg_restore = pg_tool("pg_restore", self.major or 15, at_least=True)
+        pg_restore = pg_tool("pg_restore", self.major, at_least=True)  # unknown version: the newest reads it
         listing = run_tool([pg_restore, "--list", str(self.backup)], timeout=600)
         checked.append("pg_restore --list")
         if listing.returncode != 0:
@@ -140,7 +140,9 @@ class PostgresDrill(Drill):
                            "a scratch PostgreSQL. Fix: run with --allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 "
                            "under pytest), or remove scratch.dsn to restore into a local scratch cluster")
         if self.cfg.scratch.dsn:
-            self.scratch = ScratchServer(self.cfg.scratch.dsn, self.dsn, self.source_name)
+            identity = (self.manifest or {}).get("system_identifier")
+            self.scratch = ScratchServer(self.cfg.scratch.dsn, self.dsn, self.source_name,
+                                         str(identity) if identity else None)
         else:
             self.scratch = ScratchPostgres(self.folder, self.major, self.cfg.scratch.jobs)
         self.scratch.start()

@@ -158,7 +158,9 @@ class ScratchPostgres:
 
 def _endpoint(params: dict[str, Any]) -> tuple[str, str, str]:
     host = str(params.get("host") or params.get("hostaddr") or "/var/run/postgresql")
-    if not host.startswith("/"):
+    if host.startswith("/"):
+        host = "loopback"  # a Unix socket is a server on this machine, as localhost:PORT is
+    else:
         with contextlib.suppress(OSError):
             host = str(socket.getaddrinfo(host, None)[0][4][0])
         host = "loopback" if host in LOOPBACK or host.startswith("127.") else host
@@ -175,11 +177,20 @@ def same_server(source_dsn: str, scratch_dsn: str) -> str | None:
     return None
 
 
+def _identity(conn: psycopg.Connection[Any]) -> str | None:
+    try:
+        row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else None
+
+
 class ScratchServer:
     """A database of the drill's own on a scratch server from the inventory (``scratch.dsn``), dropped after."""
 
-    def __init__(self, dsn: str, source_dsn: str, source: str) -> None:
+    def __init__(self, dsn: str, source_dsn: str, source: str, source_identity: str | None = None) -> None:
         self.dsn = dsn
+        self.source_identity = source_identity  # the source's system identifier from the backup's manifest
         self.params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
         host, port, _ = _endpoint(self.params)
         self.where = f"a database of its own on the scratch server {host}:{port}"
@@ -207,13 +218,25 @@ class ScratchServer:
         return {"PGPASSWORD": self.params["password"]} if "password" in self.params else {}
 
     def start(self) -> None:
+        """Refuse the source's own cluster (or a physical replica of it) by system identifier: the live source's,
+        else the one the backup's manifest recorded. Without either, nothing is created (fail closed)."""
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
-            with contextlib.suppress(psycopg.Error), psycopg.connect(self.source_dsn, connect_timeout=10) as src:
-                src.read_only = True
-                ident = "SELECT system_identifier FROM pg_control_system()"
-                if src.execute(ident).fetchone() == conn.execute(ident).fetchone():
-                    raise DrillError(f"refused: the scratch target {self._shown()} is the source {self.source}'s "
-                                     "own server (same system identifier). Fix: point scratch.dsn at another server")
+            mine = _identity(conn)
+            theirs, why = self.source_identity, "the backup has no manifest with the source's identity"
+            try:
+                with psycopg.connect(self.source_dsn, connect_timeout=10) as src:
+                    src.read_only = True
+                    theirs = _identity(src) or theirs
+            except psycopg.Error as e:
+                why = f"the source does not answer ({(str(e).strip().splitlines() or [type(e).__name__])[0]}) and {why}"
+            if mine is None or theirs is None:
+                raise DrillError(f"refused: cannot prove that the scratch target {self._shown()} is not the source "
+                                 f"{self.source}'s server: {why if theirs is None else 'its identity is unreadable'}"
+                                 ". Fix: let the drill reach the source, take backups with `opsproof backup` "
+                                 "(its manifest records the identity), or remove scratch.dsn to use a local cluster")
+            if mine == theirs:
+                raise DrillError(f"refused: the scratch target {self._shown()} is the source {self.source}'s "
+                                 "own server (same system identifier). Fix: point scratch.dsn at another server")
             conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE template0')
             self.created = True
 

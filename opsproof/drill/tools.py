@@ -20,17 +20,21 @@ class DrillError(RuntimeError):
     """A drill phase cannot go on; the message says what is wrong (and, where there is one, the fix)."""
 
 
-def pg_tool(name: str, major: int, at_least: bool = False) -> str:
+def pg_tool(name: str, major: int | None, at_least: bool = False) -> str:
     """``/usr/lib/postgresql/MAJOR/bin/NAME`` — the server's own major version (a scratch server must match the
     dump's), or with ``at_least`` the oldest installed one that is not older (pg_dump must not be older than the
-    server it dumps)."""
-    majors = [m for m in PG_VERSIONS if m >= major] if at_least else [major]
+    server it dumps); ``major`` None: the newest installed (it reads every older archive)."""
+    if major is None:
+        majors = sorted(PG_VERSIONS, reverse=True)
+    else:
+        majors = [m for m in PG_VERSIONS if m >= major] if at_least else [major]
     for m in majors:
         candidate = Path(f"/usr/lib/postgresql/{m}/bin/{name}")
         if candidate.exists():
             return str(candidate)
-    wanted = f"{major} or newer" if at_least else str(major)
-    raise DrillError(f"{name} of PostgreSQL {wanted} is not installed. Fix: apt-get install -y postgresql-{major} "
+    wanted = "(any version)" if major is None else f"{major} or newer" if at_least else str(major)
+    package = f"postgresql-{major}" if major is not None else "postgresql"
+    raise DrillError(f"{name} of PostgreSQL {wanted} is not installed. Fix: apt-get install -y {package} "
                      "(a restore needs the tools, and a scratch server, of the backup's major version)")
 
 
