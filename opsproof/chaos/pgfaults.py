@@ -15,6 +15,7 @@ import psycopg
 
 from opsproof.chaos import timeline
 from opsproof.chaos.context import CHAOS_APPLICATION, ChaosError, Configuration, Context, fail
+from opsproof.result import reason
 from opsproof.sandbox.process import SandboxError, wait_for
 
 CONNECT_TIMEOUT_S = 3
@@ -48,8 +49,7 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
                 used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
     except psycopg.Error as e:
         count = _drop(name, dsn)
-        reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        raise fail(name, f"could hold only {count} connection(s) ({reason})",
+        raise fail(name, f"could hold only {count} connection(s) ({ctx.redact(reason(e))})",
                    f"{ratio:.0%} of max_connections in use") from None
     if used / limit < ratio:
         count = _drop(name, dsn)
@@ -106,8 +106,7 @@ def terminate_backends(application_name: str, target: str | None = None,
                                 " WHERE application_name = %s AND pid <> pg_backend_pid()",
                                 (application_name,)).fetchall()
     except psycopg.Error as e:
-        reason = ctx.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        raise fail(name, f"could not terminate backends of {application_name!r} ({reason})",
+        raise fail(name, f"could not terminate backends of {application_name!r} ({ctx.redact(reason(e))})",
                    "every backend terminated") from None
     done = [pid for pid, ok in rows if ok]
     if not rows or len(done) < len(rows):

@@ -29,7 +29,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from opsproof.drill import pgdata
-from opsproof.drill.tools import DrillError, pg_tool, redis_tool, run_tool, spawn, stop_process
+from opsproof.drill.tools import DrillError, last_line, pg_tool, redis_tool, run_tool, spawn, stop_process
+from opsproof.result import reason
+from opsproof.sandbox.process import write_atomic
 
 MANIFEST = ".manifest.json"
 MANIFEST_FORMAT = "opsproof-backup-manifest/1"
@@ -96,12 +98,6 @@ def _libpq(dsn: str, timeout_s: float) -> tuple[str, dict[str, str]]:
     return make_conninfo(**params), env
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 @contextmanager
 def _partial(final: Path) -> Iterator[Path]:
     """A temporary path beside ``final``: renamed to it on success, removed on any failure or interrupt."""
@@ -126,7 +122,7 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
     try:
         snap = psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)))
     except psycopg.Error as e:
-        raise DrillError(f"cannot connect to {source or 'the source'}: {str(e).strip().splitlines()[0]}") from None
+        raise DrillError(f"cannot connect to {source or 'the source'}: {reason(e)}") from None
     try:
         with snap:
             snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -160,7 +156,7 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
                                      f"{' / '.join(err.decode(errors='replace').strip().splitlines())[-600:]}")
             snap.rollback()
     except psycopg.Error as e:  # e.g. a table locked past the lock timeout: a finding, not a traceback
-        raise DrillError(f"the manifest of {source or 'the source'} failed: {str(e).strip().splitlines()[0]}") \
+        raise DrillError(f"the manifest of {source or 'the source'} failed: {reason(e)}") \
             from None
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -182,7 +178,7 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
         "tables": tables,
         "objects": objects,
     }
-    _write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
+    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
     return final, manifest
 
 
@@ -238,9 +234,8 @@ def take_redis(url: str, out_dir: Path, pattern: str = "*.rdb", source: str = ""
     with _partial(final) as tmp:
         done = run_tool([redis_tool("redis-cli"), *args, "--rdb", str(tmp)], env=env, timeout=timeout_s)
         if done.returncode != 0 or not tmp.exists():
-            reason = (done.stderr or done.stdout).strip().splitlines()
             raise DrillError(f"redis-cli --rdb from {source or 'the source'} failed (exit {done.returncode}): "
-                             f"{reason[-1] if reason else 'no output'}")
+                             f"{last_line(done.stderr or done.stdout)}")
         facts = rdb_facts(tmp)
         if not facts["ok"]:
             raise DrillError(f"the RDB fetched from {source or 'the source'} does not check: {facts.get('error')}")
@@ -259,6 +254,6 @@ def take_redis(url: str, out_dir: Path, pattern: str = "*.rdb", source: str = ""
         "keys_in_file": facts.get("keys", 0),  # every key the file holds, expired or not
         "expires": facts.get("expires", 0),
     }
-    _write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
+    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
     os.utime(final, (started, started))
     return final, manifest

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from opsproof.drill import backup as backups
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Backups, human_duration
-from opsproof.result import Result
+from opsproof.result import Result, reason
 
 PHASES = ("found", "integrity", "provision", "restore", "verify", "rpo", "rto", "teardown")
 RTO_PHASES = ("provision", "restore", "verify")
@@ -74,6 +74,8 @@ class Drill:
         self.redact = redact  # the inventory's secrets masked in the evidence and the summary
         self.cfg = cfg
         self.target = f"backups[{name}]"
+        kind, ref = cfg.datastore or (self.kind, "?")
+        self.source_name = f"{kind}[{ref}]"  # the live datastore, as its checks name it
         self.folder = folder
         self.evidence_dir = evidence_dir
         self.records: dict[str, PhaseRecord] = {}
@@ -226,7 +228,7 @@ class Drill:
         try:
             self.stop_scratch()
         except Exception as e:  # the folder must still go, and the failure must be reported, not raised
-            why = f" (stopping the scratch: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]})"
+            why = f" (stopping the scratch: {type(e).__name__}: {reason(e)[:300]})"
         shutil.rmtree(self.folder, ignore_errors=True)
         left = self.leftovers() + ([str(self.folder)] if self.folder.exists() else [])
         observed = (f"left behind: {', '.join(left)}{why}" if left or why else

@@ -29,7 +29,7 @@ from opsproof.drill import backup as backups
 from opsproof.drill import pgdata
 from opsproof.drill.phases import Drill, Outcome, _span
 from opsproof.drill.scratch import ScratchPostgres, ScratchServer
-from opsproof.drill.tools import DrillError, pg_tool, run_tool, spawn, stop_process
+from opsproof.drill.tools import DrillError, last_line, pg_tool, run_tool, spawn, stop_process
 from opsproof.inventory import Backups, Postgres
 
 TRAILER = b"-- PostgreSQL database dump complete"
@@ -50,7 +50,6 @@ class PostgresDrill(Drill):
         super().__init__(name, cfg, folder, evidence_dir, redact)
         self.source = source
         self.dsn = cfg.dsn or source.dsn  # reads every table: pg_dump and the manifest need more than monitoring
-        self.source_name = f"postgres[{cfg.postgres}]"
         self.format: str = cfg.format
         self.major: int | None = None
         self.scratch: ScratchPostgres | ScratchServer | None = None
@@ -116,7 +115,7 @@ class PostgresDrill(Drill):
         listing = run_tool([pg_restore, "--list", str(self.backup)], timeout=600)
         checked.append("pg_restore --list")
         if listing.returncode != 0:
-            problems.append(f"pg_restore --list fails: {_last_line(listing.stderr)}")
+            problems.append(f"pg_restore --list fails: {last_line(listing.stderr)}")
             return True
         self.toc = _toc_objects(listing.stdout)
         evidence["toc_entries"] = sum(1 for ln in listing.stdout.splitlines() if ln and not ln.startswith(";"))
@@ -126,7 +125,7 @@ class PostgresDrill(Drill):
             whole = run_tool([pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
             checked.append("every data block read (pg_restore -f /dev/null)")
             if whole.returncode != 0:
-                problems.append(f"damaged archive: {_last_line(whole.stderr)}")
+                problems.append(f"damaged archive: {last_line(whole.stderr)}")
                 return True
         return False
 
@@ -163,7 +162,7 @@ class PostgresDrill(Drill):
                     "--no-privileges", "--exit-on-error", "--dbname", self.scratch.conninfo, str(self.backup)]
             done = run_tool(argv, env=self.scratch.tool_env(), timeout=timeout)
             how = f"pg_restore --jobs={jobs} --no-owner --no-privileges --exit-on-error"
-            errors = [] if done.returncode == 0 else [_last_line(done.stderr)]
+            errors = [] if done.returncode == 0 else [last_line(done.stderr)]
             tolerated: list[str] = []
         else:
             how = ("gzip -dc | " if _gzipped(self.backup) else "") + "psql -X -q"
@@ -208,10 +207,10 @@ class PostgresDrill(Drill):
         tolerated = [ln for ln in lines if ROLE_MISSING.search(ln)]
         errors = [ln.split("ERROR:", 1)[1].strip() for ln in lines if ln not in tolerated]
         if proc.returncode not in (0, None) and not errors:
-            errors.append(f"psql exited {proc.returncode}: {_last_line(text)}")
+            errors.append(f"psql exited {proc.returncode}: {last_line(text)}")
         if gunzip is not None and gunzip.returncode not in (0, None, -signal.SIGPIPE):
             errors.append(f"gzip -dc exited {gunzip.returncode}: "
-                          f"{_last_line(gzip_err.decode(errors='replace'))}")
+                          f"{last_line(gzip_err.decode(errors='replace'))}")
         return errors, tolerated
 
     # --- verify --------------------------------------------------------------------------------------------
@@ -298,7 +297,7 @@ class PostgresDrill(Drill):
         try:
             row = conn.execute(query).fetchone()  # the operator's own query (a read on the scratch copy)
         except psycopg.Error as e:
-            return [f"freshness query failed on the restore: {_last_line(str(e))}"]
+            return [f"freshness query failed on the restore: {last_line(str(e))}"]
         value = row[0] if row else None
         evidence["freshness"] = str(value)
         if value is None:
@@ -391,9 +390,4 @@ def _amcheck_finding(text: str) -> str:
     for i, line in enumerate(lines):
         if re.match(r'(btree index|heap table) "', line):
             return f"{line} {lines[i + 1] if i + 1 < len(lines) else ''}".strip()[:400]
-    return _last_line(text)
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:400] if lines else "no message"
+    return last_line(text)

@@ -33,7 +33,6 @@ class RedisDrill(Drill):
                  evidence_dir: Path | None = None, redact: Callable[[str], str] = str) -> None:
         super().__init__(name, cfg, folder, evidence_dir, redact)
         self.source = source
-        self.source_name = f"redis[{cfg.redis}]"
         self.facts: dict[str, Any] = {}
         self.scratch: ScratchRedis | None = None
 

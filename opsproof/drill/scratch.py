@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -29,7 +28,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from opsproof.drill.tools import DrillError, pg_tool, redis_tool, run_tool
-from opsproof.sandbox.process import SandboxError, Spec, Supervisor, free_port, wait_for
+from opsproof.result import reason
+from opsproof.sandbox.process import SandboxError, Spec, Supervisor, free_port, postgres_user, wait_for
 
 PREFIX = "opsproof-drill-"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -66,17 +66,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _pg_user() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        raise DrillError("running as root needs the 'postgres' user. Fix: apt-get install -y postgresql") from None
-    return "postgres"
+class _Local:
+    """A scratch server this drill runs itself, under a Supervisor of its own."""
+
+    sup: Supervisor
+
+    def stop(self) -> None:
+        self.sup.stop_all()
+
+    def leftovers(self) -> list[str]:
+        return [f"process {n}" for n in self.sup.names() if self.sup.alive(n)]
 
 
-class ScratchPostgres:
+class ScratchPostgres(_Local):
     """A throwaway local cluster; ``conninfo`` reaches its restore database over a Unix socket."""
 
     DATABASE = "opsproof_restore"
@@ -100,7 +102,10 @@ class ScratchPostgres:
         return {}
 
     def start(self) -> None:
-        user = _pg_user()
+        try:
+            user = postgres_user()
+        except SandboxError as e:
+            raise DrillError(str(e)) from None
         initdb, postgres = pg_tool("initdb", self.major), pg_tool("postgres", self.major)
         for d in (self.data, self.run_dir):
             d.mkdir(mode=0o700)
@@ -127,7 +132,7 @@ class ScratchPostgres:
     def launch(self) -> None:
         """Start the server on its data directory (again, after a stop)."""
         try:
-            self.sup.start(Spec("scratch-postgres", self.argv, user=_pg_user(), stop_signal=signal.SIGINT))
+            self.sup.start(Spec("scratch-postgres", self.argv, user=postgres_user(), stop_signal=signal.SIGINT))
             wait_for(self._ready, 60, "the scratch PostgreSQL to accept connections", fail_fast=DrillError)
         except SandboxError as e:
             raise DrillError(f"the scratch PostgreSQL did not start: {e}") from None
@@ -149,11 +154,6 @@ class ScratchPostgres:
     def connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
 
-    def stop(self) -> None:
-        self.sup.stop_all()
-
-    def leftovers(self) -> list[str]:
-        return [f"process {n}" for n in self.sup.names() if self.sup.alive(n)]
 
 
 def _endpoint(params: dict[str, Any]) -> tuple[str, str, str]:
@@ -228,7 +228,7 @@ class ScratchServer:
                     src.read_only = True
                     theirs = _identity(src) or theirs
             except psycopg.Error as e:
-                why = f"the source does not answer ({(str(e).strip().splitlines() or [type(e).__name__])[0]}) and {why}"
+                why = f"the source does not answer ({reason(e)}) and {why}"
             if mine is None or theirs is None:
                 raise DrillError(f"refused: cannot prove that the scratch target {self._shown()} is not the source "
                                  f"{self.source}'s server: {why if theirs is None else 'its identity is unreadable'}"
@@ -254,7 +254,7 @@ class ScratchServer:
         return [f"database {self.database} on the scratch server"] if self.created else []
 
 
-class ScratchRedis:
+class ScratchRedis(_Local):
     """A local redis-server on loopback that loads an RDB file at start."""
 
     def __init__(self, folder: Path) -> None:
@@ -296,8 +296,3 @@ class ScratchRedis:
         except redis.RedisError as e:
             raise DrillError(f"the scratch redis-server answers wrongly: {e}") from None
 
-    def stop(self) -> None:
-        self.sup.stop_all()
-
-    def leftovers(self) -> list[str]:
-        return [f"process {n}" for n in self.sup.names() if self.sup.alive(n)]

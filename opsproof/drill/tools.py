@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from opsproof.sandbox.process import SandboxError, find_binary
+from opsproof.sandbox.process import SandboxError, die_with_parent, find_binary
 
-PR_SET_PDEATHSIG = 1
 PG_VERSIONS = range(12, 19)
 
 
@@ -45,21 +43,26 @@ def redis_tool(name: str) -> str:
         raise DrillError(str(e)) from None
 
 
-def _preexec() -> None:
-    # killed with us: an interrupted drill (even SIGKILLed) leaves no restore running
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _env(env: Mapping[str, str] | None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "REDISCLI_"))}
     return {**base, "LANG": "C.UTF-8", **(env or {})}
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a tool's output (where tools put their error), shortened."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:400] if lines else "no message"
+
+
+def _die_with_us() -> None:
+    die_with_parent(signal.SIGKILL)  # even a SIGKILLed drill leaves no restore running
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None, stdin: int | None = subprocess.DEVNULL,
           stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
     """Start a tool in its own process group (stopped as a group), killed if this process dies."""
     return subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=_env(env),
-                            start_new_session=True, preexec_fn=_preexec)
+                            start_new_session=True, preexec_fn=_die_with_us)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -34,6 +34,7 @@ from opsproof.sandbox.process import (
     Supervisor,
     find_binary,
     free_port,
+    postgres_user,
     wait_for,
 )
 
@@ -151,17 +152,6 @@ class Sandbox:
             "redis_exporter": find_binary("prometheus-redis-exporter", "prometheus-redis-exporter"),
         }
 
-    def _pg_user(self) -> str | None:
-        if os.geteuid() != 0:
-            return None
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            raise SandboxError(
-                "running as root needs the 'postgres' user. Fix: apt-get install -y postgresql"
-            ) from None
-        return "postgres"
-
     def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
@@ -203,7 +193,7 @@ class Sandbox:
             raise SandboxError(f"{Path(argv[0]).name} failed: {done.stderr.strip()[-800:]}")
 
     def _init_postgres(self) -> None:
-        user = self._pg_user()
+        user = postgres_user()
         pg = self.dir / "pg"
         for sub in ("data", "run"):
             (pg / sub).mkdir(mode=0o700)
@@ -241,7 +231,7 @@ class Sandbox:
                     "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=40", "-c", "shared_buffers=32MB",
                     "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
                     "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}"]
-            return (Spec(name, argv, user=self._pg_user(), stop_signal=signal.SIGINT),
+            return (Spec(name, argv, user=postgres_user(), stop_signal=signal.SIGINT),
                     lambda: self._pg_ready(port) and (name != "postgres" or self._seed_once()))
         if name == "redis":
             conf = d / "redis" / "redis.conf"  # the password goes in a file, not argv (`ps` shows argv)
@@ -328,7 +318,7 @@ class Sandbox:
         return True
 
     def _base_backup(self, data: Path) -> None:
-        user = self._pg_user()
+        user = postgres_user()
         data.mkdir(mode=0o700)
         if user:
             shutil.chown(data, user, user)

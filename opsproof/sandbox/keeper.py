@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import signal
 import subprocess
@@ -23,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from opsproof.sandbox.process import die_with_parent, write_atomic
+
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -43,12 +43,10 @@ class Keeper:
     def start(self) -> None:
         def preexec() -> None:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS | {signal.SIGCHLD})
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            die_with_parent(signal.SIGTERM)
 
         self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, preexec_fn=preexec)
-        tmp = self.pidfile.with_suffix(".tmp")
-        tmp.write_text(f"{self.child.pid}\n")
-        tmp.replace(self.pidfile)
+        write_atomic(self.pidfile, f"{self.child.pid}\n")
         self._event("started", pid=self.child.pid)
 
     def wait_signal(self, timeout: float) -> int | None:

@@ -44,6 +44,29 @@ def find_binary(name: str, package: str, extra_dirs: Sequence[str] = ()) -> str:
 _LOCKS = Path("/tmp") / f"opsproof-ports-{os.getuid()}"
 
 
+def die_with_parent(sig: int) -> None:
+    """In a child (``preexec_fn``): the kernel sends ``sig`` when the parent dies, so nothing is orphaned."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old content or the new, never a half-written file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def postgres_user() -> str | None:
+    """The account PostgreSQL servers run as: 'postgres' when we are root (the server refuses root), else us."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise SandboxError("running as root needs the 'postgres' user. Fix: apt-get install -y postgresql") from None
+    return "postgres"
+
+
 def free_port() -> int:
     """A free loopback port below the kernel's ephemeral range (32768+ here), so that no outgoing connection can
     grab it between the moment it is chosen and the moment its service binds it; reserved with a lock file holding
@@ -146,9 +169,7 @@ class Supervisor:
             return {}
 
     def _write(self, data: Mapping[str, object]) -> None:
-        tmp = self.pids_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.pids_file)
+        write_atomic(self.pids_file, json.dumps(data, indent=2))
 
     def alive(self, name: str) -> bool:
         entry = self._read().get(name)
@@ -178,7 +199,7 @@ class Supervisor:
                 os.initgroups(account.pw_name, account.pw_gid)
                 os.setuid(account.pw_uid)
             if deathsig:  # after setuid: a credential change clears the parent-death signal
-                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, deathsig)
+                die_with_parent(deathsig)
 
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **spec.env}
         if account is not None:
