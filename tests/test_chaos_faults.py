@@ -252,6 +252,18 @@ def test_unreachable_monitoring_is_a_reason(tmp_path: Path, healthy: SandboxHelp
         probes.app_serves(configuration=cfg)
 
 
+def test_chaos_probes_verify_tls_like_the_checks(cfg: dict[str, Any], healthy: SandboxHelper, tmp_path: Path) -> None:
+    """An https service with a private CA: the chaos probes use the entry's verify_tls, as the smoke checks do."""
+    https = {"url": f"https://127.0.0.1:{healthy.box.port('app_tls')}", "health": "/health",
+             "verify_tls": str(healthy.box.dir / "tls" / "ca.pem")}
+    own_ca = {**cfg, "opsproof_inventory": str(healthy.derive(tmp_path / "ca", {"http.app_tls": https}))}
+    assert probes.app_reports("ok", target="app_tls", configuration=own_ca)["status"] == "ok"
+    system_cas = {**cfg, "opsproof_inventory": str(healthy.derive(tmp_path / "system",
+                                                                    {"http.app_tls": {**https, "verify_tls": True}}))}
+    with pytest.raises(ChaosError, match=r"^http\[app_tls\]: GET /health → unreachable \(ConnectError\) after 0\.3 s"):
+        probes.app_reports("ok", within=0.3, target="app_tls", configuration=system_cas)
+
+
 def test_durations() -> None:
     assert [alerts.duration_s(t) for t in ("1s", "900ms", "1m30s", "5m", 2)] == [1, 0.9, 90, 300, 2]
     with pytest.raises(ValueError, match=r"^not a duration: '5 minutes'$"):

@@ -18,17 +18,18 @@ import datetime as dt
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import httpx
 import yaml
 
 from opsproof.chaos import timeline
-from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
+from opsproof.chaos.context import ChaosError, Configuration, Context, connections, fail, http
 from opsproof.chaos.faults import supervisor_restarts
 from opsproof.probes import Connections, Target
 from opsproof.probes import http as http_probes
+from opsproof.probes.prometheus import api as prometheus_api
 
 POLL_S = 0.1
 TIMEOUT_S = 3.0
@@ -96,11 +97,12 @@ class Apis:
     ctx: Context
     prometheus: str | None = None
     alertmanager: str | None = None
-    client: httpx.Client = field(default_factory=http)
 
     def __post_init__(self) -> None:
-        self.prom_id, self.prom = self.ctx.entry("prometheus", self.prometheus)
-        self.am_id, self.am = self.ctx.entry("alertmanager", self.alertmanager)
+        self.prom_target = self.ctx.target("prometheus", self.prometheus)
+        self.am_target = self.ctx.target("alertmanager", self.alertmanager)
+        self.prom_id, self.prom = self.prom_target.id, self.prom_target.config
+        self.am_id, self.am = self.am_target.id, self.am_target.config
 
     def __enter__(self) -> Apis:
         return self
@@ -108,27 +110,23 @@ class Apis:
     def __exit__(self, *exc: object) -> None:
         pass  # the client is shared by the process
 
-    def _get(self, target: str, base: str, path: str, headers: Mapping[str, str], timeout: float,
-             params: Mapping[str, Any] | None = None) -> Any:
+    def _get(self, target: Target[Any], path: str, params: Mapping[str, Any]) -> Any:
+        """The smoke checks' own API call (:func:`opsproof.probes.prometheus.api`), its errors as failures."""
         try:
-            response = self.client.get(base.rstrip("/") + path, params=params, headers=dict(headers),
-                                       timeout=timeout)
-            response.raise_for_status()
+            return prometheus_api(target, connections(), path, params)
         except httpx.HTTPError as e:
-            raise fail(target, f"unreachable ({type(e).__name__}: {self.ctx.redact(str(e))})",
+            raise fail(target.id, f"unreachable ({type(e).__name__}: {self.ctx.redact(str(e))})",
                        f"an answer to GET {path}") from None
-        try:
-            body = response.json()
         except ValueError:
-            raise fail(target, f"GET {path} answered HTTP {response.status_code} with no JSON "
-                       f"({response.text[:80]!r})", "a JSON answer") from None
-        return body["data"] if isinstance(body, dict) and "data" in body and "status" in body else body
+            raise fail(target.id, f"GET {path} answered no JSON", "a JSON answer") from None
+        except RuntimeError as e:
+            raise fail(target.id, f"GET answered an error ({self.ctx.redact(str(e))})", "status success") from None
 
     def prom_get(self, path: str, **params: Any) -> Any:
-        return self._get(self.prom_id, self.prom.url, path, self.prom.headers, self.prom.timeout_s, params)
+        return self._get(self.prom_target, path, params)
 
     def am_get(self, path: str, **params: Any) -> Any:
-        return self._get(self.am_id, self.am.url, path, self.am.headers, self.am.timeout_s, params)
+        return self._get(self.am_target, path, params)
 
     def active(self, name: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Alertmanager's active (not silenced, not inhibited) alerts called ``name`` with ``labels``."""
@@ -269,7 +267,7 @@ def _webhook(ctx: Context, configuration: Configuration) -> str:
     return str(url).rstrip("/") if url else ctx.sandbox.url("webhook")
 
 
-def _deliveries(ctx: Context, url: str) -> list[dict[str, Any]]:
+def _deliveries(url: str) -> list[dict[str, Any]]:
     try:
         response = http().get(f"{url}/deliveries", timeout=TIMEOUT_S)
         response.raise_for_status()
@@ -299,7 +297,7 @@ def alert_delivered(name: str, within: float = 15, configuration: Configuration 
     url = _webhook(ctx, configuration)
     injected = timeline.first("fault_injected") or time.time()
     deadline = time.time() + float(within)
-    while not (hits := _matching(_deliveries(ctx, url), name, "firing", injected)):
+    while not (hits := _matching(_deliveries(url), name, "firing", injected)):
         if time.time() >= deadline:
             raise fail(f"webhook[{url}]", f"no firing {name} delivered within {within:g} s",
                        f"a delivery of {name}")
@@ -327,7 +325,7 @@ def alert_resolves(name: str, within: float = 30, configuration: Configuration =
         injected = timeline.first("fault_injected") or 0.0
         url = _webhook(ctx, configuration)
         end = time.time() + 5
-        while not (hits := _matching(_deliveries(ctx, url), name, "resolved", injected)) and time.time() < end:
+        while not (hits := _matching(_deliveries(url), name, "resolved", injected)) and time.time() < end:
             time.sleep(POLL_S)
         if hits:
             resolved_at, source = _iso(hits[0][1]["endsAt"]), "endsAt of the resolved notification"
@@ -350,13 +348,14 @@ def no_unexpected_alerts(expected: list[str] | None = None, configuration: Confi
 def recovers_within(seconds: float, target: str | None = None, configuration: Configuration = None) -> dict[str, Any]:
     """The service's health check passes again within ``seconds`` of the fault (``curl -f $URL/health``)."""
     ctx = Context.of(configuration)
-    target_id, entry = ctx.entry("http", target)
+    service = ctx.target("http", target)
+    target_id = service.id
     injected = timeline.first("fault_injected") or time.time()
     deadline = injected + float(seconds)
     conns = Connections()
     try:
         while True:
-            result = http_probes.health(Target("http", target_id[5:-1], entry), conns)
+            result = http_probes.health(service, conns)
             if result.ok:
                 break
             if time.time() >= deadline:

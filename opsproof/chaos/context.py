@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from opsproof.inventory import Inventory, Kind, load
+from opsproof.probes import Connections, Target
 from opsproof.redact import Redactor
 from opsproof.sandbox.control import Sandbox, default_dir
 
@@ -26,25 +27,30 @@ Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds
 _SANDBOXES: dict[Path, Sandbox] = {}
 _CONTEXTS: dict[tuple[str, int], Context] = {}
-_HTTP: list[httpx.Client] = []
+_CONNECTIONS: list[Connections] = []  # one per process: its clients are reused by every chaos call
 
 
 @atexit.register
 def _close() -> None:
     """At exit: close the shared client, and reap the services this process restarted that another process (or
     another Sandbox object) stopped since — else their Popen handles warn that they are still running."""
-    for client in _HTTP:
-        client.close()
+    for conns in _CONNECTIONS:
+        conns.close()
     for box in _SANDBOXES.values():
-        for child in box.sup._children.values():
-            child.poll()
+        box.sup.reap()
 
 
-def http() -> httpx.Client:
-    """One HTTP client for every chaos call in this process (each new client builds a TLS context: ~50 ms)."""
-    if not _HTTP:
-        _HTTP.append(httpx.Client(timeout=3.0))
-    return _HTTP[0]
+def connections() -> Connections:
+    """The process's clients for chaos calls that outlive no fault (HTTP APIs): each new HTTP client builds a TLS
+    context, ~50 ms. Probes that run across a fault open Connections of their own."""
+    if not _CONNECTIONS:
+        _CONNECTIONS.append(Connections())
+    return _CONNECTIONS[0]
+
+
+def http(verify: bool | str = True) -> httpx.Client:
+    """The shared HTTP client (opsproof's User-Agent, the target's TLS verification); callers pass timeouts."""
+    return connections().http(verify)
 
 
 class ChaosError(RuntimeError):
@@ -119,7 +125,7 @@ class Context:
             _SANDBOXES[key] = Sandbox(key)
         return _SANDBOXES[key]
 
-    def entry(self, kind: Kind, name: str | None) -> tuple[str, Any]:
+    def target(self, kind: Kind, name: str | None) -> Target[Any]:
         """The inventory entry ``kind[name]`` (the only one of its kind when ``name`` is None)."""
         entries: dict[str, Any] = self.inventory.targets(kind)
         if name is None and len(entries) == 1:
@@ -127,7 +133,12 @@ class Context:
         if name not in entries:
             raise fail(f"{kind}[{name}]", "no such inventory entry",
                        f"one of {', '.join(entries) or '(none)'} in {kind}")
-        return f"{kind}[{name}]", entries[name]
+        return Target(kind, name, entries[name])
+
+    def entry(self, kind: Kind, name: str | None) -> tuple[str, Any]:
+        """``(kind[name], the entry)``, as :meth:`target` finds it."""
+        found = self.target(kind, name)
+        return found.id, found.config
 
     def pg_dsn(self, name: str | None) -> tuple[str, str]:
         target, entry = self.entry("postgres", name)

@@ -11,14 +11,11 @@
 from __future__ import annotations
 
 import logging
-import re
-from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
 from opsproof.chaos import evidence, timeline
-from opsproof.chaos.audit import audit
 from opsproof.chaos.context import ChaosRefused, Configuration, Context
 
 log = logging.getLogger("chaostoolkit")
@@ -39,12 +36,9 @@ def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: 
 
 def after_experiment_control(context: dict[str, Any], state: dict[str, Any], configuration: Configuration = None,
                              **_: Any) -> None:
-    ctx = Context.of(configuration)
-    report = audit(configuration)
-    doc = evidence.build(state, report, ctx.redact)
-    directory = Path(str((configuration or {}).get("opsproof_evidence_dir") or "reports/chaos"))
-    slug = re.sub(r"[^a-z0-9]+", "-", str(context.get("opsproof_slug") or context.get("title") or "experiment").lower())
-    path = evidence.write(doc, directory, slug.strip("-")[:60])
-    state["opsproof"] = {**doc, "evidence": str(path)}
+    doc, report = evidence.save(state, configuration,
+                                str(context.get("opsproof_slug") or context.get("title") or "experiment"))
+    state["opsproof"] = doc
+    path = doc["evidence"]
     log.info("opsproof: %s; audit %s; evidence %s", "PASS" if doc["ok"] else "FAIL: " + "; ".join(doc["failures"]),
              "clean" if report.clean else "found " + "; ".join(report.problems), path)

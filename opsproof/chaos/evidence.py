@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from opsproof.chaos import timeline
-from opsproof.chaos.audit import Audit
+from opsproof.chaos.audit import Audit, audit
+from opsproof.chaos.context import Configuration, Context
 from opsproof.redact import Redactor
 
 
@@ -74,3 +75,13 @@ def write(doc: dict[str, Any], directory: Path, slug: str) -> Path:
     path = directory / f"{slug}-{stamp}.json"
     path.write_text(json.dumps(doc, indent=2, default=str))
     return path
+
+
+def save(journal: dict[str, Any], configuration: Configuration, name: str) -> tuple[dict[str, Any], Audit]:
+    """Audit, build and write the evidence of a run as ``<evidence dir>/<slug of name>-<time>.json``; the document
+    (with its path under ``evidence``) and the audit."""
+    report = audit(configuration)
+    doc = build(journal, report, Context.of(configuration).redact)
+    directory = Path(str((configuration or {}).get("opsproof_evidence_dir") or "reports/chaos"))
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "experiment"
+    return {**doc, "evidence": str(write(doc, directory, slug))}, report

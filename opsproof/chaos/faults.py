@@ -17,18 +17,9 @@ from typing import Any
 from opsproof.chaos import timeline
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
 from opsproof.sandbox.control import SERVICES, Sandbox
-from opsproof.sandbox.process import SandboxError, wait_for
+from opsproof.sandbox.process import SandboxError, proc_state, wait_for
 
 RECOVER_TIMEOUT_S = 30.0
-
-
-def proc_state(pid: int) -> str | None:
-    """The kernel's one-letter state of a process (R, S, T = stopped, Z …), or None if there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2 :].split()[0]
 
 
 def _alive(pid: int) -> bool:
@@ -148,15 +139,13 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
     """
     box = Context.of(configuration).sandbox
     actions: list[str] = []
-    if service == "app" and _hold_file(box, service).exists():
-        _hold_file(box, service).unlink()
+    if service == "app" and enable_supervisor(service, configuration)["was_disabled"]:
         actions.append("supervisor enabled")
     pid = service_pid(box, service)
     if pid is not None and proc_state(pid) == "T":
         os.kill(pid, signals.SIGCONT)
         actions.append("resumed")
     if not box.sup.alive(service):  # the service (for the app: its keeper) is gone: start it again
-        box.stop_service(service)  # clears what is left of it (its pid entry; its zombie, if it was our child)
         box.start_service(service)
         actions.append("started")
     elif service == "app" and pid is None:

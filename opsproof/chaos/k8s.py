@@ -14,17 +14,16 @@ from typing import Any
 
 from opsproof.chaos import timeline
 from opsproof.chaos.context import Configuration, Context, fail
-from opsproof.probes import Connections, Target
+from opsproof.probes import Connections
 
 
 @contextmanager
 def _api(configuration: Configuration, target: str | None) -> Iterator[tuple[str, Any, Any]]:
     ctx = Context.of(configuration)
-    target_id, entry = ctx.entry("kubernetes", target)
+    cluster = ctx.target("kubernetes", target)
     conns = Connections()
     try:
-        client = conns.kubernetes(Target("kubernetes", target_id, entry).id, entry)
-        yield target_id, entry, client
+        yield cluster.id, cluster.config, conns.kubernetes(cluster.id, cluster.config)
     finally:
         conns.close()
 

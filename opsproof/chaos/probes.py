@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
-from opsproof.probes import ALL, Connections, Target, run
+from opsproof.probes import ALL, Connections, run
+from opsproof.probes.connections import tls_verify
 
 POLL_S = 0.1
 
@@ -24,10 +25,9 @@ def check(check: str, target: str | None = None, configuration: Configuration = 
         raise ChaosError(f"no opsproof probe {check!r}; known: {', '.join(sorted(s.check for s in ALL))}")
     spec = specs[0]
     ctx = Context.of(configuration)
-    target_id, entry = ctx.entry(spec.kind, target)
     conns = Connections()
     try:
-        result = run(spec, Target(spec.kind, target_id[len(spec.kind) + 1 : -1], entry), conns)
+        result = run(spec, ctx.target(spec.kind, target), conns)
     finally:
         conns.close()
     if not result.ok:
@@ -45,7 +45,7 @@ def app_reports(status: str, within: float = 10, target: str | None = None,
     seen = "no answer"
     while True:
         try:
-            response = http().get(url, timeout=entry.timeout_s, headers=entry.headers)
+            response = http(entry.verify_tls).get(url, timeout=entry.timeout_s, headers=entry.headers)
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             seen = f"HTTP {response.status_code}, status={body.get('status')!r}"
             if response.status_code < 500 and body.get("status") == status:
@@ -63,7 +63,8 @@ def app_serves(path: str = "/items/1", target: str | None = None, configuration:
     ctx = Context.of(configuration)
     target_id, entry = ctx.entry("http", target)
     try:
-        response = http().get(entry.url.rstrip("/") + path, timeout=entry.timeout_s, headers=entry.headers)
+        response = http(entry.verify_tls).get(entry.url.rstrip("/") + path, timeout=entry.timeout_s,
+                                              headers=entry.headers)
     except httpx.HTTPError as e:
         raise fail(target_id, f"GET {path} unreachable ({type(e).__name__})", "HTTP 200") from None
     if response.status_code != 200:
@@ -83,7 +84,8 @@ def traffic(seconds: float, concurrency: int = 4, path: str = "/items/{id}", ids
 
     def worker(i: int) -> None:
         rng = random.Random(i)
-        with httpx.Client(base_url=entry.url, timeout=entry.timeout_s, headers=entry.headers) as client:
+        with httpx.Client(base_url=entry.url, timeout=entry.timeout_s, headers=entry.headers,
+                          verify=tls_verify(entry.verify_tls)) as client:
             while time.monotonic() < deadline:
                 try:
                     client.get(path.replace("{id}", str(rng.randint(1, ids))))

@@ -26,7 +26,7 @@ def _control_url(ctx: Context, configuration: Configuration, proxy: str) -> str:
         return str(url).rstrip("/")
     if proxy not in PROXIES:
         raise fail(f"proxy[{proxy}]", "no such fault proxy", f"one of {', '.join(PROXIES)}")
-    return f"http://127.0.0.1:{ctx.sandbox.port(f'{proxy}_control')}"
+    return ctx.sandbox.url(f"{proxy}_control")
 
 
 def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from opsproof.chaos import evidence
-from opsproof.chaos.audit import audit
 from opsproof.chaos.context import Context
 
 CONTROL: dict[str, Any] = {"name": "opsproof", "provider": {"type": "python", "module": "opsproof.chaos.control"}}
@@ -42,12 +41,6 @@ class Outcome:
     @property
     def failures(self) -> list[str]:
         return list(self.evidence["failures"])
-
-    def detection(self, alert: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = [d for d in self.evidence["detections"] if d["alert"] == alert]
-        if len(found) != 1:
-            raise KeyError(f"{alert}: {len(found)} detections in {self.evidence_path}")
-        return found[0]
 
     def summary(self) -> str:
         lines = [f"{self.path.name}: {'PASS' if self.ok else 'FAIL'} ({self.status}, {self.wall_s:.1f} s)"]
@@ -108,7 +101,6 @@ def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: P
         journal: dict[str, Any] = runner.run(experiment, settings=copy.deepcopy(SETTINGS))
     doc = journal.get("opsproof")
     if doc is None:  # the control could not write it (its errors are only logged by Chaos Toolkit): do it here
-        doc = evidence.build(journal, audit(configuration), ctx.redact)
-        doc["evidence"] = str(evidence.write(doc, Path(evidence_dir), path.stem))
+        doc = evidence.save(journal, configuration, path.stem)[0]
     return Outcome(path, journal, doc, Path(doc["evidence"]) if doc.get("evidence") else None,
                    time.perf_counter() - started)

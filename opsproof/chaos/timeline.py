@@ -33,14 +33,15 @@ def marks() -> list[dict[str, Any]]:
         return sorted((dict(m) for m in _marks), key=lambda m: float(m["at"]))
 
 
+def _times(event: str) -> list[float]:
+    with _lock:
+        return [float(m["at"]) for m in _marks if m["event"] == event]
+
+
 def first(event: str) -> float | None:
     """The time of the first ``event`` (e.g. when the fault was injected), or None."""
-    with _lock:
-        found = [float(m["at"]) for m in _marks if m["event"] == event]
-    return min(found) if found else None
+    return min(_times(event), default=None)
 
 
 def last(event: str) -> float | None:
-    with _lock:
-        found = [float(m["at"]) for m in _marks if m["event"] == event]
-    return max(found) if found else None
+    return max(_times(event), default=None)

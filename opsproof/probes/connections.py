@@ -8,6 +8,7 @@ connection, and HTTP goes through one shared ``httpx.Client`` with a bounded poo
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,11 @@ if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not p
 
     from opsproof.inventory import Kubernetes
 
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """An inventory's ``verify_tls`` for httpx: a CA bundle's path becomes an SSL context (httpx deprecates str)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 class Connections:
     """Lazily opened, reused clients. Thread-safe; close() releases everything."""
@@ -48,7 +54,7 @@ class Connections:
                 limits = httpx.Limits(max_connections=self._max_http, max_keepalive_connections=self._max_http)
                 client = httpx.Client(
                     transport=self._http_transport,
-                    verify=verify,
+                    verify=tls_verify(verify),
                     limits=limits,
                     follow_redirects=False,
                     headers={"User-Agent": "opsproof"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from opsproof.inventory import Prometheus
@@ -13,10 +14,11 @@ from opsproof.result import Result, Severity
 SEVERITY_RANK = {s.value: s.rank for s in Severity}
 
 
-def api(target: Target[Any], conns: Connections, path: str) -> Any:
+def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str, Any] | None = None) -> Any:
     """GET a Prometheus or Alertmanager API path and return its decoded JSON (``data`` for Prometheus)."""
     cfg = target.config
-    response = conns.http().get(cfg.url.rstrip("/") + path, headers=cfg.headers, timeout=cfg.timeout_s)
+    response = conns.http().get(cfg.url.rstrip("/") + path, params=params, headers=cfg.headers,
+                                timeout=cfg.timeout_s)
     response.raise_for_status()
     body = response.json()
     if isinstance(body, dict) and "status" in body and "data" in body:

@@ -128,14 +128,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a live (non-zombie) process, or None."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None without such a process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def proc_state(pid: int) -> str | None:
+    """The kernel's one-letter state of a process (R, S, T = stopped, Z …), or None if there is none."""
+    fields = _stat(pid)
+    return fields[0] if fields else None
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a live (non-zombie) process, or None."""
+    fields = _stat(pid)
+    if not fields or fields[0] in ("Z", "X"):
         return None
     return fields[19]
 
@@ -188,6 +199,8 @@ class Supervisor:
     def start(self, spec: Spec) -> int:
         if self.alive(spec.name):
             raise SandboxError(f"{spec.name} is already running")
+        if (dead := self._children.pop(spec.name, None)) is not None:
+            dead.poll()  # reap the earlier run (it died under us, e.g. a chaos fault): no zombie, no ResourceWarning
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{spec.name}.log").open("ab")
         account = pwd.getpwnam(spec.user) if spec.user and os.geteuid() == 0 else None
@@ -253,6 +266,11 @@ class Supervisor:
             child.wait(timeout=5)
         data.pop(name, None)
         self._write(data)
+
+    def reap(self) -> None:
+        """Collect the exit status of children that have ended (another process may have stopped them)."""
+        for child in self._children.values():
+            child.poll()
 
     def stop_all(self) -> None:
         for name in reversed(self.names()):
