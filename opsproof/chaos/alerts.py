@@ -15,6 +15,7 @@ Runbook lines they replace: ``amtool alert query alertname=X``, ``curl $PROM/api
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -181,7 +182,7 @@ def detection_budget(apis: Apis, alert: str, allowance_s: float = 0.0) -> Budget
 def scrape_health(apis: Apis, jobs: tuple[str, ...], start: float, end: float) -> dict[str, dict[str, Any]]:
     """What Prometheus saw of each job's scrapes between ``start`` and ``end`` (epoch s): how many failed
     (``up == 0``) and the slowest. A late alert is most often a blind Prometheus, not a slow rule."""
-    window = max(1, round(end - start))
+    window = max(1, math.ceil(end - start))  # the whole span: rounding down dropped its first part
     out: dict[str, dict[str, Any]] = {}
     for job in jobs:
         selector = f'{{job="{job}"}}'
