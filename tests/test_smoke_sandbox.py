@@ -200,9 +200,17 @@ def test_missing_extension_and_cache_floor(healthy: SandboxHelper, tmp_path: Pat
     assert message(run, "postgres.cache_hit").endswith("reads), expected ≥ 100%")
 
 
+def replayed_a_commit(primary: psycopg.Connection[Any], replica: psycopg.Connection[Any], line: str) -> None:
+    """A fresh replica has replayed no commit yet (no replay timestamp, so no lag to see): give it one."""
+    primary.execute("INSERT INTO audit_log (line) VALUES (%s)", (line,))
+    wait_for(lambda: replica.execute("SELECT pg_last_xact_replay_timestamp() IS NOT NULL").fetchone() == (True,),
+             15, "the replica replaying a first commit")
+
+
 def test_replica_lagging(healthy: SandboxHelper, tmp_path: Path) -> None:
     inventory = healthy.derive(tmp_path, {"postgres.main.replicas.replica.max_lag_s": 1})
     with healthy.superuser("replica") as replica, healthy.superuser() as primary:
+        replayed_a_commit(primary, replica, "replica lag drill")
         replica.execute("SELECT pg_wal_replay_pause()")
         try:
             primary.execute("INSERT INTO audit_log (line) VALUES ('replica lag drill')")
@@ -218,6 +226,36 @@ def test_replica_lagging(healthy: SandboxHelper, tmp_path: Path) -> None:
     text = message(run, "postgres.replica_lag")
     assert text.startswith("postgres[main]: replica replica lags ")
     assert text.endswith("(ceiling 1 s), replay paused, expected each replica within its lag ceiling")
+
+
+def test_wal_arriving_after_an_idle_spell_is_not_lag(healthy: SandboxHelper, tmp_path: Path) -> None:
+    """The primary was idle longer than the ceiling, then commits: for a moment the replica has received WAL it has
+    not replayed, and now() − last replayed commit is the whole idle spell. A replica that replays it at once
+    (here 0.4 s of apply delay) is not lagging; CI once saw this read as "lags 150.6 s"."""
+    from opsproof.inventory import load
+    from opsproof.probes import Connections, Target
+    from opsproof.probes.postgres import replica_lag
+
+    inventory = load(healthy.derive(tmp_path, {"postgres.main.replicas.replica.max_lag_s": 2}))
+    with healthy.superuser("replica") as replica, healthy.superuser() as primary:
+        replica.execute("ALTER SYSTEM SET recovery_min_apply_delay = '400ms'")
+        replica.execute("SELECT pg_reload_conf()")
+        conns = Connections()
+        try:
+            replayed_a_commit(primary, replica, "after an idle spell")
+            wait_for(lambda: replica.execute("SELECT now() - pg_last_xact_replay_timestamp() > interval '2.5 s'")
+                     .fetchone() == (True,), 30, "an idle spell on the primary")
+            primary.execute("INSERT INTO audit_log (line) VALUES ('after an idle spell')")
+            wait_for(lambda: replica.execute("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()")
+                     .fetchone() == (True,), 2, "the commit received, not yet replayed")
+            result = replica_lag(Target("postgres", "main", inventory.postgres["main"]), conns)
+        finally:
+            conns.close()
+            replica.execute("ALTER SYSTEM RESET recovery_min_apply_delay")
+            replica.execute("SELECT pg_reload_conf()")
+            primary.execute("DELETE FROM audit_log WHERE line = 'after an idle spell'")
+    assert result.ok, result.explain()
+    assert result.evidence["replica"]["lag_s"] < 2, result.evidence
 
 
 def test_redis_policy_queue_and_hit_rate(healthy: SandboxHelper, tmp_path: Path) -> None:

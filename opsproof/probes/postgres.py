@@ -147,14 +147,29 @@ REPLICA_LAG_SQL = (
     "SELECT pg_is_in_recovery(),"
     " CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0"
     " ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,"
-    " pg_is_wal_replay_paused()"
+    " pg_is_wal_replay_paused(), pg_last_wal_receive_lsn()::text"
 )
+CATCH_UP_S = 1.0
 
 
-def _replica_lag(conn: Connection[Any]) -> tuple[bool, float | None, bool]:
+def _replica_lag(conn: Connection[Any]) -> tuple[bool, float | None, bool, str | None]:
     row = conn.execute(REPLICA_LAG_SQL).fetchone()
     assert row is not None
-    return bool(row[0]), row[1], bool(row[2])
+    return bool(row[0]), row[1], bool(row[2]), row[3]
+
+
+def _catches_up(conn: Connection[Any], received: str, within: float) -> float | None:
+    """Seconds until the replica has replayed what it had received (``received``), or None after ``within``.
+    The replay-timestamp lag is that of the last *commit* replayed: WAL that has just arrived after an idle
+    spell makes it look like the whole idle time; a replica that replays it at once is not lagging."""
+    started = time.monotonic()
+    while True:
+        row = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (received,)).fetchone()
+        if row is not None and row[0]:
+            return time.monotonic() - started
+        if time.monotonic() - started >= within:
+            return None
+        time.sleep(0.05)
 
 
 @probe("postgres.replica_lag", "postgres", Severity.HIGH,
@@ -170,7 +185,10 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
     for name, replica in target.config.replicas.items():
         try:
             with conns.postgres(f"{target.id}/replica[{name}]", replica.dsn, target.config.connect_timeout_s) as c:
-                in_recovery, lag, paused = _replica_lag(c)
+                in_recovery, lag, paused, received = _replica_lag(c)
+                if in_recovery and lag is not None and lag > replica.max_lag_s and not paused and received:
+                    took = _catches_up(c, received, min(CATCH_UP_S, replica.max_lag_s))
+                    lag = took if took is not None else lag
         except Exception as e:
             problems.append(f"replica {name} unreachable ({type(e).__name__}: {str(e).strip().splitlines()[0]})")
             continue
