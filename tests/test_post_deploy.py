@@ -90,7 +90,11 @@ def test_a_latency_regression_fails(healthy: SandboxHelper, app: str, tmp_path: 
     assert run.failed_checks == {"slo.latency_p95", "slo.canary_latency"}, run.output
     assert run.record("slo.latency_p95")["observed"].startswith("p95 4")
     assert run.record("slo.canary_latency")["observed"].startswith("p95 4")
-    assert run.record("slo.canary_latency")["expected"] == "p95 after ≤ 2 × p95 before"
+    canary = run.record("slo.canary_latency")
+    assert canary["expected"] == "p95 after ≤ 2 × p95 before (at bucket resolution)"
+    share = re.search(r": (\d+\.\d)% of requests slower than \d+ ms after \(\d+/\d+\) vs \d", canary["observed"])
+    assert share, canary
+    assert float(share[1]) >= 90, canary
 
 
 @pytest.mark.parametrize("outcome", ["fail", "skip"])

@@ -15,7 +15,7 @@ from opsproof.inventory import Slo
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
-from opsproof.stats import compare_error_rates
+from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 
 SEVERITY_RANK = {s.value: s.rank for s in Severity}
 
@@ -54,6 +54,14 @@ class Window:
         p95 = scalar(target, conns, "histogram_quantile(0.95, sum by (le) "
                      f"(increase({cfg.duration_metric}_bucket{{{sel}}}{rng})))", end)
         self.p95_ms = None if p95 is None else p95 * 1000
+        self._target, self._conns = target, conns
+
+    def cumulative(self) -> dict[float, int]:
+        """Requests per bucket bound over the window, cumulative as Prometheus keeps them ({le: count}, inf: all)."""
+        cfg = self._target.config
+        vector = query(self._target, self._conns, "sum by (le) (increase("
+                       f"{cfg.duration_metric}_bucket{{{cfg.selector}}}[{self.seconds}s]))", self.end)
+        return {float(v["metric"]["le"]): round(float(v["value"][1])) for v in vector if "le" in v["metric"]}
 
     @property
     def error_ratio(self) -> float:
@@ -176,12 +184,15 @@ def canary_errors(target: Target[Slo], conns: Connections) -> Result:
 
 
 @probe("slo.canary_latency", "slo", Severity.HIGH, "p95 after the deploy not above the same window before it",
-       expected=lambda cfg: f"p95 after ≤ {cfg.max_regression:g} × p95 before")
+       expected=lambda cfg: f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)")
 def canary_latency(target: Target[Slo], conns: Connections) -> Result:
-    """p95 latency after the deploy compared with the same length of time before it."""
+    """p95 latency after the deploy compared with the same length of time before it, judged at the histogram's
+    resolution (see ``opsproof.stats``): a regression is a p95 after that is provably above the first bucket bound
+    ≥ max_regression × p95 before — more than 5 % of the requests after slower than that bound, significantly more
+    than before. Two interpolated p95s one bucket apart (10 ms vs 19 ms) are not a verdict by themselves."""
     start = time.perf_counter()
     cfg = target.config
-    expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before"
+    expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)"
     windows = _before_and_after(target, conns, "slo.canary_latency", expected, start)
     if isinstance(windows, Result):
         return windows
@@ -191,6 +202,19 @@ def canary_latency(target: Target[Slo], conns: Connections) -> Result:
         return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
                       "no data: no latency observations to compare", expected, evidence, time.perf_counter() - start)
     factor = after.p95_ms / before.p95_ms if before.p95_ms > 0 else math.inf
-    return Result(target.id, "slo.canary_latency", factor <= cfg.max_regression,
-                  f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f})", expected,
-                  {**evidence, "factor": round(factor, 3)}, time.perf_counter() - start)
+    after_buckets = after.cumulative()
+    bound = judging_bound(list(after_buckets), cfg.max_regression * before.p95_ms / 1000)
+    tails = compare_tails(before.cumulative(), after_buckets, bound)
+    regressed = tails.regressed(cfg.significance)
+    verdict = ""
+    if not regressed and factor > cfg.max_regression:
+        verdict = (f"; within the histogram's resolution: the p95 after is above {bound * 1000:g} ms only when more "
+                   "than 5% of requests are slower" if tails.slow.ratio_after <= 1 - tails.quantile
+                   else f"; not significantly more than before (p ≥ {cfg.significance:g})")
+    return Result(target.id, "slo.canary_latency", not regressed,
+                  f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f}): "
+                  f"{tails.explain()}{verdict}", expected,
+                  {**evidence, "factor": round(factor, 3), "bound_ms": bound * 1000,
+                   "slower_after": tails.slow.errors_after, "slower_before": tails.slow.errors_before,
+                   "p_value": tails.slow.p_value},
+                  time.perf_counter() - start)
