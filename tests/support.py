@@ -22,7 +22,7 @@ import redis
 import yaml
 
 from opsproof.sandbox.control import SERVICES, Sandbox
-from opsproof.sandbox.process import wait_for
+from opsproof.sandbox.process import SandboxError, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,12 +131,25 @@ class SandboxHelper:
         targets = self.prometheus("/api/v1/targets")["activeTargets"]
         return str(next(t["health"] for t in targets if t["labels"]["job"] == job))
 
+    def active(self) -> set[str]:
+        """Alerts pending or firing."""
+        return {a["labels"]["alertname"] for a in self.prometheus("/api/v1/alerts")["alerts"]}
+
     def wait_healthy(self, timeout: float = 60) -> None:
+        """Every target up and no alert pending or firing: a pending one (HighErrorRate after a test's 503s, say)
+        would fire inside the next test."""
+        seen: dict[str, object] = {}
+
         def ok() -> bool:
             targets = self.prometheus("/api/v1/targets")["activeTargets"]
-            return all(t["health"] == "up" for t in targets) and not self.firing()
+            seen["down"] = sorted(t["labels"]["job"] for t in targets if t["health"] != "up")
+            seen["active alerts"] = sorted(self.active())
+            return not seen["down"] and not seen["active alerts"]
 
-        wait_for(ok, timeout, f"sandbox not healthy (firing: {self.firing()})", interval=0.25)
+        try:
+            wait_for(ok, timeout, "sandbox not healthy", interval=0.25)
+        except SandboxError as exc:
+            raise SandboxError(f"{exc} (last seen: {seen or 'Prometheus did not answer'})") from None
 
     def restore(self) -> None:
         """Bring every stopped service back, then wait until monitoring sees all of it healthy."""

@@ -178,6 +178,12 @@ def test_alert_probes_fail_with_their_reasons(cfg: dict[str, Any], healthy: Sand
         probes.check("http.nope", configuration=cfg)
     with pytest.raises(ChaosError, match=r"^prometheus\[main\]: sum\(up\) = \d+ after 0\.2 s, expected ≤ 0$"):
         alerts.query_settles("sum(up)", 0, within=0.2, configuration=cfg)
+    # no result is "not known yet", not 0 (rate() of a series without two samples in its window has none)
+    with pytest.raises(ChaosError, match=r"^prometheus\[main\]: sum\(rate\(no_such_metric\[10s\]\)\) = no result "
+                                         r"after 0\.2 s, expected ≤ 1$"):
+        alerts.query_settles("sum(rate(no_such_metric[10s]))", 1, within=0.2, configuration=cfg)
+    assert alerts.query_settles("sum(rate(no_such_metric[10s])) or vector(0)", 1, within=1,
+                                configuration=cfg)["value"] == 0
 
 
 def test_a_blind_prometheus_is_named(cfg: dict[str, Any], healthy: SandboxHelper) -> None:

@@ -379,15 +379,18 @@ def recovers_within(seconds: float, target: str | None = None, configuration: Co
 def query_settles(query: str, at_most: float, within: float = 30,
                   configuration: Configuration = None) -> dict[str, Any]:
     """Wait until a PromQL ``query`` is at most ``at_most`` (e.g. the request rate before a latency fault, so the
-    alert is measured against a quiet baseline); no result counts as 0."""
+    alert is measured against a quiet baseline). No result is not 0 but "not known yet": rate() of a series
+    with fewer than two samples in its window has no value, and a burst just before it would pass for quiet
+    (a freshly started Prometheus did that). Write ``… or vector(0)`` where absence does mean 0."""
     ctx = Context.of(configuration)
     deadline = time.time() + float(within)
     with Apis(ctx) as apis:
         while True:
             result = apis.prom_get("/api/v1/query", query=query)["result"]
-            value = max((float(r["value"][1]) for r in result), default=0.0)
-            if value <= at_most:
+            value = max((float(r["value"][1]) for r in result), default=None)
+            if value is not None and value <= at_most:
                 return {"query": query, "value": value}
             if time.time() >= deadline:
-                raise fail(apis.prom_id, f"{query} = {value:g} after {within:g} s", f"≤ {at_most:g}")
+                observed = "no result" if value is None else f"{value:g}"
+                raise fail(apis.prom_id, f"{query} = {observed} after {within:g} s", f"≤ {at_most:g}")
             time.sleep(POLL_S * 5)
