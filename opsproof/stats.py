@@ -10,11 +10,13 @@ tail. This is the exact conditional test for comparing two Poisson rates (Przybo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:
-    """P(X ≥ k) for X ~ Binomial(n, p), exact (summed in log space)."""
+    """P(X ≥ k) for X ~ Binomial(n, p), exact (summed in log space). Only the terms that matter are summed — from k
+    away from the mode until they vanish — so a window of a million requests costs what a few thousand do."""
     if k <= 0:
         return 1.0
     if k > n:
@@ -23,11 +25,30 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 0.0
     if p >= 1.0:
         return 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-             for i in range(k, n + 1)]
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    log_p, log_q, log_n = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+
+    def log_pmf(i: int) -> float:
+        return log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+
+    mode = min(n, int((n + 1) * p))  # the pmf rises up to the mode and falls after it
+    if k > mode:
+        return min(1.0, _falling_sum(log_pmf, range(k, n + 1)))
+    return max(0.0, 1.0 - _falling_sum(log_pmf, range(k - 1, -1, -1)))  # the other tail: ≥ about 1/2 here
+
+
+def _falling_sum(log_term: Callable[[int], float], indices: range) -> float:
+    """Σ exp(log_term(i)) over indices along which the terms fall, stopping once they are negligible (< e⁻⁵⁰ of
+    the first)."""
+    first: float | None = None
+    total = 0.0
+    for i in indices:
+        t = log_term(i)
+        if first is None:
+            first = t
+        elif t - first < -50:
+            break
+        total += math.exp(t - first)
+    return 0.0 if first is None else math.exp(first) * total
 
 
 @dataclass(frozen=True)
@@ -65,9 +86,9 @@ def compare_error_rates(errors_before: int, requests_before: int, errors_after: 
 # Latency, at the histogram's resolution. A p95 interpolated inside a bucket is an estimate: between adjacent
 # buckets (5, 10, 25 ms …) it moves by ×2 or more when a few requests land one bucket higher. What a histogram
 # states exactly is how many requests were slower than each bucket bound. So the canary judges "p95 after >
-# F × p95 before" at the first bound B ≥ F × p95 before: the p95 after is above B exactly when more than 5 % of
-# the requests after were slower than B, and that share must also be significantly above the share before
-# (the same exact test as the errors: slow requests are the events).
+# F × p95 before" at the first bound B ≥ F × p95 before that both windows have: the p95 after is above B when more
+# than 5 % of the requests after were slower than B — tested, one-sided, against exactly 5 % — and that share must
+# also be significantly above the share before (the same exact test as the errors: slow requests are the events).
 
 
 def slower_than(cumulative: dict[float, int], bound: float) -> tuple[int, int]:
@@ -76,12 +97,11 @@ def slower_than(cumulative: dict[float, int], bound: float) -> tuple[int, int]:
     return max(0, total - cumulative.get(bound, 0)), total  # increase() extrapolates: never below 0
 
 
-def judging_bound(bounds: list[float], at_least: float) -> float:
-    """The first finite bucket bound ≥ ``at_least``; the highest finite bound when none is."""
-    finite = sorted(b for b in bounds if math.isfinite(b))
-    if not finite:
-        raise ValueError("a histogram without finite bucket bounds")
-    return next((b for b in finite if b >= at_least), finite[-1])
+def judging_bound(before: Iterable[float], after: Iterable[float], at_least: float) -> float | None:
+    """The first finite bucket bound ≥ ``at_least`` that both windows have; None when there is none (above the
+    top bucket, or a bucket layout changed by the deploy): the histogram cannot tell."""
+    common = sorted(b for b in set(before) & set(after) if math.isfinite(b))
+    return next((b for b in common if b >= at_least), None)
 
 
 @dataclass(frozen=True)
@@ -89,22 +109,25 @@ class TailComparison:
     bound_s: float
     slow: RateComparison  # requests slower than the bound, as the "errors" of the exact test
     quantile: float
+    p_above: float  # P(at least this many slower after | exactly 1 − q of requests are): small = quantile > bound
 
     def regressed(self, significance: float) -> bool:
-        """The quantile after is above the bound (more than 1 − q slower), and not by chance."""
+        """The quantile after is above the bound (more than 1 − q slower), and more often than before, not by
+        chance on either count."""
         slow = self.slow
-        return slow.ratio_after > 1 - self.quantile and slow.p_value < significance and \
-            slow.ratio_after > slow.ratio_before
+        return self.p_above < significance and slow.p_value < significance and slow.ratio_after > slow.ratio_before
 
     def explain(self) -> str:
         s = self.slow
         return (f"{s.ratio_after:.1%} of requests slower than {self.bound_s * 1000:g} ms after "
                 f"({s.errors_after}/{s.requests_after}) vs {s.ratio_before:.1%} before "
-                f"({s.errors_before}/{s.requests_before}), one-sided p = {s.p_value:.2g}")
+                f"({s.errors_before}/{s.requests_before}); one-sided p = {s.p_value:.2g} against before, "
+                f"{self.p_above:.2g} against {1 - self.quantile:.0%}")
 
 
 def compare_tails(before: dict[float, int], after: dict[float, int], bound_s: float,
                   quantile: float = 0.95) -> TailComparison:
     """The requests slower than ``bound_s`` (a bucket bound) after the deploy against before it."""
-    return TailComparison(bound_s, compare_error_rates(*slower_than(before, bound_s), *slower_than(after, bound_s)),
-                          quantile)
+    slow_after, n_after = slower_than(after, bound_s)
+    return TailComparison(bound_s, compare_error_rates(*slower_than(before, bound_s), slow_after, n_after), quantile,
+                          binomial_sf(slow_after, n_after, 1 - quantile) if n_after else 1.0)

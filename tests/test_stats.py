@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from opsproof.probes.slo import bucket_counts
 from opsproof.stats import binomial_sf, compare_error_rates, compare_tails, judging_bound
 
 
@@ -17,6 +18,19 @@ def naive_sf(k: int, n: int, p: float) -> float:
                                            (40, 100, 0.25)])
 def test_binomial_tail_matches_the_definition(k: int, n: int, p: float) -> None:
     assert binomial_sf(k, n, p) == pytest.approx(naive_sf(k, n, p), rel=1e-9)
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(1, 1, 0.5), (2, 3, 0.5), (3, 3, 0.99), (1, 50, 0.001), (49, 50, 0.999),
+                                           (30, 600, 0.05), (31, 600, 0.05), (12, 400, 0.01), (1, 400, 0.5)])
+def test_binomial_tail_on_either_side_of_the_mode(k: int, n: int, p: float) -> None:
+    assert binomial_sf(k, n, p) == pytest.approx(naive_sf(k, n, p), rel=1e-9, abs=1e-15)
+
+
+def test_binomial_tail_of_a_million_requests_sums_only_what_matters() -> None:
+    # mean 45,000, sd ≈ 207: 3 sd above the mean vs the normal tail, and far below the mean is 1
+    assert binomial_sf(45_620, 900_000, 0.05) == pytest.approx(0.00135, rel=0.1)
+    assert binomial_sf(100, 900_000, 0.05) == 1.0
+    assert binomial_sf(900_000, 900_000, 0.05) == 0.0  # underflows: far beyond any float
 
 
 def test_zero_errors_before_and_a_handful_after_is_significant() -> None:
@@ -73,7 +87,7 @@ def test_one_bucket_up_is_not_a_latency_regression() -> None:
     before, after = cumulative(500, 70, 30), cumulative(450, 75, 75)
     assert interpolated_p95(before) == pytest.approx(0.010)
     assert interpolated_p95(after) == pytest.approx(0.019)
-    bound = judging_bound(list(after), 2 * 0.010)
+    bound = judging_bound(before, after, 2 * 0.010)
     assert bound == 0.025  # the first bound at which "p95 after > 2 × p95 before" can be stated
     tails = compare_tails(before, after, bound)
     assert (tails.slow.errors_before, tails.slow.errors_after) == (0, 0)
@@ -81,12 +95,24 @@ def test_one_bucket_up_is_not_a_latency_regression() -> None:
 
 
 def test_a_tail_beyond_the_bound_is_a_regression() -> None:
-    before, after = cumulative(560, 30, 10), cumulative(500, 40, 20, 40)  # 40 of 600 requests (6.7%) over 25 ms
+    before, after = cumulative(560, 30, 10), cumulative(480, 40, 20, 60)  # 60 of 600 requests (10%) over 25 ms
     assert interpolated_p95(before) == pytest.approx(0.00667, abs=1e-5)  # × 2 = 13.3 ms: judged at 25 ms
-    tails = compare_tails(before, after, judging_bound(list(after), 2 * interpolated_p95(before)))
-    assert (tails.bound_s, tails.slow.errors_after, tails.slow.errors_before) == (0.025, 40, 0)
+    bound = judging_bound(before, after, 2 * interpolated_p95(before))
+    assert bound is not None
+    tails = compare_tails(before, after, bound)
+    assert (tails.bound_s, tails.slow.errors_after, tails.slow.errors_before) == (0.025, 60, 0)
     assert tails.regressed(0.01)
-    assert tails.explain().startswith("6.7% of requests slower than 25 ms after (40/600) vs 0.0% before (0/600)")
+    assert tails.explain().startswith("10.0% of requests slower than 25 ms after (60/600) vs 0.0% before (0/600); "
+                                      "one-sided p = ")
+
+
+def test_a_share_just_over_five_percent_is_not_yet_a_quantile_above_the_bound() -> None:
+    # 31 of 600 slower (5.2%) is what a p95 exactly at the bound gives half the time: not evidence, although it is
+    # clearly more than the 10 of 600 before
+    tails = compare_tails(cumulative(590, 0, 10), cumulative(569, 0, 31), 0.01)
+    assert tails.slow.p_value < 0.01
+    assert tails.p_above > 0.3
+    assert not tails.regressed(0.01)
 
 
 def test_a_few_slow_requests_in_a_small_window_are_not_significant() -> None:
@@ -97,8 +123,20 @@ def test_a_few_slow_requests_in_a_small_window_are_not_significant() -> None:
     assert not tails.regressed(0.01)
 
 
-def test_the_bound_is_the_highest_finite_one_beyond_the_buckets() -> None:
-    assert judging_bound(list(BOUNDS), 7.0) == 5.0
-    assert judging_bound(list(BOUNDS), 0.0) == 0.005
-    with pytest.raises(ValueError, match="without finite bucket bounds"):
-        judging_bound([math.inf], 0.1)
+def test_the_bound_is_one_both_windows_have_or_none() -> None:
+    both = cumulative(1)
+    assert judging_bound(both, both, 0.0) == 0.005
+    # beyond the top finite bucket the histogram cannot tell (it used to fall back to 5 s and fail a p95 that
+    # moved from 4.9 s to 5.2 s for "×2")
+    assert judging_bound(both, both, 2 * 4.875) is None
+    # a bucket the new release added is not a bound of the window before (every request before would count as
+    # slower than it, and nothing could ever regress)
+    added = {**both, 0.075: both[0.1]}
+    assert judging_bound(both, added, 0.06) == 0.1
+    assert judging_bound({math.inf: 5}, {math.inf: 5}, 0.1) is None
+
+
+def test_bucket_bounds_spelled_two_ways_are_one() -> None:
+    vector = [{"metric": {"le": "1"}, "value": [0, "3"]}, {"metric": {"le": "1.0"}, "value": [0, "4.2"]},
+              {"metric": {"le": "+Inf"}, "value": [0, "9"]}, {"metric": {}, "value": [0, "1"]}]
+    assert bucket_counts(vector) == {1.0: 7, math.inf: 9}

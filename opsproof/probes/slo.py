@@ -41,6 +41,17 @@ def scalar(target: Target[Slo], conns: Connections, promql: str, at: float) -> f
     return None if math.isnan(value) else value
 
 
+def bucket_counts(vector: list[dict[str, Any]]) -> dict[float, int]:
+    """{le: count} from a ``sum by (le)`` vector. "1" and "1.0" are one bound (clients spell it differently and
+    Prometheus 3 normalises it, so both can be in one window): they are added up."""
+    counts: dict[float, int] = {}
+    for v in vector:
+        if "le" in v["metric"]:
+            le = float(v["metric"]["le"])
+            counts[le] = counts.get(le, 0) + round(float(v["value"][1]))
+    return counts
+
+
 class Window:
     """Request, error and latency figures of one window ``[end - seconds, end]``."""
 
@@ -61,7 +72,7 @@ class Window:
         cfg = self._target.config
         vector = query(self._target, self._conns, "sum by (le) (increase("
                        f"{cfg.duration_metric}_bucket{{{cfg.selector}}}[{self.seconds}s]))", self.end)
-        return {float(v["metric"]["le"]): round(float(v["value"][1])) for v in vector if "le" in v["metric"]}
+        return bucket_counts(vector)
 
     @property
     def error_ratio(self) -> float:
@@ -187,9 +198,10 @@ def canary_errors(target: Target[Slo], conns: Connections) -> Result:
        expected=lambda cfg: f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)")
 def canary_latency(target: Target[Slo], conns: Connections) -> Result:
     """p95 latency after the deploy compared with the same length of time before it, judged at the histogram's
-    resolution (see ``opsproof.stats``): a regression is a p95 after that is provably above the first bucket bound
-    ≥ max_regression × p95 before — more than 5 % of the requests after slower than that bound, significantly more
-    than before. Two interpolated p95s one bucket apart (10 ms vs 19 ms) are not a verdict by themselves."""
+    resolution (see ``opsproof.stats``): a regression is a p95 after significantly above the first bucket bound
+    ≥ max_regression × p95 before — significantly more than 5 % of the requests after slower than that bound, and
+    significantly more than before. Two interpolated p95s one bucket apart (10 ms vs 19 ms) are not a verdict by
+    themselves; where no bucket bound can tell (beyond the top bucket), the result is "no verdict" (``no_data``)."""
     start = time.perf_counter()
     cfg = target.config
     expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)"
@@ -202,19 +214,26 @@ def canary_latency(target: Target[Slo], conns: Connections) -> Result:
         return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
                       "no data: no latency observations to compare", expected, evidence, time.perf_counter() - start)
     factor = after.p95_ms / before.p95_ms if before.p95_ms > 0 else math.inf
-    after_buckets = after.cumulative()
-    bound = judging_bound(list(after_buckets), cfg.max_regression * before.p95_ms / 1000)
-    tails = compare_tails(before.cumulative(), after_buckets, bound)
+    p95s = f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f})"
+    before_buckets, after_buckets = before.cumulative(), after.cumulative()
+    threshold_s = cfg.max_regression * before.p95_ms / 1000
+    bound = judging_bound(before_buckets, after_buckets, threshold_s)
+    if bound is None:
+        top = max((b for b in set(before_buckets) & set(after_buckets) if math.isfinite(b)), default=0.0)
+        return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
+                      f"no verdict: {p95s}; no bucket bound ≥ {threshold_s * 1000:.4g} ms in both windows (highest "
+                      f"common finite bound {top * 1000:g} ms): this histogram cannot tell", expected,
+                      {**evidence, "factor": round(factor, 3)}, time.perf_counter() - start)
+    tails = compare_tails(before_buckets, after_buckets, bound)
     regressed = tails.regressed(cfg.significance)
     verdict = ""
     if not regressed and factor > cfg.max_regression:
-        verdict = (f"; within the histogram's resolution: the p95 after is above {bound * 1000:g} ms only when more "
-                   "than 5% of requests are slower" if tails.slow.ratio_after <= 1 - tails.quantile
+        verdict = (f"; within the histogram's resolution: the p95 after is above {bound * 1000:g} ms only when "
+                   f"significantly more than 5% of requests are slower (p < {cfg.significance:g})"
+                   if tails.p_above >= cfg.significance
                    else f"; not significantly more than before (p ≥ {cfg.significance:g})")
-    return Result(target.id, "slo.canary_latency", not regressed,
-                  f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f}): "
-                  f"{tails.explain()}{verdict}", expected,
+    return Result(target.id, "slo.canary_latency", not regressed, f"{p95s}: {tails.explain()}{verdict}", expected,
                   {**evidence, "factor": round(factor, 3), "bound_ms": bound * 1000,
                    "slower_after": tails.slow.errors_after, "slower_before": tails.slow.errors_before,
-                   "p_value": tails.slow.p_value},
+                   "p_value": tails.slow.p_value, "p_above_quantile": tails.p_above},
                   time.perf_counter() - start)
