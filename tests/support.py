@@ -135,6 +135,20 @@ class SandboxHelper:
         """Alerts pending or firing."""
         return {a["labels"]["alertname"] for a in self.prometheus("/api/v1/alerts")["alerts"]}
 
+    def wait_quiet(self, seconds: int = 3, timeout: float = 30) -> None:
+        """No request reached the app in the last ``seconds`` (as Prometheus has it): a window starting now holds
+        no earlier test's traffic. Prometheus' windows are as coarse as its scrapes: a sample taken after a window's
+        start still counts the requests just before it (an earlier test's 60 ms requests once moved a
+        post-maintenance p95 from 5 to 71 ms)."""
+        query = f"sum(increase(http_request_duration_seconds_count[{seconds}s])) or vector(0)"
+
+        def quiet() -> bool:
+            result = httpx.get(self.box.url("prometheus") + "/api/v1/query", params={"query": query},
+                               timeout=3).json()["data"]["result"]
+            return float(result[0]["value"][1]) == 0
+
+        wait_for(quiet, timeout, f"the app still answered requests in the last {seconds} s", interval=0.25)
+
     def wait_healthy(self, timeout: float = 60) -> None:
         """Every target up and no alert pending or firing: a pending one (HighErrorRate after a test's 503s, say)
         would fire inside the next test."""

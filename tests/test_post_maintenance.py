@@ -33,6 +33,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
     app = healthy.box.url("app")
     with healthy.superuser() as c:
         c.execute("INSERT INTO audit_log (line) SELECT 'before maintenance ' || g FROM generate_series(1, 25) g")
+    healthy.wait_quiet()  # the baseline's window holds this test's traffic only
     before = time.time()
     traffic(app, 8, concurrency=2)  # few in flight: p95 is the app's time, not queueing behind the other worker
     captured = cli(healthy, tmp_path, "capture", since(before))
@@ -78,6 +79,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
 
 
 def test_nothing_changed_passes_the_checklist(healthy: SandboxHelper, tmp_path: Path) -> None:
+    healthy.wait_quiet()  # both windows hold this test's traffic only
     start = time.time()
     traffic(healthy.box.url("app"), 3, concurrency=2)  # the SLO figures of both captures come from this traffic
     time.sleep(2.5)  # two scrapes at 1 s: the capture and the suite both see all of it
