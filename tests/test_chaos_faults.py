@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import SandboxHelper
+from support import SandboxHelper, traffic
 
 from opsproof.chaos import alerts, faults, pgfaults, probes, proxy, redisfaults, timeline
 from opsproof.chaos.audit import audit
@@ -184,6 +184,17 @@ def test_alert_probes_fail_with_their_reasons(cfg: dict[str, Any], healthy: Sand
         alerts.query_settles("sum(rate(no_such_metric[10s]))", 1, within=0.2, configuration=cfg)
     assert alerts.query_settles("sum(rate(no_such_metric[10s])) or vector(0)", 1, within=1,
                                 configuration=cfg)["value"] == 0
+
+
+def test_a_burst_not_yet_scraped_is_not_quiet(cfg: dict[str, Any], healthy: SandboxHelper) -> None:
+    """The added-latency experiment's quiet baseline: a burst that ended just before the call is not in Prometheus
+    yet; held for 2 s (two scrapes), the check sees it and waits until it has left the rule's 10 s window."""
+    query = 'sum(rate(http_request_duration_seconds_bucket{le="+Inf",handler!~"/health|/ready"}[10s]))'
+    assert traffic(healthy.box.url("app"), 1, concurrency=4) > 20
+    started = time.monotonic()
+    settled = alerts.query_settles(query, 2, within=30, for_s=2, configuration=cfg)
+    assert time.monotonic() - started > 5, settled
+    assert settled["held_s"] >= 2
 
 
 def test_a_blind_prometheus_is_named(cfg: dict[str, Any], healthy: SandboxHelper) -> None:

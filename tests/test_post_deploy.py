@@ -33,8 +33,10 @@ def app(healthy: SandboxHelper) -> Iterator[str]:
 SERVICE_MS = 60
 
 
-def deploy(app: str, before_s: float = 6, **release: float | str) -> str:
-    """Traffic before, the release, and returns the deploy time (ISO) to pass as OPSPROOF_DEPLOYED_AT."""
+def deploy(helper: SandboxHelper, app: str, before_s: float = 6, **release: float | str) -> str:
+    """Traffic before, the release, and returns the deploy time (ISO) to pass as OPSPROOF_DEPLOYED_AT. The window
+    before the deploy reaches back past this traffic: it starts only once earlier tests' requests are out of it."""
+    helper.wait_quiet(6)  # the before-window reaches ≈ 4 s before this traffic (its length + whole seconds + a scrape)
     httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": SERVICE_MS}, timeout=5).raise_for_status()
     traffic(app, before_s)
     time.sleep(1.2)  # one scrape: the before-window ends with the deploy
@@ -54,7 +56,7 @@ def gate(helper: SandboxHelper, tmp_path: Path, deployed_at: str, *args: str, in
 
 
 def test_a_clean_deploy_passes_the_gate(healthy: SandboxHelper, app: str, tmp_path: Path) -> None:
-    at = deploy(app)
+    at = deploy(healthy, app)
     traffic(app, 6)
     settle()
     run = gate(healthy, tmp_path, at, "-rA")
@@ -68,7 +70,7 @@ def test_a_clean_deploy_passes_the_gate(healthy: SandboxHelper, app: str, tmp_pa
 
 def test_a_burst_of_5xx_fails_the_slo_and_the_baseline_comparison(healthy: SandboxHelper, app: str,
                                                                    tmp_path: Path) -> None:
-    at = deploy(app, error_rate=0.2)
+    at = deploy(healthy, app, error_rate=0.2)
     # keep the bad release serving until the HighErrorRate alert (critical) fires, so the verdict is deterministic
     wait_for(lambda: traffic(app, 1) > 0 and "HighErrorRate" in healthy.firing(), 60, "HighErrorRate did not fire")
     settle()
@@ -91,7 +93,7 @@ def test_a_burst_of_5xx_fails_the_slo_and_the_baseline_comparison(healthy: Sandb
 
 def test_a_latency_regression_fails(healthy: SandboxHelper, app: str, tmp_path: Path) -> None:
     inventory = healthy.derive(tmp_path, {"slo.app.min_requests": 40})
-    at = deploy(app, latency_ms=400)
+    at = deploy(healthy, app, latency_ms=400)
     traffic(app, 6, concurrency=16)
     settle()
     run = gate(healthy, tmp_path, at, inventory=inventory)
@@ -110,7 +112,7 @@ def test_a_latency_regression_fails(healthy: SandboxHelper, app: str, tmp_path: 
 @pytest.mark.parametrize("outcome", ["fail", "skip"])
 def test_too_little_traffic_is_no_data(healthy: SandboxHelper, app: str, tmp_path: Path, outcome: str) -> None:
     inventory = healthy.derive(tmp_path, {"slo.app.no_data": outcome})
-    at = deploy(app)  # and nobody calls the new release
+    at = deploy(healthy, app)  # and nobody calls the new release
     settle()
     run = gate(healthy, tmp_path, at, "-rs", inventory=inventory)
     slo_checks = {"slo.error_ratio", "slo.latency_p95", "slo.canary_errors", "slo.canary_latency"}

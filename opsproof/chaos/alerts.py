@@ -376,21 +376,31 @@ def recovers_within(seconds: float, target: str | None = None, configuration: Co
             else round(recovered - remediated, 3)}
 
 
-def query_settles(query: str, at_most: float, within: float = 30,
+def query_settles(query: str, at_most: float, within: float = 30, for_s: float = 0,
                   configuration: Configuration = None) -> dict[str, Any]:
-    """Wait until a PromQL ``query`` is at most ``at_most`` (e.g. the request rate before a latency fault, so the
-    alert is measured against a quiet baseline). No result is not 0 but "not known yet": rate() of a series
-    with fewer than two samples in its window has no value, and a burst just before it would pass for quiet
-    (a freshly started Prometheus did that). Write ``… or vector(0)`` where absence does mean 0."""
+    """Wait until a PromQL ``query`` is at most ``at_most`` and stays so for ``for_s`` seconds (e.g. the request
+    rate before a latency fault, so the alert is measured against a quiet baseline). ``for_s`` of a scrape interval
+    or two covers what Prometheus has not ingested yet: requests made just before the call show in the next scrape
+    (a burst that ended 0.3 s earlier passed for quiet, then diluted the alert's window). No result is not 0 but
+    "not known yet": rate() of a series with fewer than two samples in its window has no value. Write
+    ``… or vector(0)`` where absence does mean 0."""
     ctx = Context.of(configuration)
     deadline = time.time() + float(within)
+    quiet_since: float | None = None
     with Apis(ctx) as apis:
         while True:
             result = apis.prom_get("/api/v1/query", query=query)["result"]
             value = max((float(r["value"][1]) for r in result), default=None)
+            now = time.time()
             if value is not None and value <= at_most:
-                return {"query": query, "value": value}
-            if time.time() >= deadline:
+                quiet_since = now if quiet_since is None else quiet_since
+                if now - quiet_since >= float(for_s):
+                    return {"query": query, "value": value, "held_s": round(now - quiet_since, 3)}
+            else:
+                quiet_since = None
+            if now >= deadline:
                 observed = "no result" if value is None else f"{value:g}"
-                raise fail(apis.prom_id, f"{query} = {observed} after {within:g} s", f"≤ {at_most:g}")
+                held = f" (≤ {at_most:g} for only {now - quiet_since:.1f} s)" if quiet_since is not None else ""
+                raise fail(apis.prom_id, f"{query} = {observed} after {within:g} s{held}",
+                           f"≤ {at_most:g}" + (f" for {float(for_s):g} s" if for_s else ""))
             time.sleep(POLL_S * 5)
