@@ -135,17 +135,23 @@ class SandboxHelper:
         """Alerts pending or firing."""
         return {a["labels"]["alertname"] for a in self.prometheus("/api/v1/alerts")["alerts"]}
 
-    def wait_quiet(self, seconds: int = 3, timeout: float = 30) -> None:
-        """No request reached the app in the last ``seconds`` (as Prometheus has it): a window starting now holds
-        no earlier test's traffic. Prometheus' windows are as coarse as its scrapes: a sample taken after a window's
-        start still counts the requests just before it (an earlier test's 60 ms requests once moved a
-        post-maintenance p95 from 5 to 71 ms)."""
+    def wait_quiet(self, seconds: int = 3, hold_s: float = 2.5, timeout: float = 40) -> None:
+        """No request reached the app in the last ``seconds`` (as Prometheus has it), and that held for ``hold_s``:
+        a window starting now holds no earlier test's traffic. Prometheus' windows are as coarse as its scrapes — a
+        sample taken after a window's start still counts the requests just before it — and a burst that ended just
+        now is not scraped yet, so "quiet" must hold across two scrapes (an earlier test's 60 ms requests twice
+        moved a post-maintenance p95 from 5 to 61–71 ms)."""
         query = f"sum(increase(http_request_duration_seconds_count[{seconds}s])) or vector(0)"
+        since: list[float] = []
 
         def quiet() -> bool:
             result = httpx.get(self.box.url("prometheus") + "/api/v1/query", params={"query": query},
                                timeout=3).json()["data"]["result"]
-            return float(result[0]["value"][1]) == 0
+            if float(result[0]["value"][1]) != 0:
+                since.clear()
+                return False
+            since[:] = since or [time.monotonic()]
+            return time.monotonic() - since[0] >= hold_s
 
         wait_for(quiet, timeout, f"the app still answered requests in the last {seconds} s", interval=0.25)
 
