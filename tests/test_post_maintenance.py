@@ -35,7 +35,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
         c.execute("INSERT INTO audit_log (line) SELECT 'before maintenance ' || g FROM generate_series(1, 25) g")
     healthy.wait_quiet()  # the baseline's window holds this test's traffic only
     before = time.time()
-    traffic(app, 8, concurrency=2)  # few in flight: p95 is the app's time, not queueing behind the other worker
+    traffic(app, 8)
     captured = cli(healthy, tmp_path, "capture", since(before))
     assert captured.returncode == 0, captured.stderr
     document = json.loads((tmp_path / "pre-maint.json").read_text())
@@ -51,7 +51,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
             r.set(f"maint:{i}", "x" * 100_000)
         httpx.post(app + "/admin/release", json={"version": "v2", "error_rate": 0.04, "latency_ms": 0}, timeout=5)
         after = time.time()
-        traffic(app, 12, concurrency=2)
+        traffic(app, 12)
         wait_for(lambda: healthy.target_health("redis") == "down", 15, "exporter still seen up")
         diff = cli(healthy, tmp_path, "diff", since(after))
         suite = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(tmp_path / "pre-maint.json"),
@@ -81,8 +81,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
 def test_nothing_changed_passes_the_checklist(healthy: SandboxHelper, tmp_path: Path) -> None:
     healthy.wait_quiet()  # both windows hold this test's traffic only
     start = time.time()
-    traffic(healthy.box.url("app"), 3, concurrency=2)  # the SLO figures of both captures come from this traffic
-    time.sleep(2.5)  # two scrapes at 1 s: the capture and the suite both see all of it
+    traffic(healthy.box.url("app"), 3)  # the SLO figures of both captures come from this same traffic
     assert cli(healthy, tmp_path, "capture", since(start)).returncode == 0
     run = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(tmp_path / "pre-maint.json"),
                     suite="checks/post_maintenance", env=since(start))
