@@ -382,8 +382,8 @@ class Sandbox:
             "alertmanager": {"main": {"url": self.url("alertmanager"), "receivers": ["sandbox-webhook"],
                                       "timeout_s": 3}},
             # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User
-            # requests only: the checks' own /health and /ready probes (slow while a run's probes all start at
-            # once) are not what users wait for, and once made up 5 % of a quiet window's requests
+            # requests only, like the HighLatency rule: the checks' own /health and /ready probes are not what
+            # users wait for
             "slo": {"app": {"prometheus": "main", "selector": 'job="app",handler!~"/health|/ready"',
                             "max_error_ratio": 0.01,
                             "max_p95_ms": 300, "min_requests": 100, "max_regression": 2.0,
