@@ -21,6 +21,7 @@ import psycopg
 import redis
 import yaml
 
+from opsproof.chaos import alerts
 from opsproof.sandbox.control import SERVICES, Sandbox
 from opsproof.sandbox.process import SandboxError, wait_for
 
@@ -139,21 +140,9 @@ class SandboxHelper:
         """No request reached the app in the last ``seconds`` (as Prometheus has it), and that held for ``hold_s``:
         a window starting now holds no earlier test's traffic. Prometheus' windows are as coarse as its scrapes — a
         sample taken after a window's start still counts the requests just before it — and a burst that ended just
-        now is not scraped yet, so "quiet" must hold across two scrapes (an earlier test's 60 ms requests twice
-        moved a post-maintenance p95 from 5 to 61–71 ms)."""
-        query = f"sum(increase(http_request_duration_seconds_count[{seconds}s])) or vector(0)"
-        since: list[float] = []
-
-        def quiet() -> bool:
-            result = httpx.get(self.box.url("prometheus") + "/api/v1/query", params={"query": query},
-                               timeout=3).json()["data"]["result"]
-            if float(result[0]["value"][1]) != 0:
-                since.clear()
-                return False
-            since[:] = since or [time.monotonic()]
-            return time.monotonic() - since[0] >= hold_s
-
-        wait_for(quiet, timeout, f"the app still answered requests in the last {seconds} s", interval=0.25)
+        now is not scraped yet, so "quiet" must hold across two scrapes (the chaos experiments' quiet baseline)."""
+        alerts.query_settles(f"sum(increase(http_request_duration_seconds_count[{seconds}s])) or vector(0)", 0,
+                             within=timeout, for_s=hold_s, configuration={"opsproof_sandbox_dir": str(self.box.dir)})
 
     def wait_healthy(self, timeout: float = 60) -> None:
         """Every target up and no alert pending or firing: a pending one (HighErrorRate after a test's 503s, say)
