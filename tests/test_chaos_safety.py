@@ -88,13 +88,20 @@ def test_remediation_that_never_comes_fails_on_recovery(healthy: SandboxHelper, 
     assert not healthy.box.keeper_files()["hold"].exists()
 
 
+def interruptible() -> None:
+    """The child takes Ctrl-C as a terminal gives it: a job started in the background by a non-interactive shell
+    (nohup, some CI runners) inherits SIGINT *ignored*, and the signal this test sends would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_mid_fault_still_rolls_back(healthy: SandboxHelper, tmp_path: Path, sig: signal.Signals) -> None:
     box = healthy.box
     proc = subprocess.Popen(
         [sys.executable, "-m", "opsproof.cli", "chaos", "run", str(EXPERIMENTS / "redis-down.yaml"),
          "--sandbox-dir", str(box.dir), "--evidence-dir", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ})
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+        preexec_fn=interruptible)
     try:
         wait_for(lambda: not box.sup.alive("redis"), 30, "the fault (redis killed) was not injected")
         proc.send_signal(sig)
@@ -120,7 +127,8 @@ def test_plain_chaos_run_rolls_back_when_interrupted(healthy: SandboxHelper, tmp
     box = healthy.box
     env = {**os.environ, "OPSPROOF_SANDBOX_DIR": str(box.dir), "OPSPROOF_EVIDENCE_DIR": str(tmp_path / "evidence")}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "chaos"), "run", str(EXPERIMENTS / "redis-down.yaml")],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=interruptible)
     try:
         wait_for(lambda: not box.sup.alive("redis"), 30, "the fault (redis killed) was not injected")
         proc.send_signal(signal.SIGTERM)
