@@ -53,7 +53,7 @@ def _baseline(args: argparse.Namespace) -> int:
             print(f"note: {len(failing)} check(s) were not passing at capture: {', '.join(failing)}")
         return 0
     before = baseline.load(args.label, directory)
-    changes = baseline.compare(before, baseline.capture(inventory, f"{args.label}-after"))
+    changes = baseline.compare(before, baseline.capture(inventory, f"{args.label}-after"), inventory.tolerances)
     print(baseline.render(changes, args.label))
     return 0 if all(c.ok for c in changes) else 1
 

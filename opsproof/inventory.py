@@ -113,14 +113,17 @@ class Postgres(_Entry):
     min_cache_hit_ratio: float = Field(0.9, ge=0, le=1)
     rls_tables: list[str] = Field(default_factory=list)
     count_tables: list[str] = Field(default_factory=list)  # row counts captured in baselines
+    # a role that bypasses row-level security (BYPASSRLS, as a backup role has), for the row counts only: counted
+    # as `dsn`'s role, a table under RLS shows what its policies let that role see — then the count is no data
+    count_dsn: str | None = Field(None, min_length=1, description="postgresql://backup_ro:${PGPASSWORD}@db:5432/app")
     extensions: list[str] = Field(default_factory=list)
     replicas: dict[str, Replica] = Field(default_factory=dict)
     connect_timeout_s: float = Field(5, gt=0, le=300)
 
-    @field_validator("dsn")
+    @field_validator("dsn", "count_dsn")
     @classmethod
-    def _dsn_shape(cls, v: str) -> str:
-        if "://" in v and not v.startswith(("postgresql://", "postgres://")):
+    def _dsn_shape(cls, v: str | None) -> str | None:
+        if v is not None and "://" in v and not v.startswith(("postgresql://", "postgres://")):
             raise ValueError("a URL DSN must start with postgresql://")
         return v
 
@@ -305,6 +308,18 @@ KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "al
                            "backups")
 
 
+class Tolerances(_Model):
+    """How far a value may move between a maintenance baseline and after the window (``tolerances:``)."""
+
+    error_ratio: float = Field(0.005, ge=0, le=1)  # absolute, and the increase must also be significant
+    p95_factor: float = Field(1.5, ge=1)  # p95 after ≤ factor × p95 before, judged at bucket resolution
+    significance: float = Field(0.01, gt=0, lt=1)  # p-value under which an increase is not chance
+    redis_memory: float = Field(0.10, ge=0, le=1)  # absolute share of maxmemory
+    replication_lag_s: float = Field(5.0, ge=0)
+    backup_age_h: float = Field(24.0, ge=0)
+    rows_lost: int = Field(0, ge=0)  # rows a counted table may lose
+
+
 class Inventory(_Model):
     """One environment."""
 
@@ -319,6 +334,7 @@ class Inventory(_Model):
     kubernetes: dict[str, Kubernetes] = Field(default_factory=dict)
     slo: dict[str, Slo] = Field(default_factory=dict)
     backups: dict[str, Backups] = Field(default_factory=dict)
+    tolerances: Tolerances = Field(default_factory=Tolerances)
 
     _source: str = PrivateAttr(default="<inventory>")
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)

@@ -356,7 +356,7 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
         before = baseline.load(label)
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
-    changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"))
+    changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"), inventory.tolerances)
     state = _state(request.config)
     state.notes_at_end.append(baseline.render(changes, before["label"]))
     out = Path(request.config.getoption("opsproof_record")).with_name(f"baseline-diff-{before['label']}.json")

@@ -8,11 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from support import REPO, SandboxHelper, run_suite, traffic
 
+from opsproof.baseline import compare
+from opsproof.inventory import Inventory, load
+from opsproof.probes import Connections, Target, postgres
+from opsproof.result import Result
 from opsproof.sandbox.process import wait_for
 
 pytestmark = pytest.mark.integration
@@ -95,3 +100,48 @@ def test_an_unknown_baseline_is_a_clear_error(healthy: SandboxHelper, tmp_path: 
     assert done.returncode == 2
     assert "baseline 'pre-maint': cannot read" in done.stderr
     assert "Fix: capture it first with `opsproof baseline capture --label …`." in done.stderr
+
+
+def test_rows_hidden_by_row_level_security_are_counted_or_no_data(healthy: SandboxHelper, tmp_path: Path) -> None:
+    """As the monitoring role, count(*) on a table under RLS is what its policies let that role see (0 here):
+    that is no count. Counted as a role with BYPASSRLS (``count_dsn``), a table emptied during the window moves."""
+    with healthy.superuser() as c:
+        c.execute("CREATE TABLE public.rls_canary (id int, tenant int)")
+        c.execute("ALTER TABLE public.rls_canary ENABLE ROW LEVEL SECURITY")
+        c.execute("CREATE POLICY only_tenant_1 ON public.rls_canary USING "
+                  "(tenant = nullif(current_setting('app.tenant', true), '')::int)")
+        c.execute("INSERT INTO public.rls_canary SELECT g, 1 + g % 10 FROM generate_series(1, 1000) g")
+        c.execute("GRANT SELECT ON public.rls_canary TO opsproof_monitor")
+    try:
+        as_monitor = _tables(helper_inventory(healthy, tmp_path / "monitor", count_dsn=None))
+        assert as_monitor.evidence["rows"] == {"public.rls_canary": None}
+        assert as_monitor.observed == ("public.rls_canary: rows hidden from role opsproof_monitor by row-level "
+                                       "security (policies: only_tenant_1); set count_dsn to a role with BYPASSRLS "
+                                       "to count them")
+        counting = helper_inventory(healthy, tmp_path / "backup")
+        before = _tables(counting)
+        assert before.evidence["rows"] == {"public.rls_canary": 1000}
+        with healthy.superuser() as c:
+            c.execute("DELETE FROM public.rls_canary")
+        [change] = [c for c in compare(_doc(before), _doc(_tables(counting))) if c.key.startswith("row count")]
+        assert (change.kind, change.explain()) == (
+            "moved", "row count@postgres[main]:public.rls_canary: 1000 → 0 (-1000, tolerance -0)")
+        [hidden] = [c for c in compare(_doc(before), _doc(as_monitor)) if c.key.startswith("row count")]
+        assert (hidden.kind, hidden.ok) == ("no-data", False)
+    finally:
+        with healthy.superuser() as c:
+            c.execute("DROP TABLE public.rls_canary")
+
+
+def helper_inventory(healthy: SandboxHelper, out: Path, **changes: object) -> Inventory:
+    return load(healthy.derive(out, {"postgres.main.count_tables": ["public.rls_canary"],
+                                     **{f"postgres.main.{k}": v for k, v in changes.items()}}))
+
+
+def _tables(inventory: Inventory) -> Result:
+    with Connections() as conns:
+        return postgres.tables(Target("postgres", "main", inventory.postgres["main"]), conns)
+
+
+def _doc(result: Result) -> dict[str, Any]:
+    return {"results": {f"{result.check}@{result.target}": result.to_record()}}

@@ -12,6 +12,13 @@ def test_no_check_flipped_since_the_baseline(maintenance_diff: list[Change]) -> 
 
 def test_values_within_tolerance_of_the_baseline(maintenance_diff: list[Change]) -> None:
     """"Error rates and latency not above baseline; no data lost" — error ratio, p95, Redis memory, replication
-    lag and row counts within their tolerance of the values before the window."""
-    moved = [c.explain() for c in maintenance_diff if c.kind == "moved"]
-    assert not moved, "moved beyond tolerance since the baseline:\n  " + "\n  ".join(moved)
+    lag and row counts within their tolerance of the values before the window; a value missing on either side is
+    a finding (no data), and a comparison of nothing fails."""
+    compared = [c for c in maintenance_diff if c.kind in ("moved", "within", "no-data")]
+    assert compared, "no value was compared with the baseline: nothing measured is not a pass"
+    findings = []
+    for kind, heading in (("moved", "moved beyond tolerance since the baseline:"),
+                          ("no-data", "no value on one side, nothing to compare:")):
+        if found := [c.explain() for c in compared if c.kind == kind]:
+            findings += [heading, *(f"  {line}" for line in found)]
+    assert not findings, "\n".join(findings)

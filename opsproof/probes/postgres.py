@@ -206,24 +206,48 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
                    "each replica within its lag ceiling", evidence, start)
 
 
+# Row-level security applies to the counting role unless it is a superuser, has BYPASSRLS, or owns the table
+# (and the table does not FORCE it): then count(*) is what the policies let the role see, not the table's rows.
+_RLS = """SELECT c.relrowsecurity AND NOT (r.rolsuper OR r.rolbypassrls)
+                 AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE')),
+                 coalesce((SELECT string_agg(p.policyname::text, ', ' ORDER BY p.policyname) FROM pg_policies p
+                           WHERE p.schemaname = n.nspname AND p.tablename = c.relname), 'none: every row hidden'),
+                 current_user
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.rolname = current_user
+          WHERE c.oid = %s"""
+
+
 @probe("postgres.tables", "postgres", Severity.HIGH, "SELECT count(*) FROM <table>  -- for each listed table",
        applies=lambda cfg: bool(cfg.count_tables), expected=lambda cfg: "every listed table readable")
 def tables(target: Target[Postgres], conns: Connections) -> Result:
-    """Every listed table exists and is readable; its row count is recorded (baselines compare it)."""
+    """Every listed table exists and is readable; its row count is recorded (baselines compare it). The count is
+    taken as ``count_dsn``'s role when given (one that bypasses row-level security); a table whose rows RLS hides
+    from the counting role has no count (None, the policies named) — never the 0 the policies let it see."""
     start = time.perf_counter()
+    cfg = target.config
     rows: dict[str, int | None] = {}
+    hidden: dict[str, str] = {}
     problems: list[str] = []
-    for name in target.config.count_tables:
-        [(oid,)] = _query(target, conns, "SELECT to_regclass(%s)::oid", (name,))
-        if oid is None:
-            rows[name] = None
-            problems.append(f"{name}: table not found")
-            continue
-        [(count,)] = _query(target, conns, "SELECT count(*) FROM " + _quoted(name))
-        rows[name] = count
-    observed = "; ".join(problems) if problems else ", ".join(f"{n}: {c} rows" for n, c in rows.items())
+    with conns.postgres(f"{target.id}#count" if cfg.count_dsn else target.id, cfg.count_dsn or cfg.dsn,
+                        cfg.connect_timeout_s) as conn:
+        for name in cfg.count_tables:
+            [(oid,)] = conn.execute("SELECT to_regclass(%s)::oid", (name,)).fetchall()
+            if oid is None:
+                rows[name] = None
+                problems.append(f"{name}: table not found")
+                continue
+            [(under_rls, policies, role)] = conn.execute(_RLS, (oid,)).fetchall()
+            if under_rls:
+                rows[name] = None
+                hidden[name] = (f"{name}: rows hidden from role {role} by row-level security (policies: {policies}); "
+                                "set count_dsn to a role with BYPASSRLS to count them")
+                continue
+            [(count,)] = conn.execute("SELECT count(*) FROM " + _quoted(name)).fetchall()
+            rows[name] = count
+    counted = ", ".join(f"{n}: {c} rows" for n, c in rows.items() if c is not None)
+    observed = "; ".join(problems) if problems else "; ".join(filter(None, [counted, *hidden.values()]))
     return _result(target, "postgres.tables", not problems, observed,
-                   f"tables {', '.join(target.config.count_tables)} readable", {"rows": rows}, start)
+                   f"tables {', '.join(cfg.count_tables)} readable", {"rows": rows, "hidden_by_rls": hidden}, start)
 
 
 def _quoted(name: str) -> str:

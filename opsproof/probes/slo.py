@@ -146,9 +146,10 @@ def latency_p95(target: Target[Slo], conns: Connections) -> Result:
     if (no_data := _no_data(target, "slo.latency_p95", expected, window, start)) is not None:
         return no_data
     p95 = window.p95_ms if window.p95_ms is not None else math.inf
+    buckets = {("+Inf" if math.isinf(le) else f"{le:g}"): n for le, n in sorted(window.cumulative().items())}
     return Result(target.id, "slo.latency_p95", p95 <= cfg.max_p95_ms,
                   f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds} s since the deploy",
-                  expected, {"window": window.evidence()}, time.perf_counter() - start)
+                  expected, {"window": window.evidence(), "buckets": buckets}, time.perf_counter() - start)
 
 
 @probe("slo.new_alerts", "slo", Severity.CRITICAL,

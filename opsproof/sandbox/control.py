@@ -369,6 +369,8 @@ class Sandbox:
                 "dsn": self.dsn("opsproof_monitor"), "max_connection_ratio": 0.8, "max_query_s": 30,
                 "min_cache_hit_ratio": 0.9, "rls_tables": ["public.tenants", "public.items"],
                 "count_tables": ["public.tenants", "public.items", "public.audit_log"],
+                # counted as the backup role (BYPASSRLS): as the monitor role, RLS would hide every row
+                "count_dsn": self.dsn("opsproof_backup"),
                 "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
                 "replicas": {"replica": {"dsn": self.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
             }},
