@@ -29,14 +29,14 @@ DEFAULT_DIR = Path("reports") / "baselines"
 NOT_IN_BASELINES = frozenset({"slo.canary_errors", "slo.canary_latency"})
 
 
-Reading = dict[str, float | None]  # {sub-key: value}; None = the metric applies but has no value (why: observed)
+Reading = dict[str, float | str]  # {sub-key: value}; a str: the metric applies but has no value, and why
 
 
 @dataclass(frozen=True)
 class Metric:
     """A number worth comparing: which check it comes from, how to read it, and how much it may move.
 
-    ``read(record)`` returns {sub-key: value}; a value of None means the metric applies but the run measured
+    ``read(record)`` returns {sub-key: value}; a string instead of a number says why the run measured
     nothing (a window with too few requests, a row count hidden by row-level security): a comparison with
     nothing on one side is *no data*, never a pass. {} means the metric does not apply to this target."""
 
@@ -52,10 +52,10 @@ def _window(key: str) -> Callable[[Mapping[str, Any]], Reading]:
     def read(record: Mapping[str, Any]) -> Reading:
         window = record["evidence"].get("window")
         if not window or record["verdict"] == "no-data":
-            return {"": None}
+            return {"": record["observed"]}
         if key == "error_ratio":
-            return {"": window["errors"] / window["requests"] if window.get("requests") else None}
-        return {"": None if window.get(key) is None else float(window[key])}
+            return {"": window["errors"] / window["requests"] if window.get("requests") else record["observed"]}
+        return {"": record["observed"] if window.get(key) is None else float(window[key])}
 
     return read
 
@@ -65,12 +65,14 @@ def _field(key: str) -> Callable[[Mapping[str, Any]], Reading]:
 
 
 def _lags(record: Mapping[str, Any]) -> Reading:
-    return {name: None if v.get("lag_s") is None else float(v["lag_s"])
+    return {name: record["observed"] if v.get("lag_s") is None else float(v["lag_s"])
             for name, v in record["evidence"].items() if isinstance(v, dict) and "lag_s" in v}
 
 
 def _rows(record: Mapping[str, Any]) -> Reading:
-    return {name: None if n is None else float(n) for name, n in (record["evidence"].get("rows") or {}).items()}
+    hidden = record["evidence"].get("hidden_by_rls") or {}
+    return {name: hidden.get(name, f"{name}: not counted ({record['observed']})") if n is None else float(n)
+            for name, n in (record["evidence"].get("rows") or {}).items()}
 
 
 METRICS: tuple[Metric, ...] = (
@@ -163,11 +165,13 @@ def _moved(metric: Metric, old: Mapping[str, Any], new: Mapping[str, Any], tol: 
     changes = []
     for sub in sorted(set(was) | set(now)):
         name = f"{metric.name}@{old['target']}" + (f":{sub}" if sub else "")
-        value, current = was.get(sub), now.get(sub)
-        if value is None or current is None:
+        value, current = was.get(sub, "not measured"), now.get(sub, "not measured")
+        if isinstance(value, str) or isinstance(current, str):
+            sides = [(side, why) for side, why in (("before", value), ("now", current)) if isinstance(why, str)]
+            if len(sides) == 2 and value == current:
+                sides = [("before and now", str(value))]
             changes.append(Change(name, "no-data", _fmt(value, metric), _fmt(current, metric), False,
-                                  "nothing to compare: " + ("the baseline" if value is None else "now") +
-                                  " has no value — " + (old if value is None else new)["observed"]))
+                                  "nothing to compare: " + "; ".join(f"{side}: {why}" for side, why in sides)))
             continue
         delta = current - value
         bad = delta > tolerance if metric.worse == "higher" else -delta > tolerance
@@ -217,8 +221,8 @@ def _latency(old: Mapping[str, Any], new: Mapping[str, Any], tol: Tolerances) ->
                   f"a regression needs p < {tol.significance:g} on both")
 
 
-def _fmt(value: float | None, metric: Metric) -> str:
-    if value is None:
+def _fmt(value: float | str, metric: Metric) -> str:
+    if isinstance(value, str):
         return "no data"
     if metric.unit:
         return f"{value:.1f}{metric.unit}"

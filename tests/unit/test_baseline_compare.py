@@ -34,7 +34,8 @@ def only(changes: list[Change], prefix: str) -> Change:
 
 
 def rows(count: int | None, hidden: str = "") -> dict[str, Any]:
-    return record("postgres.tables", "postgres[main]", {"rows": {"public.items": count}},
+    return record("postgres.tables", "postgres[main]",
+                  {"rows": {"public.items": count}, "hidden_by_rls": {"public.items": hidden} if hidden else {}},
                   observed=hidden or f"public.items: {count} rows")
 
 
@@ -43,13 +44,13 @@ def test_rows_the_run_cannot_count_are_no_data_not_a_pass() -> None:
               "set count_dsn to a role with BYPASSRLS to count them")
     change = only(compare(document(rows(1000)), document(rows(None, hidden))), "row count")
     assert (change.kind, change.ok, change.before, change.after) == ("no-data", False, "1000", "no data")
-    assert change.detail == f"nothing to compare: now has no value — {hidden}"
+    assert change.detail == f"nothing to compare: now: {hidden}"
 
 
 def test_rows_the_baseline_could_not_count_are_no_data_too() -> None:
     change = only(compare(document(rows(None, "hidden by RLS")), document(rows(0))), "row count")
     assert (change.kind, change.ok) == ("no-data", False)
-    assert change.detail == "nothing to compare: the baseline has no value — hidden by RLS"
+    assert change.detail == "nothing to compare: before: hidden by RLS"
 
 
 def test_every_lost_row_is_a_finding() -> None:
@@ -64,7 +65,8 @@ def test_a_window_without_data_after_is_no_data() -> None:
                    observed="no data: 12 requests in the 30 s since the deploy (need ≥ 100 to judge)")
     change = only(compare(document(before), document(after)), "error ratio")
     assert (change.kind, change.ok) == ("no-data", False)
-    assert "12 requests in the 30 s" in change.detail
+    assert change.detail == ("nothing to compare: now: no data: 12 requests in the 30 s since the deploy "
+                             "(need ≥ 100 to judge)")
 
 
 def test_p95_interpolated_a_bucket_apart_is_within_resolution() -> None:
