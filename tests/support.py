@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,13 @@ def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke"
     records = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return SuiteRun(done.returncode, done.stdout + done.stderr, records,
                     junit.read_text() if junit.exists() else "")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a child a test interrupts: it takes Ctrl-C as a terminal gives it. A job started in the
+    background by a non-interactive shell (nohup, some CI runners) inherits SIGINT *ignored*, and the signal the
+    test sends would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def traffic(base_url: str, seconds: float, concurrency: int = 8) -> int:

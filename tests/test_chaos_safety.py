@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import REPO, SandboxHelper
+from support import REPO, SandboxHelper, interruptible
 
 from opsproof.chaos import runner
 from opsproof.chaos.audit import audit
@@ -86,12 +86,6 @@ def test_remediation_that_never_comes_fails_on_recovery(healthy: SandboxHelper, 
     assert outcome.evidence["rollbacks_run"] == 1  # the rollback enabled the supervisor, which restarted the app
     assert outcome.evidence["audit"]["clean"], outcome.evidence["audit"]
     assert not healthy.box.keeper_files()["hold"].exists()
-
-
-def interruptible() -> None:
-    """The child takes Ctrl-C as a terminal gives it: a job started in the background by a non-interactive shell
-    (nohup, some CI runners) inherits SIGINT *ignored*, and the signal this test sends would never arrive."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from support import REPO, SandboxHelper, run_suite
+from support import REPO, SandboxHelper, interruptible, run_suite
 
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.backup import manifest_path, read_manifest, take_postgres, take_redis
@@ -640,7 +640,7 @@ def test_interrupting_a_drill_mid_restore_leaves_nothing(sandbox: SandboxHelper,
     suite = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks/dr_drill", "--inventory", str(inventory), "-p", "no:cacheprovider",
          "--opsproof-record", str(out / "results.jsonl"), "-q"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
     try:
         wait_for(lambda: _restoring(suite.pid), 60, "pg_restore never started")
         suite.send_signal(sig)

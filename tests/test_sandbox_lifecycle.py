@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import REPO
+from support import REPO, interruptible
 
 from opsproof.sandbox.control import SERVICES
 from opsproof.sandbox.process import wait_for
@@ -70,7 +70,7 @@ def start_run(state: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "smoke", "--sandbox-dir", str(state), "-p", "no:cacheprovider", "-q",
          "--opsproof-record", str(state.parent / "results.jsonl"), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible,
     )
 
 
