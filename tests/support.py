@@ -76,15 +76,20 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def traffic(base_url: str, seconds: float, concurrency: int = 8) -> int:
-    """Real requests through the app for a while (GET /items/{id}, which reads through the cache)."""
+def traffic(base_url: str, seconds: float, concurrency: int = 8,
+            timeline: list[tuple[float, float]] | None = None) -> int:
+    """Real requests through the app for a while (GET /items/{id}, which reads through the cache); ``timeline``
+    collects (start, seconds) of each request as the client saw it."""
     deadline = time.monotonic() + seconds
     count = [0] * concurrency
 
     def worker(i: int) -> None:
         with httpx.Client(base_url=base_url, timeout=5) as client:
             while time.monotonic() < deadline:
+                started = time.time()
                 client.get(f"/items/{1 + (count[i] * concurrency + i) % 200}")
+                if timeline is not None:
+                    timeline.append((started, time.time() - started))
                 count[i] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from support import REPO, SandboxHelper, run_suite, traffic
 from opsproof.baseline import compare
 from opsproof.inventory import Inventory, load
 from opsproof.probes import Connections, Target, postgres
+from opsproof.probes.slo import Window
 from opsproof.result import Result
 from opsproof.sandbox.process import wait_for
 
@@ -145,3 +147,37 @@ def _tables(inventory: Inventory) -> Result:
 
 def _doc(result: Result) -> dict[str, Any]:
     return {"results": {f"{result.check}@{result.target}": result.to_record()}}
+
+
+def test_windows_count_exactly_what_was_served(healthy: SandboxHelper) -> None:
+    """The mechanism of the no-change false alarm (p95 6.0 → 80.4 ms): after a restart and slow traffic, the fast
+    buckets of the latency histogram are near 0 and the slow ones large, and PromQL's increase() extrapolates each
+    series on its own — so a window of fast requests only showed dozens between 50 and 100 ms. The windows count
+    the scraped values at both ends instead: every window of this traffic holds exactly the requests sent, and no
+    more slow ones than the clients themselves saw."""
+    box, app = healthy.box, healthy.box.url("app")
+    box.stop_service("app")
+    box.start_service("app")
+    healthy.wait_healthy()
+    httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": 60}, timeout=5).raise_for_status()
+    try:
+        traffic(app, 3)  # slow: only the buckets ≥ 100 ms grow
+    finally:
+        httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": 0}, timeout=5).raise_for_status()
+    healthy.wait_quiet()
+    start = time.time()
+    seen: list[tuple[float, float]] = []
+    sent = traffic(app, 3, timeline=seen)
+    slow_at_client = sum(1 for _, took in seen if took > 0.05)
+    inventory = load(healthy.inventory)
+    target = Target("slo", "app", inventory.slo["app"])
+    with Connections() as conns:
+        wait_for(lambda: Window(target, conns, time.time(), math.ceil(time.time() - start)).requests >= sent, 15,
+                 "the traffic's last requests were never scraped")
+        now = time.time()
+        for end in (now + step * 0.25 for step in range(12)):  # windows of other lengths and phases to the scrapes
+            window = Window(target, conns, end, math.ceil(end - start))
+            buckets = window.cumulative()
+            slow = buckets[math.inf] - buckets[0.05]
+            assert (window.requests, buckets[math.inf]) == (sent, sent), window.evidence()
+            assert slow <= slow_at_client, f"{slow} requests > 50 ms in the window, {slow_at_client} at the client"

@@ -53,26 +53,49 @@ def bucket_counts(vector: list[dict[str, Any]]) -> dict[float, int]:
 
 
 class Window:
-    """Request, error and latency figures of one window ``[end - seconds, end]``."""
+    """Request, error and latency figures of one window ``(end - seconds, end]``.
+
+    Each figure is the difference of the counters' scraped values at the window's two ends (``sum(m @ end) -
+    sum(m @ start)``), not PromQL's ``increase()``: ``increase()`` extrapolates every series on its own, and its
+    "never extrapolate below zero" limit applies only to series whose value at the window's first sample is small —
+    so the fast buckets of a histogram (near 0 after earlier slow traffic) and its slow ones (large) are stretched
+    differently, and requests slower than nothing that happened appear (872 requests all under 50 ms read as 64
+    between 50 and 100 ms, p95 57 ms, in a 5 s window). The difference is exact at the scrapes' resolution: the
+    window starts at the last scrape before ``end - seconds``. A counter reset inside the window (a restart) makes
+    it meaningless; then the figures come from ``increase()``, which handles resets, and the evidence says so."""
 
     def __init__(self, target: Target[Slo], conns: Connections, end: float, seconds: int) -> None:
         cfg = target.config
-        sel, rng = cfg.selector, f"[{seconds}s]"
         self.end, self.seconds = end, seconds
-        self.requests = round(scalar(target, conns, f"sum(increase({cfg.requests_metric}{{{sel}}}{rng}))", end) or 0)
-        self.errors = round(scalar(
-            target, conns, f'sum(increase({cfg.requests_metric}{{{sel},status=~"5.."}}{rng}))', end) or 0)
-        p95 = scalar(target, conns, "histogram_quantile(0.95, sum by (le) "
-                     f"(increase({cfg.duration_metric}_bucket{{{sel}}}{rng})))", end)
-        self.p95_ms = None if p95 is None else p95 * 1000
         self._target, self._conns = target, conns
+        requests = f"{cfg.requests_metric}{{{cfg.selector}}}"
+        self.resets = round(scalar(target, conns, f"sum(resets({requests}[{seconds}s]))", end) or 0)
+        self.requests = round(self._scalar(requests))
+        self.errors = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},status=~"5.."}}'))
+        p95 = scalar(target, conns, f"histogram_quantile(0.95, {self._counted(self._buckets, 'le')})", end)
+        self.p95_ms = None if p95 is None else p95 * 1000
+
+    @property
+    def _buckets(self) -> str:
+        cfg = self._target.config
+        return f"{cfg.duration_metric}_bucket{{{cfg.selector}}}"
+
+    def _counted(self, selector: str, by: str = "") -> str:
+        """PromQL for how much the counters of ``selector`` grew over the window (summed, ``by`` labels kept)."""
+        group = f"sum by ({by})" if by else "sum"
+        if self.resets:
+            return f"{group} (increase({selector}[{self.seconds}s]))"
+        start = self.end - self.seconds
+        at_end = f"{group} ({selector} @ {self.end:.3f})"
+        return f"{at_end} - ({group} ({selector} @ {start:.3f}) or {at_end} * 0)"
+
+    def _scalar(self, selector: str) -> float:
+        return max(0.0, scalar(self._target, self._conns, self._counted(selector), self.end) or 0.0)
 
     def cumulative(self) -> dict[float, int]:
         """Requests per bucket bound over the window, cumulative as Prometheus keeps them ({le: count}, inf: all)."""
-        cfg = self._target.config
-        vector = query(self._target, self._conns, "sum by (le) (increase("
-                       f"{cfg.duration_metric}_bucket{{{cfg.selector}}}[{self.seconds}s]))", self.end)
-        return bucket_counts(vector)
+        return {le: max(0, n) for le, n in bucket_counts(
+            query(self._target, self._conns, self._counted(self._buckets, "le"), self.end)).items()}
 
     @property
     def error_ratio(self) -> float:
@@ -80,7 +103,8 @@ class Window:
 
     def evidence(self) -> dict[str, Any]:
         return {"end": self.end, "seconds": self.seconds, "requests": self.requests, "errors": self.errors,
-                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1)}
+                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
+                "counted": "increase(): a counter reset inside" if self.resets else "scraped values at both ends"}
 
 
 def _since_deploy(target: Target[Slo], conns: Connections) -> Window:
