@@ -48,16 +48,11 @@ class Metric:
     unit: str = ""
 
 
-def _window(key: str) -> Callable[[Mapping[str, Any]], Reading]:
-    def read(record: Mapping[str, Any]) -> Reading:
-        window = record["evidence"].get("window")
-        if not window or record["verdict"] == "no-data":
-            return {"": record["observed"]}
-        if key == "error_ratio":
-            return {"": window["errors"] / window["requests"] if window.get("requests") else record["observed"]}
-        return {"": record["observed"] if window.get(key) is None else float(window[key])}
-
-    return read
+def _error_ratio(record: Mapping[str, Any]) -> Reading:
+    window = record["evidence"].get("window")
+    if not window or record["verdict"] == "no-data" or not window.get("requests"):
+        return {"": record["observed"]}
+    return {"": window["errors"] / window["requests"]}
 
 
 def _field(key: str) -> Callable[[Mapping[str, Any]], Reading]:
@@ -76,7 +71,7 @@ def _rows(record: Mapping[str, Any]) -> Reading:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("error ratio", "slo.error_ratio", _window("error_ratio"), "higher", lambda t: t.error_ratio),
+    Metric("error ratio", "slo.error_ratio", _error_ratio, "higher", lambda t: t.error_ratio),
     Metric("Redis memory", "redis.memory", _field("ratio"), "higher", lambda t: t.redis_memory),
     Metric("replication lag", "postgres.replica_lag", _lags, "higher", lambda t: t.replication_lag_s, " s"),
     Metric("backup age", "backups.recent", _field("age_h"), "higher", lambda t: t.backup_age_h, " h"),
