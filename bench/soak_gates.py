@@ -25,12 +25,13 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from support import run_suite, traffic  # noqa: E402  (the tests' own runner and traffic generator)
+from support import SuiteRun, run_suite, traffic  # noqa: E402  (the tests' own runner and traffic generator)
 
 from opsproof.sandbox.control import Sandbox  # noqa: E402
 
@@ -49,6 +50,20 @@ def iso(moment: float) -> str:
     return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat()
 
 
+def findings(suite: str, i: int, run: SuiteRun) -> list[dict[str, Any]]:
+    """Every failed test of a run: its check and finding when it recorded one, else the JUnit failure message."""
+    found = [{"round": i, "suite": suite, "check": f"{r['check']}@{r['target']}", "message": r["observed"]}
+             for r in run.records if r["outcome"] == "failed"]
+    if run.code != 0 and not found:
+        root = ElementTree.fromstring(run.junit) if run.junit else None
+        found = [{"round": i, "suite": suite, "check": case.get("name", "?"),
+                  "message": (failure.text or failure.get("message") or "")[-1500:]}
+                 for case in (root.iter("testcase") if root is not None else ())
+                 for failure in case if failure.tag in ("failure", "error")]
+        found = found or [{"round": i, "suite": suite, "check": f"(exit {run.code})", "message": run.output[-1500:]}]
+    return found
+
+
 def one_round(i: int, inventory: Path, app: str, out: Path, window_s: float) -> list[dict[str, Any]]:
     alarms: list[dict[str, Any]] = []
     deployed = time.time()
@@ -57,10 +72,7 @@ def one_round(i: int, inventory: Path, app: str, out: Path, window_s: float) -> 
     time.sleep(window_s)  # the deploy's SLO window: steady traffic, nothing changed
     gate = run_suite(inventory, out / f"gate-{i}", "--deselect", "checks/post_deploy/test_01_rollout.py",
                      suite="checks/post_deploy", env={"OPSPROOF_DEPLOYED_AT": iso(deployed)}, timeout=300)
-    alarms += [{"round": i, "suite": "post_deploy", "check": f"{r['check']}@{r['target']}",
-                "message": r.get("message") or r.get("observed")} for r in gate.records if r["outcome"] == "failed"]
-    if gate.code not in (0,) and not alarms:
-        alarms.append({"round": i, "suite": "post_deploy", "check": "(exit)", "message": gate.output[-2000:]})
+    alarms += findings("post_deploy", i, gate)
     since = {"OPSPROOF_DEPLOYED_AT": f"-{window_s:g}s"}  # both windows: the last window_s seconds of traffic
     env = {**os.environ, **since}
     capture = subprocess.run([sys.executable, "-m", "opsproof.cli", "baseline", "capture", "--label", f"soak-{i}",
@@ -72,12 +84,7 @@ def one_round(i: int, inventory: Path, app: str, out: Path, window_s: float) -> 
     time.sleep(window_s)  # the maintenance window: nothing is done
     checklist = run_suite(inventory, out / f"maint-{i}", "--baseline", str(out / f"soak-{i}.json"),
                           suite="checks/post_maintenance", env=since, timeout=300)
-    alarms += [{"round": i, "suite": "post_maintenance", "check": f"{r['check']}@{r['target']}",
-                "message": r.get("message") or r.get("observed")} for r in checklist.records
-               if r["outcome"] == "failed"]
-    if checklist.code != 0 and not any(a["suite"] == "post_maintenance" for a in alarms):
-        alarms.append({"round": i, "suite": "post_maintenance", "check": "(exit)", "message": checklist.output[-2000:]})
-    return alarms
+    return alarms + findings("post_maintenance", i, checklist)
 
 
 def main() -> int:
