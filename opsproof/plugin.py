@@ -10,6 +10,7 @@ decided in :mod:`opsproof.governance`; this module only wires it into pytest.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -390,6 +391,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         if spec is not None and target is not None and spec.applies(target.config):
             checks.append((spec, target))
     state.reported = {f"{spec.check}@{target.id}" for spec, target in checks}
+    # The collected items, the inventory and the modules live until the end: out of the collector's way, so that
+    # its full passes (and pytest's own at exit) do not walk them again (≈ 1.5 s for 9,000 checks)
+    gc.freeze()
     if not hasattr(config, "workerinput"):  # an xdist worker probes on demand
         state.prefetch(checks)
 

@@ -60,12 +60,14 @@ class Result:
         return record
 
     def redacted(self, redact: Callable[[str], str]) -> Result:
+        text = json.dumps(dict(self.evidence), default=str)
+        clean = redact(text)
         return replace(
             self,
             observed=redact(self.observed),
             expected=redact(self.expected),
             error=None if self.error is None else redact(self.error),
-            evidence=json.loads(redact(json.dumps(dict(self.evidence), default=str))),
+            evidence=json.loads(clean) if clean is not text else self.evidence,
         )
 
 

@@ -215,3 +215,21 @@ def test_redacted_json_is_still_json(record: dict[str, object]) -> None:
         assert redact(out) == out
         assert "hunter2" not in out
         assert "tok-1" not in out
+
+
+def test_clean_text_takes_the_fast_path_unchanged() -> None:
+    text = '{"status": 200, "body": {"status": "ok"}, "url": "http://db:5432/x"}'
+    assert Redactor(["hunter22"])(text) is text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"\\u0070assword": "x"}', '{"password": "***"}'),  # a key word spelled with a JSON escape
+        ('{"k": "hunter\\u0032\\u0032"}', '{"k": "***"}'),  # the secret spelled with JSON escapes
+        ('{"dsn": "redis://:hunter22@cache"}', '{"dsn": "redis://:***@cache"}'),
+        ("met hunter22 here", "met *** here"),
+    ],
+)
+def test_fast_path_never_skips_a_secret(text: str, expected: str) -> None:
+    assert Redactor(["hunter22"])(text) == expected

@@ -41,9 +41,7 @@ def expiry(target: Target[TlsEndpoint], conns: Connections) -> Result:
 
     cfg = target.config
     start = time.perf_counter()
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # read the certificate even if it is already invalid
+    context = conns.ssl_context(check=False)  # read the certificate even if it is already invalid
     cert = x509.load_der_x509_certificate(_handshake(cfg, context))
     not_after = cert.not_valid_after_utc
     days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
@@ -70,7 +68,7 @@ def hostname(target: Target[TlsEndpoint], conns: Connections) -> Result:
     """The certificate chains to a trusted CA and is valid for the server name clients use."""
     cfg = target.config
     start = time.perf_counter()
-    context = ssl.create_default_context(cafile=cfg.ca_file)
+    context = conns.ssl_context(cfg.ca_file or True)
     want = f"a trusted chain valid for {_server_name(cfg)}"
     try:
         _handshake(cfg, context)
