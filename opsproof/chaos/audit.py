@@ -8,7 +8,8 @@ from typing import Any
 
 from opsproof.chaos import faults, pgfaults, proxy, redisfaults
 from opsproof.chaos.context import Configuration, Context
-from opsproof.sandbox.control import SERVICES, Sandbox
+from opsproof.sandbox.control import Sandbox
+from opsproof.shape import SERVICES
 
 
 @dataclass

@@ -21,7 +21,8 @@ import httpx
 from opsproof.inventory import Inventory, Kind, load
 from opsproof.probes import Connections, Target
 from opsproof.redact import Redactor
-from opsproof.sandbox.control import Sandbox, default_dir
+from opsproof.sandbox.control import Sandbox
+from opsproof.shape import default_dir
 
 Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds

@@ -16,8 +16,9 @@ from typing import Any
 
 from opsproof.chaos import timeline
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
-from opsproof.sandbox.control import SERVICES, Sandbox
+from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError, proc_state, wait_for
+from opsproof.shape import SERVICES
 
 RECOVER_TIMEOUT_S = 30.0
 

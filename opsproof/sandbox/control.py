@@ -37,18 +37,14 @@ from opsproof.sandbox.process import (
     postgres_user,
     wait_for,
 )
+from opsproof.shape import PROXIES
+from opsproof.shape import SERVICES as SERVICES  # re-exported: the sandbox's services
+from opsproof.shape import default_dir as default_dir  # re-exported: where the sandbox lives
 
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
-SERVICES = ("postgres", "replica", "redis", "webhook", "alertmanager", "postgres_exporter", "redis_exporter",
-            "proxy", "pgproxy", "app", "prometheus")
 START_TIMEOUT = 30.0
 APP_RESTART_DELAY_S = 6.0  # the app's keeper restarts it this long after it exits (systemd's RestartSec)
-
-
-def default_dir() -> Path:
-    env = os.environ.get("OPSPROOF_SANDBOX_DIR")
-    return Path(env) if env else Path("/tmp") / f"opsproof-sandbox-{os.getuid()}"
 
 
 class Sandbox:
@@ -261,7 +257,7 @@ class Sandbox:
                     "-web.listen-address", f"127.0.0.1:{port}"]
             return (Spec(name, argv, env={"REDIS_PASSWORD": pw["redis"]}),
                     lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
-        if name in ("proxy", "pgproxy"):  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
+        if name in PROXIES:  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
             # so chaos can add latency, resets, a blackhole
             upstream = ports["redis" if name == "proxy" else "postgres"]
             argv = [sys.executable, "-m", "opsproof.sandbox.faultproxy", "--listen", str(port),
