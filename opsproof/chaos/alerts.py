@@ -31,11 +31,10 @@ from opsproof.chaos.faults import supervisor_restarts
 from opsproof.probes import Connections, Target
 from opsproof.probes import http as http_probes
 from opsproof.probes.prometheus import api as prometheus_api
+from opsproof.util import durations
 
 POLL_S = 0.1
 TIMEOUT_S = 3.0
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _JOB = re.compile(r"\bjob\s*=\s*\"([^\"]+)\"")
 _WORD = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _PROMQL = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
@@ -48,10 +47,7 @@ def duration_s(text: str | float | int | None, default: float = 0.0) -> float:
         return default
     if isinstance(text, int | float):
         return float(text)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    return durations.seconds(text)
 
 
 def _iso_of(epoch: float) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 from opsproof.chaos import timeline
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
 from opsproof.sandbox.control import Sandbox
-from opsproof.sandbox.process import SandboxError, proc_state, wait_for
 from opsproof.shape import SERVICES
+from opsproof.util.process import ProcessError, proc_state, wait_for
 
 RECOVER_TIMEOUT_S = 30.0
 
@@ -58,7 +58,7 @@ def kill_service(service: str, signal: str = "SIGKILL", configuration: Configura
     at = timeline.mark("fault_injected", fault=f"kill {service} ({sig.name})")
     try:
         wait_for(lambda: not _alive(pid), 10, f"{service} pid {pid} still alive after {sig.name}")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} still alive 10 s after {sig.name}", "the process gone") from e
     return {"service": service, "pid": pid, "signal": sig.name, "injected_at": at}
 
@@ -72,7 +72,7 @@ def stop_service(service: str, configuration: Configuration = None) -> dict[str,
     at = timeline.mark("fault_injected", fault=f"SIGSTOP {service}")
     try:
         wait_for(lambda: proc_state(pid) == "T", 5, f"{service} not stopped")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} in state {proc_state(pid)}", "state T (stopped)") from e
     return {"service": service, "pid": pid, "injected_at": at}
 
@@ -87,7 +87,7 @@ def resume_service(service: str, configuration: Configuration = None) -> dict[st
     os.kill(pid, signals.SIGCONT)
     try:
         wait_for(lambda: proc_state(pid) != "T", 5, f"{service} still stopped")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} still stopped after SIGCONT", "running") from e
     if was == "T":
         timeline.mark("remediated", action=f"SIGCONT {service}")
@@ -103,7 +103,7 @@ def restart_service(service: str, configuration: Configuration = None) -> dict[s
     try:
         box.stop_service(service)  # a running service stops; a dead one's bookkeeping (and zombie) is cleared
         box.start_service(service)
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"restart failed ({e})", "the service running and ready") from e
     timeline.mark("remediated", action=f"restart {service}")
     return {"service": service, "restarted_in_s": round(time.time() - started, 3)}
@@ -153,7 +153,7 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
         actions.append("waited for the keeper to restart it")
     try:
         wait_for(lambda: service_pid(box, service) is not None, timeout, f"{service} not running")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"not running {timeout:g} s after the rollback ({', '.join(actions)})",
                    "the service running") from e
     return {"service": service, "actions": actions}

@@ -32,7 +32,7 @@ from opsproof.backupfiles import manifest_path as manifest_path  # re-exported: 
 from opsproof.drill import pgdata
 from opsproof.drill.tools import DrillError, last_line, pg_tool, redis_tool, run_tool, spawn, stop_process
 from opsproof.result import reason
-from opsproof.sandbox.process import write_atomic
+from opsproof.util.process import write_atomic
 
 MANIFEST_FORMAT = "opsproof-backup-manifest/1"
 
