@@ -13,10 +13,6 @@ from opsproof.util.poll import Expired, wait_until
 
 PACKAGE = Path(__file__).resolve().parent.parent / "opsproof"
 
-# chaos still reaches the sandbox's process backend directly (the Sandbox class); nothing more may be added
-CHAOS_SANDBOX_DEBT = {("chaos/audit.py", "opsproof.sandbox.control"), ("chaos/context.py", "opsproof.sandbox.control"),
-                      ("chaos/faults.py", "opsproof.sandbox.control")}
-
 
 def imports(folder: str) -> set[tuple[str, str]]:
     """(file, module) of every opsproof import in a folder of the package, at any depth of the code."""
@@ -37,8 +33,17 @@ def test_drill_never_imports_the_sandbox() -> None:
     assert {(f, m) for f, m in imports("drill") if m.startswith("opsproof.sandbox")} == set()
 
 
-def test_chaos_imports_of_the_sandbox_only_shrink() -> None:
-    assert {(f, m) for f, m in imports("chaos") if m.startswith("opsproof.sandbox")} <= CHAOS_SANDBOX_DEBT
+def test_chaos_never_imports_the_sandbox() -> None:
+    assert {(f, m) for f, m in imports("chaos") if m.startswith("opsproof.sandbox")} == set()
+
+
+def test_the_sandbox_is_a_chaos_process_backend(tmp_path: Path) -> None:
+    from opsproof.chaos.backend import ProcessBackend, open_backend
+
+    backend = open_backend(tmp_path)  # by name: opsproof.sandbox.control:Sandbox
+    wanted = [n for n in dir(ProcessBackend) if not n.startswith("_")] + list(ProcessBackend.__annotations__)
+    assert type(backend).__name__ == "Sandbox"
+    assert [n for n in wanted if not hasattr(backend, n)] == []
 
 
 def test_probes_know_neither_the_sandbox_nor_the_plugin() -> None:

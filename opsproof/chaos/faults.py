@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from opsproof.chaos import timeline
+from opsproof.chaos.backend import ProcessBackend
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
-from opsproof.sandbox.control import Sandbox
 from opsproof.shape import SERVICES
 from opsproof.util.process import ProcessError, proc_state, wait_for
 
@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
-def service_pid(box: Sandbox, service: str) -> int | None:
+def service_pid(box: ProcessBackend, service: str) -> int | None:
     """The pid of the process that *is* the service (for the app: the application, not its keeper)."""
     if service not in SERVICES:
         raise fail(f"service[{service}]", "no such sandbox service", f"one of {', '.join(SERVICES)}")
@@ -40,7 +40,7 @@ def service_pid(box: Sandbox, service: str) -> int | None:
     return box.sup.pid(service)
 
 
-def _running_pid(box: Sandbox, service: str) -> int:
+def _running_pid(box: ProcessBackend, service: str) -> int:
     pid = service_pid(box, service)
     if pid is None:
         raise fail(f"service[{service}]", "not running", "a running process to inject the fault into")
@@ -126,7 +126,7 @@ def enable_supervisor(service: str = "app", configuration: Configuration = None)
     return {"service": service, "was_disabled": existed}
 
 
-def _hold_file(box: Sandbox, service: str) -> Path:
+def _hold_file(box: ProcessBackend, service: str) -> Path:
     if service != "app":
         raise fail(f"service[{service}]", "has no supervisor of its own", "service app (run by its keeper)")
     return box.keeper_files()["hold"]
@@ -159,7 +159,7 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
     return {"service": service, "actions": actions}
 
 
-def stopped_services(box: Sandbox) -> list[str]:
+def stopped_services(box: ProcessBackend) -> list[str]:
     """Services whose process is frozen (state T): what an audit must never find."""
     found = []
     for service in SERVICES:
@@ -172,7 +172,7 @@ def stopped_services(box: Sandbox) -> list[str]:
     return found
 
 
-def supervisor_restarts(box: Sandbox, since: float) -> list[float]:
+def supervisor_restarts(box: ProcessBackend, since: float) -> list[float]:
     """When the app's keeper started the app again after ``since`` (its remediation)."""
     try:
         lines = box.keeper_files()["events"].read_text().splitlines()
