@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from opsproof.sandbox.control import Sandbox
 
 from opsproof.shape import RULE_NAMES as RULE_NAMES  # re-exported: the rules live in the sandbox's shape
 from opsproof.shape import RULES as RULES
@@ -68,3 +72,51 @@ INSERT INTO items (tenant_id, name, price_cents)
   SELECT 1 + g % 10, 'item ' || g, (g * 37) % 10000 FROM generate_series(1, 1000) g;
 ANALYZE;
 """
+
+
+def inventory(box: Sandbox) -> dict[str, Any]:
+    """The inventory `opsproof sandbox up` writes: every service of the sandbox, as the checks reach it."""
+    ports = box.meta["ports"]
+    inventory = {
+        "environment": "sandbox",
+        "production": False,
+        "http": {"app": {"url": box.url("app"), "health": "/health", "ready": "/ready",
+                         "expect_status": 200, "expect_json": {"status": "ok"},
+                         "latency_budget_ms": 500, "timeout_s": 3,
+                         # without PostgreSQL the app cannot serve: its failures are that outage, not its own
+                         "depends_on": ["postgres.main"]}},
+        "tls": {"app": {"host": "127.0.0.1", "port": ports["app_tls"], "server_name": "app.sandbox.test",
+                        "min_days": 14, "ca_file": str(box.dir / "tls" / "ca.pem"), "timeout_s": 3}},
+        "postgres": {"main": {
+            "dsn": box.dsn("opsproof_monitor"), "max_connection_ratio": 0.8, "max_query_s": 30,
+            "min_cache_hit_ratio": 0.9, "rls_tables": ["public.tenants", "public.items"],
+            "count_tables": ["public.tenants", "public.items", "public.audit_log"],
+            "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
+            "replicas": {"replica": {"dsn": box.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
+        }},
+        "redis": {"cache": {"url": box.redis_url(), "max_memory_ratio": 0.9,
+                            "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
+                            "queues": {"celery": 100}, "timeout_s": 3}},
+        "prometheus": {"main": {"url": box.url("prometheus"),
+                                "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
+                                "rules": RULE_NAMES, "no_alerts_at_or_above": "critical",
+                                "timeout_s": 3}},
+        "alertmanager": {"main": {"url": box.url("alertmanager"), "receivers": ["sandbox-webhook"],
+                                  "timeout_s": 3}},
+        # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User
+        # requests only, like the HighLatency rule: the checks' own /health and /ready probes are not what
+        # users wait for
+        "slo": {"app": {"prometheus": "main", "selector": 'job="app",handler!~"/health|/ready"',
+                        "max_error_ratio": 0.01,
+                        "max_p95_ms": 300, "min_requests": 100, "max_regression": 2.0,
+                        "deployed_at": "${OPSPROOF_DEPLOYED_AT:--10m}"}},
+        # DR drills (checks/dr_drill): the nightly pg_dump, and a fresh RDB snapshot of the cache
+        "backups": {
+            "app": {"postgres": "main", "dsn": box.dsn("opsproof_backup"), "directory": str(box.dir / "backups"),
+                    "pattern": "app_*.dump", "rpo": "24h", "rto": "5m",
+                    "tables": ["public.tenants", "public.items"],
+                    "freshness_query": "SELECT max(updated_at) FROM public.items"},
+            "cache": {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m", "sample": 50},
+        },
+    }
+    return inventory
