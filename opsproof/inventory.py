@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from opsproof.result import Severity
+from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 SECRET_VAR = re.compile(r"PASS|TOKEN|SECRET|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -227,20 +228,6 @@ class Slo(_Entry):
     def window(self, now: float) -> tuple[float, float]:
         """(start, end) of the window since the deploy, as Unix times."""
         return parse_instant(self.deployed_at, now), now
-
-
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any) -> Any:
-    """``90s``, ``15m``, ``4h``, ``1d`` or a number of seconds → seconds (anything else is left to fail)."""
-    if isinstance(value, str):
-        m = DURATION.match(value)
-        if m is None:
-            raise ValueError(f"{value!r} is not a duration (write it like 90s, 15m, 4h or 1d)")
-        return float(m.group(1)) * DURATION_UNITS[m.group(2) or "s"]
-    return value
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]

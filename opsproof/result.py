@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from opsproof.util.errors import reason as reason  # re-exported: the one "reason of an exception"
+from opsproof.util.errors import typed_reason
+
 
 class Severity(StrEnum):
     CRITICAL = "critical"
@@ -93,15 +96,9 @@ def timed() -> Iterator[Timer]:
         yield t
 
 
-def reason(exc: BaseException) -> str:
-    """The first line of an exception's message (a driver's error can run to many lines), or its type's name."""
-    lines = str(exc).strip().splitlines()
-    return lines[0].strip() if lines else type(exc).__name__
-
-
 def unreachable(target: str, check: str, expected: str, exc: BaseException, duration_s: float) -> Result:
     """A failed result for a target that did not answer: the reason, never a traceback."""
-    reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(exc).__name__
+    reason = typed_reason(exc)
     return Result(
         target=target,
         check=check,

@@ -1,38 +1,32 @@
 """Every smoke check in one namespace, for suites that run the smoke suite as one of their steps
-(checks/post_deploy, checks/post_maintenance): `from smoke.suite import *`. Not collected itself (not test_*.py)."""
+(checks/post_deploy, checks/post_maintenance): `from smoke.suite import *`. Not collected itself (not test_*.py).
 
-from smoke.test_http import test_health, test_latency, test_ready
-from smoke.test_monitoring import (
-    test_alert_receivers_exist,
-    test_alert_rules_loaded,
-    test_alertmanager_ready,
-    test_no_severe_alert_firing,
-    test_prometheus_ready,
-    test_scrape_targets_up,
-)
-from smoke.test_postgres import (
-    test_accepting_connections,
-    test_cache_hit_ratio,
-    test_connections_below_ceiling,
-    test_no_long_running_queries,
-    test_replica_lag,
-    test_required_extensions,
-    test_row_level_security,
-)
-from smoke.test_redis import (
-    test_eviction_policy,
-    test_keyspace_hit_rate,
-    test_memory_below_ceiling,
-    test_ping,
-    test_queue_lengths,
-)
-from smoke.test_tls import test_certificate_not_expiring, test_certificate_trusted_for_hostname
+Derived, not listed: every ``test*`` function defined in a ``smoke/test_*.py`` module is exported, so a new smoke
+module or check is in both gates without an edit here (tests/test_smoke_registry.py guards it). Two smoke modules
+defining the same name would shadow one another in a gate: that is refused at import.
+"""
 
-__all__ = [
-    "test_accepting_connections", "test_alert_receivers_exist", "test_alert_rules_loaded", "test_alertmanager_ready",
-    "test_cache_hit_ratio", "test_certificate_not_expiring", "test_certificate_trusted_for_hostname",
-    "test_connections_below_ceiling", "test_eviction_policy", "test_health", "test_keyspace_hit_rate",
-    "test_latency", "test_memory_below_ceiling", "test_no_long_running_queries", "test_no_severe_alert_firing",
-    "test_ping", "test_prometheus_ready", "test_queue_lengths", "test_ready", "test_replica_lag",
-    "test_required_extensions", "test_row_level_security", "test_scrape_targets_up",
-]
+import importlib
+import pkgutil
+from pathlib import Path
+from types import FunctionType
+
+
+def _smoke_checks() -> dict[str, FunctionType]:
+    found: dict[str, FunctionType] = {}
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"smoke.{info.name}")
+        for name, value in vars(module).items():
+            if name.startswith("test") and isinstance(value, FunctionType) and value.__module__ == module.__name__:
+                if name in found:
+                    raise ImportError(f"smoke: {name} is defined in both {found[name].__module__} and "
+                                      f"{module.__name__}; the gates would run only one. Fix: rename one")
+                found[name] = value
+    return found
+
+
+_CHECKS = _smoke_checks()
+globals().update(_CHECKS)
+__all__ = sorted(_CHECKS)

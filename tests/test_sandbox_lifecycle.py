@@ -130,7 +130,7 @@ def test_cli_up_status_down(state_dir: Path) -> None:
 
 def test_port_reservations_are_shared_between_processes(tmp_path: Path) -> None:
     """Two sandboxes starting at once (xdist workers) must not pick the same port: a lock file holds the pid."""
-    from opsproof.sandbox.process import _reserve
+    from opsproof.util.process import _reserve
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

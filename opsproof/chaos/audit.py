@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsproof.chaos import faults, pgfaults, proxy, redisfaults
+from opsproof.chaos.backend import ProcessBackend
 from opsproof.chaos.context import Configuration, Context
-from opsproof.sandbox.control import SERVICES, Sandbox
+from opsproof.shape import SERVICES
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n else ""
 
 
-def _not_running(box: Sandbox) -> str:
+def _not_running(box: ProcessBackend) -> str:
     down = [n for n in SERVICES if faults.service_pid(box, n) is None]
     return f"not running: {', '.join(down)}" if down else ""
 

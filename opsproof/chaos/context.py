@@ -18,14 +18,15 @@ from typing import Any
 
 import httpx
 
+from opsproof.chaos.backend import ProcessBackend, open_backend
 from opsproof.inventory import Inventory, Kind, load
 from opsproof.probes import Connections, Target
 from opsproof.redact import Redactor
-from opsproof.sandbox.control import Sandbox, default_dir
+from opsproof.shape import default_dir
 
 Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds
-_SANDBOXES: dict[Path, Sandbox] = {}
+_SANDBOXES: dict[Path, ProcessBackend] = {}
 _CONTEXTS: dict[tuple[str, int], Context] = {}
 _CONNECTIONS: list[Connections] = []  # one per process: its clients are reused by every chaos call
 
@@ -33,7 +34,7 @@ _CONNECTIONS: list[Connections] = []  # one per process: its clients are reused 
 @atexit.register
 def _close() -> None:
     """At exit: close the shared client, and reap the services this process restarted that another process (or
-    another Sandbox object) stopped since — else their Popen handles warn that they are still running."""
+    another backend object) stopped since — else their Popen handles warn that they are still running."""
     for conns in _CONNECTIONS:
         conns.close()
     for box in _SANDBOXES.values():
@@ -114,15 +115,15 @@ class Context:
 
     # --- targets -----------------------------------------------------------------------------------------------
     @property
-    def sandbox(self) -> Sandbox:
+    def sandbox(self) -> ProcessBackend:
         if self.sandbox_dir is None or not (self.sandbox_dir / "sandbox.json").exists():
             raise ChaosError(f"sandbox: no sandbox state at {self.sandbox_dir or '(unset)'}, expected the folder "
                              "of a running sandbox in opsproof_sandbox_dir (OPSPROOF_SANDBOX_DIR)")
-        # one Sandbox per folder and process: the processes a fault or rollback starts keep their Popen handle
+        # one backend object per folder and process: the processes a fault or rollback starts keep their Popen handle
         # (and get reaped) for as long as this process lives
         key = self.sandbox_dir.absolute()
         if key not in _SANDBOXES:
-            _SANDBOXES[key] = Sandbox(key)
+            _SANDBOXES[key] = open_backend(key)
         return _SANDBOXES[key]
 
     def target(self, kind: Kind, name: str | None) -> Target[Any]:

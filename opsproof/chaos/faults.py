@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from opsproof.chaos import timeline
+from opsproof.chaos.backend import ProcessBackend
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
-from opsproof.sandbox.control import SERVICES, Sandbox
-from opsproof.sandbox.process import SandboxError, proc_state, wait_for
+from opsproof.shape import SERVICES
+from opsproof.util.process import ProcessError, proc_state, wait_for
 
 RECOVER_TIMEOUT_S = 30.0
 
@@ -26,7 +27,7 @@ def _alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
-def service_pid(box: Sandbox, service: str) -> int | None:
+def service_pid(box: ProcessBackend, service: str) -> int | None:
     """The pid of the process that *is* the service (for the app: the application, not its keeper)."""
     if service not in SERVICES:
         raise fail(f"service[{service}]", "no such sandbox service", f"one of {', '.join(SERVICES)}")
@@ -39,7 +40,7 @@ def service_pid(box: Sandbox, service: str) -> int | None:
     return box.sup.pid(service)
 
 
-def _running_pid(box: Sandbox, service: str) -> int:
+def _running_pid(box: ProcessBackend, service: str) -> int:
     pid = service_pid(box, service)
     if pid is None:
         raise fail(f"service[{service}]", "not running", "a running process to inject the fault into")
@@ -57,7 +58,7 @@ def kill_service(service: str, signal: str = "SIGKILL", configuration: Configura
     at = timeline.mark("fault_injected", fault=f"kill {service} ({sig.name})")
     try:
         wait_for(lambda: not _alive(pid), 10, f"{service} pid {pid} still alive after {sig.name}")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} still alive 10 s after {sig.name}", "the process gone") from e
     return {"service": service, "pid": pid, "signal": sig.name, "injected_at": at}
 
@@ -71,7 +72,7 @@ def stop_service(service: str, configuration: Configuration = None) -> dict[str,
     at = timeline.mark("fault_injected", fault=f"SIGSTOP {service}")
     try:
         wait_for(lambda: proc_state(pid) == "T", 5, f"{service} not stopped")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} in state {proc_state(pid)}", "state T (stopped)") from e
     return {"service": service, "pid": pid, "injected_at": at}
 
@@ -86,7 +87,7 @@ def resume_service(service: str, configuration: Configuration = None) -> dict[st
     os.kill(pid, signals.SIGCONT)
     try:
         wait_for(lambda: proc_state(pid) != "T", 5, f"{service} still stopped")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"pid {pid} still stopped after SIGCONT", "running") from e
     if was == "T":
         timeline.mark("remediated", action=f"SIGCONT {service}")
@@ -102,7 +103,7 @@ def restart_service(service: str, configuration: Configuration = None) -> dict[s
     try:
         box.stop_service(service)  # a running service stops; a dead one's bookkeeping (and zombie) is cleared
         box.start_service(service)
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"restart failed ({e})", "the service running and ready") from e
     timeline.mark("remediated", action=f"restart {service}")
     return {"service": service, "restarted_in_s": round(time.time() - started, 3)}
@@ -125,7 +126,7 @@ def enable_supervisor(service: str = "app", configuration: Configuration = None)
     return {"service": service, "was_disabled": existed}
 
 
-def _hold_file(box: Sandbox, service: str) -> Path:
+def _hold_file(box: ProcessBackend, service: str) -> Path:
     if service != "app":
         raise fail(f"service[{service}]", "has no supervisor of its own", "service app (run by its keeper)")
     return box.keeper_files()["hold"]
@@ -152,13 +153,13 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
         actions.append("waited for the keeper to restart it")
     try:
         wait_for(lambda: service_pid(box, service) is not None, timeout, f"{service} not running")
-    except SandboxError as e:
+    except ProcessError as e:
         raise fail(f"service[{service}]", f"not running {timeout:g} s after the rollback ({', '.join(actions)})",
                    "the service running") from e
     return {"service": service, "actions": actions}
 
 
-def stopped_services(box: Sandbox) -> list[str]:
+def stopped_services(box: ProcessBackend) -> list[str]:
     """Services whose process is frozen (state T): what an audit must never find."""
     found = []
     for service in SERVICES:
@@ -171,7 +172,7 @@ def stopped_services(box: Sandbox) -> list[str]:
     return found
 
 
-def supervisor_restarts(box: Sandbox, since: float) -> list[float]:
+def supervisor_restarts(box: ProcessBackend, since: float) -> list[float]:
     """When the app's keeper started the app again after ``since`` (its remediation)."""
     try:
         lines = box.keeper_files()["events"].read_text().splitlines()

@@ -16,7 +16,7 @@ import psycopg
 from opsproof.chaos import timeline
 from opsproof.chaos.context import CHAOS_APPLICATION, ChaosError, Configuration, Context, fail
 from opsproof.result import reason
-from opsproof.sandbox.process import SandboxError, wait_for
+from opsproof.util.process import ProcessError, wait_for
 
 CONNECT_TIMEOUT_S = 3
 MAX_HELD = 500
@@ -89,7 +89,7 @@ def _close(conns: list[psycopg.Connection[Any]], dsn: str) -> None:
             wait_for(lambda: (probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
                                             (pids,)).fetchone() or (0,))[0] == 0, CLOSE_TIMEOUT_S,
                      "released backends still listed")
-        except SandboxError as e:
+        except ProcessError as e:
             raise ChaosError(f"postgres: {len(pids)} released connection(s) still listed by the server after "
                              f"{CLOSE_TIMEOUT_S:g} s, expected them gone") from e
 

@@ -13,11 +13,9 @@ import httpx
 
 from opsproof.chaos import timeline
 from opsproof.chaos.context import Configuration, Context, fail, http
+from opsproof.shape import PROXIES as PROXIES  # re-exported: the sandbox's app → Redis, app → PostgreSQL
 
 TIMEOUT_S = 3.0
-
-
-PROXIES = ("proxy", "pgproxy")  # the sandbox's: app → Redis, app → PostgreSQL
 
 
 def _control_url(ctx: Context, configuration: Configuration, proxy: str) -> str:

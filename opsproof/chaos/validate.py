@@ -14,22 +14,20 @@ from typing import Any
 
 import yaml
 
+from opsproof import shape
 from opsproof.chaos import proxy
 from opsproof.chaos.runner import CONTROL, load
 from opsproof.inventory import Inventory, loads
 from opsproof.probes import ALL
-from opsproof.sandbox import configs
-from opsproof.sandbox.control import SERVICES
+from opsproof.shape import SERVICES
 
-# what `opsproof sandbox up` writes, without its ports and passwords: used when no inventory is given
-SANDBOX_SHAPE = yaml.safe_dump({
-    "environment": "sandbox",
-    "http": {"app": {"url": "http://127.0.0.1:1"}},
-    "postgres": {"main": {"dsn": "postgresql://opsproof_monitor@127.0.0.1:1/app"}},
-    "redis": {"cache": {"url": "redis://127.0.0.1:1/0"}},
-    "prometheus": {"main": {"url": "http://127.0.0.1:1", "rules": configs.RULE_NAMES}},
-    "alertmanager": {"main": {"url": "http://127.0.0.1:1"}},
-})
+# the entries chaos can target, from the sandbox's shape (no ports or passwords): used when no inventory is given
+_PLACEHOLDER = {"http": {"url": "http://127.0.0.1:1"}, "postgres": {"dsn": "postgresql://u@127.0.0.1:1/app"},
+                "redis": {"url": "redis://127.0.0.1:1/0"},
+                "prometheus": {"url": "http://127.0.0.1:1", "rules": shape.RULE_NAMES},
+                "alertmanager": {"url": "http://127.0.0.1:1"}}
+SANDBOX_SHAPE = yaml.safe_dump({"environment": "sandbox", **{
+    kind: {name: entry for name in shape.ENTRIES[kind]} for kind, entry in _PLACEHOLDER.items()}})
 KIND_OF_MODULE = {"opsproof.chaos.pgfaults": "postgres", "opsproof.chaos.redisfaults": "redis",
                   "opsproof.chaos.alerts": "http", "opsproof.chaos.probes": "http"}
 ALERT_FUNCS = {"alert_fires", "alert_delivered", "alert_resolves"}

@@ -28,17 +28,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from opsproof.backupfiles import manifest_path as manifest_path  # re-exported: the manifest beside a backup
 from opsproof.drill import pgdata
 from opsproof.drill.tools import DrillError, last_line, pg_tool, redis_tool, run_tool, spawn, stop_process
 from opsproof.result import reason
-from opsproof.sandbox.process import write_atomic
+from opsproof.util.process import write_atomic
 
-MANIFEST = ".manifest.json"
 MANIFEST_FORMAT = "opsproof-backup-manifest/1"
-
-
-def manifest_path(backup: Path) -> Path:
-    return backup.with_name(backup.name + MANIFEST)
 
 
 def read_manifest(backup: Path) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from opsproof import backupfiles
 from opsproof.drill import backup as backups
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Backups, human_duration
@@ -172,10 +173,13 @@ class Drill:
             t0 = time.perf_counter()
             self.backup, self.manifest = self._take(out, pattern)
             fresh = round(time.perf_counter() - t0, 3)
+            completed = time.time()
         else:
-            self.backup = newest(Path(str(cfg.directory)), cfg.pattern)
+            found = newest(Path(str(cfg.directory)), cfg.pattern)
+            self.backup, completed = found.path, found.mtime
             self.manifest = backups.read_manifest(self.backup)
-        self.backup_time = float(self.manifest["taken_at_unix"]) if self.manifest else self.backup.stat().st_mtime
+        # the manifest's time, else when the backup was complete (a directory dump's: its toc.dat's)
+        self.backup_time = float(self.manifest["taken_at_unix"]) if self.manifest else completed
         age = self.began - self.backup_time
         files = list(self.backup.rglob("*")) if self.backup.is_dir() else [self.backup]
         size = sum(f.stat().st_size for f in files)
@@ -290,14 +294,12 @@ class Drill:
         return self.redact("\n".join(rows))
 
 
-def newest(directory: Path, pattern: str) -> Path:
-    if not directory.is_dir():
-        raise DrillError(f"{directory} is not a readable directory")
-    found = [p for p in directory.glob(pattern)
-             if not p.name.startswith(".") and not p.name.endswith(backups.MANIFEST)]
-    if not found:
-        raise DrillError(f"no backup matching {pattern} in {directory}")
-    return max(found, key=lambda p: p.stat().st_mtime)
+def newest(directory: Path, pattern: str) -> backupfiles.Backup:
+    """The newest complete backup, as :mod:`opsproof.backupfiles` decides for the freshness probe too."""
+    try:
+        return backupfiles.newest(directory, pattern)
+    except backupfiles.NoBackup as e:
+        raise DrillError(str(e)) from None
 
 
 def _iso(t: float) -> str:

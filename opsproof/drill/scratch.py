@@ -29,7 +29,7 @@ from redis.retry import Retry
 
 from opsproof.drill.tools import DrillError, pg_tool, redis_tool, run_tool
 from opsproof.result import reason
-from opsproof.sandbox.process import SandboxError, Spec, Supervisor, free_port, postgres_user, wait_for
+from opsproof.util.process import ProcessError, Spec, Supervisor, free_port, postgres_user, wait_for
 
 PREFIX = "opsproof-drill-"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -104,7 +104,7 @@ class ScratchPostgres(_Local):
     def start(self) -> None:
         try:
             user = postgres_user()
-        except SandboxError as e:
+        except ProcessError as e:
             raise DrillError(str(e)) from None
         initdb, postgres = pg_tool("initdb", self.major), pg_tool("postgres", self.major)
         for d in (self.data, self.run_dir):
@@ -134,7 +134,7 @@ class ScratchPostgres(_Local):
         try:
             self.sup.start(Spec("scratch-postgres", self.argv, user=postgres_user(), stop_signal=signal.SIGINT))
             wait_for(self._ready, 60, "the scratch PostgreSQL to accept connections", fail_fast=DrillError)
-        except SandboxError as e:
+        except ProcessError as e:
             raise DrillError(f"the scratch PostgreSQL did not start: {e}") from None
 
     def _initdb_args(self) -> list[str]:
@@ -278,7 +278,7 @@ class ScratchRedis(_Local):
         try:
             self.sup.start(Spec("scratch-redis", argv))
             wait_for(self._loaded, 600, "the scratch redis-server to load the RDB", fail_fast=DrillError)
-        except SandboxError as e:
+        except ProcessError as e:
             raise DrillError(f"the scratch redis-server did not load the RDB: {e}") from None
 
     def client(self) -> redis.Redis:

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from opsproof.sandbox.process import SandboxError, die_with_parent, find_binary
+from opsproof.util.process import ProcessError, die_with_parent, find_binary
 
 PG_VERSIONS = range(12, 19)
 
@@ -39,7 +39,7 @@ def pg_tool(name: str, major: int | None, at_least: bool = False) -> str:
 def redis_tool(name: str) -> str:
     try:
         return find_binary(name, "redis-tools" if name == "redis-cli" else "redis-server")
-    except SandboxError as e:
+    except ProcessError as e:
         raise DrillError(str(e)) from None
 
 

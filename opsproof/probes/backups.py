@@ -1,6 +1,7 @@
 """Backups: "verify backups are recent" — `ls -lt /var/backups/postgres/apex_full_*.sql.gz | head -1`.
 
-Reads file metadata only (never the files' contents: restoring them is the DR drill's job).
+Reads file metadata only (never the files' contents: restoring them is the DR drill's job); which file is the
+newest complete backup is :mod:`opsproof.backupfiles`' decision, shared with the drill.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from opsproof import backupfiles
 from opsproof.inventory import Backups, human_duration
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
@@ -24,22 +26,21 @@ def recent(target: Target[Backups], conns: Connections) -> Result:
     assert cfg.directory is not None  # `applies` deselects entries without one
     where = f"{cfg.pattern} in {cfg.directory}"
     expected = f"newest {where} younger than {human_duration(cfg.rpo)} (rpo) and ≥ {cfg.min_size_bytes} bytes"
-    directory = Path(cfg.directory)
-    if not directory.is_dir():
-        return Result(target.id, "backups.recent", False, f"{cfg.directory} is not a readable directory", expected,
-                      {}, time.perf_counter() - start)
-    files = [(p.stat(), p) for p in directory.glob(cfg.pattern) if p.is_file()]
-    if not files:
-        return Result(target.id, "backups.recent", False, f"no file matching {where}", expected,
+    try:
+        listing = backupfiles.scan(Path(cfg.directory), cfg.pattern)
+        found = listing.newest()
+    except backupfiles.NoBackup as e:
+        return Result(target.id, "backups.recent", False, str(e), expected,
                       {"directory": cfg.directory, "pattern": cfg.pattern}, time.perf_counter() - start)
-    stat, newest = max(files, key=lambda f: f[0].st_mtime)
-    age_h = (time.time() - stat.st_mtime) / 3600
-    evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": stat.st_size, "count": len(files)}
+    newest = found.path
+    age_h = (time.time() - found.mtime) / 3600
+    evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": found.size_bytes,
+                "count": len(listing.backups), "skipped": len(listing.skipped)}
     problems = []
     if age_h * 3600 > cfg.rpo:
         problems.append(f"newest {newest.name} is {age_h:.1f} h old")
-    if stat.st_size < cfg.min_size_bytes:
-        problems.append(f"newest {newest.name} is {stat.st_size} bytes")
-    observed = "; ".join(problems) or f"newest {newest.name}: {age_h:.1f} h old, {stat.st_size} bytes"
+    if found.size_bytes < cfg.min_size_bytes:
+        problems.append(f"newest {newest.name} is {found.size_bytes} bytes")
+    observed = "; ".join(problems) or f"newest {newest.name}: {age_h:.1f} h old, {found.size_bytes} bytes"
     return Result(target.id, "backups.recent", not problems, observed, expected, evidence,
                   time.perf_counter() - start)

@@ -16,6 +16,7 @@ from opsproof.inventory import Postgres
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
+from opsproof.util.errors import typed_reason
 
 
 def _query(target: Target[Postgres], conns: Connections, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -190,7 +191,7 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
                     took = _catches_up(c, received, min(CATCH_UP_S, replica.max_lag_s))
                     lag = took if took is not None else lag
         except Exception as e:
-            problems.append(f"replica {name} unreachable ({type(e).__name__}: {str(e).strip().splitlines()[0]})")
+            problems.append(f"replica {name} unreachable ({typed_reason(e)})")
             continue
         evidence[name] = {"in_recovery": in_recovery, "lag_s": lag, "replay_paused": paused}
         if not in_recovery:

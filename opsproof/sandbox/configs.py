@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-# Alert rules modelled on the runbooks in ../shared/seeds (PromQL alerts of SmartCloudOps, SIGN X's pool
-# metrics, MagicSaaS's memory and latency thresholds), at intervals suited to a sandbox.
-RULES: list[dict[str, object]] = [
-    {"alert": "ServiceDown", "expr": 'up{job="app"} == 0', "for": "2s",
-     "labels": {"severity": "critical"},
-     "annotations": {"summary": "The application's /metrics is not scraped: the service is down"}},
-    {"alert": "ScrapeTargetDown", "expr": 'up{job!="app"} == 0', "for": "5s",
-     "labels": {"severity": "high"}, "annotations": {"summary": "{{ $labels.job }} target down"}},
-    {"alert": "HighErrorRate",
-     "expr": 'sum(rate(http_requests_total{status=~"5.."}[30s])) / sum(rate(http_requests_total[30s])) > 0.05',
-     "for": "5s", "labels": {"severity": "critical"},
-     "annotations": {"summary": "More than 5% of requests fail with 5xx"}},
-    {"alert": "HighLatency",
-     # user-facing routes only: health and readiness probes are not what users wait for
-     "expr": 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
-             '{handler!~"/health|/ready"}[10s]))) > 0.5',
-     "for": "2s", "labels": {"severity": "high"}, "annotations": {"summary": "p95 latency above 500 ms"}},
-    {"alert": "PostgresDown", "expr": "pg_up == 0", "for": "2s", "labels": {"severity": "critical"},
-     "annotations": {"summary": "PostgreSQL does not answer the exporter"}},
-    {"alert": "RedisDown", "expr": "redis_up == 0", "for": "2s", "labels": {"severity": "high"},
-     "annotations": {"summary": "Redis does not answer the exporter; the app serves from PostgreSQL"}},
-    {"alert": "AppDependencyDown", "expr": "app_dependency_up == 0", "for": "2s",
-     "labels": {"severity": "high"}, "annotations": {"summary": "The app reports {{ $labels.dependency }} down"}},
-    {"alert": "DatabaseConnectionsHigh",
-     "expr": "sum(pg_stat_activity_count) / max(pg_settings_max_connections) > 0.8", "for": "2s",
-     "labels": {"severity": "high"}, "annotations": {"summary": "More than 80% of max_connections in use"}},
-    {"alert": "RedisMemoryHigh",
-     "expr": "redis_memory_max_bytes > 0 and redis_memory_used_bytes / redis_memory_max_bytes > 0.9",
-     "for": "2s", "labels": {"severity": "high"}, "annotations": {"summary": "Redis above 90% of maxmemory"}},
-]
+if TYPE_CHECKING:
+    from opsproof.sandbox.control import Sandbox
 
-RULE_NAMES = [str(r["alert"]) for r in RULES]
+from opsproof.shape import RULE_NAMES as RULE_NAMES  # re-exported: the rules live in the sandbox's shape
+from opsproof.shape import RULES as RULES
 
 
 def rules_yaml(rules: list[dict[str, object]] = RULES) -> str:
@@ -98,3 +72,53 @@ INSERT INTO items (tenant_id, name, price_cents)
   SELECT 1 + g % 10, 'item ' || g, (g * 37) % 10000 FROM generate_series(1, 1000) g;
 ANALYZE;
 """
+
+
+def inventory(box: Sandbox) -> dict[str, Any]:
+    """The inventory `opsproof sandbox up` writes: every service of the sandbox, as the checks reach it."""
+    ports = box.meta["ports"]
+    inventory = {
+        "environment": "sandbox",
+        "production": False,
+        "http": {"app": {"url": box.url("app"), "health": "/health", "ready": "/ready",
+                         "expect_status": 200, "expect_json": {"status": "ok"},
+                         "latency_budget_ms": 500, "timeout_s": 3,
+                         # without PostgreSQL the app cannot serve: its failures are that outage, not its own
+                         "depends_on": ["postgres.main"]}},
+        "tls": {"app": {"host": "127.0.0.1", "port": ports["app_tls"], "server_name": "app.sandbox.test",
+                        "min_days": 14, "ca_file": str(box.dir / "tls" / "ca.pem"), "timeout_s": 3}},
+        "postgres": {"main": {
+            "dsn": box.dsn("opsproof_monitor"), "max_connection_ratio": 0.8, "max_query_s": 30,
+            "min_cache_hit_ratio": 0.9, "rls_tables": ["public.tenants", "public.items"],
+            "count_tables": ["public.tenants", "public.items", "public.audit_log"],
+            # counted as the backup role (BYPASSRLS): as the monitor role, RLS would hide every row
+            "count_dsn": box.dsn("opsproof_backup"),
+            "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
+            "replicas": {"replica": {"dsn": box.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
+        }},
+        "redis": {"cache": {"url": box.redis_url(), "max_memory_ratio": 0.9,
+                            "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
+                            "queues": {"celery": 100}, "timeout_s": 3}},
+        "prometheus": {"main": {"url": box.url("prometheus"),
+                                "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
+                                "rules": RULE_NAMES, "no_alerts_at_or_above": "critical",
+                                "timeout_s": 3}},
+        "alertmanager": {"main": {"url": box.url("alertmanager"), "receivers": ["sandbox-webhook"],
+                                  "timeout_s": 3}},
+        # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User
+        # requests only, like the HighLatency rule: the checks' own /health and /ready probes are not what
+        # users wait for
+        "slo": {"app": {"prometheus": "main", "selector": 'job="app",handler!~"/health|/ready"',
+                        "max_error_ratio": 0.01,
+                        "max_p95_ms": 300, "min_requests": 100, "max_regression": 2.0,
+                        "deployed_at": "${OPSPROOF_DEPLOYED_AT:--10m}"}},
+        # DR drills (checks/dr_drill): the nightly pg_dump, and a fresh RDB snapshot of the cache
+        "backups": {
+            "app": {"postgres": "main", "dsn": box.dsn("opsproof_backup"), "directory": str(box.dir / "backups"),
+                    "pattern": "app_*.dump", "rpo": "24h", "rto": "5m",
+                    "tables": ["public.tenants", "public.items"],
+                    "freshness_query": "SELECT max(updated_at) FROM public.items"},
+            "cache": {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m", "sample": 50},
+        },
+    }
+    return inventory

@@ -37,18 +37,14 @@ from opsproof.sandbox.process import (
     postgres_user,
     wait_for,
 )
+from opsproof.shape import PROXIES
+from opsproof.shape import SERVICES as SERVICES  # re-exported: the sandbox's services
+from opsproof.shape import default_dir as default_dir  # re-exported: where the sandbox lives
 
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
-SERVICES = ("postgres", "replica", "redis", "webhook", "alertmanager", "postgres_exporter", "redis_exporter",
-            "proxy", "pgproxy", "app", "prometheus")
 START_TIMEOUT = 30.0
 APP_RESTART_DELAY_S = 6.0  # the app's keeper restarts it this long after it exits (systemd's RestartSec)
-
-
-def default_dir() -> Path:
-    env = os.environ.get("OPSPROOF_SANDBOX_DIR")
-    return Path(env) if env else Path("/tmp") / f"opsproof-sandbox-{os.getuid()}"
 
 
 class Sandbox:
@@ -261,7 +257,7 @@ class Sandbox:
                     "-web.listen-address", f"127.0.0.1:{port}"]
             return (Spec(name, argv, env={"REDIS_PASSWORD": pw["redis"]}),
                     lambda: self._http_ok(f"http://127.0.0.1:{port}/metrics"))
-        if name in ("proxy", "pgproxy"):  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
+        if name in PROXIES:  # the app reaches Redis (proxy) and PostgreSQL (pgproxy) through them,
             # so chaos can add latency, resets, a blackhole
             upstream = ports["redis" if name == "proxy" else "postgres"]
             argv = [sys.executable, "-m", "opsproof.sandbox.faultproxy", "--listen", str(port),
@@ -354,51 +350,7 @@ class Sandbox:
         take_postgres(self.dsn("opsproof_backup"), self.dir / "backups", "app_*.dump", source="postgres[main]")
 
     def _write_inventory(self) -> None:
-        ports = self.meta["ports"]
-        inventory = {
-            "environment": "sandbox",
-            "production": False,
-            "http": {"app": {"url": self.url("app"), "health": "/health", "ready": "/ready",
-                             "expect_status": 200, "expect_json": {"status": "ok"},
-                             "latency_budget_ms": 500, "timeout_s": 3,
-                             # without PostgreSQL the app cannot serve: its failures are that outage, not its own
-                             "depends_on": ["postgres.main"]}},
-            "tls": {"app": {"host": "127.0.0.1", "port": ports["app_tls"], "server_name": "app.sandbox.test",
-                            "min_days": 14, "ca_file": str(self.dir / "tls" / "ca.pem"), "timeout_s": 3}},
-            "postgres": {"main": {
-                "dsn": self.dsn("opsproof_monitor"), "max_connection_ratio": 0.8, "max_query_s": 30,
-                "min_cache_hit_ratio": 0.9, "rls_tables": ["public.tenants", "public.items"],
-                "count_tables": ["public.tenants", "public.items", "public.audit_log"],
-                # counted as the backup role (BYPASSRLS): as the monitor role, RLS would hide every row
-                "count_dsn": self.dsn("opsproof_backup"),
-                "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
-                "replicas": {"replica": {"dsn": self.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
-            }},
-            "redis": {"cache": {"url": self.redis_url(), "max_memory_ratio": 0.9,
-                                "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
-                                "queues": {"celery": 100}, "timeout_s": 3}},
-            "prometheus": {"main": {"url": self.url("prometheus"),
-                                    "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
-                                    "rules": configs.RULE_NAMES, "no_alerts_at_or_above": "critical",
-                                    "timeout_s": 3}},
-            "alertmanager": {"main": {"url": self.url("alertmanager"), "receivers": ["sandbox-webhook"],
-                                      "timeout_s": 3}},
-            # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User
-            # requests only, like the HighLatency rule: the checks' own /health and /ready probes are not what
-            # users wait for
-            "slo": {"app": {"prometheus": "main", "selector": 'job="app",handler!~"/health|/ready"',
-                            "max_error_ratio": 0.01,
-                            "max_p95_ms": 300, "min_requests": 100, "max_regression": 2.0,
-                            "deployed_at": "${OPSPROOF_DEPLOYED_AT:--10m}"}},
-            # DR drills (checks/dr_drill): the nightly pg_dump, and a fresh RDB snapshot of the cache
-            "backups": {
-                "app": {"postgres": "main", "dsn": self.dsn("opsproof_backup"), "directory": str(self.dir / "backups"),
-                        "pattern": "app_*.dump", "rpo": "24h", "rto": "5m",
-                        "tables": ["public.tenants", "public.items"],
-                        "freshness_query": "SELECT max(updated_at) FROM public.items"},
-                "cache": {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m", "sample": 50},
-            },
-        }
+        inventory = configs.inventory(self)
         header = "# Written by `opsproof sandbox up`: the sandbox's own inventory (secrets are sandbox-only).\n"
         fd = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
