@@ -424,9 +424,9 @@ def test_key_with_newline_stays_on_one_line() -> None:
     assert message.splitlines() == [
         "st.yaml: 2 problem(s) in the inventory:",
         "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, backups, environment, http, "
-        "kubernetes, postgres, production, prometheus, redis, slo, tls.",
+        "kubernetes, postgres, production, prometheus, redis, slo, tls, tolerances.",
         "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, backups, environment, http, "
-        "kubernetes, postgres, production, prometheus, redis, slo, tls.",
+        "kubernetes, postgres, production, prometheus, redis, slo, tls, tolerances.",
     ]
 
 
