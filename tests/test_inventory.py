@@ -792,3 +792,15 @@ def test_generated_bombs_and_cycles(kind: str, levels: int, mapping: bool) -> No
     started = time.monotonic()
     assert _outcome(text) is None
     assert time.monotonic() - started < 5
+
+
+def test_validate_exits_4_like_pytest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opsproof.cli import main
+
+    path = tmp_path / "st.yaml"
+    path.write_text("environment: st\nredis:\n  a: {url: 'redis://h/0', depends_on: [redis.a]}\n")
+    assert main(["validate", str(path)]) == 4
+    assert re.match(rf"^opsproof: {re.escape(str(path))}:3: redis\.a\.depends_on\.0: redis\.a depends on itself",
+                    capsys.readouterr().err)
+    path.write_text("environment: st\n")
+    assert main(["validate", str(path)]) == 0
