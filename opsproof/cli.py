@@ -34,7 +34,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    inv = load(args.inventory)
+    try:
+        inv = load(args.inventory)
+    except InventoryError as e:
+        print(f"opsproof: {e}", file=sys.stderr)
+        return 4  # a usage error, as pytest reports the same file
     print(f"{args.inventory}: environment {inv.environment}, {inv.count()} targets — valid")
     return 0
 

@@ -375,33 +375,71 @@ def _root_result(target: Target[Any], fetch: Fetch, reported: Container[str]) ->
         return None
 
 
+def _down(target: Target[Any], fetch: Fetch, reported: Container[str]) -> tuple[ProbeSpec, Result] | None:
+    """The target's reachability check and its result when that check failed in this run."""
+    found = _root_result(target, fetch, reported)
+    return found if found is not None and found[1].ok is False else None
+
+
+def _down_dependencies(target: Target[Any], inventory: Inventory, fetch: Fetch,
+                       reported: Container[str]) -> list[tuple[Target[Any], tuple[ProbeSpec, Result]]]:
+    out = []
+    for ref in _dependencies(target):
+        dep = _dependency(inventory, ref)
+        down = _down(dep, fetch, reported) if dep is not None and dep.id != target.id else None
+        if dep is not None and down is not None:
+            out.append((dep, down))
+    return out
+
+
+def _real_failure(target: Target[Any], inventory: Inventory, fetch: Fetch, reported: Container[str],
+                  ) -> Blocked | None:
+    """The failed reachability check that a down ``target``'s chain of down dependencies ends in: the first
+    *sink* it leads to — a down target none of whose dependencies is down. A sink's reachability check always
+    fails (nothing can block it); so does that of a down target that leads to no sink (a ``depends_on`` cycle
+    that slipped past the inventory), which is why blocking never goes round in a circle."""
+    stack = list(reversed(_down_dependencies(target, inventory, fetch, reported)))
+    seen = {target.id, *(dep.id for dep, _ in stack)}
+    while stack:
+        current, (spec, result) = stack.pop()
+        deps = _down_dependencies(current, inventory, fetch, reported)
+        if not deps:
+            return Blocked(current.id, f"{spec.check}@{current.id}", result.observed)
+        stack.extend(dep for dep in reversed(deps) if dep[0].id not in seen)
+        seen.update(dep.id for dep, _ in deps)
+    return None
+
+
+def _blocked_by_down(target: Target[Any], down: tuple[ProbeSpec, Result], inventory: Inventory, fetch: Fetch,
+                     reported: Container[str]) -> Blocked:
+    """A check blocked by the down ``target``: by the real failure its chain ends in, or by ``target`` itself
+    when it leads to none (then its reachability check is not blocked: it fails)."""
+    spec, result = down
+    return (_real_failure(target, inventory, fetch, reported)
+            or Blocked(target.id, f"{spec.check}@{target.id}", result.observed))
+
+
 def find_blocker(spec: ProbeSpec, target: Target[Any], result: Result, inventory: Inventory, fetch: Fetch,
-                 reported: Container[str], _seen: frozenset[str] = frozenset()) -> Blocked | None:
-    """What a failed check is blocked by, if anything; the deepest root cause when blockers chain.
+                 reported: Container[str]) -> Blocked | None:
+    """What a failed check is blocked by, if anything: always a reachability check that fails in this run.
 
     (a) the same target: the check failed as unreachable and so did the target's reachability check;
     (b) ``depends_on``: the reachability check of an entry this one depends on failed.
+    The reachability check itself is blocked only by a sink its dependencies lead to (:func:`_real_failure`),
+    so the root cause of every blocked check fails, whatever the order the checks are judged in.
     ``reported`` holds the ``check@target`` of every check this run reports: only those can be root causes.
     """
     if result.ok is not False:
         return None
     root = root_spec(target.kind)
-    if result.error and root is not None and root.check != spec.check:
-        found = _root_result(target, fetch, reported)
-        if found is not None and found[1].ok is False and found[1].error:
-            root, root_res = found
-            deeper = find_blocker(root, target, root_res, inventory, fetch, reported, _seen | {target.id})
-            return deeper or Blocked(target.id, f"{root.check}@{target.id}", root_res.observed)
-    for ref in _dependencies(target):
-        dep = _dependency(inventory, ref)
-        if dep is None or dep.id in _seen or dep.id == target.id:
-            continue
-        found = _root_result(dep, fetch, reported)
-        if found is not None and found[1].ok is False:
-            dep_root, dep_res = found
-            deeper = find_blocker(dep_root, dep, dep_res, inventory, fetch, reported, _seen | {target.id, dep.id})
-            return deeper or Blocked(dep.id, f"{dep_root.check}@{dep.id}", dep_res.observed)
-    return None
+    if root is not None and root.check == spec.check:
+        return _real_failure(target, inventory, fetch, reported)
+    if result.error and root is not None:
+        found = _down(target, fetch, reported)
+        if found is not None and found[1].error:
+            return _blocked_by_down(target, found, inventory, fetch, reported)
+    deps = _down_dependencies(target, inventory, fetch, reported)
+    return _blocked_by_down(*deps[0], inventory, fetch, reported) if deps else None
 
 
 # --- one check's verdict -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import datetime as dt
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +42,18 @@ INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class InventoryError(ValueError):
     """A broken inventory: the message names file, line, key and fix."""
+
+
+Path_ = tuple[str | int, ...]
+
+
+class EntryProblem(ValueError):
+    """A problem across entries, found once every entry is valid: ``loc`` is the key it is at, its message
+    ends with the fix."""
+
+    def __init__(self, loc: Path_, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Model(BaseModel):
@@ -338,11 +350,11 @@ class Inventory(_Model):
     def _references(self) -> Inventory:
         for kind in KINDS:
             for name, entry in self.targets(kind).items():
-                for ref in entry.depends_on:
+                for i, ref in enumerate(entry.depends_on):
                     dep_kind, _, dep_name = ref.partition(".")
                     if dep_kind not in KINDS or dep_name not in getattr(self, dep_kind):
-                        raise ValueError(f"{kind}.{name}.depends_on: {ref!r} is not an entry of this inventory "
-                                         "(write it as kind.name, e.g. postgres.main)")
+                        raise EntryProblem((kind, name, "depends_on", i), f"{ref!r} is not an entry of this "
+                                           "inventory. Fix: name an existing entry as kind.name, e.g. postgres.main")
             if kind == "backups":
                 for name, backup in self.backups.items():
                     ref = backup.datastore
@@ -353,6 +365,7 @@ class Inventory(_Model):
                     if slo.prometheus not in self.prometheus:
                         raise ValueError(f"slo.{name}.prometheus: no prometheus entry named {slo.prometheus!r}")
                     slo._source = self.prometheus[slo.prometheus]
+        _no_cycle(self)
         return self
 
     @property
@@ -371,9 +384,70 @@ class Inventory(_Model):
         return sum(len(self.targets(k)) for k in KINDS)
 
 
-# --- loading -------------------------------------------------------------------------------------------
+# --- dependencies ----------------------------------------------------------------------------------------
 
-Path_ = tuple[str | int, ...]
+Edge = tuple[str, str, Path_]  # (kind.name, kind.name it needs up first, the key that says so)
+
+
+def needs(inv: Inventory) -> dict[str, list[Edge]]:
+    """Every entry's dependencies: its ``depends_on``, and for an SLO the Prometheus it is read from."""
+    graph: dict[str, list[Edge]] = {}
+    for kind in KINDS:
+        for name, entry in inv.targets(kind).items():
+            node = f"{kind}.{name}"
+            graph[node] = [(node, ref, (kind, name, "depends_on", i)) for i, ref in enumerate(entry.depends_on)]
+            if kind == "slo":
+                graph[node].append((node, f"prometheus.{entry.prometheus}", (kind, name, "prometheus")))
+    return graph
+
+
+def find_cycle(graph: Mapping[str, Sequence[Edge]]) -> list[Edge] | None:
+    """A cycle of ``graph`` as its edges, starting at the entry that comes first in it; None when it has none.
+    (Depth-first, without recursion: an inventory may have thousands of entries.)"""
+    done: set[str] = set()
+    for start in graph:
+        if start in done:
+            continue
+        trail: list[Edge] = []  # the edges of the current path
+        on_path = {start: 0}  # entry -> where its outgoing edges start in trail
+        stack = [(start, iter(graph[start]))]
+        while stack:
+            node, edges = stack[-1]
+            edge = next(edges, None)
+            if edge is None:
+                stack.pop()
+                done.add(node)
+                del on_path[node]
+                if trail:
+                    trail.pop()
+                continue
+            if edge[1] in on_path:
+                cycle = [*trail[on_path[edge[1]]:], edge]
+                order = {node: i for i, node in enumerate(graph)}
+                first = min(range(len(cycle)), key=lambda i: order[cycle[i][0]])
+                return cycle[first:] + cycle[:first]
+            if edge[1] not in done and edge[1] in graph:
+                trail.append(edge)
+                on_path[edge[1]] = len(trail)
+                stack.append((edge[1], iter(graph[edge[1]])))
+    return None
+
+
+def _no_cycle(inv: Inventory) -> None:
+    cycle = find_cycle(needs(inv))
+    if cycle is None:
+        return
+    node, ref, key = cycle[0]
+    if len(cycle) == 1:
+        raise EntryProblem(key, f"{node} depends on itself. Fix: remove {ref} from its depends_on (an entry's own "
+                                "checks are already blocked by its reachability check)")
+    spelled = " → ".join([node, *(f"{to} (its prometheus:)" if k[-1] == "prometheus" else to for _, to, k in cycle)])
+    raise EntryProblem(key, f"depends_on goes round in a cycle: {spelled}. Fix: remove the item that is not a "
+                            "real need — following depends_on must never lead back to where it started (with all "
+                            "of them down, each would be blocked by the next and none would fail)")
+
+
+# --- loading -------------------------------------------------------------------------------------------
 
 
 def _scalar_key(constructor: yaml.SafeLoader, key: yaml.Node) -> Any:
@@ -517,16 +591,14 @@ def _shown(value: Any) -> str:
 def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -> str:
     loc: Path_ = tuple(err["loc"])
     msg = err["msg"]
+    problem = err.get("ctx", {}).get("error")
+    if isinstance(problem, EntryProblem):
+        return f"{source}:{_line(problem.loc, lines)}: {_format_loc(problem.loc)}: {problem}."
     cross = re.match(r"Value error, ([\w.-]+): (.*)$", msg) if not loc else None
     if cross:  # a check across entries (model validator): its message names the key
         loc = tuple(cross.group(1).split("."))
         err = {**err, "msg": cross.group(2)}
-    line = None
-    probe = loc
-    while line is None and probe:
-        line = lines.get(probe)
-        probe = probe[:-1]
-    line = line or lines.get((), 1)
+    line = _line(loc, lines)
     kind = err["type"]
     msg = err["msg"]
     fix = FIXES.get(kind, "correct the value")
@@ -551,6 +623,16 @@ def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -
     if " Fix: " in msg:  # the validator wrote its own fix
         return f"{source}:{line}: {_format_loc(loc)}: {msg}."
     return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: {fix}."
+
+
+def _line(loc: Path_, lines: Mapping[Path_, int]) -> int:
+    """The line of ``loc``, or of the nearest key above it that has one."""
+    line = None
+    probe = loc
+    while line is None and probe:
+        line = lines.get(probe)
+        probe = probe[:-1]
+    return line or lines.get((), 1)
 
 
 def _model_at(parent: Path_) -> type[BaseModel] | None:

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +27,7 @@ from support import SuiteRun, run_suite
 
 from opsproof import governance
 from opsproof.governance import Budget, Gate, TimedOut, Waiver, WaiverError, Waivers
-from opsproof.inventory import Retry, loads
+from opsproof.inventory import Inventory, Kind, Retry, loads
 from opsproof.probes import ProbeSpec, Target
 from opsproof.probes import http as http_probes
 from opsproof.probes import postgres as pg_probes
@@ -503,7 +503,7 @@ INVENTORY = """
 environment: t
 redis:
   cache: {url: "redis://h:1/0", depends_on: [redis.other]}
-  other: {url: "redis://h:2/0", depends_on: [redis.cache]}
+  other: {url: "redis://h:2/0"}
 http:
   api: {url: "http://api", depends_on: [redis.cache]}
 """
@@ -541,7 +541,7 @@ def test_blocking_rules() -> None:
     assert blocker(redis_probes.memory, cache, bad_answer, ping_down) is None
     assert blocker(redis_probes.ping, cache, down("redis.ping", cache.id), ping_down) is None
     assert blocker(redis_probes.memory, cache, unreachable, {}) is None
-    # (b) depends_on: any failing check of the dependent entry; cycles in depends_on end
+    # (b) depends_on: any failing check of the dependent entry
     found = blocker(http_probes.health, api, api_failed, ping_down)
     assert found is not None
     assert found.reason == "blocked by redis[cache]: unreachable (ConnectionError: refused)"
@@ -552,6 +552,68 @@ def test_blocking_rules() -> None:
     deep = blocker(http_probes.health, api, api_failed, both_down)
     assert deep is not None
     assert deep.by == "redis[other]"
+
+
+def with_dependencies(inv: Inventory, kind: Kind, depends: dict[str, list[str]]) -> Inventory:
+    """``inv`` with these ``depends_on`` — cycles included, which the inventory's loader would refuse."""
+    entries = inv.targets(kind)
+    changed = {name: entry.model_copy(update={"depends_on": depends.get(name, [])}) for name, entry in entries.items()}
+    return inv.model_copy(update={kind: changed})
+
+
+def judge_all(inv: Inventory, answers: dict[str, Result],
+              specs: Sequence[ProbeSpec]) -> dict[str, governance.Judgement]:
+    """Every check of ``specs`` on every redis entry, judged as the plugin does: ``check@target`` → judgement."""
+    targets = [Target("redis", name, entry) for name, entry in inv.redis.items()]
+    reported = {f"{spec.check}@{t.id}" for spec in specs for t in targets}
+    return {f"{spec.check}@{t.id}": governance.judge(spec, t, fake_fetch(answers), inv, Budget(None), reported)
+            for spec in specs for t in targets}
+
+
+def assert_root_causes_fail(judged: dict[str, governance.Judgement]) -> None:
+    """Blocked-ness ends in a real failure: the root cause of every blocked check is a check that fails."""
+    failed = {key for key, j in judged.items() if j.verdict == "fail"}
+    assert failed, "nothing fails: a dead environment would pass"
+    for key, j in judged.items():
+        if j.blocked is not None:
+            assert j.blocked.root in failed, f"{key} is blocked by {j.blocked.root}, which does not fail"
+
+
+REDIS_ABC = "environment: t\nredis:\n" + "".join(f"  {n}: {{url: 'redis://h:{i}/0'}}\n" for i, n in enumerate("abc", 1))
+ALL_DOWN = {f"{check}@redis[{n}]": down(check, f"redis[{n}]") for check in ("redis.ping", "redis.memory")
+            for n in "abc"}
+
+
+@pytest.mark.parametrize("depends", [
+    {"a": ["redis.b"], "b": ["redis.a"], "c": ["redis.a"]},
+    {"a": ["redis.b"], "b": ["redis.c"], "c": ["redis.a"]},
+    {"a": ["redis.a"]},
+], ids=["2-cycle", "3-cycle", "self"])
+def test_a_dependency_cycle_never_turns_a_dead_environment_green(depends: dict[str, list[str]]) -> None:
+    """The loader refuses cycles; if one slipped through, every target down must still fail the run."""
+    inv = with_dependencies(loads(REDIS_ABC), "redis", depends)
+    judged = judge_all(inv, ALL_DOWN, [redis_probes.ping, redis_probes.memory])
+    assert_root_causes_fail(judged)
+    # no target outside a cycle to blame: each reachability check fails (c, leading only into the cycle, too)
+    assert {k for k, j in judged.items() if j.verdict == "fail"} == {f"redis.ping@redis[{n}]" for n in "abc"}
+    assert {k for k, j in judged.items() if j.verdict == "blocked"} == {f"redis.memory@redis[{n}]" for n in "abc"}
+
+
+def test_a_cycle_with_a_way_out_blames_the_target_it_leads_to() -> None:
+    inv = with_dependencies(loads(REDIS_ABC), "redis", {"a": ["redis.b"], "b": ["redis.a", "redis.c"]})
+    judged = judge_all(inv, ALL_DOWN, [redis_probes.ping, redis_probes.memory])
+    assert_root_causes_fail(judged)
+    assert {k for k, j in judged.items() if j.verdict == "fail"} == {"redis.ping@redis[c]"}
+    assert {j.blocked.by for j in judged.values() if j.blocked is not None} == {"redis[c]"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(edges=st.dictionaries(st.sampled_from("abc"), st.lists(st.sampled_from("abc"), max_size=3)),
+       dead=st.sets(st.sampled_from("abc"), min_size=1))
+def test_any_dependency_graph_blames_only_real_failures(edges: dict[str, list[str]], dead: set[str]) -> None:
+    inv = with_dependencies(loads(REDIS_ABC), "redis", {n: [f"redis.{d}" for d in refs] for n, refs in edges.items()})
+    answers = {k: r for k, r in ALL_DOWN.items() if k.split("[")[1][0] in dead}
+    assert_root_causes_fail(judge_all(inv, answers, [redis_probes.ping, redis_probes.memory]))
 
 
 def test_judge_times_out_without_probing() -> None:

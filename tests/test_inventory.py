@@ -406,6 +406,51 @@ def test_bad_entry_and_environment_names() -> None:
         loads("environment: st\nhttp: {'a b': {url: http://x}}\n", "st.yaml", {})
 
 
+# --- depends_on ------------------------------------------------------------------------------------------
+
+CYCLE_FIX = (r"Fix: remove the item that is not a real need — following depends_on must never lead back to where it "
+             r"started \(with all of them down, each would be blocked by the next and none would fail\)\.$")
+
+
+@pytest.mark.parametrize(("text", "pattern"), [
+    ("environment: st\nredis:\n  a: {url: 'redis://h/0', depends_on: [redis.b]}\n"
+     "  b:\n    url: redis://h/0\n    depends_on:\n      - redis.a\n",
+     r"^st\.yaml:3: redis\.a\.depends_on\.0: depends_on goes round in a cycle: redis\.a → redis\.b → redis\.a\. "),
+    ("environment: st\nhttp:\n  web: {url: http://w}\nredis:\n  c:\n    url: redis://h/0\n"
+     "    depends_on: [http.web, redis.a]\n  a: {url: 'redis://h/0', depends_on: [redis.b]}\n"
+     "  b: {url: 'redis://h/0', depends_on: [redis.c]}\n",
+     r"^st\.yaml:7: redis\.c\.depends_on\.1: depends_on goes round in a cycle: "
+     r"redis\.c → redis\.a → redis\.b → redis\.c\. "),
+    ("environment: st\nprometheus:\n  main: {url: http://p, depends_on: [slo.app]}\nslo:\n  app: {prometheus: main}\n",
+     r"^st\.yaml:3: prometheus\.main\.depends_on\.0: depends_on goes round in a cycle: "
+     r"prometheus\.main → slo\.app → prometheus\.main \(its prometheus:\)\. "),
+], ids=["2-cycle", "3-cycle", "slo-prometheus"])
+def test_a_depends_on_cycle_is_refused_with_the_cycle_spelled_out(text: str, pattern: str) -> None:
+    with pytest.raises(InventoryError, match=pattern + CYCLE_FIX):
+        loads(text, "st.yaml", {})
+
+
+def test_a_self_dependency_is_refused() -> None:
+    text = "environment: st\nredis:\n  a:\n    url: redis://h/0\n    depends_on:\n      - redis.a\n"
+    with pytest.raises(InventoryError, match=r"^st\.yaml:6: redis\.a\.depends_on\.0: redis\.a depends on itself\. "
+                       r"Fix: remove redis\.a from its depends_on \(an entry's own checks are already blocked by "
+                       r"its reachability check\)\.$"):
+        loads(text, "st.yaml", {})
+
+
+def test_an_unknown_dependency_names_its_line() -> None:
+    text = "environment: st\nredis:\n  a:\n    url: redis://h/0\n    depends_on:\n      - redis.a\n      - redis.zz\n"
+    with pytest.raises(InventoryError, match=r"^st\.yaml:7: redis\.a\.depends_on\.1: 'redis\.zz' is not an entry of "
+                       r"this inventory\. Fix: name an existing entry as kind\.name, e.g\. postgres\.main\.$"):
+        loads(text, "st.yaml", {})
+
+
+def test_dependencies_without_a_cycle_load() -> None:
+    text = ("environment: st\nredis:\n  a: {url: 'redis://h/0', depends_on: [redis.b, redis.c]}\n"
+            "  b: {url: 'redis://h/0', depends_on: [redis.c]}\n  c: {url: 'redis://h/0'}\n")
+    assert loads(text, "st.yaml", {}).redis["a"].depends_on == ["redis.b", "redis.c"]
+
+
 def test_several_problems_are_reported_together() -> None:
     text = "environment: st\ntls:\n  a:\n    port: 0\n  b:\n    host: h\n    min_days: -1\n"
     message = _error(text)
@@ -747,3 +792,15 @@ def test_generated_bombs_and_cycles(kind: str, levels: int, mapping: bool) -> No
     started = time.monotonic()
     assert _outcome(text) is None
     assert time.monotonic() - started < 5
+
+
+def test_validate_exits_4_like_pytest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opsproof.cli import main
+
+    path = tmp_path / "st.yaml"
+    path.write_text("environment: st\nredis:\n  a: {url: 'redis://h/0', depends_on: [redis.a]}\n")
+    assert main(["validate", str(path)]) == 4
+    assert re.match(rf"^opsproof: {re.escape(str(path))}:3: redis\.a\.depends_on\.0: redis\.a depends on itself",
+                    capsys.readouterr().err)
+    path.write_text("environment: st\n")
+    assert main(["validate", str(path)]) == 0
