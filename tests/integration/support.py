@@ -25,7 +25,7 @@ from opsproof.chaos import alerts
 from opsproof.sandbox.control import SERVICES, Sandbox
 from opsproof.sandbox.process import SandboxError, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
