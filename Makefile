@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := postgresql redis-server prometheus prometheus-alertmanager \
 BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/prometheus \
             /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter
 
-.PHONY: demo test deps services lint bench bench-chaos clean
+.PHONY: demo test test-fast deps services lint bench bench-chaos clean
 
 services:  ## Debian packages of the sandbox's services (installing them starts nothing)
 	@missing=0; for b in $(BINARIES); do [ -x "$$b" ] || missing=1; done; \
@@ -36,8 +36,12 @@ test: deps  ## lint, types, and the project's tests (unit + integration on real 
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/opsproof chaos validate
-	$(VENV)/bin/pytest tests -n 2 --dist loadgroup
-	$(VENV)/bin/pytest chaos  # after the engine tests, on a quiet machine: the experiments measure detection times
+	$(VENV)/bin/pytest tests/unit --junitxml=reports/junit-unit.xml
+	$(VENV)/bin/pytest tests/integration -n 2 --dist loadgroup --junitxml=reports/junit-integration.xml
+	$(VENV)/bin/pytest chaos --junitxml=reports/junit-chaos.xml  # after the engine tests, on a quiet machine: the experiments measure detection times
+
+test-fast: deps  ## the fast tier only: no services (mock transports, fake clocks), well under 30 s
+	$(VENV)/bin/pytest tests/unit
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from opsproof.sandbox.app import App, Redactor, pg_target, redis_target
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Trust auth never asks for it, so it can sit in the DSN as a canary that must never leak.
 PG_PASSWORD = "canary-pw-7f3a9c"
 

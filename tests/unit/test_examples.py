@@ -13,7 +13,7 @@ import pytest
 
 from opsproof.inventory import KINDS, SECRET_HEADER, Inventory, InventoryError, load, url_secrets
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
 
 # The examples written from the founding runbooks (/work/shared/seeds), with the runbook each comes from.

@@ -26,7 +26,7 @@ from opsproof.chaos import alerts
 from opsproof.sandbox.control import SERVICES, Sandbox
 from opsproof.sandbox.process import SandboxError, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -144,6 +144,18 @@ class SandboxHelper:
     def target_health(self, job: str) -> str:
         targets = self.prometheus("/api/v1/targets")["activeTargets"]
         return str(next(t["health"] for t in targets if t["labels"]["job"] == job))
+
+    def last_scrape(self, job: str = "app") -> float:
+        result = self.prometheus(f'/api/v1/query?query=timestamp(up{{job="{job}"}})')["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def wait_scrapes(self, count: int = 1, job: str = "app", timeout: float = 15) -> None:
+        """Prometheus has scraped ``job`` ``count`` times since now: it has seen every request made before the call."""
+        since = time.time()
+        for n in range(count):
+            wait_for(lambda t=since: self.last_scrape(job) > t, timeout,
+                     f"no scrape {n + 1} of {job} since {since:.0f}")
+            since = self.last_scrape(job)
 
     def active(self) -> set[str]:
         """Alerts pending or firing."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,15 +38,15 @@ def deploy(helper: SandboxHelper, app: str, before_s: float = 6, **release: floa
     helper.wait_quiet(6)  # the before-window reaches ≈ 4 s before this traffic (its length + whole seconds + a scrape)
     httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": SERVICE_MS}, timeout=5).raise_for_status()
     traffic(app, before_s)
-    time.sleep(1.2)  # one scrape: the before-window ends with the deploy
+    helper.wait_scrapes(1)  # the before-window ends with the deploy: Prometheus has this traffic
     at = dt.datetime.now(dt.UTC).isoformat()
     httpx.post(app + "/admin/release", json={"version": "v2", "latency_ms": SERVICE_MS, **release},
                timeout=5).raise_for_status()
     return at
 
 
-def settle() -> None:
-    time.sleep(2.5)  # two scrapes at 1 s: Prometheus has seen the last requests of the window
+def settle(helper: SandboxHelper) -> None:
+    helper.wait_scrapes(2)  # Prometheus has seen the last requests of the window (one more scrape for ingestion)
 
 
 def gate(helper: SandboxHelper, tmp_path: Path, deployed_at: str, *args: str, inventory: Path | None = None):  # type: ignore[no-untyped-def]
@@ -58,7 +57,7 @@ def gate(helper: SandboxHelper, tmp_path: Path, deployed_at: str, *args: str, in
 def test_a_clean_deploy_passes_the_gate(healthy: SandboxHelper, app: str, tmp_path: Path) -> None:
     at = deploy(healthy, app)
     traffic(app, 6)
-    settle()
+    settle(healthy)
     run = gate(healthy, tmp_path, at, "-rA")
     assert run.code == 0, run.output
     checks = {r["check"] for r in run.records if r["outcome"] == "passed"}
@@ -73,7 +72,7 @@ def test_a_burst_of_5xx_fails_the_slo_and_the_baseline_comparison(healthy: Sandb
     at = deploy(healthy, app, error_rate=0.2)
     # keep the bad release serving until the HighErrorRate alert (critical) fires, so the verdict is deterministic
     wait_for(lambda: traffic(app, 1) > 0 and "HighErrorRate" in healthy.firing(), 60, "HighErrorRate did not fire")
-    settle()
+    settle(healthy)
     run = gate(healthy, tmp_path, at)
     assert run.code == 1
     assert run.failed_checks == {"slo.error_ratio", "slo.canary_errors", "slo.new_alerts",
@@ -95,7 +94,7 @@ def test_a_latency_regression_fails(healthy: SandboxHelper, app: str, tmp_path: 
     inventory = healthy.derive(tmp_path, {"slo.app.min_requests": 40})
     at = deploy(healthy, app, latency_ms=400)
     traffic(app, 6, concurrency=16)
-    settle()
+    settle(healthy)
     run = gate(healthy, tmp_path, at, inventory=inventory)
     assert run.failed_checks == {"slo.latency_p95", "slo.canary_latency"}, run.output
     for check in ("slo.latency_p95", "slo.canary_latency"):  # 400 ms and queueing: the 250–500 ms bucket or next
@@ -113,7 +112,7 @@ def test_a_latency_regression_fails(healthy: SandboxHelper, app: str, tmp_path: 
 def test_too_little_traffic_is_no_data(healthy: SandboxHelper, app: str, tmp_path: Path, outcome: str) -> None:
     inventory = healthy.derive(tmp_path, {"slo.app.no_data": outcome})
     at = deploy(healthy, app)  # and nobody calls the new release
-    settle()
+    settle(healthy)
     run = gate(healthy, tmp_path, at, "-rs", inventory=inventory)
     slo_checks = {"slo.error_ratio", "slo.latency_p95", "slo.canary_errors", "slo.canary_latency"}
     for check in slo_checks:

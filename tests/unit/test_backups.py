@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from support import run_suite
 
 from opsproof.inventory import Backups
 from opsproof.probes import Connections, Target
@@ -58,20 +57,3 @@ def test_a_missing_directory_fails(tmp_path: Path) -> None:
     assert check(tmp_path / "nope") == (
         f"FAIL backups[db]: {tmp_path / 'nope'} is not a readable directory, expected newest apex_full_*.sql.gz in "
         f"{tmp_path / 'nope'} younger than 1d (rpo) and ≥ 1 bytes")
-
-
-def test_as_a_suite(tmp_path: Path) -> None:
-    (tmp_path / "db").mkdir()
-    (tmp_path / "cache").mkdir()
-    backup(tmp_path / "db", "apex_full_1.sql.gz", hours_old=1)
-    backup(tmp_path / "cache", "dump.rdb", hours_old=48)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(f"""environment: prod
-backups:
-  db: {{directory: "{tmp_path / 'db'}", pattern: "apex_full_*.sql.gz", rpo: 24h}}
-  cache: {{directory: "{tmp_path / 'cache'}", pattern: "*.rdb", rpo: 24h}}
-""")
-    run = run_suite(inventory, tmp_path / "out", suite="checks/post_maintenance/test_30_backups.py")
-    assert run.code == 1
-    assert run.failed == {"backups.recent@backups[cache]"}
-    assert "backups[cache]: newest dump.rdb is 48.0 h old" in run.output
