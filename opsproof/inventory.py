@@ -27,10 +27,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
 from opsproof.result import Severity
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -143,9 +145,28 @@ class Prometheus(_Entry):
     url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
     jobs_up: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
+    # the alert rules' own severity labels → opsproof's, over the default (warning/error → high, info → low, page →
+    # critical); declared before the threshold so that `no_alerts_at_or_above: warning` can use it
+    severity_map: dict[str, Severity] = Field(default_factory=dict)
     no_alerts_at_or_above: Severity | None = Severity.CRITICAL
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("severity_map", mode="before")
+    @classmethod
+    def _lower_keys(cls, v: Any) -> Any:
+        return {str(k).lower(): val for k, val in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("no_alerts_at_or_above", mode="before")
+    @classmethod
+    def _mapped_threshold(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or isinstance(v, Severity):
+            return v
+        level = to_severity(v, info.data.get("severity_map"))
+        if level is None:
+            raise ValueError(f"unknown severity {v!r}: write one of {', '.join(DEFAULT_SEVERITY_MAP)} "
+                             "or add it to severity_map")
+        return level
 
 
 class Alertmanager(_Entry):

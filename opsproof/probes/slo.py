@@ -11,13 +11,12 @@ import math
 import time
 from typing import Any
 
+from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Slo
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
-
-SEVERITY_RANK = {s.value: s.rank for s in Severity}
 
 
 def query(target: Target[Slo], conns: Connections, promql: str, at: float) -> list[dict[str, Any]]:
@@ -161,15 +160,17 @@ def new_alerts(target: Target[Slo], conns: Connections) -> Result:
     since, end = target.config.window(time.time())
     seconds = max(1, math.ceil(end - since))
 
+    smap = target.config.source.severity_map
+
     def severe(vector: list[dict[str, Any]]) -> dict[str, str]:
-        return {v["metric"].get("alertname", "?"): v["metric"].get("severity", "?") for v in vector
-                if SEVERITY_RANK.get(str(v["metric"].get("severity", "")).lower(), 0) >= threshold.rank}
+        pairs = [(v["metric"].get("alertname", "?"), v["metric"].get("severity")) for v in vector]
+        return {name: str(label) for name, label in split_by_threshold(pairs, threshold, smap)[0]}
 
     during = severe(query(target, conns, f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end))
     before = severe(query(target, conns, 'ALERTS{alertstate="firing"}', since))
     new = {name: sev for name, sev in during.items() if name not in before}
     expected = f"no alert at severity ≥ {threshold} newly firing since the deploy"
-    observed = (f"{len(new)} fired since the deploy: " + ", ".join(f"{n} ({s})" for n, s in sorted(new.items()))
+    observed = (f"{len(new)} fired since the deploy: " + describe(sorted(new.items()), smap)
                 if new else f"none in the {seconds} s since the deploy"
                 + (f" (already firing before it: {', '.join(sorted(before))})" if before else ""))
     return Result(target.id, "slo.new_alerts", not new, observed, expected,
