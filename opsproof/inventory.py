@@ -212,7 +212,8 @@ class Slo(_Entry):
 
     prometheus: str = Field(min_length=1, description="the name of a prometheus entry, e.g. main")
     selector: str = Field('job="app"', description='job="api"')  # PromQL label matchers, without braces
-    requests_metric: str = "http_requests_total"  # counter with a `status` label
+    requests_metric: str = "http_requests_total"  # counter with a status-code label (see status_label)
+    status_label: str = Field("status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="code")  # its HTTP status
     duration_metric: str = "http_request_duration_seconds"  # histogram (…_bucket)
     max_error_ratio: float = Field(0.01, ge=0, le=1)  # 5xx / all
     max_p95_ms: float = Field(500, gt=0)

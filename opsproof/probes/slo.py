@@ -59,8 +59,11 @@ class Window:
         sel, rng = cfg.selector, f"[{seconds}s]"
         self.end, self.seconds = end, seconds
         self.requests = round(scalar(target, conns, f"sum(increase({cfg.requests_metric}{{{sel}}}{rng}))", end) or 0)
+        label = cfg.status_label
         self.errors = round(scalar(
-            target, conns, f'sum(increase({cfg.requests_metric}{{{sel},status=~"5.."}}{rng}))', end) or 0)
+            target, conns, f'sum(increase({cfg.requests_metric}{{{sel},{label}=~"5.."}}{rng}))', end) or 0)
+        self.labelled = round(scalar(
+            target, conns, f'sum(increase({cfg.requests_metric}{{{sel},{label}!=""}}{rng}))', end) or 0)
         p95 = scalar(target, conns, "histogram_quantile(0.95, sum by (le) "
                      f"(increase({cfg.duration_metric}_bucket{{{sel}}}{rng})))", end)
         self.p95_ms = None if p95 is None else p95 * 1000
@@ -79,6 +82,7 @@ class Window:
 
     def evidence(self) -> dict[str, Any]:
         return {"end": self.end, "seconds": self.seconds, "requests": self.requests, "errors": self.errors,
+                "labelled_requests": self.labelled,
                 "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1)}
 
 
@@ -100,6 +104,18 @@ def _no_data(target: Target[Slo], check: str, expected: str, window: Window, sta
                 f"(need ≥ {cfg.min_requests} to judge)")
     return Result(target.id, check, None if cfg.no_data == "skip" else False, observed, expected,
                   {"window": window.evidence()}, time.perf_counter() - start)
+
+
+def _unlabelled(target: Target[Slo], check: str, expected: str, windows: list[Window],
+                start: float) -> Result | None:
+    """Requests counted on no series that carries the status label: errors cannot be told apart, so no data."""
+    cfg = target.config
+    if all(w.labelled for w in windows):
+        return None
+    return Result(target.id, check, None if cfg.no_data == "skip" else False,
+                  f"no data: no series of {cfg.requests_metric}{{{cfg.selector}}} carries the label "
+                  f"{cfg.status_label!r}, so errors cannot be counted (set status_label:, e.g. code)", expected,
+                  {"windows": [w.evidence() for w in windows]}, time.perf_counter() - start)
 
 
 def _before_and_after(target: Target[Slo], conns: Connections, check: str, expected: str,
@@ -126,7 +142,8 @@ def error_ratio(target: Target[Slo], conns: Connections) -> Result:
     cfg = target.config
     expected = f"error ratio ≤ {cfg.max_error_ratio:.2%} with ≥ {cfg.min_requests} requests"
     window = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)) is not None:
+    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)
+            or _unlabelled(target, "slo.error_ratio", expected, [window], start)) is not None:
         return no_data
     return Result(target.id, "slo.error_ratio", window.error_ratio <= cfg.max_error_ratio,
                   f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
@@ -188,6 +205,8 @@ def canary_errors(target: Target[Slo], conns: Connections) -> Result:
     if isinstance(windows, Result):
         return windows
     before, after = windows
+    if (no_data := _unlabelled(target, "slo.canary_errors", expected, [before, after], start)) is not None:
+        return no_data
     comparison = compare_error_rates(before.errors, before.requests, after.errors, after.requests)
     worse = comparison.p_value < cfg.significance and comparison.ratio_after > comparison.ratio_before
     return Result(target.id, "slo.canary_errors", not worse, comparison.explain(), expected,
