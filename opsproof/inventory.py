@@ -27,10 +27,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
@@ -159,9 +161,28 @@ class Prometheus(_Entry):
     url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
     jobs_up: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
+    # the alert rules' own severity labels → opsproof's, over the default (warning/error → high, info → low, page →
+    # critical); declared before the threshold so that `no_alerts_at_or_above: warning` can use it
+    severity_map: dict[str, Severity] = Field(default_factory=dict)
     no_alerts_at_or_above: Severity | None = Severity.CRITICAL
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("severity_map", mode="before")
+    @classmethod
+    def _lower_keys(cls, v: Any) -> Any:
+        return {str(k).lower(): val for k, val in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("no_alerts_at_or_above", mode="before")
+    @classmethod
+    def _mapped_threshold(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or isinstance(v, Severity):
+            return v
+        level = to_severity(v, info.data.get("severity_map"))
+        if level is None:
+            raise ValueError(f"unknown severity {v!r}: write one of {', '.join(DEFAULT_SEVERITY_MAP)} "
+                             "or add it to severity_map")
+        return level
 
 
 class Alertmanager(_Entry):
@@ -207,7 +228,8 @@ class Slo(_Entry):
 
     prometheus: str = Field(min_length=1, description="the name of a prometheus entry, e.g. main")
     selector: str = Field('job="app"', description='job="api"')  # PromQL label matchers, without braces
-    requests_metric: str = "http_requests_total"  # counter with a `status` label
+    requests_metric: str = "http_requests_total"  # counter with a status-code label (see status_label)
+    status_label: str = Field("status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="code")  # its HTTP status
     duration_metric: str = "http_request_duration_seconds"  # histogram (…_bucket)
     max_error_ratio: float = Field(0.01, ge=0, le=1)  # 5xx / all
     max_p95_ms: float = Field(500, gt=0)

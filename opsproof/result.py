@@ -96,14 +96,39 @@ def timed() -> Iterator[Timer]:
         yield t
 
 
+# httpx's timeout classes → (what did not happen, the phase in httpx's timeout dict)
+HTTPX_TIMEOUTS = {"ConnectTimeout": ("no connection", "connect"), "ReadTimeout": ("no answer", "read"),
+                  "WriteTimeout": ("request not sent", "write"), "PoolTimeout": ("no free connection", "pool")}
+
+
+def timed_out(exc: BaseException) -> str | None:
+    """``"no answer within 5 s (read timeout)"`` for a client's timeout (httpx, redis, psycopg), else None."""
+    name, text = type(exc).__name__, str(exc).lower()
+    if name in HTTPX_TIMEOUTS and type(exc).__module__.startswith("httpx"):
+        what, phase = HTTPX_TIMEOUTS[name]
+        try:
+            seconds = exc.request.extensions.get("timeout", {}).get(phase)  # type: ignore[attr-defined]
+        except RuntimeError:  # raised outside a request
+            seconds = None
+        return f"{what} within {seconds:g} s ({phase} timeout)" if seconds else f"{what} in time ({phase} timeout)"
+    if name == "TimeoutError" and type(exc).__module__.startswith("redis"):  # "Timeout reading from socket"
+        return "no connection in time (connect timeout)" if "connect" in text else "no answer in time (read timeout)"
+    if "timeout expired" in text and type(exc).__module__.startswith("psycopg"):  # connect_timeout
+        return "no connection in time (connect timeout)"
+    if isinstance(exc, TimeoutError) and "handshake" in text:  # ssl: "The handshake operation timed out"
+        return "no TLS handshake in time (handshake timeout)"
+    return None
+
+
 def unreachable(target: str, check: str, expected: str, exc: BaseException, duration_s: float) -> Result:
     """A failed result for a target that did not answer: the reason, never a traceback."""
     reason = typed_reason(exc)
+    slow = timed_out(exc)
     return Result(
         target=target,
         check=check,
         ok=False,
-        observed=f"unreachable ({reason})",
+        observed=slow or f"unreachable ({reason})",
         expected=expected,
         duration_s=duration_s,
         error=reason,

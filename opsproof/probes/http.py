@@ -97,6 +97,11 @@ def latency(target: Target[HttpService], conns: Connections) -> Result:
     cfg = target.config
     response, elapsed = _get(target, conns, cfg.health)
     ms = elapsed * 1000
+    if response.status_code != cfg.expect_status:  # how fast an error page comes is no verdict: http.health judges it
+        return Result(target.id, "http.latency", None,
+                      f"no verdict: GET {cfg.health} answered HTTP {response.status_code} in {ms:.0f} ms, not "
+                      f"HTTP {cfg.expect_status} (deferred to http.health)", f"≤ {cfg.latency_budget_ms:.0f} ms",
+                      {"latency_ms": round(ms, 1), "status": response.status_code}, elapsed)
     return Result(
         target=target.id,
         check="http.latency",

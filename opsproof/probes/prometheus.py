@@ -6,12 +6,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Prometheus
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
-
-SEVERITY_RANK = {s.value: s.rank for s in Severity}
 
 
 def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -80,17 +79,21 @@ def alerts(target: Target[Prometheus], conns: Connections) -> Result:
     threshold = target.config.no_alerts_at_or_above
     assert threshold is not None
     firing = [a for a in api(target, conns, "/api/v1/alerts")["alerts"] if a["state"] == "firing"]
-    severe = [a for a in firing
-              if SEVERITY_RANK.get(str(a["labels"].get("severity", "")).lower(), 0) >= threshold.rank]
-    names = ", ".join(
-        f"{a['labels'].get('alertname')} ({a['labels'].get('severity')}, since {a.get('activeAt', '?')})"
-        for a in severe)
-    return Result(target.id, "prometheus.alerts", not severe,
-                  f"{len(severe)} firing: {names}" if severe else f"nothing firing at ≥ {threshold} "
-                  f"({len(firing)} firing below it)",
-                  f"no alert firing at severity ≥ {threshold}",
+    return Result(target.id, "prometheus.alerts", *judge_alerts(firing, threshold, target.config.severity_map),
                   {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing]},
                   time.perf_counter() - start)
+
+
+def judge_alerts(firing: list[dict[str, Any]], threshold: Severity,
+                 severity_map: Mapping[str, Severity]) -> tuple[bool, str, str]:
+    """(ok, observed, expected) for the firing alerts: those at/above the threshold fail, the rest are listed."""
+    pairs = [(f"{a['labels'].get('alertname')}", a["labels"].get("severity")) for a in firing]
+    severe, rest = split_by_threshold(pairs, threshold, severity_map)
+    observed = (f"{len(severe)} firing at ≥ {threshold}: {describe(severe, severity_map)}" if severe
+                else f"nothing firing at ≥ {threshold}")
+    if rest:
+        observed += f"; also firing: {describe(rest, severity_map)}"
+    return not severe, observed, f"no alert firing at severity ≥ {threshold}"
 
 
 @probe("prometheus.ready", "prometheus", Severity.HIGH, "curl -f $PROM/-/ready",

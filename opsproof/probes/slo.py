@@ -11,13 +11,12 @@ import math
 import time
 from typing import Any
 
+from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Slo
 from opsproof.probes.base import Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Result, Severity
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
-
-SEVERITY_RANK = {s.value: s.rank for s in Severity}
 
 
 def query(target: Target[Slo], conns: Connections, promql: str, at: float) -> list[dict[str, Any]]:
@@ -71,7 +70,9 @@ class Window:
         requests = f"{cfg.requests_metric}{{{cfg.selector}}}"
         self.resets = round(scalar(target, conns, f"sum(resets({requests}[{seconds}s]))", end) or 0)
         self.requests = round(self._scalar(requests))
-        self.errors = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},status=~"5.."}}'))
+        label = cfg.status_label
+        self.errors = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}=~"5.."}}'))
+        self.labelled = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}!=""}}'))
         p95 = scalar(target, conns, f"histogram_quantile(0.95, {self._counted(self._buckets, 'le')})", end)
         self.p95_ms = None if p95 is None else p95 * 1000
 
@@ -103,6 +104,7 @@ class Window:
 
     def evidence(self) -> dict[str, Any]:
         return {"end": self.end, "seconds": self.seconds, "requests": self.requests, "errors": self.errors,
+                "labelled_requests": self.labelled,
                 "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
                 "counted": "increase(): a counter reset inside" if self.resets else "scraped values at both ends"}
 
@@ -125,6 +127,18 @@ def _no_data(target: Target[Slo], check: str, expected: str, window: Window, sta
                 f"(need ≥ {cfg.min_requests} to judge)")
     return Result(target.id, check, None if cfg.no_data == "skip" else False, observed, expected,
                   {"window": window.evidence()}, time.perf_counter() - start)
+
+
+def _unlabelled(target: Target[Slo], check: str, expected: str, windows: list[Window],
+                start: float) -> Result | None:
+    """Requests counted on no series that carries the status label: errors cannot be told apart, so no data."""
+    cfg = target.config
+    if all(w.labelled for w in windows):
+        return None
+    return Result(target.id, check, None if cfg.no_data == "skip" else False,
+                  f"no data: no series of {cfg.requests_metric}{{{cfg.selector}}} carries the label "
+                  f"{cfg.status_label!r}, so errors cannot be counted (set status_label:, e.g. code)", expected,
+                  {"windows": [w.evidence() for w in windows]}, time.perf_counter() - start)
 
 
 def _before_and_after(target: Target[Slo], conns: Connections, check: str, expected: str,
@@ -151,7 +165,8 @@ def error_ratio(target: Target[Slo], conns: Connections) -> Result:
     cfg = target.config
     expected = f"error ratio ≤ {cfg.max_error_ratio:.2%} with ≥ {cfg.min_requests} requests"
     window = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)) is not None:
+    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)
+            or _unlabelled(target, "slo.error_ratio", expected, [window], start)) is not None:
         return no_data
     return Result(target.id, "slo.error_ratio", window.error_ratio <= cfg.max_error_ratio,
                   f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
@@ -186,15 +201,17 @@ def new_alerts(target: Target[Slo], conns: Connections) -> Result:
     since, end = target.config.window(time.time())
     seconds = max(1, math.ceil(end - since))
 
+    smap = target.config.source.severity_map
+
     def severe(vector: list[dict[str, Any]]) -> dict[str, str]:
-        return {v["metric"].get("alertname", "?"): v["metric"].get("severity", "?") for v in vector
-                if SEVERITY_RANK.get(str(v["metric"].get("severity", "")).lower(), 0) >= threshold.rank}
+        pairs = [(v["metric"].get("alertname", "?"), v["metric"].get("severity")) for v in vector]
+        return {name: str(label) for name, label in split_by_threshold(pairs, threshold, smap)[0]}
 
     during = severe(query(target, conns, f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end))
     before = severe(query(target, conns, 'ALERTS{alertstate="firing"}', since))
     new = {name: sev for name, sev in during.items() if name not in before}
     expected = f"no alert at severity ≥ {threshold} newly firing since the deploy"
-    observed = (f"{len(new)} fired since the deploy: " + ", ".join(f"{n} ({s})" for n, s in sorted(new.items()))
+    observed = (f"{len(new)} fired since the deploy: " + describe(sorted(new.items()), smap)
                 if new else f"none in the {seconds} s since the deploy"
                 + (f" (already firing before it: {', '.join(sorted(before))})" if before else ""))
     return Result(target.id, "slo.new_alerts", not new, observed, expected,
@@ -212,6 +229,8 @@ def canary_errors(target: Target[Slo], conns: Connections) -> Result:
     if isinstance(windows, Result):
         return windows
     before, after = windows
+    if (no_data := _unlabelled(target, "slo.canary_errors", expected, [before, after], start)) is not None:
+        return no_data
     comparison = compare_error_rates(before.errors, before.requests, after.errors, after.requests)
     worse = comparison.p_value < cfg.significance and comparison.ratio_after > comparison.ratio_before
     return Result(target.id, "slo.canary_errors", not worse, comparison.explain(), expected,

@@ -465,7 +465,8 @@ http:
         assert records[blocked]["blocked_by"] == "redis[cache]"
         assert records[blocked]["root_cause"] == "redis.ping@redis[cache]"
     assert records["http.health@http[api]"]["observed"] == "GET /health → HTTP 500"  # its own finding is kept
-    assert records["http.latency@http[api]"]["verdict"] == "pass"  # blocking never touches a passing check
+    # blocking never touches a check that did not fail: the latency of this 500 page is no verdict (deferred to health)
+    assert records["http.latency@http[api]"]["verdict"] == "no-data"
     assert re.search(r"SKIPPED .*blocked by redis\[cache\]: unreachable \(ConnectionError", run.output), run.output
     assert "opsproof: 2 check(s) blocked by redis[cache]: " in run.output
 
