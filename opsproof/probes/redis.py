@@ -75,9 +75,10 @@ def hit_rate(target: Target[Redis], conns: Connections) -> Result:
     lookups = hits + misses
     evidence = {"keyspace_hits": hits, "keyspace_misses": misses}
     expected = f"≥ {floor:.0%}"
-    if lookups < target.config.min_lookups:
+    if lookups < max(1, target.config.min_lookups):  # none at all is no data, whatever min_lookups says
         return _result(target, "redis.hit_rate", None,
-                       f"only {lookups} keyspace lookups since restart (need {target.config.min_lookups})",
+                       f"only {lookups} keyspace lookups since restart (need {target.config.min_lookups})" if lookups
+                       else "no keyspace lookup since restart: no hit rate to judge",
                        expected, evidence, start)
     rate = hits / lookups
     return _result(target, "redis.hit_rate", rate >= floor,

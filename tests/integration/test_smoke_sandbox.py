@@ -350,3 +350,21 @@ def test_secrets_never_appear_in_any_output(healthy: SandboxHelper, tmp_path: Pa
         assert secret not in run.output
         assert secret not in run.junit
         assert secret not in record_text
+
+
+def test_no_lookups_at_all_is_no_data_even_with_min_lookups_0(healthy: SandboxHelper, tmp_path: Path) -> None:
+    """With ``min_lookups: 0`` and no lookup since the stats were reset, the hit rate was 0/0: the check said the
+    target was unreachable (ZeroDivisionError). Nothing to judge is no data."""
+    from opsproof.inventory import load
+    from opsproof.probes import Connections, Target
+    from opsproof.probes import redis as redis_probes
+
+    inventory = load(healthy.derive(tmp_path, {"redis.cache.min_lookups": 0}))
+    client = healthy.redis()
+    try:
+        client.config_resetstat()
+        with Connections() as conns:
+            result = redis_probes.hit_rate(Target("redis", "cache", inventory.redis["cache"]), conns)
+    finally:
+        client.close()
+    assert (result.ok, result.observed) == (None, "no keyspace lookup since restart: no hit rate to judge")
