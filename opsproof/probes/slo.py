@@ -63,18 +63,24 @@ class Window:
     window starts at the last scrape before ``end - seconds``. A counter reset inside the window (a restart) makes
     it meaningless; then the figures come from ``increase()``, which handles resets, and the evidence says so."""
 
-    def __init__(self, target: Target[Slo], conns: Connections, end: float, seconds: int) -> None:
+    def __init__(self, target: Target[Slo], conns: Connections, end: float, seconds: float) -> None:
         cfg = target.config
         self.end, self.seconds = end, seconds
         self._target, self._conns = target, conns
         requests = f"{cfg.requests_metric}{{{cfg.selector}}}"
-        self.resets = round(scalar(target, conns, f"sum(resets({requests}[{seconds}s]))", end) or 0)
+        self.resets = round(scalar(target, conns, f"sum(resets({requests}{self._range}))", end) or 0)
         self.requests = round(self._scalar(requests))
         label = cfg.status_label
         self.errors = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}=~"5.."}}'))
         self.labelled = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}!=""}}'))
         p95 = scalar(target, conns, f"histogram_quantile(0.95, {self._counted(self._buckets, 'le')})", end)
         self.p95_ms = None if p95 is None else p95 * 1000
+
+    @property
+    def _range(self) -> str:
+        """The window as a PromQL range, to the millisecond (not rounded up to whole seconds: that would reach back
+        before the deploy)."""
+        return f"[{max(1, round(self.seconds * 1000))}ms]"
 
     @property
     def _buckets(self) -> str:
@@ -85,7 +91,7 @@ class Window:
         """PromQL for how much the counters of ``selector`` grew over the window (summed, ``by`` labels kept)."""
         group = f"sum by ({by})" if by else "sum"
         if self.resets:
-            return f"{group} (increase({selector}[{self.seconds}s]))"
+            return f"{group} (increase({selector}{self._range}))"
         start = self.end - self.seconds
         at_end = f"{group} ({selector} @ {self.end:.3f})"
         return f"{at_end} - ({group} ({selector} @ {start:.3f}) or {at_end} * 0)"
@@ -103,7 +109,7 @@ class Window:
         return self.errors / self.requests if self.requests else 0.0
 
     def evidence(self) -> dict[str, Any]:
-        return {"end": self.end, "seconds": self.seconds, "requests": self.requests, "errors": self.errors,
+        return {"end": self.end, "seconds": round(self.seconds, 3), "requests": self.requests, "errors": self.errors,
                 "labelled_requests": self.labelled,
                 "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
                 "counted": "increase(): a counter reset inside" if self.resets else "scraped values at both ends"}
@@ -111,7 +117,7 @@ class Window:
 
 def _since_deploy(target: Target[Slo], conns: Connections) -> Window:
     start, end = target.config.window(time.time())
-    return Window(target, conns, end, max(1, math.ceil(end - start)))
+    return Window(target, conns, end, max(0.001, end - start))
 
 
 def _before_deploy(target: Target[Slo], conns: Connections, after: Window) -> Window:
@@ -123,7 +129,7 @@ def _no_data(target: Target[Slo], check: str, expected: str, window: Window, sta
     cfg = target.config
     if window.requests >= cfg.min_requests:
         return None
-    observed = (f"no data: {window.requests} requests in the {window.seconds} s since the deploy "
+    observed = (f"no data: {window.requests} requests in the {window.seconds:.0f} s since the deploy "
                 f"(need ≥ {cfg.min_requests} to judge)")
     return Result(target.id, check, None if cfg.no_data == "skip" else False, observed, expected,
                   {"window": window.evidence()}, time.perf_counter() - start)
@@ -151,7 +157,7 @@ def _before_and_after(target: Target[Slo], conns: Connections, check: str, expec
     before = _before_deploy(target, conns, after)
     if before.requests < cfg.min_requests:
         return Result(target.id, check, None if cfg.no_data == "skip" else False,
-                      f"no data: {before.requests} requests in the {before.seconds} s before the deploy "
+                      f"no data: {before.requests} requests in the {before.seconds:.0f} s before the deploy "
                       f"(need ≥ {cfg.min_requests} to compare)", expected,
                       {"before": before.evidence(), "after": after.evidence()}, time.perf_counter() - start)
     return before, after
@@ -170,7 +176,7 @@ def error_ratio(target: Target[Slo], conns: Connections) -> Result:
         return no_data
     return Result(target.id, "slo.error_ratio", window.error_ratio <= cfg.max_error_ratio,
                   f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
-                  f"{window.seconds} s since the deploy)", expected, {"window": window.evidence()},
+                  f"{window.seconds:.0f} s since the deploy)", expected, {"window": window.evidence()},
                   time.perf_counter() - start)
 
 
@@ -187,7 +193,7 @@ def latency_p95(target: Target[Slo], conns: Connections) -> Result:
     p95 = window.p95_ms if window.p95_ms is not None else math.inf
     buckets = {("+Inf" if math.isinf(le) else f"{le:g}"): n for le, n in sorted(window.cumulative().items())}
     return Result(target.id, "slo.latency_p95", p95 <= cfg.max_p95_ms,
-                  f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds} s since the deploy",
+                  f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds:.0f} s since the deploy",
                   expected, {"window": window.evidence(), "buckets": buckets}, time.perf_counter() - start)
 
 
