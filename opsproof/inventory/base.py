@@ -1,0 +1,49 @@
+"""What every part of the inventory shares: its errors, the base model, names and instants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+)
+
+from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+SECRET_VAR = re.compile(r"PASS|TOKEN|SECRET|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+SECRET_HEADER = re.compile(r"authorization|token|key|cookie|secret", re.IGNORECASE)
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class InventoryError(ValueError):
+    """A broken inventory: the message names file, line, key and fix."""
+
+
+Path_ = tuple[str | int, ...]
+
+
+class EntryProblem(ValueError):
+    """A problem across entries, found once every entry is valid: ``loc`` is the key it is at, its message
+    ends with the fix."""
+
+    def __init__(self, loc: Path_, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_instant(text: str, now: float) -> float:
+    """``-15m`` / ``-90s`` / ``-2h`` relative to now, or an ISO 8601 time (UTC when no offset is given)."""
+    if text.startswith("-"):
+        unit = {"s": 1, "m": 60, "h": 3600}[text[-1]]
+        return now - float(text[1:-1]) * unit
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()

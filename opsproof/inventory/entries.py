@@ -1,0 +1,275 @@
+"""The inventory entries, one model per kind of target (http, tls, postgres, redis, …)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
+from opsproof.inventory.base import _Model, parse_instant
+from opsproof.result import Severity
+from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
+
+
+class Retry(_Model):
+    """"Eventually" semantics: pass once the check passes ``consecutive`` times in a row within ``within_s``."""
+
+    within_s: float = Field(60, gt=0, le=3600)
+    consecutive: int = Field(1, ge=1, le=100)
+    interval_s: float = Field(2, gt=0, le=300)
+
+
+class _Entry(_Model):
+    """What every inventory entry may say about how its checks are judged."""
+
+    severity: Severity | None = None  # overrides the default severity of every check of this entry
+    retry: Retry | None = None
+    depends_on: list[str] = Field(default_factory=list, description="[postgres.main, redis.cache]")
+
+
+class HttpService(_Entry):
+    """An HTTP service: `curl -f $URL/health`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="https://api.example.com")
+    health: str = Field("/health", pattern=r"^/", description="/health")
+    ready: str | None = Field("/ready", pattern=r"^/", description="/ready")
+    expect_status: int = Field(200, ge=100, le=599)
+    expect_json: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    latency_budget_ms: float = Field(1000, gt=0)
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool | str = True  # or a path to a CA bundle
+
+
+class TlsEndpoint(_Entry):
+    """A TLS endpoint: `openssl s_client -connect HOST:PORT | openssl x509 -noout -enddate`."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None  # the name the certificate must match; defaults to host
+    min_days: int = Field(14, ge=0)
+    ca_file: str | None = None  # trust this CA bundle instead of the system store
+    timeout_s: float = Field(5, gt=0, le=300)
+
+
+class Replica(_Model):
+    dsn: str = Field(min_length=1)
+    max_lag_s: float = Field(30, ge=0)
+
+
+class Postgres(_Entry):
+    """A PostgreSQL server: `pg_isready`, `SELECT count(*) FROM pg_stat_activity`, …"""
+
+    dsn: str = Field(min_length=1, description="postgresql://user:${PGPASSWORD}@host:5432/db")
+    max_connection_ratio: float = Field(0.8, gt=0, le=1)
+    max_query_s: float = Field(300, gt=0)
+    min_cache_hit_ratio: float = Field(0.9, ge=0, le=1)
+    rls_tables: list[str] = Field(default_factory=list)
+    count_tables: list[str] = Field(default_factory=list)  # row counts captured in baselines
+    # a role that bypasses row-level security (BYPASSRLS, as a backup role has), for the row counts only: counted
+    # as `dsn`'s role, a table under RLS shows what its policies let that role see — then the count is no data
+    count_dsn: str | None = Field(None, min_length=1, description="postgresql://backup_ro:${PGPASSWORD}@db:5432/app")
+    extensions: list[str] = Field(default_factory=list)
+    replicas: dict[str, Replica] = Field(default_factory=dict)
+    connect_timeout_s: float = Field(5, gt=0, le=300)
+
+    @field_validator("dsn", "count_dsn")
+    @classmethod
+    def _dsn_shape(cls, v: str | None) -> str | None:
+        if v is not None and "://" in v and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a URL DSN must start with postgresql://")
+        return v
+
+
+class Redis(_Entry):
+    """A Redis server: `redis-cli ping`, `redis-cli info memory`, `redis-cli llen QUEUE`."""
+
+    url: str = Field(pattern=r"^(redis|rediss|unix)://", description="redis://:${REDIS_PASSWORD}@host:6379/0")
+    max_memory_ratio: float = Field(0.9, gt=0, le=1)
+    eviction_policy: str | None = None
+    min_hit_rate: float | None = Field(None, ge=0, le=1)
+    min_lookups: int = Field(100, ge=0)  # below this many keyspace lookups the hit rate is "no data"
+    queues: dict[str, int] = Field(default_factory=dict)  # list name -> ceiling for LLEN
+    timeout_s: float = Field(5, gt=0, le=300)
+
+
+class Prometheus(_Entry):
+    """A Prometheus server: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
+    jobs_up: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    # the alert rules' own severity labels → opsproof's, over the default (warning/error → high, info → low, page →
+    # critical); declared before the threshold so that `no_alerts_at_or_above: warning` can use it
+    severity_map: dict[str, Severity] = Field(default_factory=dict)
+    no_alerts_at_or_above: Severity | None = Severity.CRITICAL
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("severity_map", mode="before")
+    @classmethod
+    def _lower_keys(cls, v: Any) -> Any:
+        return {str(k).lower(): val for k, val in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("no_alerts_at_or_above", mode="before")
+    @classmethod
+    def _mapped_threshold(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or isinstance(v, Severity):
+            return v
+        level = to_severity(v, info.data.get("severity_map"))
+        if level is None:
+            raise ValueError(f"unknown severity {v!r}: write one of {', '.join(DEFAULT_SEVERITY_MAP)} "
+                             "or add it to severity_map")
+        return level
+
+
+class Alertmanager(_Entry):
+    """An Alertmanager: `amtool config show`, `/api/v2/status`, `/api/v2/receivers`."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://alertmanager:9093")
+    receivers: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(5, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Deployment(_Model):
+    min_ready: int | None = Field(None, ge=0)  # default: the deployment's desired replicas
+    max_restarts: int = Field(0, ge=0)  # container restarts since the rollout
+    pending_grace_s: float = Field(120, ge=0)  # a pod may be Pending this long
+
+
+class Hpa(_Model):
+    min_replicas: int = Field(ge=0)  # the configuration the runbook states, e.g. 3–10
+    max_replicas: int = Field(ge=1)
+    allow_at_max: bool = False  # pinned at max is a finding unless allowed
+
+
+class Kubernetes(_Entry):
+    """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
+
+    namespace: str = Field(min_length=1)
+    context: str | None = None
+    kubeconfig: str | None = None
+    in_cluster: bool = False
+    deployments: dict[str, Deployment] = Field(default_factory=dict)
+    hpa: dict[str, Hpa] = Field(default_factory=dict)
+    certificates: list[str] = Field(default_factory=list)
+    certificate_min_days: int = Field(14, ge=0)
+    jobs: list[str] = Field(default_factory=list)
+    ingresses: list[str] = Field(default_factory=list)
+    max_warning_events: int = Field(0, ge=0)  # Warning events since the rollout
+    timeout_s: float = Field(10, gt=0, le=300)
+
+
+class Slo(_Entry):
+    """A service level read from Prometheus over a window (e.g. since the rollout)."""
+
+    prometheus: str = Field(min_length=1, description="the name of a prometheus entry, e.g. main")
+    selector: str = Field('job="app"', description='job="api"')  # PromQL label matchers, without braces
+    requests_metric: str = "http_requests_total"  # counter with a status-code label (see status_label)
+    status_label: str = Field("status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="code")  # its HTTP status
+    duration_metric: str = "http_request_duration_seconds"  # histogram (…_bucket)
+    max_error_ratio: float = Field(0.01, ge=0, le=1)  # 5xx / all
+    max_p95_ms: float = Field(500, gt=0)
+    min_requests: int = Field(100, ge=0)  # fewer requests in the window is "no data", never a pass
+    no_data: Literal["fail", "skip"] = "fail"
+    max_regression: float = Field(1.5, ge=1)  # p95 after / before tolerated by the canary comparison
+    significance: float = Field(0.01, gt=0, lt=1)  # p-value below which more errors after the deploy is a finding
+    # when the change landed: ISO 8601 (2026-11-27T10:00:00Z) or relative (-15m); usually "${DEPLOYED_AT}".
+    # The SLO window runs from it to now; the canary compares it with the same length of time before it.
+    deployed_at: str = Field("-10m", pattern=r"^(-\d+(\.\d+)?[smh]|\d{4}-\d\d-\d\dT.+)$", description="-15m")
+
+    @field_validator("deployed_at")
+    @classmethod
+    def _instant(cls, v: str) -> str:
+        try:
+            parse_instant(v, 0.0)
+        except ValueError:
+            raise ValueError("not a time: write 2026-11-27T10:00:00Z or -15m") from None
+        return v
+
+    _source: Prometheus | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Prometheus:
+        """The Prometheus entry this SLO is read from (resolved when the inventory is validated)."""
+        if self._source is None:
+            raise ValueError(f"slo entry not bound to a prometheus entry ({self.prometheus!r})")
+        return self._source
+
+    def window(self, now: float) -> tuple[float, float]:
+        """(start, end) of the window since the deploy, as Unix times."""
+        return parse_instant(self.deployed_at, now), now
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+def human_duration(seconds: float) -> str:
+    """4h, 15m, 90s, 1.5s — the way the inventory writes durations."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+class Scratch(_Model):
+    """Where a DR drill restores: a throwaway local cluster (default), or a server given by ``dsn`` on which the
+    drill creates a database of its own and drops it afterwards."""
+
+    dsn: str | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
+    jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs, and parallel verification
+
+
+class Backups(_Entry):
+    """Where a datastore's backups land ("verify backups are recent"), and — with ``postgres:`` or ``redis:`` —
+    how a DR drill restores and verifies them against an RPO and an RTO."""
+
+    directory: str | None = Field(None, min_length=1, description="/var/backups/postgres")
+    pattern: str = Field("*", min_length=1, description="apex_full_*.sql.gz")
+    rpo: Duration = Field(86400, description="24h")  # the newest backup may be this old; the drill measures it
+    rto: Duration | None = Field(None, description="4h")  # provision + restore + verify must fit in it
+    min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
+    postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
+    redis: str | None = Field(None, description="cache (a redis entry: the server these RDB snapshots are of)")
+    dsn: str | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
+    fresh: bool = False  # the drill takes a fresh backup (`opsproof backup`) instead of the newest one in directory
+    format: Literal["auto", "plain", "custom", "directory", "rdb"] = "auto"  # plain: .sql or .sql.gz
+    tables: list[str] = Field(default_factory=list, description="[public.orders, public.customers]")
+    freshness_query: str | None = Field(None, description="SELECT max(updated_at) FROM orders")
+    sample: int = Field(100, ge=0, le=100000)  # Redis: keys whose values are compared after a restore
+    min_sample_match: float = Field(0.9, ge=0, le=1)  # Redis: share of them equal to the live source's
+    scratch: Scratch = Field(default_factory=Scratch)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Backups:
+        if self.postgres and self.redis:
+            raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
+        if self.directory is None and not self.fresh:
+            raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
+                             "or fresh: true to take a backup at the start of each drill")
+        if self.fresh and not (self.postgres or self.redis):
+            raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
+        return self
+
+    @property
+    def datastore(self) -> tuple[str, str] | None:
+        """(kind, name) of the datastore a drill restores, or None for a freshness-only entry."""
+        if self.postgres:
+            return "postgres", self.postgres
+        if self.redis:
+            return "redis", self.redis
+        return None
+
+
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
+KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
+                           "backups")
