@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
 from support import traffic  # noqa: E402  (the same traffic generator the tests use)
 
 from opsproof.sandbox.control import Sandbox  # noqa: E402

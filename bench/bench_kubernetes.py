@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from test_kubernetes import Emulator, app_objects  # noqa: E402  (the emulator and objects the tests use)
 
 SUITE = "checks/post_deploy/test_01_rollout.py"

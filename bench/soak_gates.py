@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
 from support import SuiteRun, run_suite, traffic  # noqa: E402  (the tests' own runner and traffic generator)
 
 from opsproof.sandbox.control import Sandbox  # noqa: E402
