@@ -98,12 +98,13 @@ def main() -> int:
     state.chmod(0o755)
     box = None if args.inventory else Sandbox(state / "sandbox", ephemeral=True)
     stop = threading.Event()
+    steady: threading.Thread | None = None
     alarms: list[dict[str, Any]] = []
     started = time.time()
     try:
         inventory = args.inventory or box.up()  # type: ignore[union-attr]
         app = next(iter(__import__("yaml").safe_load(Path(inventory).read_text())["http"].values()))["url"]
-        steady_traffic(app, stop, args.concurrency)
+        steady = steady_traffic(app, stop, args.concurrency)
         time.sleep(args.window)  # the first windows hold traffic already
         for i in range(args.rounds):
             found = one_round(i, Path(inventory), app, state, args.window)
@@ -112,6 +113,8 @@ def main() -> int:
             print(f"round {i + 1}/{args.rounds}: {verdict}", flush=True)
     finally:
         stop.set()
+        if steady is not None:
+            steady.join(15)  # its last second of traffic ends before the sandbox goes down
         if box is not None:
             box.down()
     result = {"date": iso(started), "rounds": args.rounds, "window_s": args.window, "gate_runs": 2 * args.rounds,
