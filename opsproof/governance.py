@@ -318,14 +318,7 @@ def timed_out(spec: ProbeSpec, target: Target[Any], budget: Budget) -> Result:
 # --- blocked-by ------------------------------------------------------------------------------------------
 
 # the check that says whether a target is reachable at all, per kind
-REACHABILITY: dict[Kind, str] = {
-    "http": "http.health",
-    "tls": "tls.hostname",
-    "postgres": "postgres.ready",
-    "redis": "redis.ping",
-    "prometheus": "prometheus.ready",
-    "alertmanager": "alertmanager.ready",
-}
+REACHABILITY: dict[Kind, str] = {spec.kind: spec.check for spec in ALL if spec.root}  # declared: @probe(root=True)
 _SPECS = {spec.check: spec for spec in ALL}
 
 

@@ -11,27 +11,24 @@ from pathlib import Path
 
 from opsproof import backupfiles
 from opsproof.inventory import Backups, human_duration
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 
 
 @probe("backups.recent", "backups", Severity.HIGH, "ls -lt $BACKUP_DIR/$PATTERN | head -1",
        applies=lambda cfg: cfg.directory is not None,
-       expected=lambda cfg: f"a backup newer than {human_duration(cfg.rpo)}")
-def recent(target: Target[Backups], conns: Connections) -> Result:
+       expected=lambda cfg: f"newest {cfg.pattern} in {cfg.directory} younger than {human_duration(cfg.rpo)} (rpo) "
+                            f"and ≥ {cfg.min_size_bytes} bytes")
+def recent(target: Target[Backups], conns: Connections) -> Outcome:
     """The newest backup matching the pattern is younger than the RPO and not empty."""
-    start = time.perf_counter()
     cfg = target.config
     assert cfg.directory is not None  # `applies` deselects entries without one
-    where = f"{cfg.pattern} in {cfg.directory}"
-    expected = f"newest {where} younger than {human_duration(cfg.rpo)} (rpo) and ≥ {cfg.min_size_bytes} bytes"
     try:
         listing = backupfiles.scan(Path(cfg.directory), cfg.pattern)
         found = listing.newest()
     except backupfiles.NoBackup as e:
-        return Result(target.id, "backups.recent", False, str(e), expected,
-                      {"directory": cfg.directory, "pattern": cfg.pattern}, time.perf_counter() - start)
+        return Outcome(False, str(e), {"directory": cfg.directory, "pattern": cfg.pattern})
     newest = found.path
     age_h = (time.time() - found.mtime) / 3600
     evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": found.size_bytes,
@@ -42,5 +39,4 @@ def recent(target: Target[Backups], conns: Connections) -> Result:
     if found.size_bytes < cfg.min_size_bytes:
         problems.append(f"newest {newest.name} is {found.size_bytes} bytes")
     observed = "; ".join(problems) or f"newest {newest.name}: {age_h:.1f} h old, {found.size_bytes} bytes"
-    return Result(target.id, "backups.recent", not problems, observed, expected, evidence,
-                  time.perf_counter() - start)
+    return Outcome(not problems, observed, evidence)

@@ -1,14 +1,17 @@
 """What every probe shares: its declaration, the target it checks, and how to run it safely.
 
-A probe is a plain function ``fn(target, conns) -> Result`` declared with :func:`probe`, which records the
-check id, the inventory kind it applies to, its default severity and the runbook command it replaces.
+A probe is a plain function ``fn(target, conns) -> Outcome`` declared with :func:`probe`, which records the
+check id, the inventory kind it applies to, its default severity, the runbook command it replaces, the expected
+text and whether it is the kind's reachability check. The body says only what it saw (:class:`Outcome`);
+:func:`run` times it and builds the :class:`~opsproof.result.Result` from the declaration, so the check id and the
+expected text of a reached target and of an unreachable one are the same by construction.
 Probes know nothing of pytest or of the environment they talk to.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +35,21 @@ class Target(Generic[C]):
         return f"{self.kind}[{self.name}]"
 
 
-ProbeFn = Callable[[Target[Any], Connections], Result]
+@dataclass(frozen=True)
+class Outcome:
+    """What a probe body saw: pass/fail/no verdict (``None``, the reason in ``observed``) and the raw evidence.
+    The check id, the expected text and the duration come from the declaration and :func:`run`."""
+
+    ok: bool | None
+    observed: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+ProbeFn = Callable[[Target[Any], Connections], Outcome]
+
+
+def _always(_cfg: Any) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -42,8 +59,9 @@ class ProbeSpec:
     severity: Severity
     replaces: str
     fn: ProbeFn
-    applies: Callable[[Any], bool] = field(default=lambda _cfg: True)
-    expected: Callable[[Any], str] = field(default=lambda _cfg: "a healthy answer")
+    expected: Callable[[Any], str]  # the one expected text, from the entry's configuration
+    applies: Callable[[Any], bool] = _always
+    root: bool = False  # the kind's reachability check: when it fails, the target's other checks are blocked
 
     def __call__(self, target: Target[Any], conns: Connections) -> Result:
         return run(self, target, conns)
@@ -55,17 +73,15 @@ def probe(
     severity: Severity,
     replaces: str,
     *,
+    expected: Callable[[Any], str],
     applies: Callable[[Any], bool] | None = None,
-    expected: Callable[[Any], str] | None = None,
+    root: bool = False,
 ) -> Callable[[ProbeFn], ProbeSpec]:
-    """Declare a probe. ``applies(config)`` says whether the entry configures this check."""
+    """Declare a probe. ``expected(config)`` is its expected text; ``applies(config)`` says whether the entry
+    configures this check; ``root`` marks the kind's reachability check."""
 
     def wrap(fn: ProbeFn) -> ProbeSpec:
-        spec = ProbeSpec(check, kind, severity, replaces, fn)
-        if applies is not None:
-            object.__setattr__(spec, "applies", applies)
-        if expected is not None:
-            object.__setattr__(spec, "expected", expected)
+        spec = ProbeSpec(check, kind, severity, replaces, fn, expected, applies or _always, root)
         spec.__dict__["__doc__"] = fn.__doc__
         return spec
 
@@ -73,9 +89,12 @@ def probe(
 
 
 def run(spec: ProbeSpec, target: Target[Any], conns: Connections) -> Result:
-    """Run a probe; any exception becomes a failed result with a one-line reason, never a traceback."""
+    """Run a probe once, timed; any exception becomes a failed result with a one-line reason, never a traceback."""
     start = time.perf_counter()
     try:
-        return spec.fn(target, conns)
+        outcome = spec.fn(target, conns)
     except Exception as exc:  # a probe must never raise: the reason is the finding
         return unreachable(target.id, spec.check, spec.expected(target.config), exc, time.perf_counter() - start)
+    duration = time.perf_counter() - start
+    return Result(target.id, spec.check, outcome.ok, outcome.observed, spec.expected(target.config),
+                  outcome.evidence, duration)

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from opsproof.inventory import HttpService
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 
 
 def _get(target: Target[HttpService], conns: Connections, path: str) -> tuple[httpx.Response, float]:
@@ -34,11 +34,11 @@ def _expect_health(cfg: HttpService) -> str:
     return f"HTTP {cfg.expect_status}" + (f" with {fields}" if fields else "")
 
 
-@probe("http.health", "http", Severity.CRITICAL, "curl -f $URL/health", expected=_expect_health)
-def health(target: Target[HttpService], conns: Connections) -> Result:
+@probe("http.health", "http", Severity.CRITICAL, "curl -f $URL/health", expected=_expect_health, root=True)
+def health(target: Target[HttpService], conns: Connections) -> Outcome:
     """The health endpoint answers the expected status and the expected JSON fields."""
     cfg = target.config
-    response, elapsed = _get(target, conns, cfg.health)
+    response, _elapsed = _get(target, conns, cfg.health)
     body = _body(response)
     problems = []
     if response.status_code != cfg.expect_status:
@@ -47,18 +47,9 @@ def health(target: Target[HttpService], conns: Connections) -> Result:
         got = body.get(key, "<absent>") if isinstance(body, dict) else "<no JSON object>"
         if got != want:
             problems.append(f"{key}={got!r}")
-    observed = ", ".join(problems) if problems else f"HTTP {response.status_code}" + (
-        " with " + ", ".join(f"{k}={v!r}" for k, v in cfg.expect_json.items()) if cfg.expect_json else ""
-    )
-    return Result(
-        target=target.id,
-        check="http.health",
-        ok=not problems,
-        observed=f"GET {cfg.health} → {observed}",
-        expected=_expect_health(cfg),
-        evidence={"status": response.status_code, "body": body if body is not None else response.text[:500]},
-        duration_s=elapsed,
-    )
+    observed = ", ".join(problems) if problems else _expect_health(cfg)  # what was expected is what it saw
+    return Outcome(not problems, f"GET {cfg.health} → {observed}",
+                   {"status": response.status_code, "body": body if body is not None else response.text[:500]})
 
 
 @probe(
@@ -69,20 +60,13 @@ def health(target: Target[HttpService], conns: Connections) -> Result:
     applies=lambda cfg: cfg.ready is not None,
     expected=lambda cfg: "HTTP 2xx",
 )
-def ready(target: Target[HttpService], conns: Connections) -> Result:
+def ready(target: Target[HttpService], conns: Connections) -> Outcome:
     """The readiness endpoint answers 2xx: the service will take traffic."""
     cfg = target.config
     assert cfg.ready is not None
-    response, elapsed = _get(target, conns, cfg.ready)
-    return Result(
-        target=target.id,
-        check="http.ready",
-        ok=response.is_success,
-        observed=f"GET {cfg.ready} → HTTP {response.status_code}",
-        expected="HTTP 2xx",
-        evidence={"status": response.status_code, "body": response.text[:500]},
-        duration_s=elapsed,
-    )
+    response, _elapsed = _get(target, conns, cfg.ready)
+    return Outcome(response.is_success, f"GET {cfg.ready} → HTTP {response.status_code}",
+                   {"status": response.status_code, "body": response.text[:500]})
 
 
 @probe(
@@ -92,22 +76,14 @@ def ready(target: Target[HttpService], conns: Connections) -> Result:
     "curl -o /dev/null -w '%{time_total}' $URL/health",
     expected=lambda cfg: f"≤ {cfg.latency_budget_ms:.0f} ms",
 )
-def latency(target: Target[HttpService], conns: Connections) -> Result:
+def latency(target: Target[HttpService], conns: Connections) -> Outcome:
     """The health endpoint answers within the latency budget."""
     cfg = target.config
     response, elapsed = _get(target, conns, cfg.health)
     ms = elapsed * 1000
+    evidence = {"latency_ms": round(ms, 1), "status": response.status_code}
     if response.status_code != cfg.expect_status:  # how fast an error page comes is no verdict: http.health judges it
-        return Result(target.id, "http.latency", None,
-                      f"no verdict: GET {cfg.health} answered HTTP {response.status_code} in {ms:.0f} ms, not "
-                      f"HTTP {cfg.expect_status} (deferred to http.health)", f"≤ {cfg.latency_budget_ms:.0f} ms",
-                      {"latency_ms": round(ms, 1), "status": response.status_code}, elapsed)
-    return Result(
-        target=target.id,
-        check="http.latency",
-        ok=ms <= cfg.latency_budget_ms,
-        observed=f"GET {cfg.health} took {ms:.0f} ms (HTTP {response.status_code})",
-        expected=f"≤ {cfg.latency_budget_ms:.0f} ms",
-        evidence={"latency_ms": round(ms, 1), "status": response.status_code},
-        duration_s=elapsed,
-    )
+        return Outcome(None, f"no verdict: GET {cfg.health} answered HTTP {response.status_code} in {ms:.0f} ms, "
+                             f"not HTTP {cfg.expect_status} (deferred to http.health)", evidence)
+    return Outcome(ms <= cfg.latency_budget_ms, f"GET {cfg.health} took {ms:.0f} ms (HTTP {response.status_code})",
+                   evidence)

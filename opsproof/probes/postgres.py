@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
 from opsproof.inventory import Postgres
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 from opsproof.util.errors import typed_reason
 
 
@@ -25,45 +25,36 @@ def _query(target: Target[Postgres], conns: Connections, sql: str, params: Any =
         return conn.execute(sql, params).fetchall()
 
 
-def _result(target: Target[Any], check: str, ok: bool | None, observed: str, expected: str,
-            evidence: dict[str, Any], start: float) -> Result:
-    return Result(target.id, check, ok, observed, expected, evidence, time.perf_counter() - start)
-
-
 @probe("postgres.ready", "postgres", Severity.CRITICAL, "pg_isready -h $HOST -p $PORT",
-       expected=lambda cfg: "accepting connections")
-def ready(target: Target[Postgres], conns: Connections) -> Result:
+       expected=lambda cfg: "accepting connections", root=True)
+def ready(target: Target[Postgres], conns: Connections) -> Outcome:
     """The server accepts connections and answers a query."""
-    start = time.perf_counter()
     [(version, in_recovery)] = _query(target, conns, "SELECT current_setting('server_version'), pg_is_in_recovery()")
     role = "standby" if in_recovery else "primary"
-    return _result(target, "postgres.ready", True, f"accepting connections (PostgreSQL {version}, {role})",
-                   "accepting connections", {"server_version": version, "in_recovery": in_recovery}, start)
+    return Outcome(True, f"accepting connections (PostgreSQL {version}, {role})",
+                   {"server_version": version, "in_recovery": in_recovery})
 
 
 @probe("postgres.connections", "postgres", Severity.HIGH, "SELECT count(*) FROM pg_stat_activity",
-       expected=lambda cfg: f"≤ {cfg.max_connection_ratio:.0%} of max_connections")
-def connections(target: Target[Postgres], conns: Connections) -> Result:
+       expected=lambda cfg: f"≤ {cfg.max_connection_ratio:.0%}")
+def connections(target: Target[Postgres], conns: Connections) -> Outcome:
     """Connections in use stay below a ceiling of max_connections."""
-    start = time.perf_counter()
     [(used, limit)] = _query(
         target, conns,
         "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
         " current_setting('max_connections')::int",
     )
     ratio = used / limit
-    ceiling = target.config.max_connection_ratio
-    return _result(target, "postgres.connections", ratio <= ceiling,
-                   f"{used} of max_connections {limit} in use ({ratio:.0%})", f"≤ {ceiling:.0%}",
-                   {"connections": used, "max_connections": limit, "ratio": round(ratio, 4)}, start)
+    return Outcome(ratio <= target.config.max_connection_ratio,
+                   f"{used} of max_connections {limit} in use ({ratio:.0%})",
+                   {"connections": used, "max_connections": limit, "ratio": round(ratio, 4)})
 
 
 @probe("postgres.long_queries", "postgres", Severity.HIGH,
        "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state = 'active'",
        expected=lambda cfg: f"no query running longer than {cfg.max_query_s:g} s")
-def long_queries(target: Target[Postgres], conns: Connections) -> Result:
+def long_queries(target: Target[Postgres], conns: Connections) -> Outcome:
     """No query has been running longer than the ceiling."""
-    start = time.perf_counter()
     ceiling = target.config.max_query_s
     rows = _query(
         target, conns,
@@ -73,46 +64,39 @@ def long_queries(target: Target[Postgres], conns: Connections) -> Result:
         " ORDER BY seconds DESC",
         (ceiling,),
     )
-    expected = f"no query running longer than {ceiling:g} s"
     if not rows:
-        return _result(target, "postgres.long_queries", True, f"no active query older than {ceiling:g} s",
-                       expected, {}, start)
+        return Outcome(True, f"no active query older than {ceiling:g} s")
     pid, user, seconds, query = rows[0]
-    return _result(
-        target, "postgres.long_queries", False,
+    return Outcome(
+        False,
         f"{len(rows)} query(ies) running too long; longest pid {pid} ({user}) for {seconds:.0f} s: {query!r}",
-        expected,
         {"queries": [{"pid": p, "user": u, "seconds": round(s, 1), "query": q} for p, u, s, q in rows[:10]]},
-        start,
     )
 
 
 @probe("postgres.cache_hit", "postgres", Severity.MEDIUM,
        "SELECT blks_hit::float / (blks_hit + blks_read) FROM pg_stat_database WHERE datname = current_database()",
        expected=lambda cfg: f"≥ {cfg.min_cache_hit_ratio:.0%}")
-def cache_hit(target: Target[Postgres], conns: Connections) -> Result:
+def cache_hit(target: Target[Postgres], conns: Connections) -> Outcome:
     """The buffer cache hit ratio of the database is above the floor."""
-    start = time.perf_counter()
     [(hit, read)] = _query(
         target, conns,
         "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()",
     )
-    floor = target.config.min_cache_hit_ratio
     if hit + read == 0:
-        return _result(target, "postgres.cache_hit", None, "no block reads recorded yet",
-                       f"≥ {floor:.0%}", {"blks_hit": hit, "blks_read": read}, start)
+        return Outcome(None, "no block reads recorded yet", {"blks_hit": hit, "blks_read": read})
     ratio = hit / (hit + read)
-    return _result(target, "postgres.cache_hit", ratio >= floor,
-                   f"cache hit ratio {ratio:.1%} ({hit} hits, {read} reads)", f"≥ {floor:.0%}",
-                   {"blks_hit": hit, "blks_read": read, "ratio": round(ratio, 4)}, start)
+    return Outcome(ratio >= target.config.min_cache_hit_ratio,
+                   f"cache hit ratio {ratio:.1%} ({hit} hits, {read} reads)",
+                   {"blks_hit": hit, "blks_read": read, "ratio": round(ratio, 4)})
 
 
 @probe("postgres.rls", "postgres", Severity.CRITICAL,
        "SELECT relname, relrowsecurity FROM pg_class WHERE relname IN (…)",
-       applies=lambda cfg: bool(cfg.rls_tables), expected=lambda cfg: "row-level security enabled")
-def rls(target: Target[Postgres], conns: Connections) -> Result:
+       applies=lambda cfg: bool(cfg.rls_tables),
+       expected=lambda cfg: f"row-level security enabled on {', '.join(cfg.rls_tables)}")
+def rls(target: Target[Postgres], conns: Connections) -> Outcome:
     """Every listed table exists and has row-level security enabled."""
-    start = time.perf_counter()
     wanted = target.config.rls_tables
     rows = _query(
         target, conns,
@@ -124,24 +108,20 @@ def rls(target: Target[Postgres], conns: Connections) -> Result:
     disabled = [name for name, enabled in rows if enabled is False]
     problems = [f"{n}: RLS disabled" for n in disabled] + [f"{n}: table not found" for n in missing]
     observed = "; ".join(problems) if problems else f"RLS enabled on {', '.join(wanted)}"
-    return _result(target, "postgres.rls", not problems, observed,
-                   f"row-level security enabled on {', '.join(wanted)}",
-                   {"tables": {name: enabled for name, enabled in rows}}, start)
+    return Outcome(not problems, observed, {"tables": {name: enabled for name, enabled in rows}})
 
 
 @probe("postgres.extensions", "postgres", Severity.HIGH, "SELECT extname FROM pg_extension",
-       applies=lambda cfg: bool(cfg.extensions), expected=lambda cfg: f"extensions {cfg.extensions} installed")
-def extensions(target: Target[Postgres], conns: Connections) -> Result:
+       applies=lambda cfg: bool(cfg.extensions), expected=lambda cfg: f"installed: {', '.join(cfg.extensions)}")
+def extensions(target: Target[Postgres], conns: Connections) -> Outcome:
     """The extensions the application needs are installed in the database."""
-    start = time.perf_counter()
     installed = {name: version for name, version in _query(target, conns,
                                                            "SELECT extname, extversion FROM pg_extension")}
     wanted = target.config.extensions
     missing = [e for e in wanted if e not in installed]
     observed = (f"missing: {', '.join(missing)}" if missing
                 else "installed: " + ", ".join(f"{e} {installed[e]}" for e in wanted))
-    return _result(target, "postgres.extensions", not missing, observed, f"installed: {', '.join(wanted)}",
-                   {"installed": installed}, start)
+    return Outcome(not missing, observed, {"installed": installed})
 
 
 REPLICA_LAG_SQL = (
@@ -176,10 +156,9 @@ def _catches_up(conn: Connection[Any], received: str, within: float) -> float | 
 @probe("postgres.replica_lag", "postgres", Severity.HIGH,
        "SELECT now() - pg_last_xact_replay_timestamp() -- on each replica",
        applies=lambda cfg: bool(cfg.replicas),
-       expected=lambda cfg: "replicas within their lag ceiling")
-def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
+       expected=lambda cfg: "each replica within its lag ceiling")
+def replica_lag(target: Target[Postgres], conns: Connections) -> Outcome:
     """Each listed replica is in recovery and replays within its lag ceiling."""
-    start = time.perf_counter()
     problems: list[str] = []
     seen: list[str] = []
     evidence: dict[str, Any] = {}
@@ -203,8 +182,7 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Result:
                             + (", replay paused" if paused else ""))
         else:
             seen.append(f"{name} lag {lag:.1f} s")
-    return _result(target, "postgres.replica_lag", not problems, "; ".join(problems or seen),
-                   "each replica within its lag ceiling", evidence, start)
+    return Outcome(not problems, "; ".join(problems or seen), evidence)
 
 
 # Row-level security applies to the counting role unless it is a superuser, has BYPASSRLS, or owns the table
@@ -219,12 +197,12 @@ _RLS = """SELECT c.relrowsecurity AND NOT (r.rolsuper OR r.rolbypassrls)
 
 
 @probe("postgres.tables", "postgres", Severity.HIGH, "SELECT count(*) FROM <table>  -- for each listed table",
-       applies=lambda cfg: bool(cfg.count_tables), expected=lambda cfg: "every listed table readable")
-def tables(target: Target[Postgres], conns: Connections) -> Result:
+       applies=lambda cfg: bool(cfg.count_tables),
+       expected=lambda cfg: f"tables {', '.join(cfg.count_tables)} readable")
+def tables(target: Target[Postgres], conns: Connections) -> Outcome:
     """Every listed table exists and is readable; its row count is recorded (baselines compare it). The count is
     taken as ``count_dsn``'s role when given (one that bypasses row-level security); a table whose rows RLS hides
     from the counting role has no count (None, the policies named) — never the 0 the policies let it see."""
-    start = time.perf_counter()
     cfg = target.config
     rows: dict[str, int | None] = {}
     hidden: dict[str, str] = {}
@@ -247,8 +225,7 @@ def tables(target: Target[Postgres], conns: Connections) -> Result:
             rows[name] = count
     counted = ", ".join(f"{n}: {c} rows" for n, c in rows.items() if c is not None)
     observed = "; ".join(problems) if problems else "; ".join(filter(None, [counted, *hidden.values()]))
-    return _result(target, "postgres.tables", not problems, observed,
-                   f"tables {', '.join(cfg.count_tables)} readable", {"rows": rows, "hidden_by_rls": hidden}, start)
+    return Outcome(not problems, observed, {"rows": rows, "hidden_by_rls": hidden})
 
 
 def _quoted(name: str) -> str:

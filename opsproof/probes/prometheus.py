@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Prometheus
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 
 
 def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -28,10 +27,9 @@ def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str,
 
 
 @probe("prometheus.targets", "prometheus", Severity.HIGH, "curl $PROM/api/v1/targets  # up == 1 per job",
-       applies=lambda cfg: bool(cfg.jobs_up), expected=lambda cfg: f"every target of {cfg.jobs_up} up")
-def targets(target: Target[Prometheus], conns: Connections) -> Result:
+       applies=lambda cfg: bool(cfg.jobs_up), expected=lambda cfg: f"every target of jobs {', '.join(cfg.jobs_up)} up")
+def targets(target: Target[Prometheus], conns: Connections) -> Outcome:
     """Every listed scrape job has targets, and all of them are up."""
-    start = time.perf_counter()
     active = api(target, conns, "/api/v1/targets?state=active")["activeTargets"]
     by_job: dict[str, list[dict[str, Any]]] = {}
     for t in active:
@@ -48,40 +46,37 @@ def targets(target: Target[Prometheus], conns: Connections) -> Result:
     evidence = {job: [{"instance": t["labels"].get("instance"), "health": t["health"]} for t in by_job.get(job, [])]
                 for job in target.config.jobs_up}
     counts = ", ".join(f"{j} {len(by_job.get(j, []))}/{len(by_job.get(j, []))} up" for j in target.config.jobs_up)
-    return Result(target.id, "prometheus.targets", not problems, "; ".join(problems) or counts,
-                  f"every target of jobs {', '.join(target.config.jobs_up)} up", evidence,
-                  time.perf_counter() - start)
+    return Outcome(not problems, "; ".join(problems) or counts, evidence)
 
 
 @probe("prometheus.rules", "prometheus", Severity.HIGH, "curl $PROM/api/v1/rules  # the alert rules are loaded",
-       applies=lambda cfg: bool(cfg.rules), expected=lambda cfg: f"alert rules {cfg.rules} loaded")
-def rules(target: Target[Prometheus], conns: Connections) -> Result:
+       applies=lambda cfg: bool(cfg.rules), expected=lambda cfg: f"loaded: {', '.join(cfg.rules)}")
+def rules(target: Target[Prometheus], conns: Connections) -> Outcome:
     """The alert rules the runbooks rely on are loaded (and healthy)."""
-    start = time.perf_counter()
     groups = api(target, conns, "/api/v1/rules?type=alert")["groups"]
     loaded = {r["name"]: r.get("health", "ok") for g in groups for r in g["rules"]}
     missing = [r for r in target.config.rules if r not in loaded]
     unhealthy = [f"{r} ({loaded[r]})" for r in target.config.rules if loaded.get(r) not in (None, "ok", "unknown")]
     problems = ([f"not loaded: {', '.join(missing)}"] if missing else []) + (
         [f"unhealthy: {', '.join(unhealthy)}"] if unhealthy else [])
-    return Result(target.id, "prometheus.rules", not problems,
-                  "; ".join(problems) or f"all {len(target.config.rules)} rules loaded",
-                  f"loaded: {', '.join(target.config.rules)}", {"loaded": sorted(loaded)},
-                  time.perf_counter() - start)
+    return Outcome(not problems, "; ".join(problems) or f"all {len(target.config.rules)} rules loaded",
+                   {"loaded": sorted(loaded)})
 
 
 @probe("prometheus.alerts", "prometheus", Severity.CRITICAL, "curl $PROM/api/v1/alerts  # nothing firing",
        applies=lambda cfg: cfg.no_alerts_at_or_above is not None,
-       expected=lambda cfg: f"no alert firing at severity ≥ {cfg.no_alerts_at_or_above}")
-def alerts(target: Target[Prometheus], conns: Connections) -> Result:
+       expected=lambda cfg: alerts_expected(cfg.no_alerts_at_or_above))
+def alerts(target: Target[Prometheus], conns: Connections) -> Outcome:
     """No alert is firing at or above the configured severity."""
-    start = time.perf_counter()
     threshold = target.config.no_alerts_at_or_above
     assert threshold is not None
     firing = [a for a in api(target, conns, "/api/v1/alerts")["alerts"] if a["state"] == "firing"]
-    return Result(target.id, "prometheus.alerts", *judge_alerts(firing, threshold, target.config.severity_map),
-                  {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing]},
-                  time.perf_counter() - start)
+    ok, observed, _expected = judge_alerts(firing, threshold, target.config.severity_map)  # expected: declared
+    return Outcome(ok, observed, {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing]})
+
+
+def alerts_expected(threshold: Severity | None) -> str:
+    return f"no alert firing at severity ≥ {threshold}"
 
 
 def judge_alerts(firing: list[dict[str, Any]], threshold: Severity,
@@ -93,16 +88,14 @@ def judge_alerts(firing: list[dict[str, Any]], threshold: Severity,
                 else f"nothing firing at ≥ {threshold}")
     if rest:
         observed += f"; also firing: {describe(rest, severity_map)}"
-    return not severe, observed, f"no alert firing at severity ≥ {threshold}"
+    return not severe, observed, alerts_expected(threshold)
 
 
 @probe("prometheus.ready", "prometheus", Severity.HIGH, "curl -f $PROM/-/ready",
-       expected=lambda cfg: "HTTP 200 from /-/ready")
-def ready(target: Target[Prometheus], conns: Connections) -> Result:
+       expected=lambda cfg: "HTTP 200", root=True)
+def ready(target: Target[Prometheus], conns: Connections) -> Outcome:
     """Prometheus is up and ready to serve queries."""
-    start = time.perf_counter()
     cfg = target.config
     response = conns.http().get(cfg.url.rstrip("/") + "/-/ready", headers=cfg.headers, timeout=cfg.timeout_s)
-    return Result(target.id, "prometheus.ready", response.status_code == 200,
-                  f"GET /-/ready → HTTP {response.status_code}", "HTTP 200", {"body": response.text[:200]},
-                  time.perf_counter() - start)
+    return Outcome(response.status_code == 200, f"GET /-/ready → HTTP {response.status_code}",
+                   {"body": response.text[:200]})

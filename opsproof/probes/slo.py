@@ -13,9 +13,9 @@ from typing import Any
 
 from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Slo
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 
 
@@ -124,86 +124,77 @@ def _before_deploy(target: Target[Slo], conns: Connections, after: Window) -> Wi
     return Window(target, conns, after.end - after.seconds, after.seconds)
 
 
-def _no_data(target: Target[Slo], check: str, expected: str, window: Window, start: float) -> Result | None:
+def _no_verdict(cfg: Slo) -> bool | None:
+    """What too little data is: a skip (no verdict) or a failure, as the entry says."""
+    return None if cfg.no_data == "skip" else False
+
+
+def _no_data(target: Target[Slo], window: Window) -> Outcome | None:
     """The minimum-traffic guard: too few requests is "no data" (a skip, or a failure), never a pass."""
     cfg = target.config
     if window.requests >= cfg.min_requests:
         return None
     observed = (f"no data: {window.requests} requests in the {window.seconds:.0f} s since the deploy "
                 f"(need ≥ {cfg.min_requests} to judge)")
-    return Result(target.id, check, None if cfg.no_data == "skip" else False, observed, expected,
-                  {"window": window.evidence()}, time.perf_counter() - start)
+    return Outcome(_no_verdict(cfg), observed, {"window": window.evidence()})
 
 
-def _unlabelled(target: Target[Slo], check: str, expected: str, windows: list[Window],
-                start: float) -> Result | None:
+def _unlabelled(target: Target[Slo], windows: list[Window]) -> Outcome | None:
     """Requests counted on no series that carries the status label: errors cannot be told apart, so no data."""
     cfg = target.config
     if all(w.labelled for w in windows):
         return None
-    return Result(target.id, check, None if cfg.no_data == "skip" else False,
-                  f"no data: no series of {cfg.requests_metric}{{{cfg.selector}}} carries the label "
-                  f"{cfg.status_label!r}, so errors cannot be counted (set status_label:, e.g. code)", expected,
-                  {"windows": [w.evidence() for w in windows]}, time.perf_counter() - start)
+    return Outcome(_no_verdict(cfg), f"no data: no series of {cfg.requests_metric}{{{cfg.selector}}} carries the "
+                                     f"label {cfg.status_label!r}, so errors cannot be counted (set status_label:, "
+                                     "e.g. code)", {"windows": [w.evidence() for w in windows]})
 
 
-def _before_and_after(target: Target[Slo], conns: Connections, check: str, expected: str,
-                      start: float) -> tuple[Window, Window] | Result:
+def _before_and_after(target: Target[Slo], conns: Connections) -> tuple[Window, Window] | Outcome:
     """The windows after and before the deploy, or a no-data result when either has too few requests."""
     cfg = target.config
     after = _since_deploy(target, conns)
-    if (no_data := _no_data(target, check, expected, after, start)) is not None:
+    if (no_data := _no_data(target, after)) is not None:
         return no_data
     before = _before_deploy(target, conns, after)
     if before.requests < cfg.min_requests:
-        return Result(target.id, check, None if cfg.no_data == "skip" else False,
-                      f"no data: {before.requests} requests in the {before.seconds:.0f} s before the deploy "
-                      f"(need ≥ {cfg.min_requests} to compare)", expected,
-                      {"before": before.evidence(), "after": after.evidence()}, time.perf_counter() - start)
+        return Outcome(_no_verdict(cfg), f"no data: {before.requests} requests in the {before.seconds:.0f} s before "
+                                         f"the deploy (need ≥ {cfg.min_requests} to compare)",
+                       {"before": before.evidence(), "after": after.evidence()})
     return before, after
 
 
 @probe("slo.error_ratio", "slo", Severity.CRITICAL, "error rate below the SLO since the deploy (5xx / all)",
-       expected=lambda cfg: f"≤ {cfg.max_error_ratio:.2%}")
-def error_ratio(target: Target[Slo], conns: Connections) -> Result:
+       expected=lambda cfg: f"error ratio ≤ {cfg.max_error_ratio:.2%} with ≥ {cfg.min_requests} requests")
+def error_ratio(target: Target[Slo], conns: Connections) -> Outcome:
     """The share of 5xx answers since the deploy stays under the SLO."""
-    start = time.perf_counter()
-    cfg = target.config
-    expected = f"error ratio ≤ {cfg.max_error_ratio:.2%} with ≥ {cfg.min_requests} requests"
     window = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.error_ratio", expected, window, start)
-            or _unlabelled(target, "slo.error_ratio", expected, [window], start)) is not None:
+    if (no_data := _no_data(target, window) or _unlabelled(target, [window])) is not None:
         return no_data
-    return Result(target.id, "slo.error_ratio", window.error_ratio <= cfg.max_error_ratio,
-                  f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
-                  f"{window.seconds:.0f} s since the deploy)", expected, {"window": window.evidence()},
-                  time.perf_counter() - start)
+    return Outcome(window.error_ratio <= target.config.max_error_ratio,
+                   f"error ratio {window.error_ratio:.2%} ({window.errors} of {window.requests} requests in the "
+                   f"{window.seconds:.0f} s since the deploy)", {"window": window.evidence()})
 
 
 @probe("slo.latency_p95", "slo", Severity.HIGH, "p95 latency below the SLO since the deploy (histogram_quantile)",
-       expected=lambda cfg: f"p95 ≤ {cfg.max_p95_ms:.0f} ms")
-def latency_p95(target: Target[Slo], conns: Connections) -> Result:
+       expected=lambda cfg: f"p95 ≤ {cfg.max_p95_ms:.0f} ms with ≥ {cfg.min_requests} requests")
+def latency_p95(target: Target[Slo], conns: Connections) -> Outcome:
     """The 95th percentile of request latency since the deploy, from the histogram, stays under the SLO."""
-    start = time.perf_counter()
-    cfg = target.config
-    expected = f"p95 ≤ {cfg.max_p95_ms:.0f} ms with ≥ {cfg.min_requests} requests"
     window = _since_deploy(target, conns)
-    if (no_data := _no_data(target, "slo.latency_p95", expected, window, start)) is not None:
+    if (no_data := _no_data(target, window)) is not None:
         return no_data
     p95 = window.p95_ms if window.p95_ms is not None else math.inf
     buckets = {("+Inf" if math.isinf(le) else f"{le:g}"): n for le, n in sorted(window.cumulative().items())}
-    return Result(target.id, "slo.latency_p95", p95 <= cfg.max_p95_ms,
-                  f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds:.0f} s since the deploy",
-                  expected, {"window": window.evidence(), "buckets": buckets}, time.perf_counter() - start)
+    return Outcome(p95 <= target.config.max_p95_ms,
+                   f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds:.0f} s since the deploy",
+                   {"window": window.evidence(), "buckets": buckets})
 
 
 @probe("slo.new_alerts", "slo", Severity.CRITICAL,
        "no new critical alert since the deploy (max_over_time(ALERTS{alertstate=\"firing\"}[…]))",
-       expected=lambda cfg: "no alert at or above the threshold started firing since the deploy")
-def new_alerts(target: Target[Slo], conns: Connections) -> Result:
+       expected=lambda cfg: f"no alert at severity ≥ {_alert_threshold(cfg)} newly firing since the deploy")
+def new_alerts(target: Target[Slo], conns: Connections) -> Outcome:
     """No alert at or above the Prometheus entry's threshold started firing since the deploy (even if resolved)."""
-    start = time.perf_counter()
-    threshold = target.config.source.no_alerts_at_or_above or Severity.CRITICAL
+    threshold = _alert_threshold(target.config)
     since, end = target.config.window(time.time())
     seconds = max(1, math.ceil(end - since))
 
@@ -216,53 +207,50 @@ def new_alerts(target: Target[Slo], conns: Connections) -> Result:
     during = severe(query(target, conns, f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end))
     before = severe(query(target, conns, 'ALERTS{alertstate="firing"}', since))
     new = {name: sev for name, sev in during.items() if name not in before}
-    expected = f"no alert at severity ≥ {threshold} newly firing since the deploy"
     observed = (f"{len(new)} fired since the deploy: " + describe(sorted(new.items()), smap)
                 if new else f"none in the {seconds} s since the deploy"
                 + (f" (already firing before it: {', '.join(sorted(before))})" if before else ""))
-    return Result(target.id, "slo.new_alerts", not new, observed, expected,
-                  {"new": new, "firing_before": before, "window_s": seconds}, time.perf_counter() - start)
+    return Outcome(not new, observed, {"new": new, "firing_before": before, "window_s": seconds})
+
+
+def _alert_threshold(cfg: Slo) -> Severity:
+    return cfg.source.no_alerts_at_or_above or Severity.CRITICAL
 
 
 @probe("slo.canary_errors", "slo", Severity.HIGH, "error rate after the deploy not above the same window before it",
-       expected=lambda cfg: f"no significant increase (p ≥ {cfg.significance:g})")
-def canary_errors(target: Target[Slo], conns: Connections) -> Result:
+       expected=lambda cfg: f"no significant increase of the error ratio (one-sided p ≥ {cfg.significance:g})")
+def canary_errors(target: Target[Slo], conns: Connections) -> Outcome:
     """More errors after the deploy than before, beyond chance? An exact test that copes with sparse counts."""
-    start = time.perf_counter()
     cfg = target.config
-    expected = f"no significant increase of the error ratio (one-sided p ≥ {cfg.significance:g})"
-    windows = _before_and_after(target, conns, "slo.canary_errors", expected, start)
-    if isinstance(windows, Result):
+    windows = _before_and_after(target, conns)
+    if isinstance(windows, Outcome):
         return windows
     before, after = windows
-    if (no_data := _unlabelled(target, "slo.canary_errors", expected, [before, after], start)) is not None:
+    if (no_data := _unlabelled(target, [before, after])) is not None:
         return no_data
     comparison = compare_error_rates(before.errors, before.requests, after.errors, after.requests)
     worse = comparison.p_value < cfg.significance and comparison.ratio_after > comparison.ratio_before
-    return Result(target.id, "slo.canary_errors", not worse, comparison.explain(), expected,
-                  {"before": before.evidence(), "after": after.evidence(), "p_value": comparison.p_value,
-                   "test": "exact conditional binomial (Poisson rates)"}, time.perf_counter() - start)
+    return Outcome(not worse, comparison.explain(),
+                   {"before": before.evidence(), "after": after.evidence(), "p_value": comparison.p_value,
+                    "test": "exact conditional binomial (Poisson rates)"})
 
 
 @probe("slo.canary_latency", "slo", Severity.HIGH, "p95 after the deploy not above the same window before it",
        expected=lambda cfg: f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)")
-def canary_latency(target: Target[Slo], conns: Connections) -> Result:
+def canary_latency(target: Target[Slo], conns: Connections) -> Outcome:
     """p95 latency after the deploy compared with the same length of time before it, judged at the histogram's
     resolution (see ``opsproof.stats``): a regression is a p95 after significantly above the first bucket bound
     ≥ max_regression × p95 before — significantly more than 5 % of the requests after slower than that bound, and
     significantly more than before. Two interpolated p95s one bucket apart (10 ms vs 19 ms) are not a verdict by
     themselves; where no bucket bound can tell (beyond the top bucket), the result is "no verdict" (``no_data``)."""
-    start = time.perf_counter()
     cfg = target.config
-    expected = f"p95 after ≤ {cfg.max_regression:g} × p95 before (at bucket resolution)"
-    windows = _before_and_after(target, conns, "slo.canary_latency", expected, start)
-    if isinstance(windows, Result):
+    windows = _before_and_after(target, conns)
+    if isinstance(windows, Outcome):
         return windows
     before, after = windows
     evidence = {"before": before.evidence(), "after": after.evidence()}
     if before.p95_ms is None or after.p95_ms is None:  # a histogram without observations
-        return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
-                      "no data: no latency observations to compare", expected, evidence, time.perf_counter() - start)
+        return Outcome(_no_verdict(cfg), "no data: no latency observations to compare", evidence)
     factor = after.p95_ms / before.p95_ms if before.p95_ms > 0 else math.inf
     p95s = f"p95 {after.p95_ms:.0f} ms after vs {before.p95_ms:.0f} ms before (×{factor:.2f})"
     before_buckets, after_buckets = before.cumulative(), after.cumulative()
@@ -270,10 +258,9 @@ def canary_latency(target: Target[Slo], conns: Connections) -> Result:
     bound = judging_bound(before_buckets, after_buckets, threshold_s)
     if bound is None:
         top = max((b for b in set(before_buckets) & set(after_buckets) if math.isfinite(b)), default=0.0)
-        return Result(target.id, "slo.canary_latency", None if cfg.no_data == "skip" else False,
-                      f"no verdict: {p95s}; no bucket bound ≥ {threshold_s * 1000:.4g} ms in both windows (highest "
-                      f"common finite bound {top * 1000:g} ms): this histogram cannot tell", expected,
-                      {**evidence, "factor": round(factor, 3)}, time.perf_counter() - start)
+        return Outcome(_no_verdict(cfg), f"no verdict: {p95s}; no bucket bound ≥ {threshold_s * 1000:.4g} ms in both "
+                                         f"windows (highest common finite bound {top * 1000:g} ms): this histogram "
+                                         "cannot tell", {**evidence, "factor": round(factor, 3)})
     tails = compare_tails(before_buckets, after_buckets, bound)
     regressed = tails.regressed(cfg.significance)
     verdict = ""
@@ -282,8 +269,7 @@ def canary_latency(target: Target[Slo], conns: Connections) -> Result:
                    f"significantly more than 5% of requests are slower (p < {cfg.significance:g})"
                    if tails.p_above >= cfg.significance
                    else f"; not significantly more than before (p ≥ {cfg.significance:g})")
-    return Result(target.id, "slo.canary_latency", not regressed, f"{p95s}: {tails.explain()}{verdict}", expected,
-                  {**evidence, "factor": round(factor, 3), "bound_ms": bound * 1000,
-                   "slower_after": tails.slow.errors_after, "slower_before": tails.slow.errors_before,
-                   "p_value": tails.slow.p_value, "p_above_quantile": tails.p_above},
-                  time.perf_counter() - start)
+    return Outcome(not regressed, f"{p95s}: {tails.explain()}{verdict}",
+                   {**evidence, "factor": round(factor, 3), "bound_ms": bound * 1000,
+                    "slower_after": tails.slow.errors_after, "slower_before": tails.slow.errors_before,
+                    "p_value": tails.slow.p_value, "p_above_quantile": tails.p_above})

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-import time
 
 from opsproof.inventory import TlsEndpoint
-from opsproof.probes.base import Target, probe
+from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.result import Result, Severity
+from opsproof.result import Severity
 
 
 def _server_name(cfg: TlsEndpoint) -> str:
@@ -33,28 +32,20 @@ def _handshake(cfg: TlsEndpoint, context: ssl.SSLContext) -> bytes:
     "tls",
     Severity.HIGH,
     "openssl s_client -connect $HOST:$PORT | openssl x509 -noout -enddate",
-    expected=lambda cfg: f"≥ {cfg.min_days} days before expiry",
+    expected=lambda cfg: f"≥ {cfg.min_days} days",
 )
-def expiry(target: Target[TlsEndpoint], conns: Connections) -> Result:
+def expiry(target: Target[TlsEndpoint], conns: Connections) -> Outcome:
     """The served certificate does not expire within ``min_days``."""
     from cryptography import x509
 
     cfg = target.config
-    start = time.perf_counter()
     context = conns.ssl_context(check=False)  # read the certificate even if it is already invalid
     cert = x509.load_der_x509_certificate(_handshake(cfg, context))
     not_after = cert.not_valid_after_utc
     days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
-    return Result(
-        target=target.id,
-        check="tls.expiry",
-        ok=days >= cfg.min_days,
-        observed=f"certificate expires in {days:.1f} days ({not_after:%Y-%m-%d %H:%M} UTC)",
-        expected=f"≥ {cfg.min_days} days",
-        evidence={"not_after": not_after.isoformat(), "subject": cert.subject.rfc4514_string(),
-                  "issuer": cert.issuer.rfc4514_string(), "days_left": round(days, 2)},
-        duration_s=time.perf_counter() - start,
-    )
+    return Outcome(days >= cfg.min_days, f"certificate expires in {days:.1f} days ({not_after:%Y-%m-%d %H:%M} UTC)",
+                   {"not_after": not_after.isoformat(), "subject": cert.subject.rfc4514_string(),
+                    "issuer": cert.issuer.rfc4514_string(), "days_left": round(days, 2)})
 
 
 @probe(
@@ -63,31 +54,15 @@ def expiry(target: Target[TlsEndpoint], conns: Connections) -> Result:
     Severity.CRITICAL,
     "curl -v https://$HOST:$PORT (certificate verify ok, hostname matches)",
     expected=lambda cfg: f"a trusted chain valid for {_server_name(cfg)}",
+    root=True,
 )
-def hostname(target: Target[TlsEndpoint], conns: Connections) -> Result:
+def hostname(target: Target[TlsEndpoint], conns: Connections) -> Outcome:
     """The certificate chains to a trusted CA and is valid for the server name clients use."""
     cfg = target.config
-    start = time.perf_counter()
     context = conns.ssl_context(cfg.ca_file or True)
-    want = f"a trusted chain valid for {_server_name(cfg)}"
     try:
         _handshake(cfg, context)
     except ssl.SSLCertVerificationError as e:
-        return Result(
-            target=target.id,
-            check="tls.hostname",
-            ok=False,
-            observed=f"verification failed: {e.verify_message or e.reason}",
-            expected=want,
-            evidence={"server_name": _server_name(cfg), "verify_code": e.verify_code},
-            duration_s=time.perf_counter() - start,
-        )
-    return Result(
-        target=target.id,
-        check="tls.hostname",
-        ok=True,
-        observed=f"chain verified, valid for {_server_name(cfg)}",
-        expected=want,
-        evidence={"server_name": _server_name(cfg)},
-        duration_s=time.perf_counter() - start,
-    )
+        return Outcome(False, f"verification failed: {e.verify_message or e.reason}",
+                       {"server_name": _server_name(cfg), "verify_code": e.verify_code})
+    return Outcome(True, f"chain verified, valid for {_server_name(cfg)}", {"server_name": _server_name(cfg)})

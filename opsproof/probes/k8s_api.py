@@ -1,0 +1,180 @@
+"""How the Kubernetes probes reach a namespace, and what they share to read the objects they get back.
+
+Read-only: every call is a LIST (an HTTP GET) in the entry's namespace, what `kubectl get KIND -o json` does,
+through one API client per target and bounded by ``timeout_s``. A check makes one call per kind it reads, however
+many objects the inventory names (the pods of 20 deployments: 3 calls, not 60), and picks objects here: by name,
+by the deployment's label selector, by owner. Responses stay plain JSON, not model classes: field names match the
+runbook, and large lists are not converted object by object. The client is imported where used, so a run without
+Kubernetes checks does not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# `kubernetes` imports `requests`, whose import makes urllib3 warn that PySocks is missing, a warning requests then
+# silences with a filter of its own. Imported here, while only one thread runs: imported first in a probe thread, a
+# pytest warnings context the main thread enters meanwhile can put `error` back in front of that filter, and the
+# client import fails (flakily, under filterwarnings = error). ~50 ms; the client itself is imported where used.
+import requests  # noqa: F401
+
+from opsproof.inventory import Kubernetes
+from opsproof.probes.base import Outcome, Target
+from opsproof.probes.connections import Connections
+
+Obj = dict[str, Any]
+REVISION = "deployment.kubernetes.io/revision"
+
+
+class ApiError(Exception):
+    """The API server refused the call or did not answer; the message is the reason, on one line."""
+
+
+PATHS = {  # kind: its LIST path, the one `kubectl get KIND -v6` shows
+    "deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
+    "replicaset": "/apis/apps/v1/namespaces/{namespace}/replicasets",
+    "pod": "/api/v1/namespaces/{namespace}/pods",
+    "event": "/api/v1/namespaces/{namespace}/events",
+    "hpa": "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers",
+    "certificate": "/apis/cert-manager.io/v1/namespaces/{namespace}/certificates",
+    "job": "/apis/batch/v1/namespaces/{namespace}/jobs",
+    "ingress": "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses",
+}
+
+
+class Namespace:
+    """LIST-only access to the entry's namespace; every call carries ``_request_timeout=timeout_s``.
+
+    Requests go through the client's ``ApiClient`` (kubeconfig auth, TLS, token refresh) with the paths above,
+    rather than its generated ``AppsV1Api``-style classes, whose import and first calls cost about a second.
+    """
+
+    def __init__(self, target: Target[Kubernetes], conns: Connections) -> None:
+        self.api = conns.kubernetes(target.id, target.config)
+        self.name = target.config.namespace
+        self.timeout = target.config.timeout_s
+
+    def list(self, kind: str, **query: str) -> list[Obj]:
+        """Every object of a kind in the namespace (one GET)."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError, NewConnectionError
+        from urllib3.exceptions import TimeoutError as Timeout
+
+        host = self.api.configuration.host
+        request = self.api.param_serialize("GET", PATHS[kind], path_params={"namespace": self.name},
+                                           query_params=list(query.items()), auth_settings=["BearerToken"],
+                                           header_params={"Accept": "application/json"})
+        try:
+            response = self.api.call_api(*request, _request_timeout=self.timeout).response
+            try:
+                status, reason, body = response.status, response.reason, response.data
+            finally:
+                response.release_conn()
+        except ApiException as e:  # the client's wrapping of TLS errors
+            raise ApiError(f"API server {host}: {str(e.reason).splitlines()[-1]}") from None
+        except HTTPError as e:
+            cause = getattr(e, "reason", None) or e
+            timed_out = isinstance(cause, Timeout) and not isinstance(cause, NewConnectionError)  # a subclass, oddly
+            what = (f"timed out, no answer within {self.timeout:g} s" if timed_out
+                    else str(cause).rpartition("): ")[2] or str(cause))
+            raise ApiError(f"API server {host}: {what}") from None
+        if status == 404:  # a LIST answers 404 only for a resource the server does not serve (a missing CRD)
+            path = PATHS[kind].format(namespace=self.name)
+            raise ApiError(f"{path} not served by the API server (404 {reason}): {_message(body)}")
+        if not 200 <= status < 300:
+            raise ApiError(f"{status} {reason}: {_message(body)}")
+        items: list[Obj] = json.loads(body).get("items") or []
+        return items
+
+    def by_name(self, kind: str) -> dict[str, Obj]:
+        return {at(obj, "metadata", "name"): obj for obj in self.list(kind)}
+
+
+def _message(body: Any) -> str:
+    """The ``message`` of a Kubernetes Status body, else its first line."""
+    try:
+        return str(json.loads(body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return (str(body or "").strip().splitlines() or ["no message"])[0][:200]
+
+
+def at(obj: Obj, *path: str, default: Any = None) -> Any:
+    """``at(dep, "status", "readyReplicas", default=0)``: a nested field, or the default when absent."""
+    for key in path:
+        if not isinstance(obj, dict) or obj.get(key) is None:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def condition(obj: Obj, kind: str) -> Obj:
+    return next((c for c in at(obj, "status", "conditions", default=[]) if c.get("type") == kind), {})
+
+
+def timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def owned_by(obj: Obj, owner: Obj) -> bool:
+    uid = at(owner, "metadata", "uid")
+    return any(ref.get("uid") == uid for ref in at(obj, "metadata", "ownerReferences", default=[])) if uid else False
+
+
+@dataclass
+class Findings:
+    """What a check found, object by object: problems, what is fine, and evidence per object."""
+
+    ns: Namespace
+    problems: list[str] = field(default_factory=list)
+    fine: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def listed(self, kind: str, names: Iterable[str]) -> Iterator[tuple[str, Obj]]:
+        """The listed objects of a kind that exist (one LIST); each missing one is recorded as a problem."""
+        found = self.ns.by_name(kind)
+        for name in names:
+            obj = found.get(name)
+            if obj is None:
+                self.problems.append(missing(kind, name, self.ns))
+                self.evidence[name] = {"found": False}
+            else:
+                yield name, obj
+
+    def judge(self, label: str, found: list[str], fine: str) -> None:
+        """Record one object's verdict: its problems (``label: a, b``) or what is fine about it."""
+        if found:
+            self.problems.append(f"{label}: " + ", ".join(found))
+        else:
+            self.fine.append(fine)
+
+    def outcome(self) -> Outcome:
+        """Pass when no object has a problem; observed: the problems, else what is fine."""
+        return Outcome(not self.problems, "; ".join(self.problems or self.fine), self.evidence)
+
+
+def current_replicaset(dep: Obj, replicasets: list[Obj]) -> Obj | None:
+    """The ReplicaSet of the deployment's current revision: owned by it, with the same revision annotation."""
+    revision = at(dep, "metadata", "annotations", REVISION)
+    return next((rs for rs in replicasets if revision is not None and owned_by(rs, dep)
+                 and at(rs, "metadata", "annotations", REVISION) == revision), None)
+
+
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels and matchExpressions) applied as the API server applies it."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, values = expr.get("key", ""), expr.get("values") or []
+        matches = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+                   "Exists": key in labels, "DoesNotExist": key not in labels}
+        if not matches.get(expr.get("operator", ""), False):
+            return False
+    return True
+
+
+def missing(kind: str, name: str, ns: Namespace) -> str:
+    return f"{kind} {name} not found in namespace {ns.name}"
