@@ -1,0 +1,259 @@
+"""The seam between a probe's declaration and its results (issue 9): the check id, the expected text and the
+timing live once, in ``@probe(...)``; a body says only what it saw. Every probe is run here against fakes that
+answer (a reached target) and that refuse (an unreachable one): both results carry the declared check id and the
+declared expected text. The source is guarded too, so the duplicates cannot come back."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import inspect
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from opsproof import governance
+from opsproof.inventory import Inventory, loads
+from opsproof.probes import ALL, Connections, ProbeSpec, Target, tls
+from opsproof.probes.base import probe, run
+
+PROBES = Path(__file__).resolve().parents[2] / "opsproof" / "probes"
+
+INVENTORY = """
+environment: seam
+http:
+  app: {url: 'http://app.test', expect_json: {status: ok}}
+tls:
+  site: {host: app.test}
+postgres:
+  main:
+    dsn: postgresql://u@db.test/app
+    rls_tables: [public.tenants]
+    count_tables: [public.items]
+    extensions: [pg_trgm]
+    replicas: {r1: {dsn: postgresql://u@replica.test/app}}
+redis:
+  cache: {url: 'redis://cache.test:6379/0', eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 100}}
+prometheus:
+  main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown]}
+alertmanager:
+  main: {url: 'http://am.test:9093', receivers: [oncall]}
+kubernetes:
+  prod:
+    namespace: apps
+    deployments: {api: {}}
+    hpa: {api: {min_replicas: 1, max_replicas: 3}}
+    certificates: [api-tls]
+    jobs: [migrate]
+    ingresses: [api]
+slo:
+  app: {prometheus: main}
+backups:
+  db: {directory: BACKUPS, pattern: '*.sql.gz'}
+"""
+
+
+def inventory(tmp_path: Path) -> Inventory:
+    return loads(INVENTORY.replace("BACKUPS", str(tmp_path)))
+
+
+def target(inv: Inventory, spec: ProbeSpec) -> Target[Any]:
+    [(name, cfg)] = inv.targets(spec.kind).items()
+    return Target(spec.kind, name, cfg)
+
+
+# --- fakes that answer ---------------------------------------------------------------------------------------
+
+HTTP = {
+    "/health": {"status": "ok"}, "/ready": {}, "/-/ready": {},
+    "/api/v1/targets": {"status": "success", "data": {"activeTargets": [
+        {"labels": {"job": "app", "instance": "app:8000"}, "health": "up"}]}},
+    "/api/v1/rules": {"status": "success", "data": {"groups": [{"rules": [{"name": "RedisDown"}]}]}},
+    "/api/v1/alerts": {"status": "success", "data": {"alerts": []}},
+    "/api/v1/query": {"status": "success", "data": {"result": [{"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
+    "/api/v2/status": {"cluster": {"status": "ready"}, "config": {"original": "route: {}"}},
+    "/api/v2/receivers": [{"name": "oncall"}],
+}
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=HTTP[request.url.path])
+
+
+class Rows:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def fetchone(self) -> tuple[Any, ...]:
+        return self.rows[0]
+
+
+class FakePostgres:
+    """Answers each query of the PostgreSQL probes with a plausible row, picked by a fragment of its SQL."""
+
+    ROWS: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
+        ("server_version", [("15.8", False)]), ("max_connections", [(3, 100)]), ("query_start", []),
+        ("blks_hit", [(90, 10)]), ("relrowsecurity FROM unnest", [("public.tenants", True)]),
+        ("pg_extension", [("pg_trgm", "1.6")]), ("pg_is_in_recovery(),", [(True, 0.0, False, "0/1")]),
+        ("to_regclass(%s)::oid", [(1234,)]), ("pg_policies", [(False, "none", "u")]), ("count(*) FROM", [(5,)]),
+    )
+
+    def execute(self, sql: str, params: Any = None) -> Rows:
+        return Rows(next(rows for fragment, rows in self.ROWS if fragment in sql))
+
+
+class FakeRedis:
+    def ping(self) -> bool:
+        return True
+
+    def info(self, section: str) -> dict[str, Any]:
+        return {"used_memory": 10, "maxmemory": 100, "keyspace_hits": 90, "keyspace_misses": 10}
+
+    def config_get(self, name: str) -> dict[str, str]:
+        return {name: "allkeys-lru"}
+
+    def llen(self, name: str) -> int:
+        return 3
+
+
+class FakeKubernetesApi:
+    """The two calls of ``ApiClient`` that :class:`opsproof.probes.k8s_api.Namespace` makes; every LIST is empty."""
+
+    class configuration:  # the client's attribute names
+        host = "https://k8s.test"
+
+    class response:
+        status, reason, data = 200, "OK", json.dumps({"items": []}).encode()
+
+        @staticmethod
+        def release_conn() -> None:
+            pass
+
+    def param_serialize(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return ()
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+
+class Answering(Connections):
+    def __init__(self) -> None:
+        super().__init__(http_transport=httpx.MockTransport(answer))
+
+    @contextmanager
+    def postgres(self, key: str, dsn: str, timeout_s: float) -> Iterator[Any]:
+        yield FakePostgres()
+
+    def redis(self, key: str, url: str, timeout_s: float) -> Any:
+        return FakeRedis()
+
+    def kubernetes(self, key: str, cfg: Any) -> Any:
+        return FakeKubernetesApi()
+
+
+def certificate() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=90))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# --- fakes that refuse ---------------------------------------------------------------------------------------
+
+def refuse(*_args: Any, **_kwargs: Any) -> Any:
+    raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+
+def refuse_http(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+class Refusing(Connections):
+    def __init__(self) -> None:
+        super().__init__(http_transport=httpx.MockTransport(refuse_http))
+
+    postgres = redis = kubernetes = refuse
+
+
+# --- the seam ------------------------------------------------------------------------------------------------
+
+def test_every_probe_is_covered_here(tmp_path: Path) -> None:
+    inv = inventory(tmp_path)
+    assert len(ALL) == 37
+    assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
+
+
+@pytest.mark.parametrize("spec", ALL, ids=[spec.check for spec in ALL])
+def test_a_reached_target_gets_the_declared_check_and_expected_text(
+        spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls, "_handshake", lambda cfg, context: certificate())
+    (tmp_path / "app_1.sql.gz").write_bytes(b"\x1f\x8b" + b"x" * 100)
+    t = target(inventory(tmp_path), spec)
+    with Answering() as conns:
+        result = run(spec, t, conns)
+    assert result.error is None, result  # the body ran to its end: no exception became the result
+    assert (result.target, result.check, result.expected) == (t.id, spec.check, spec.expected(t.config))
+
+
+@pytest.mark.parametrize("spec", ALL, ids=[spec.check for spec in ALL])
+def test_an_unreachable_target_gets_the_same_check_and_expected_text(
+        spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls, "_handshake", refuse)
+    t = target(inventory(tmp_path / "absent"), spec)  # backups: a directory that is not there
+    with Refusing() as conns:
+        result = spec(t, conns)
+    assert result.ok is False, result
+    assert (result.target, result.check, result.expected) == (t.id, spec.check, spec.expected(t.config))
+    if spec.kind != "backups":  # a missing directory is a finding of the probe, not an exception
+        assert "unreachable (ConnectionRefusedError" in result.observed or "(ConnectError" in result.observed, result
+
+
+def test_the_expected_text_must_be_declared() -> None:
+    assert inspect.signature(probe).parameters["expected"].default is inspect.Parameter.empty
+
+
+def test_every_kind_with_a_reachability_check_has_exactly_one() -> None:
+    roots: dict[str, list[str]] = {}
+    for spec in ALL:
+        if spec.root:
+            roots.setdefault(spec.kind, []).append(spec.check)
+    assert {kind: checks for kind, checks in roots.items() if len(checks) != 1} == {}
+    assert {kind: checks[0] for kind, checks in roots.items()} == governance.REACHABILITY
+    assert set(roots) == {"http", "tls", "postgres", "redis", "prometheus", "alertmanager"}
+
+
+def _declarations(tree: ast.AST) -> list[ast.Call]:
+    """The ``probe(…)`` calls (the decorators) of a module."""
+    return [node for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "probe"]
+
+
+@pytest.mark.parametrize("path", sorted(PROBES.glob("*.py")), ids=lambda p: p.name)
+def test_a_check_id_is_written_once_in_its_declaration(path: Path) -> None:
+    """No string literal equal to a check id outside ``@probe("…", …)``, and no Result built by a probe module:
+    only :func:`opsproof.probes.base.run` builds one, from the declaration."""
+    checks = {spec.check for spec in ALL}
+    tree = ast.parse(path.read_text())
+    declared = {id(call.args[0]) for call in _declarations(tree) if call.args}
+    stray = [f"line {node.lineno}: {node.value!r}" for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and node.value in checks and id(node) not in declared]
+    assert stray == []
+    if path.name != "base.py":
+        built = [f"line {node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Name) and node.func.id in ("Result", "unreachable")]
+        assert built == []
