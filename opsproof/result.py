@@ -8,9 +8,7 @@ enough data to judge, with the reason in ``observed``).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -72,28 +70,6 @@ class Result:
             error=None if self.error is None else redact(self.error),
             evidence=json.loads(clean) if clean is not text else self.evidence,
         )
-
-
-class Timer:
-    """Measures a probe's duration; ``with Timer() as t: ...; t.elapsed``."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.elapsed = 0.0
-
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.elapsed = time.perf_counter() - self.start
-
-
-@contextmanager
-def timed() -> Iterator[Timer]:
-    t = Timer()
-    with t:
-        yield t
 
 
 # httpx's timeout classes → (what did not happen, the phase in httpx's timeout dict)
