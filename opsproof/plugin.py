@@ -5,7 +5,8 @@ the plugin parametrizes it over the inventory entries of the probe's kind (ids l
 runs every selected probe ahead of time in a thread pool (one client per target, so a run of 500 checks
 takes about as long as its slowest targets, not their sum), and records every result as a JSON line.
 What the results mean for the run (eventually/retry, blocked-by, waivers, the time budget, ``--fail-on``) is
-decided in :mod:`opsproof.governance`; this module only wires it into pytest.
+decided in :mod:`opsproof.governance`; the run's state lives in :mod:`opsproof.session` (probing in
+:mod:`opsproof.probing`, records in :mod:`opsproof.records`); this module only wires them into pytest.
 """
 
 from __future__ import annotations
@@ -13,22 +14,16 @@ from __future__ import annotations
 import gc
 import json
 import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from opsproof import baseline, governance
-from opsproof.inventory import Inventory, InventoryError, load
-from opsproof.probes import Connections, ProbeSpec, Target, run
-from opsproof.redact import Redactor
+from opsproof import baseline, governance, records
+from opsproof.inventory import Inventory
+from opsproof.probes import ProbeSpec, Target
 from opsproof.result import Result, Severity
-
-if TYPE_CHECKING:
-    from opsproof.sandbox.control import Sandbox
+from opsproof.session import Run
 
 RESULT_KEY = pytest.StashKey[Result]()
 SEVERITY_KEY = pytest.StashKey[Severity]()
@@ -65,189 +60,53 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(probe): the opsproof probe this test verifies")
     config.addinivalue_line("markers", "severity(level): critical|high|medium|low, overrides the probe default")
     config.addinivalue_line("markers", "smoke: part of the smoke suite")
-    state = State(config)
-    config.stash[STATE_KEY] = state
-    config.pluginmanager.register(state, "opsproof-state")
-    if config.getoption("inventory"):
-        state.inventory()  # validate before collection; a broken file is a usage error, not a traceback
-    state.configure_governance()
+    run = Run(config)
+    config.stash[STATE_KEY] = run
+    config.pluginmanager.register(_Reports(run, config), "opsproof-state")
+    if run.options.inventory:
+        run.env.inventory()  # validate before collection; a broken file is a usage error, not a traceback
+    run.judging.configure(run.options)
 
 
-class State:
-    """Per-run state: the inventory, clients, the probe pool and the results file."""
+class _Reports:
+    """The hooks that see every report (controller side, so they also work under xdist); pytest passes them no
+    config, so they are methods of an object registered per run."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self._inventory: Inventory | None = None
-        self._sandbox: Sandbox | None = None
-        self.redact = Redactor()
-        self.conns = Connections()
-        self.futures: dict[str, Future[Result]] = {}
-        self.pool: ThreadPoolExecutor | None = None
-        self.record_file: Any = None
-        self._lock = threading.Lock()
-        self.not_configured = 0
-        self.notes: list[str] = []
-        self.notes_at_end: list[str] = []  # e.g. the post-maintenance diff
-        self.error: pytest.UsageError | None = None
-        self.budget = governance.Budget(config.getoption("time_budget"))
-        self.waivers = governance.Waivers()
-        self.gate = governance.Gate()
-        self.stopping = threading.Event()  # set once the time budget is spent: polling loops end
-        self._on_demand: ThreadPoolExecutor | None = None
-        self.reported: set[str] = set()  # check@target of every check this run reports (root causes among them)
-
-    def configure_governance(self) -> None:
-        """Validate --time-budget and the waivers file before collection (a usage error, like the inventory)."""
-        if self.budget.seconds is not None and not self.budget.seconds > 0:
-            raise pytest.UsageError(f"--time-budget {self.budget.seconds:g}: must be more than 0 seconds. "
-                                    "Fix: pass the run's time in seconds, e.g. --time-budget 120.")
-        path = self.config.getoption("waivers")
-        if path:
-            try:
-                self.waivers = governance.Waivers(governance.load_waivers(path))
-            except governance.WaiverError as e:
-                raise pytest.UsageError(str(e)) from None
-        self.gate = governance.Gate(Severity(self.config.getoption("fail_on")), self.budget, self.waivers.items)
-
-    def inventory(self) -> Inventory:
-        with self._lock:
-            if self._inventory is None:
-                path = self.config.getoption("inventory")
-                if not path:
-                    path = self._use_sandbox()
-                try:
-                    self._inventory = load(path)
-                except InventoryError as e:
-                    raise pytest.UsageError(str(e)) from None
-                self.redact = Redactor(self._inventory.secrets)
-            return self._inventory
-
-    def _use_sandbox(self) -> str:
-        if self.config.getoption("no_sandbox"):
-            raise pytest.UsageError("no --inventory given (and --no-sandbox). Fix: pass --inventory FILE.")
-        from opsproof.sandbox.control import attach_or_start
-        from opsproof.sandbox.process import SandboxError
-
-        try:
-            self._sandbox, path, started = attach_or_start(self.config.getoption("sandbox_dir"))
-        except SandboxError as e:
-            raise pytest.UsageError(f"no --inventory given, and the sandbox could not start: {e}") from None
-        how = "started for this run, stopped after it" if started else "already up"
-        self.notes.append(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
-        return str(path)
-
-    def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:
-        return governance.judge(spec, target, self.fetch, self.inventory(), self.budget, self.reported)
-
-    def fetch(self, spec: ProbeSpec, target: Target[Any]) -> Result:
-        """A probe's result, prefetched or run now; waits at most what is left of the time budget."""
-        if self.budget.exhausted():
-            self.expire()
-            raise governance.TimedOut
-        try:
-            result = self._future(spec, target).result(timeout=self.budget.remaining())
-        except (TimeoutError, CancelledError, governance.TimedOut):
-            self.expire()
-            raise governance.TimedOut from None
-        return result.redacted(self.redact)
-
-    def _future(self, spec: ProbeSpec, target: Target[Any]) -> Future[Result]:
-        key = f"{spec.check}:{target.id}"
-        if key not in self.futures:
-            if self.budget.seconds is not None:  # in a thread, so that waiting for it is bounded by the budget
-                if self._on_demand is None:
-                    self._on_demand = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsproof-on-demand")
-                self.futures[key] = self._on_demand.submit(self._job, spec, target)
-            else:
-                done: Future[Result] = Future()
-                self.futures[key] = done
-                try:
-                    done.set_result(self._job(spec, target))
-                except governance.TimedOut as e:
-                    done.set_exception(e)
-        return self.futures[key]
-
-    def _job(self, spec: ProbeSpec, target: Target[Any]) -> Result:
-        """Run a probe once, or until it passes as the entry's ``retry`` asks."""
-        retry = getattr(target.config, "retry", None)
-        attempt: Callable[[], Result] = lambda: run(spec, target, self.conns)  # noqa: E731
-        return attempt() if retry is None else governance.eventually(attempt, retry, wait=self.stopping.wait)
-
-    def expire(self) -> None:
-        """The time budget is spent: stop polling, cancel every probe not started; in-flight ones end on
-        their own timeouts."""
-        self.stopping.set()
-        for pool in (self.pool, self._on_demand):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-
-    def prefetch(self, jobs: list[tuple[ProbeSpec, Target[Any]]]) -> None:
-        workers = max(1, self.config.getoption("opsproof_concurrency"))
-        if workers == 1 or not jobs:
-            return
-        self.pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="opsproof-probe")
-        for spec, target in jobs:
-            key = f"{spec.check}:{target.id}"
-            if key not in self.futures:
-                self.futures[key] = self.pool.submit(self._job, spec, target)
+    def __init__(self, run: Run, config: pytest.Config) -> None:
+        self.run = run
+        self.worker = hasattr(config, "workerinput")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Write one JSON line per check, and tell the gate (controller side, so it also works under xdist)."""
-        if hasattr(self.config, "workerinput"):
+        """Write one JSON line per check, and tell the gate."""
+        if self.worker:
             return
-        props = dict(report.user_properties)
-        recorded = "opsproof" in props and (report.when == "call" or (report.when == "setup" and not report.passed))
-        record = {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props["opsproof"]))} \
-            if recorded else None
-        self.gate.observe(report.nodeid, report.when, report.outcome, record)
-        if record is None:
-            return
-        if report.failed and "verdict" not in record and report.longrepr:
-            record["message"] = str(report.longrepr).splitlines()[-1][:500]
-        if self.record_file is None:
-            path = Path(self.config.getoption("opsproof_record"))
-            if not path.is_absolute():
-                path = self.config.rootpath / path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.record_file = path.open("w", encoding="utf-8")
-        self.record_file.write(self.redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
-        self.record_file.flush()
+        record = records.carried(report)
+        self.run.judging.gate.observe(report.nodeid, report.when, report.outcome, record)
+        if record is not None:
+            self.run.recorder.write(records.with_message(record, report), self.run.env.redact)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed and not hasattr(self.config, "workerinput"):
-            self.gate.failed_collection(report.nodeid)
-
-    def close(self) -> None:
-        self.stopping.set()
-        for pool in (self.pool, self._on_demand):  # waits only for probes in flight, bounded by their timeouts
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self.conns.close()
-        if self.record_file is not None:
-            self.record_file.close()
-        if self._sandbox is not None:
-            self._sandbox.down()
-            self._sandbox = None
+        if report.failed and not self.worker:
+            self.run.judging.gate.failed_collection(report.nodeid)
 
 
-STATE_KEY = pytest.StashKey[State]()
+STATE_KEY = pytest.StashKey[Run]()
 
 
-def _state(config: pytest.Config) -> State:
+def _state(config: pytest.Config) -> Run:
     return config.stash[STATE_KEY]
 
 
 def inventory_of(config: pytest.Config) -> Inventory:
     """The run's inventory, for suites that parametrize themselves (the DR drill)."""
-    return _state(config).inventory()
+    return _state(config).env.inventory()
 
 
 def record_result(item: pytest.Item, result: Result) -> None:
     """Record a result produced by the test itself (a drill phase) like a probe's: JSON line, JUnit, Allure,
     severity gate, secrets masked."""
-    state = _state(item.config)
-    result = result.redacted(state.redact)
+    run = _state(item.config)
+    result = result.redacted(run.env.redact)
     item.stash[RESULT_KEY] = result
     item.stash[VERDICT_KEY] = {"verdict": result.verdict}
     if item.config.getoption("allure_report_dir", None):
@@ -270,13 +129,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = marker.args[0] if marker.args else None
     if not isinstance(spec, ProbeSpec):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.check needs a probe, got {spec!r}")
-    state = _state(metafunc.config)
-    if state.error is not None:
+    env = _state(metafunc.config).env
+    if env.error is not None:
         return
     try:
-        inventory = state.inventory()
+        inventory = env.inventory()
     except pytest.UsageError as e:  # raised again once collection ends: a usage error, not 20 collection errors
-        state.error = e
+        env.error = e
         return
     targets = [Target(spec.kind, name, cfg) for name, cfg in inventory.targets(spec.kind).items()]
     metafunc.parametrize("target", [pytest.param(t, id=t.id) for t in targets])
@@ -284,7 +143,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect checks the inventory does not configure (no entry of their kind, or the option unset)."""
-    error = _state(config).error
+    error = _state(config).env.error
     if error is not None:
         raise error
     keep, dropped = [], []
@@ -301,7 +160,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
-        _state(config).not_configured = len(dropped)
+        _state(config).summary.not_configured = len(dropped)
 
 
 @pytest.fixture
@@ -341,14 +200,15 @@ def _attach_to_allure(res: Result, severity: Severity | None) -> None:
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest) -> Inventory:
     """The inventory of the environment under test (the sandbox's when none was given)."""
-    return _state(request.config).inventory()
+    return _state(request.config).env.inventory()
 
 
 @pytest.fixture(scope="session")
 def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> list[baseline.Change]:
     """The environment now against the baseline given with --baseline (captured once per run), also written
     as JSON beside the results and printed at the end of the run."""
-    label = request.config.getoption("baseline")
+    options = _state(request.config).options
+    label = options.baseline
     if not label:
         pytest.fail("no --baseline given: capture one before the window with "
                     "`opsproof baseline capture --label pre-maint --inventory …`, then pass --baseline pre-maint",
@@ -358,10 +218,8 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
     changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"), inventory.tolerances)
-    state = _state(request.config)
-    state.notes_at_end.append(baseline.render(changes, before["label"]))
-    out = Path(request.config.getoption("opsproof_record")).with_name(f"baseline-diff-{before['label']}.json")
-    out = out if out.is_absolute() else request.config.rootpath / out
+    _state(request.config).summary.notes_at_end.append(baseline.render(changes, before["label"]))
+    out = options.output(Path(options.record).with_name(f"baseline-diff-{before['label']}.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(baseline.to_json(changes), indent=2, ensure_ascii=False) + "\n")
     return changes
@@ -384,51 +242,49 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     config = session.config
     if config.option.collectonly or session.testsfailed:
         return  # no probing for --collect-only, nor when collection failed (pytest will not run the tests)
-    state = _state(config)
+    run = _state(config)
     checks = []
     for item in session.items:
         spec, target = _spec_and_target(item)
         if spec is not None and target is not None and spec.applies(target.config):
             checks.append((spec, target))
-    state.reported = {f"{spec.check}@{target.id}" for spec, target in checks}
+    run.judging.reported = {f"{spec.check}@{target.id}" for spec, target in checks}
     # The collected items, the inventory and the modules live until the end: out of the collector's way, so that
     # its full passes (and pytest's own at exit) do not walk them again (≈ 1.5 s for 9,000 checks)
     gc.freeze()
     if not hasattr(config, "workerinput"):  # an xdist worker probes on demand
-        state.prefetch(checks)
+        run.prober.prefetch(checks)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Once the time budget is spent, every remaining test fails at once (a check, through its result)."""
-    state = _state(item.config)
-    if state.budget.exhausted() and _severity(item) is None:
-        state.expire()
-        pytest.fail(state.budget.message, pytrace=False)
+    run = _state(item.config)
+    if run.judging.budget.exhausted() and _severity(item) is None:
+        run.prober.expire()
+        pytest.fail(run.judging.budget.message, pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    state = _state(item.config)
+    run = _state(item.config)
+    redact = run.env.redact
     if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
         path, line, reason = report.longrepr
-        report.longrepr = (path, line, state.redact(reason))
+        report.longrepr = (path, line, redact(reason))
     elif report.longrepr is not None:
-        report.longrepr = state.redact(str(report.longrepr))
+        report.longrepr = redact(str(report.longrepr))
     severity = _severity(item)
     res = item.stash.get(RESULT_KEY, None)
     if severity is None:
         return report  # not an opsproof check
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        record: dict[str, Any] = {"severity": severity.value if severity else None}
-        if res is not None:
-            record.update(res.to_record())
-            record.update(item.stash.get(VERDICT_KEY, {"verdict": res.verdict}))
-            if report.when == "call" and report.failed and record.get("verdict") != "timed-out":
-                record.update(_waive(report, state.waivers.decide(f"{res.check}@{res.target}", item.nodeid)))
+        record = records.check_record(severity, res, item.stash.get(VERDICT_KEY, None))
+        if res is not None and report.when == "call" and report.failed and record.get("verdict") != "timed-out":
+            record.update(_waive(report, run.judging.waivers.decide(f"{res.check}@{res.target}", item.nodeid)))
         # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
-        item.user_properties.append(("opsproof", state.redact(json.dumps(record, default=str))))
+        item.user_properties.append((records.KEY, records.encode(record, redact)))
         report.user_properties = list(item.user_properties)
     return report
 
@@ -448,10 +304,10 @@ def _waive(report: pytest.TestReport, decision: governance.WaiverDecision | None
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """--fail-on: a run that failed only through checks below the gate exits 0."""
-    state = session.config.stash.get(STATE_KEY, None)
-    if state is not None and not hasattr(session.config, "workerinput"):
+    run = session.config.stash.get(STATE_KEY, None)
+    if run is not None and not hasattr(session.config, "workerinput"):
         stopped = bool(session.shouldfail or session.shouldstop)  # -x/--maxfail: later checks never ran
-        session.exitstatus = state.gate.exit_status(int(session.exitstatus), stopped=stopped)
+        session.exitstatus = run.judging.gate.exit_status(int(session.exitstatus), stopped=stopped)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -460,28 +316,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    state = config.stash.get(STATE_KEY, None)
-    return list(state.notes) if state is not None else []
+    run = config.stash.get(STATE_KEY, None)
+    return list(run.env.notes) if run is not None else []
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    state = config.stash.get(STATE_KEY, None)
-    if state is not None and state.not_configured:
+    run = config.stash.get(STATE_KEY, None)
+    if run is not None and run.summary.not_configured:
         terminalreporter.write_line(
-            f"opsproof: {state.not_configured} check(s) deselected: not configured in this inventory")
-    if state is not None and not hasattr(config, "workerinput"):
-        for line, loud in state.gate.summary():
+            f"opsproof: {run.summary.not_configured} check(s) deselected: not configured in this inventory")
+    if run is not None and not hasattr(config, "workerinput"):
+        for line, loud in run.judging.gate.summary():
             terminalreporter.write_line(line, red=loud, bold=loud)
-    for note in state.notes_at_end if state is not None else []:
+    for note in run.summary.notes_at_end if run is not None else []:
         terminalreporter.write_line(note)
-    if state is not None and state.record_file is not None:
-        terminalreporter.write_line(f"opsproof: results recorded in {state.record_file.name}")
+    if run is not None and run.recorder.file is not None:
+        terminalreporter.write_line(f"opsproof: results recorded in {run.recorder.file.name}")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    path = config.getoption("inventory")
+    path = _state(config).options.inventory
     if not path:
         return None
-    inv = _state(config).inventory()
+    inv = _state(config).env.inventory()
     production = " — PRODUCTION" if inv.production else ""
     return f"opsproof: inventory {path} (environment {inv.environment}{production}, {inv.count()} targets)"

@@ -1,0 +1,63 @@
+"""A check's record: built when its test reports, carried on the test's user properties (into JUnit XML, and
+from xdist workers to the controller), and written by the controller as one JSON line per check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+
+from opsproof.result import Result, Severity
+
+KEY = "opsproof"  # the user property that carries a check's record
+
+
+def check_record(severity: Severity, result: Result | None, verdict: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The record of a check: its severity, and its result with the governance fields (verdict, blocked_by…)."""
+    record: dict[str, Any] = {"severity": severity.value}
+    if result is not None:
+        record.update(result.to_record())
+        record.update(verdict if verdict is not None else {"verdict": result.verdict})
+    return record
+
+
+def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> str:
+    """The record as the text of its user property, secrets masked."""
+    return redact(json.dumps(record, default=str))
+
+
+def carried(report: pytest.TestReport) -> dict[str, Any] | None:
+    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None."""
+    props = dict(report.user_properties)
+    if KEY not in props or not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return None
+    return {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props[KEY]))}
+
+
+def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str, Any]:
+    """A failure that governance did not judge (a failing assertion of the test itself) gets its last line."""
+    if report.failed and "verdict" not in record and report.longrepr:
+        record["message"] = str(report.longrepr).splitlines()[-1][:500]
+    return record
+
+
+class Recorder:
+    """The run's results file (``--opsproof-record``), opened at the first record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: TextIO | None = None
+
+    def write(self, record: Mapping[str, Any], redact: Callable[[str], str]) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("w", encoding="utf-8")
+        self.file.write(redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()

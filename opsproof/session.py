@@ -1,0 +1,152 @@
+"""One run's state, as the parts the plugin composes: its options, where its targets come from (the inventory,
+or the sandbox's), how results become verdicts (budget, waivers, gate), how its probes run
+(:mod:`opsproof.probing`), and where its records go (:mod:`opsproof.records`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from opsproof import governance
+from opsproof.inventory import Inventory, InventoryError, load
+from opsproof.probes import ProbeSpec, Target
+from opsproof.probing import Prober
+from opsproof.records import Recorder
+from opsproof.redact import Redactor
+from opsproof.result import Result, Severity
+
+if TYPE_CHECKING:
+    from opsproof.sandbox.control import Sandbox
+
+
+@dataclass(frozen=True)
+class Options:
+    """The opsproof command-line options (defined in ``opsproof.plugin.pytest_addoption``), typed."""
+
+    inventory: str | None
+    no_sandbox: bool
+    sandbox_dir: str | None
+    record: str  # --opsproof-record, as given
+    concurrency: int
+    fail_on: Severity
+    waivers: str | None
+    time_budget: float | None
+    baseline: str | None
+    rootpath: Path
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> Options:
+        opt = config.getoption
+        return cls(inventory=opt("inventory"), no_sandbox=bool(opt("no_sandbox")), sandbox_dir=opt("sandbox_dir"),
+                   record=opt("opsproof_record"), concurrency=opt("opsproof_concurrency"),
+                   fail_on=Severity(opt("fail_on")), waivers=opt("waivers"), time_budget=opt("time_budget"),
+                   baseline=opt("baseline"), rootpath=config.rootpath)
+
+    def output(self, path: Path) -> Path:
+        """Where an output file goes: ``path`` when absolute, else under the rootdir."""
+        return path if path.is_absolute() else self.rootpath / path
+
+
+class Environment:
+    """The inventory under test — the sandbox's when none was given — and the redactor of its secrets."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._inventory: Inventory | None = None
+        self._sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+        self.redact = Redactor()
+        self.notes: list[str] = []  # shown once collection ends: where the targets come from
+        self.error: pytest.UsageError | None = None  # a broken inventory met during collection, raised after it
+
+    def inventory(self) -> Inventory:
+        with self._lock:
+            if self._inventory is None:
+                path = self.options.inventory
+                if not path:
+                    path = self._use_sandbox()
+                try:
+                    self._inventory = load(path)
+                except InventoryError as e:
+                    raise pytest.UsageError(str(e)) from None
+                self.redact = Redactor(self._inventory.secrets)
+            return self._inventory
+
+    def _use_sandbox(self) -> str:
+        if self.options.no_sandbox:
+            raise pytest.UsageError("no --inventory given (and --no-sandbox). Fix: pass --inventory FILE.")
+        from opsproof.sandbox.control import attach_or_start
+        from opsproof.sandbox.process import SandboxError
+
+        try:
+            self._sandbox, path, started = attach_or_start(self.options.sandbox_dir)
+        except SandboxError as e:
+            raise pytest.UsageError(f"no --inventory given, and the sandbox could not start: {e}") from None
+        how = "started for this run, stopped after it" if started else "already up"
+        self.notes.append(f"opsproof: no --inventory given; using the sandbox ({how}): {path}")
+        return str(path)
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.down()
+            self._sandbox = None
+
+
+@dataclass
+class Judging:
+    """What the run's results mean: the time budget, the waivers, the gate, and the ``check@target`` of every
+    check this run reports (only those can be root causes)."""
+
+    budget: governance.Budget
+    waivers: governance.Waivers = field(default_factory=governance.Waivers)
+    gate: governance.Gate = field(default_factory=governance.Gate)
+    reported: set[str] = field(default_factory=set)
+
+    def configure(self, options: Options) -> None:
+        """Validate --time-budget and the waivers file before collection (a usage error, like the inventory)."""
+        if self.budget.seconds is not None and not self.budget.seconds > 0:
+            raise pytest.UsageError(f"--time-budget {self.budget.seconds:g}: must be more than 0 seconds. "
+                                    "Fix: pass the run's time in seconds, e.g. --time-budget 120.")
+        if options.waivers:
+            try:
+                self.waivers = governance.Waivers(governance.load_waivers(options.waivers))
+            except governance.WaiverError as e:
+                raise pytest.UsageError(str(e)) from None
+        self.gate = governance.Gate(options.fail_on, self.budget, self.waivers.items)
+
+
+@dataclass
+class Summary:
+    """What the terminal summary says beyond the gate."""
+
+    not_configured: int = 0  # checks deselected: not configured in this inventory
+    notes_at_end: list[str] = field(default_factory=list)  # e.g. the post-maintenance diff
+
+
+class Run:
+    """Per-run state: the options, the environment, the judging, the prober, the recorder and the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.options = Options.of(config)
+        self.env = Environment(self.options)
+        self.judging = Judging(governance.Budget(self.options.time_budget))
+        self.prober = Prober(self.judging.budget, self.options.concurrency)
+        self.recorder = Recorder(self.options.output(Path(self.options.record)))
+        self.summary = Summary()
+
+    def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:
+        j = self.judging
+        return governance.judge(spec, target, self.fetch, self.env.inventory(), j.budget, j.reported)
+
+    def fetch(self, spec: ProbeSpec, target: Target[Any]) -> Result:
+        """A probe's result (raises TimedOut once the budget is spent), secrets masked."""
+        return self.prober.fetch(spec, target).redacted(self.env.redact)
+
+    def close(self) -> None:
+        self.prober.close()
+        self.recorder.close()
+        self.env.close()
