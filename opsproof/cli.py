@@ -26,10 +26,17 @@ def _sandbox(args: argparse.Namespace) -> int:
         sandbox.down()
         print(f"sandbox down: {sandbox.dir} (no process left)")
     else:
+        from opsproof.chaos import faultjournal
+
         states = sandbox.status()
         for name, state in states.items():
             print(f"  {name:<18} {state}")
-        return 0 if sandbox.running() else 3
+        left = faultjournal.entries(faultjournal.location(sandbox.dir))
+        if left:
+            faults = "; ".join(str(e.get("fault")) for e in left)
+            print(f"chaos journal: {len(left)} fault(s) not rolled back ({faults}). "
+                  f"Fix: opsproof chaos recover --sandbox-dir {sandbox.dir}")
+        return 0 if sandbox.healthy() and not left else 3
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``opsproof chaos run EXPERIMENT…`` and ``opsproof chaos validate [EXPERIMENT…]``."""
+"""``opsproof chaos run EXPERIMENT…``, ``opsproof chaos validate [EXPERIMENT…]`` and ``opsproof chaos recover``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ EXPERIMENTS = Path("chaos") / "experiments"
 
 def register(sub: Any) -> None:
     ch = sub.add_parser("chaos", help="chaos experiments: alerts fire in time, remediations work")
-    ch.add_argument("action", choices=["run", "validate"])
+    ch.add_argument("action", choices=["run", "validate", "recover"],
+                    help="recover: roll back every fault a run killed outright left (its fault journal lists them)")
     ch.add_argument("experiments", nargs="*", type=Path,
                     help=f"experiment files (default for validate: {EXPERIMENTS}/*.yaml)")
     ch.add_argument("--inventory", default=None, help="inventory (default: the sandbox's)")
@@ -27,7 +28,31 @@ def register(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.action == "validate":
         return _validate(args)
+    if args.action == "recover":
+        return _recover(args)
     return _run(args)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    """Roll back what the fault journal lists (a run killed outright): the sandbox's, or the user's journal."""
+    from opsproof.chaos import faultjournal
+    from opsproof.shape import default_dir
+
+    places = [args.sandbox_dir] if args.sandbox_dir else [default_dir(), None]
+    code, total = 0, 0
+    for place in places:
+        path = faultjournal.location(place)
+        recovery = faultjournal.recover(path)
+        total += len(recovery.rolled_back)
+        for line in recovery.rolled_back:
+            print(f"rolled back: {line}")
+        for line in recovery.running:
+            print(f"left to its run, still in progress: {line}")
+        for line in recovery.problems:
+            print(f"NOT rolled back: {line}", file=sys.stderr)
+        code = code or (1 if recovery.problems else 0)
+    print(f"rolled back {total} fault(s)" if total else "nothing to recover: no fault journal lists a fault left")
+    return code
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -56,10 +81,18 @@ def _run(args: argparse.Namespace) -> int:
     if not args.experiments:
         print("opsproof: name the experiment(s) to run", file=sys.stderr)
         return 2
+    from opsproof.chaos.signals import Interrupted
+
     code = 0
     for path in args.experiments:  # one at a time, in the main thread (Chaos Toolkit's signal handlers)
-        outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
-                             allow_destructive=args.allow_destructive, evidence_dir=args.evidence_dir)
+        try:
+            outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
+                                 allow_destructive=args.allow_destructive, evidence_dir=args.evidence_dir)
+        except Interrupted as stop:  # rolled back: the remaining experiments do not run
+            if isinstance(stop.outcome, runner.Outcome):
+                print(stop.outcome.summary())
+            print(f"opsproof: {stop}", file=sys.stderr)
+            return 130
         print(outcome.summary())
         if outcome.status == "interrupted":
             return 130

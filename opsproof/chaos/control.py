@@ -1,6 +1,8 @@
 """The opsproof Chaos Toolkit control: declared in every experiment, so plain ``chaos run`` gets the same safety.
 
-* before the experiment: a new timeline, and the production refusal;
+* before the experiment: SIGINT/SIGTERM noted (:mod:`opsproof.chaos.signals`), a new timeline, the production
+  refusal (a refused run plays no rollback and no audit: it touches nothing), then the recovery of whatever an
+  earlier run killed outright left in the fault journal (:mod:`opsproof.chaos.faultjournal`);
 * after each activity: an activity that failed because SIGTERM arrived while it ran (Chaos Toolkit turns the
   signal into an exception that its python provider reports as a mere activity failure) interrupts the run, so
   the next activity is not played and the rollbacks run at once;
@@ -15,18 +17,25 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-from opsproof.chaos import evidence, timeline
+from opsproof.chaos import evidence, faultjournal, signals, timeline
 from opsproof.chaos.context import ChaosRefused, Configuration, Context
 
 log = logging.getLogger("chaostoolkit")
+REFUSED = "opsproof_refused"  # set in the experiment when the control refused it
 
 
 def before_experiment_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
+    signals.watch()
     timeline.reset()
     try:
         Context.of(configuration).destructive(f"run the experiment {context.get('title')!r}")
     except ChaosRefused as e:
+        context["rollbacks"] = []  # a refused run touches nothing: not even the rollbacks (nor the audit) run
+        context[REFUSED] = str(e)
         raise InterruptExecution(str(e)) from None
+    recovery = faultjournal.recover(faultjournal.of(configuration))  # what a run killed outright left set
+    for problem in recovery.problems:
+        log.error("opsproof: could not roll back a fault an earlier run left: %s", problem)
 
 
 def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: Any) -> None:
@@ -36,6 +45,9 @@ def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: 
 
 def after_experiment_control(context: dict[str, Any], state: dict[str, Any], configuration: Configuration = None,
                              **_: Any) -> None:
+    if context.get(REFUSED):
+        log.error("opsproof: refused, nothing was touched: %s", context[REFUSED])
+        return
     doc, report = evidence.save(state, configuration,
                                 str(context.get("opsproof_slug") or context.get("title") or "experiment"))
     state["opsproof"] = doc

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsproof.chaos import timeline
+from opsproof.chaos import faultjournal, timeline
 from opsproof.chaos.backend import ProcessBackend
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail
 from opsproof.shape import SERVICES
@@ -54,6 +54,8 @@ def kill_service(service: str, signal: str = "SIGKILL", configuration: Configura
     box = ctx.sandbox
     pid = _running_pid(box, service)
     sig = signals.Signals[signal]
+    faultjournal.record(configuration, f"service[{service}]", f"kill {service} ({sig.name})", ensure_running,
+                        service=service)
     os.kill(pid, sig)
     at = timeline.mark("fault_injected", fault=f"kill {service} ({sig.name})")
     try:
@@ -68,6 +70,7 @@ def stop_service(service: str, configuration: Configuration = None) -> dict[str,
     ctx = Context.of(configuration)
     ctx.destructive(f"stop (SIGSTOP) {service}")
     pid = _running_pid(ctx.sandbox, service)
+    faultjournal.record(configuration, f"service[{service}]", f"SIGSTOP {service}", ensure_running, service=service)
     os.kill(pid, signals.SIGSTOP)
     at = timeline.mark("fault_injected", fault=f"SIGSTOP {service}")
     try:
@@ -114,6 +117,8 @@ def disable_supervisor(service: str = "app", configuration: Configuration = None
     ctx = Context.of(configuration)
     ctx.destructive(f"disable the supervisor of {service}")
     hold = _hold_file(ctx.sandbox, service)
+    faultjournal.record(configuration, f"supervisor[{service}]", f"supervisor of {service} disabled",
+                        enable_supervisor, service=service)
     hold.touch()
     return {"service": service, "hold_file": str(hold)}
 
@@ -123,6 +128,7 @@ def enable_supervisor(service: str = "app", configuration: Configuration = None)
     hold = _hold_file(Context.of(configuration).sandbox, service)
     existed = hold.exists()
     hold.unlink(missing_ok=True)
+    faultjournal.undone(configuration, f"supervisor[{service}]")
     return {"service": service, "was_disabled": existed}
 
 
@@ -156,6 +162,7 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
     except ProcessError as e:
         raise fail(f"service[{service}]", f"not running {timeout:g} s after the rollback ({', '.join(actions)})",
                    "the service running") from e
+    faultjournal.undone(configuration, f"service[{service}]")
     return {"service": service, "actions": actions}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from opsproof.chaos import timeline
+from opsproof.chaos import faultjournal, timeline
 from opsproof.chaos.context import Configuration, Context, fail, http
 from opsproof.shape import PROXIES as PROXIES  # re-exported: the sandbox's app → Redis, app → PostgreSQL
 
@@ -54,10 +54,12 @@ def proxy_fault(mode: str, latency_ms: int = 0, proxy: str = "proxy",
     ctx = Context.of(configuration)
     ctx.destructive(f"inject a {mode} network fault")
     url = _control_url(ctx, configuration, proxy)
+    fault = f"{proxy} {mode}" + (f" {latency_ms} ms" if latency_ms else "")
+    faultjournal.record(configuration, f"proxy[{proxy}]", fault, proxy_clear, proxy=proxy)
     state = _call(url, {"mode": mode, "latency_ms": latency_ms})
     if state.get("mode") != mode:
         raise fail(f"proxy[{url}]", f"mode {state.get('mode')!r} after the change", f"mode {mode!r}")
-    at = timeline.mark("fault_injected", fault=f"{proxy} {mode}" + (f" {latency_ms} ms" if latency_ms else ""))
+    at = timeline.mark("fault_injected", fault=fault)
     return {"proxy": url, **state, "injected_at": at}
 
 
@@ -67,6 +69,7 @@ def proxy_clear(proxy: str = "proxy", configuration: Configuration = None) -> di
     url = _control_url(ctx, configuration, proxy)
     before = _call(url)
     state = _call(url, {"mode": "none"})
+    faultjournal.undone(configuration, f"proxy[{proxy}]")
     if before.get("mode") != "none":
         timeline.mark("remediated", action=f"{proxy} fault {before.get('mode')} cleared")
     return {"proxy": url, "was": before.get("mode"), **state}

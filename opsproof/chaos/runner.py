@@ -2,20 +2,25 @@
 
 ``opsproof chaos run chaos/experiments/redis-down.yaml`` calls :func:`run`. Chaos Toolkit installs signal
 handlers, so a run happens in the main thread, one at a time. Ctrl-C (KeyboardInterrupt) and SIGTERM interrupt
-the method; the rollbacks still run (strategy ``always``), then the audit.
+the method; the rollbacks still run (strategy ``always``), then the audit, and :func:`run` raises
+:class:`~opsproof.chaos.signals.Interrupted` (a KeyboardInterrupt) so that its caller stops as well. Whatever the
+rollbacks leave in the fault journal is rolled back when the run ends, however it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsproof.chaos import evidence
+from opsproof.chaos import evidence, faultjournal, signals
 from opsproof.chaos.context import Context
 
 CONTROL: dict[str, Any] = {"name": "opsproof", "provider": {"type": "python", "module": "opsproof.chaos.control"}}
@@ -97,10 +102,37 @@ def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: P
     ctx.destructive(f"run the experiment {path.name}")  # refuse before Chaos Toolkit touches anything
     ensure_experiment_is_valid(experiment)
     logging.getLogger("chaostoolkit").setLevel(logging.WARNING)
-    with Runner(Strategy.DEFAULT) as runner:
-        journal: dict[str, Any] = runner.run(experiment, settings=copy.deepcopy(SETTINGS))
+    with _handlers_kept():
+        signals.watch()
+        try:
+            with Runner(Strategy.DEFAULT) as runner:
+                journal: dict[str, Any] = runner.run(experiment, settings=copy.deepcopy(SETTINGS))
+        finally:  # whatever the rollbacks could not undo (a second Ctrl-C stops them; a rollback failed)
+            _recover(configuration)
     doc = journal.get("opsproof")
     if doc is None:  # the control could not write it (its errors are only logged by Chaos Toolkit): do it here
         doc = evidence.save(journal, configuration, path.stem)[0]
-    return Outcome(path, journal, doc, Path(doc["evidence"]) if doc.get("evidence") else None,
-                   time.perf_counter() - started)
+    outcome = Outcome(path, journal, doc, Path(doc["evidence"]) if doc.get("evidence") else None,
+                      time.perf_counter() - started)
+    if (signum := signals.received()) is not None:
+        raise signals.Interrupted(signum, outcome)  # the caller ends too: pytest's session, the CLI
+    return outcome
+
+
+@contextlib.contextmanager
+def _handlers_kept() -> Iterator[None]:
+    """The caller's SIGINT handler back after the run (the opsproof control installs its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _recover(configuration: dict[str, Any]) -> None:
+    recovery = faultjournal.recover(faultjournal.of(configuration))
+    for problem in recovery.problems:
+        logging.getLogger("opsproof.chaos").error("opsproof: a fault could not be rolled back: %s", problem)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,19 @@ from redis.retry import Retry
 
 from opsproof.drill.tools import DrillError, pg_tool, redis_tool, run_tool
 from opsproof.result import reason
-from opsproof.util.process import ProcessError, Spec, Supervisor, free_port, postgres_user, wait_for
+from opsproof.util.process import (
+    ProcessError,
+    Spec,
+    Supervisor,
+    free_port,
+    owned_dir,
+    postgres_user,
+    sweep_orphans,
+    wait_for,
+)
+from opsproof.util.process import (
+    pid_alive as pid_alive,  # re-exported: the drill tests ask it
+)
 
 PREFIX = "opsproof-drill-"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -37,33 +47,12 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 def workdir(root: Path | None = None) -> Path:
     """A fresh folder for one drill (world-searchable: the postgres user must reach its data directory)."""
-    sweep(root)
-    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root or "/tmp"))
-    path.chmod(0o755)
-    return path
+    return owned_dir(PREFIX, root or Path("/tmp"), 0o755)
 
 
 def sweep(root: Path | None = None) -> list[Path]:
     """Remove what drills whose process no longer exists left behind (a SIGKILLed run); returns what went."""
-    removed = []
-    for path in Path(root or "/tmp").glob(f"{PREFIX}*"):
-        m = re.match(rf"{PREFIX}(\d+)-", path.name)
-        if m is None or pid_alive(int(m.group(1))):
-            continue
-        Supervisor(path, ephemeral=True).stop_all()
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return sweep_orphans(PREFIX, root or Path("/tmp"))
 
 
 class _Local:

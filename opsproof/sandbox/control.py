@@ -27,7 +27,7 @@ import redis
 import trustme
 import yaml
 
-from opsproof.sandbox import configs
+from opsproof.sandbox import configs, status
 from opsproof.sandbox.process import (
     SandboxError,
     Spec,
@@ -87,9 +87,16 @@ class Sandbox:
         return self.inventory_path.exists() and all(self.sup.alive(n) for n in SERVICES)
 
     def status(self) -> dict[str, str]:
+        """Each service: up, stopped (SIGSTOP: it holds its port and answers nothing) or down, its address, and
+        any fault set on it (a fault proxy's fault, the app's restarts disabled)."""
         ports = self.meta.get("ports", {})
-        return {n: ("up" if self.sup.alive(n) else "down") + (f" 127.0.0.1:{ports[n]}" if n in ports else "")
-                for n in SERVICES}
+        return {n: status.state(self, n) + (f" 127.0.0.1:{ports[n]}" if n in ports else "")
+                + "".join(f", {f}" for f in status.faults(self, n)) for n in SERVICES}
+
+    def healthy(self) -> bool:
+        """Running, with nothing stopped and no fault set."""
+        return self.running() and all(status.state(self, n) == "up" and not status.faults(self, n)
+                                      for n in SERVICES)
 
     def stop_service(self, name: str) -> None:
         self.sup.stop(name)
@@ -150,10 +157,10 @@ class Sandbox:
 
     def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.dir.chmod(0o755)
+        _private(self.dir)
         if (self.dir / "pids.json").exists() and self.sup.names():
             self.sup.stop_all()  # left over from a crashed run
-        for parent in [self.dir, *self.dir.parents]:
+        for parent in self.dir.parents:
             if os.geteuid() == 0 and not parent.stat().st_mode & 0o001:
                 raise SandboxError(f"the postgres user cannot reach {self.dir} ({parent} is not world-searchable). "
                                    "Fix: use --sandbox-dir under /tmp.")
@@ -355,6 +362,17 @@ class Sandbox:
         fd = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(header + yaml.safe_dump(inventory, sort_keys=False))
+
+
+def _private(folder: Path) -> None:
+    """The state folder holds the sandbox's passwords: only we may list or enter it — and, when we are root, the
+    postgres user may enter it (group postgres, mode 0710), to reach its data directory; no one else."""
+    user = postgres_user()
+    if user is None:
+        folder.chmod(0o700)
+        return
+    shutil.chown(folder, group=user)
+    folder.chmod(0o710)
 
 
 def attach_or_start(state_dir: str | None) -> tuple[Sandbox | None, Path, bool]:

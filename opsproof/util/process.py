@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -293,3 +294,36 @@ class Supervisor:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owned_dir(prefix: str, root: Path, mode: int = 0o700) -> Path:
+    """A fresh folder ``<root>/<prefix><our pid>-…`` (its owner marker: :func:`sweep_orphans` removes it once we are
+    gone), created with ``mode``; folders of owners that are gone are removed first."""
+    sweep_orphans(prefix, root)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root))
+    path.chmod(mode)
+    return path
+
+
+def sweep_orphans(prefix: str, root: Path) -> list[Path]:
+    """Remove what runs whose process no longer exists (a SIGKILLed run) left in ``<root>/<prefix><pid>-…``: their
+    recorded processes first, then the folder; returns what went."""
+    removed = []
+    for path in root.glob(f"{prefix}*"):
+        owner = path.name[len(prefix) :].split("-")[0]
+        if not owner.isdigit() or pid_alive(int(owner)):
+            continue
+        Supervisor(path, ephemeral=True).stop_all()
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed

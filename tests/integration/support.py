@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import yaml
 from opsproof.chaos import alerts
 from opsproof.sandbox.control import SERVICES, Sandbox
 from opsproof.sandbox.process import SandboxError, wait_for
+from opsproof.util.process import owned_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -193,10 +193,17 @@ class SandboxHelper:
         self.wait_healthy()
 
 
+def sandbox_root() -> Path:
+    """Where the tests' own sandboxes live: ``$OPSPROOF_TEST_SANDBOX_ROOT`` (a test that kills a run points it at a
+    folder of its own), else /tmp."""
+    return Path(os.environ.get("OPSPROOF_TEST_SANDBOX_ROOT") or "/tmp")
+
+
 @contextmanager
 def own_sandbox(prefix: str) -> Iterator[SandboxHelper]:
-    """A real sandbox of its own (not the user's) in a new folder under /tmp, torn down whatever happens."""
-    state = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    """A real sandbox of its own (not the user's) in a new folder ``<root>/<prefix><our pid>-…``, torn down whatever
+    happens; the folders of runs that were killed outright (SIGKILL: no teardown) are removed first."""
+    state = owned_dir(prefix, sandbox_root())
     box = Sandbox(state, ephemeral=True)
     try:
         box.up()
