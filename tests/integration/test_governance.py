@@ -641,10 +641,9 @@ http:
   a: {{url: "{url(server, 'slow', 3)}", ready: null, timeout_s: 10}}
   b: {{url: "{url(server, 'slow', 3)}", ready: null, timeout_s: 10}}
 """)
-    start = time.monotonic()
+    # without the budget every check would pass (3 s < 10 s): "timed-out" on all four is the budget cutting them
+    # short; a run that ignored it would hang past run_suite's timeout and fail there
     run = run_suite(inventory, tmp_path, "--time-budget", "2", suite="smoke/test_http.py", timeout=60)
-    wall = time.monotonic() - start
-    assert wall < 30, f"the run hung for {wall:.1f} s"  # a bound on hanging (within_s is 600), not a speed test
     assert run.code == 1
     assert {r["verdict"] for r in run.records} == {"timed-out"}
     assert len(run.records) == 4
@@ -654,10 +653,10 @@ http:
 
 def test_time_budget_stops_polling(server: str, tmp_path: Path) -> None:
     inventory = retry_inventory(tmp_path, url(server, "fail"), "{within_s: 600, interval_s: 0.2}")
-    start = time.monotonic()
+    # the poll would go on for 600 s (past run_suite's timeout of 60 s): a "timed-out" record is the budget ending it
     run = run_suite(inventory, tmp_path, "--time-budget", "2", suite=HEALTH, timeout=60)
-    assert time.monotonic() - start < 30  # a bound on hanging (within_s is 600), not a speed test
     assert run.record("http.health")["verdict"] == "timed-out"
+    assert "the gate's time budget of 2 s was exhausted" in run.record("http.health")["observed"]
 
 
 @pytest.mark.parametrize("budget", [(), ("--time-budget", "60")], ids=["no budget", "budget not reached"])
