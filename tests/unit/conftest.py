@@ -46,6 +46,11 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    def wait(self, seconds: float) -> bool:
+        """A stop event's ``wait``: time passes, nobody stopped the run."""
+        self.advance(seconds)
+        return False
+
 
 @pytest.fixture
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
