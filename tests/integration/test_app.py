@@ -9,6 +9,7 @@ test starts from a healthy stack.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -434,15 +435,14 @@ def test_redis_down_degrades_but_serves(healthy: Stack) -> None:
     item_id = create_item(healthy, "no-cache")
     healthy.kill_redis()
     try:
-        started = time.monotonic()
         response = healthy.http.get("/health")
-        assert time.monotonic() - started < 3
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "degraded"
         assert body["checks"]["postgres"]["status"] == "ok"
         assert body["checks"]["redis"]["status"] == "down"
-        assert body["checks"]["redis"]["error"]
+        # the check failed on the refusal itself, not after waiting out a timeout or a retry loop
+        assert "Connection refused" in body["checks"]["redis"]["error"], body["checks"]["redis"]
 
         item = healthy.http.get(f"/items/{item_id}")
         assert item.status_code == 200
@@ -459,14 +459,13 @@ def test_postgres_down_then_recovers(healthy: Stack) -> None:
     item_id = create_item(healthy, "survivor")
     healthy.stop_postgres("fast")
     try:
-        started = time.monotonic()
         response = healthy.http.get("/health")
-        assert time.monotonic() - started < 3
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "down"
         assert body["checks"]["postgres"]["status"] == "down"
-        assert body["checks"]["postgres"]["error"]
+        # a stopped server refuses at once: the check says so instead of waiting for a deadline
+        assert re.search(r"refused|No such file", body["checks"]["postgres"]["error"]), body["checks"]["postgres"]
         assert PG_PASSWORD not in response.text
 
         ready = healthy.http.get("/ready")
@@ -489,14 +488,18 @@ def test_frozen_postgres_is_bounded(healthy: Stack) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
-        started = time.monotonic()
         response = healthy.http.get("/health")
-        assert time.monotonic() - started < 3
         assert response.status_code == 503
         assert response.json()["status"] == "down"
-        started = time.monotonic()
-        assert healthy.http.get("/items").status_code == 503
-        assert time.monotonic() - started < 4
+        # a frozen server never answers, so only the health check's own deadlines can end it, and it names the one
+        # that did: the query's 1.5 s, the pool's 1 s, or the 2 s connect timeout (not /items' 2.5 s)
+        assert re.fullmatch(r"no answer within 1\.5 s|no free database connection within 1 s|"
+                            r"connection timeout expired", response.json()["checks"]["postgres"]["error"]), \
+            response.json()["checks"]["postgres"]
+        # a request's query is bounded too: 503 "database unavailable" comes only from a deadline of the pool
+        # (a psycopg error would be a 500, a hang the client's ReadTimeout)
+        items = healthy.http.get("/items")
+        assert (items.status_code, items.json()) == (503, {"error": "database unavailable"})
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
@@ -554,9 +557,24 @@ def test_release_injects_errors_and_latency(healthy: Stack) -> None:
         assert sample_value(samples, "app_info", version="v1") is None
 
         healthy.http.post("/admin/release", json={"version": "v3", "error_rate": 0.0, "latency_ms": 300})
-        started = time.monotonic()
+        before = parse_metrics(healthy.http.get("/metrics").text)
         assert healthy.http.get("/items").status_code == 200
-        assert time.monotonic() - started >= 0.3
+        # the injected 300 ms is where Prometheus sees latency: the request lands above the 0.25 s bucket (it is
+        # observed just after its answer is sent, hence the poll)
+        after = before
+
+        def added(le: str) -> float:
+            labels = {"method": "GET", "handler": "/items", "le": le}
+            return (sample_value(after, "http_request_duration_seconds_bucket", **labels) or 0) - (
+                sample_value(before, "http_request_duration_seconds_bucket", **labels) or 0)
+
+        def observed() -> bool:
+            nonlocal after
+            after = parse_metrics(healthy.http.get("/metrics").text)
+            return added("+Inf") > 0
+
+        wait_until(observed, 5, "the slowed request in http_request_duration_seconds")
+        assert (added("0.25"), added("+Inf")) == (0, 1)
 
         bad = healthy.http.post("/admin/release", json={"version": "v4", "error_rate": 2, "latency_ms": 0})
         assert bad.status_code == 400

@@ -331,15 +331,18 @@ def test_a_locked_table_fails_the_backup_within_the_lock_timeout(sandbox: Sandbo
     from opsproof.drill import pgdata
     from opsproof.drill.tools import DrillError
 
+    # the sessions take LOCK_TIMEOUT as it is when the backup starts: an unusable value reaches the server
+    monkeypatch.setattr(pgdata, "LOCK_TIMEOUT", "one fortnight")
+    with pytest.raises(DrillError, match=r'invalid value for parameter "lock_timeout": "one fortnight"'):
+        take_postgres(shop, tmp_path, "shop_*.dump", source="postgres[shop]")
+    # so with 1 s, the lock timeout that ends the wait is that 1 s (not the default 60 s)
     monkeypatch.setattr(pgdata, "LOCK_TIMEOUT", "1s")
     with sandbox.superuser(db="shop") as conn:
         conn.autocommit = False
         conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
         try:
-            started = time.monotonic()
             with pytest.raises(DrillError) as info:
                 take_postgres(shop, tmp_path, "shop_*.dump", source="postgres[shop]")
-            assert time.monotonic() - started < 30
         finally:
             conn.rollback()
     assert str(info.value).startswith("the manifest of postgres[shop] failed: canceling statement due to lock timeout")
@@ -354,16 +357,16 @@ def test_an_interrupted_count_cancels_its_running_scans(sandbox: SandboxHelper, 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    server_log = sandbox.box.sup.log_dir / "postgres.log"
+    seen = server_log.stat().st_size
     previous = signal.signal(signal.SIGALRM, interrupt)
     with sandbox.superuser(db="shop") as conn:
         conn.autocommit = False
         conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
         try:
-            started = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, 1.0)
             with pytest.raises(KeyboardInterrupt):
                 tables_data(lambda: psycopg.connect(shop, autocommit=True), ["public.orders", "public.customers"], 2)
-            assert time.monotonic() - started < 10
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -371,6 +374,17 @@ def test_an_interrupted_count_cancels_its_running_scans(sandbox: SandboxHelper, 
                                    "AND NOT granted").fetchone()
             conn.rollback()
     assert waiting == (0,), "a checksum scan was still waiting on the server"
+
+    # the server says how the scan of orders ended: cancelled on request, not by the lock timeout (60 s) it would
+    # otherwise have waited out
+    def logged() -> str:
+        with server_log.open("rb") as f:
+            f.seek(seen)
+            return f.read().decode(errors="replace")
+
+    cancelled = re.compile(r'ERROR:  canceling statement due to user request\n.*STATEMENT:  SELECT count\(\*\).* '
+                           r'FROM ONLY "public"\."orders"')
+    wait_for(lambda: cancelled.search(logged()) is not None, 10, f"no cancelled scan of orders in {server_log}")
 
 
 def test_a_backup_older_than_the_rpo_fails(sandbox: SandboxHelper, shop: str, tmp_path: Path) -> None:
@@ -534,9 +548,7 @@ def test_psql_failing_early_is_reported_at_once(sandbox: SandboxHelper, shop: st
         with psycopg.connect(other_server.dsn, autocommit=True) as conn:
             assert isinstance(the_drill.scratch, ScratchServer)
             conn.execute(f'DROP DATABASE "{the_drill.scratch.database}" WITH (FORCE)')
-        started = time.monotonic()
-        result = the_drill.phase("restore")
-        assert time.monotonic() - started < 10
+        result = the_drill.phase("restore")  # stuck gzip: 30 s, then "psql did not finish", not psql's own error
     finally:
         the_drill.close()
     assert re.fullmatch(r"FAIL backups\[shop\]: restore failed: psql exited 2: .*database \"opsproof_drill_\w+\" "

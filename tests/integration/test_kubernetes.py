@@ -416,15 +416,6 @@ def test_one_client_per_target_reused_and_closed(emu: Emulator) -> None:
     conns.close()
 
 
-def test_in_cluster_outside_a_cluster_fails_with_the_reason(conns: Connections, monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # as outside any pod, even when CI runs in one
-    cfg = Kubernetes(namespace="apex", in_cluster=True, deployments={"api": Deployment()})
-    result = k8s.rollout(Target("kubernetes", "prod", cfg), conns)
-    assert result.ok is False
-    assert result.observed == "unreachable (ConfigException: Service host/port is not set.)"
-
-
 def test_forbidden_is_a_failure_with_the_server_reason(emu: Emulator, conns: Connections) -> None:
     denied = ('deployments.apps is forbidden: User "system:serviceaccount:ci:opsproof" cannot list resource '
               '"deployments" in API group "apps" in the namespace "forbidden"')
@@ -452,13 +443,15 @@ def silent_port() -> Iterator[int]:
 
 def test_api_server_unreachable(closed_port: int, tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "config", f"http://127.0.0.1:{closed_port}")
+    cfg = config("apex", kubeconfig, timeout_s=2)
     with Connections() as conns:
-        results = run_all(config("apex", kubeconfig, timeout_s=2), conns, "prod")
+        results = run_all(cfg, conns, "prod")
+        # the refusal is the finding at once: no retry loop (urllib3 retries 3 times by default) before it
+        assert conns.kubernetes("kubernetes[prod]", cfg).configuration.retries == 0
     for check, r in results.items():
         assert r.ok is False, check
         assert r.observed == (f"unreachable (ApiError: API server http://127.0.0.1:{closed_port}: "
                               "Failed to establish a new connection: [Errno 111] Connection refused)"), r.observed
-        assert r.duration_s < 2
 
 
 def test_api_server_silent_times_out(silent_port: int, tmp_path: Path) -> None:
@@ -485,16 +478,3 @@ def test_suite_as_users_run_it(emu: Emulator, tmp_path: Path) -> None:
     assert "13 passed" in run.output
     assert ("kubernetes[crashloop]: deployment api: pod api-7c9b4-1 CrashLoopBackOff (container app, 7 restarts"
             in run.output)
-
-
-@pytest.mark.parametrize(("selector", "labels", "selected"), [
-    ({"matchLabels": {"app": "api"}}, {"app": "api", "pod-template-hash": "7c9b4"}, True),
-    ({"matchLabels": {"app": "api"}}, {"app": "api-worker"}, False),
-    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]}, {"tier": "api"}, True),
-    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["batch"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}, {"canary": "true"}, False),
-    ({"matchLabels": {"app": "api"}, "matchExpressions": [{"key": "track", "operator": "Exists"}]}, {"app": "api"},
-     False),
-])
-def test_label_selector_semantics(selector: Obj, labels: dict[str, str], selected: bool) -> None:
-    assert k8s._selects(selector, labels) is selected

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,22 +70,34 @@ kubernetes:
 
 
 NETWORK = [s for s in ALL if s.kind != "backups"]  # backups are files on disk, not a server
+# what a check says when the configured timeout (1 s here) ends its wait; httpx and the Kubernetes client name the
+# bound they were given, redis-py, psycopg and ssl only which phase timed out. How long each wait takes against the
+# configured bound is measured by bench/bench_unreachable.py, not asserted here.
+TIMED_OUT = {
+    "http": r"^no answer within 1 s \(read timeout\)$",
+    "prometheus": r"^no answer within 1 s \(read timeout\)$",
+    "alertmanager": r"^no answer within 1 s \(read timeout\)$",
+    "slo": r"^no answer within 1 s \(read timeout\)$",
+    "kubernetes": r"timed out, no answer within 1 s\b",
+    "tls": r"^no TLS handshake in time \(handshake timeout\)$",
+    "redis": r"^no answer in time \(read timeout\)$",
+    "postgres": r"^no connection in time \(connect timeout\)$|\(ConnectionTimeout: connection timeout expired\)$",
+}
 
 
 @pytest.mark.parametrize("spec", NETWORK, ids=[s.check for s in NETWORK])
-def test_silent_server_fails_within_the_timeout(spec: object, silent_port: int) -> None:
+def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int) -> None:
+    """A server that accepts and never answers: the check fails because its configured timeout ended the wait, and
+    says so. How long the wait took is bench/bench_unreachable.py's figure, not an assertion here."""
     inv = loads(inventory_text(silent_port, 1), "blackhole.yaml")
     assert hasattr(spec, "kind")
     name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
-    start = time.monotonic()
     with Connections() as conns:
         result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
-    elapsed = time.monotonic() - start
     assert result.ok is False
     assert result.target == f"{spec.kind}[{name}]"  # type: ignore[attr-defined]
-    assert "timed out" in result.observed.lower() or "timeout" in result.observed.lower(), result.observed
-    # bounded by the configured timeout (psycopg never waits less than 2 s for a connection), not a hang
-    assert elapsed < 6, f"{spec.check} took {elapsed:.1f} s"  # type: ignore[attr-defined]
+    assert result.check == spec.check  # type: ignore[attr-defined]
+    assert re.search(TIMED_OUT[spec.kind], result.observed), result.observed  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("spec", NETWORK, ids=[s.check for s in NETWORK])

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import httpx
 import pytest
+
+from opsproof.probes import Connections
 
 
 class ServiceUsed(AssertionError):
@@ -27,3 +32,54 @@ def _no_services(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(socket.socket, name, _refuse(f"socket.{name}"))
     monkeypatch.setattr(socket, "create_connection", _refuse("socket.create_connection"))
     monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("subprocess.Popen"))
+
+
+class FakeClock:
+    """``time.perf_counter`` and ``time.monotonic`` for one test: they move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def wait(self, seconds: float) -> bool:
+        """A stop event's ``wait``: time passes, nobody stopped the run."""
+        self.advance(seconds)
+        return False
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A clock a unit test advances (a server that "takes 1.5 s" advances it while it answers): durations judged
+    by the code under test are then exact, on any machine under any load."""
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    monkeypatch.setattr(time, "monotonic", clock)
+    return clock
+
+
+Answer = Callable[[httpx.Request], httpx.Response]
+Serve = Callable[[Mapping[str, Answer]], Connections]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve({"/health": lambda request: httpx.Response(200, json=…)})``: Connections whose HTTP goes to an
+    httpx.MockTransport answering by path (anything else: 404). Closed after the test."""
+    made: list[Connections] = []
+
+    def connections(routes: Mapping[str, Answer]) -> Connections:
+        def answer(request: httpx.Request) -> httpx.Response:
+            route = routes.get(request.url.path)
+            return route(request) if route else httpx.Response(404, text="no such path")
+
+        made.append(Connections(http_transport=httpx.MockTransport(answer)))
+        return made[-1]
+
+    yield connections
+    for conns in made:
+        conns.close()
