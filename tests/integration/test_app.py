@@ -278,11 +278,29 @@ class Stack:
             finally:
                 try:
                     if (self.pgdata / "postmaster.pid").exists():
-                        for pid in self.postgres_pids():  # in case a test left it frozen
-                            os.kill(pid, signal.SIGCONT)
+                        resume(self.postgres_pids())  # in case a test left it frozen
                         self.stop_postgres("immediate")
                 finally:
                     shutil.rmtree(self.root, ignore_errors=True)
+
+
+def freeze(pids: list[int]) -> list[int]:
+    """SIGSTOP the postmaster and its children; a child that exited since it was listed needs no stopping."""
+    stopped = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            continue
+        stopped.append(pid)
+    return stopped
+
+
+def resume(pids: list[int]) -> None:
+    """SIGCONT the children before the postmaster: a child that exited just before the SIGSTOP is a zombie the
+    stopped postmaster cannot reap, and once the postmaster runs again it reaps it (its pid is gone)."""
+    for pid in reversed(pids):
+        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.fixture(scope="module")
@@ -484,9 +502,7 @@ def test_postgres_down_then_recovers(healthy: Stack) -> None:
 def test_frozen_postgres_is_bounded(healthy: Stack) -> None:
     """A SIGSTOPped server never answers (no statement_timeout either): checks must still be bounded."""
     healthy.http.get("/items")  # leave a pooled connection to the soon-frozen server
-    pids = healthy.postgres_pids()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    pids = freeze(healthy.postgres_pids())
     try:
         response = healthy.http.get("/health")
         assert response.status_code == 503
@@ -501,17 +517,14 @@ def test_frozen_postgres_is_bounded(healthy: Stack) -> None:
         items = healthy.http.get("/items")
         assert (items.status_code, items.json()) == (503, {"error": "database unavailable"})
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        resume(pids)
     healthy.wait_healthy()
 
 
 def test_scrape_never_waits_on_a_dependency(healthy: Stack) -> None:
     """/metrics renders what the background monitor last saw: with PostgreSQL frozen, a scrape still answers
     well inside Prometheus's 900 ms scrape timeout, and the monitor turns app_dependency_up{postgres} to 0."""
-    pids = healthy.postgres_pids()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    pids = freeze(healthy.postgres_pids())
     try:
         slowest = 0.0
 
@@ -526,8 +539,7 @@ def test_scrape_never_waits_on_a_dependency(healthy: Stack) -> None:
         # a scrape that waited on the frozen database took ≥ 1.5 s; Prometheus' scrape_timeout is 0.9 s
         assert slowest < 0.75, f"a scrape took {slowest:.2f} s while PostgreSQL was frozen"
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        resume(pids)
     healthy.wait_healthy()
     wait_until(lambda: sample_value(parse_metrics(healthy.http.get("/metrics").text), "app_dependency_up",
                                     dependency="postgres") == 1, 10, "app_dependency_up{postgres} back to 1")
