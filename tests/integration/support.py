@@ -79,7 +79,8 @@ def interruptible() -> None:
 def traffic(base_url: str, seconds: float, concurrency: int = 8,
             timeline: list[tuple[float, float]] | None = None) -> int:
     """Real requests through the app for a while (GET /items/{id}, which reads through the cache); ``timeline``
-    collects (start, seconds) of each request as the client saw it."""
+    collects (start, seconds) of each request as the client saw it. Returns the requests answered; one that got no
+    answer (a transport error) is not counted, and the worker goes on."""
     deadline = time.monotonic() + seconds
     count = [0] * concurrency
 
@@ -87,7 +88,10 @@ def traffic(base_url: str, seconds: float, concurrency: int = 8,
         with httpx.Client(base_url=base_url, timeout=5) as client:
             while time.monotonic() < deadline:
                 started = time.time()
-                client.get(f"/items/{1 + (count[i] * concurrency + i) % 200}")
+                try:
+                    client.get(f"/items/{1 + (count[i] * concurrency + i) % 200}")
+                except httpx.TransportError:  # a timed-out request must not end this worker's traffic
+                    continue
                 if timeline is not None:
                     timeline.append((started, time.time() - started))
                 count[i] += 1
