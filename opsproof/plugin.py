@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from opsproof import baseline, governance
+from opsproof import baseline, governance, output
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import Connections, ProbeSpec, Target, run
 from opsproof.redact import Redactor
@@ -44,8 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail instead of using the sandbox when no --inventory is given")
     group.addoption("--sandbox-dir", metavar="DIR", default=None,
                     help="state folder of the sandbox (default: $OPSPROOF_SANDBOX_DIR or ~/.local/state/opsproof)")
-    group.addoption("--opsproof-record", metavar="FILE", default="reports/results.jsonl",
-                    help="where every check's result is written as JSON lines (default: reports/results.jsonl)")
+    group.addoption("--opsproof-out", metavar="DIR", default=None,
+                    help="where every output goes: results.jsonl, baselines/, drills/, chaos/ (env: OPSPROOF_OUT; "
+                    "default: reports). Relative paths resolve against the working directory, as --junitxml")
+    group.addoption("--opsproof-record", metavar="FILE", default=None,
+                    help="where every check's result is written as JSON lines (default: OUT/results.jsonl)")
     group.addoption("--opsproof-concurrency", metavar="N", type=int, default=32,
                     help="probes run at once (default 32; 1 runs them one after another)")
     group.addoption("--fail-on", metavar="SEVERITY", default="low", choices=[s.value for s in Severity],
@@ -58,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="time for the whole run: once spent, every unfinished check fails as timed out")
     group.addoption("--baseline", metavar="LABEL|FILE", default=None,
                     help="for checks/post_maintenance: the baseline captured before the window "
-                    "(`opsproof baseline capture --label LABEL`), by label (reports/baselines/LABEL.json) or path")
+                    "(`opsproof baseline capture --label LABEL`), by label (OUT/baselines/LABEL.json) or path")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -206,9 +209,7 @@ class State:
         if report.failed and "verdict" not in record and report.longrepr:
             record["message"] = str(report.longrepr).splitlines()[-1][:500]
         if self.record_file is None:
-            path = Path(self.config.getoption("opsproof_record"))
-            if not path.is_absolute():
-                path = self.config.rootpath / path
+            path = record_path(self.config)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.record_file = path.open("w", encoding="utf-8")
         self.record_file.write(self.redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
@@ -236,6 +237,16 @@ STATE_KEY = pytest.StashKey[State]()
 
 def _state(config: pytest.Config) -> State:
     return config.stash[STATE_KEY]
+
+
+def output_root(config: pytest.Config) -> Path:
+    """The run's output root (``--opsproof-out``; see :mod:`opsproof.output`)."""
+    return output.root(config.getoption("opsproof_out"), config.invocation_params.dir)
+
+
+def record_path(config: pytest.Config) -> Path:
+    given = config.getoption("opsproof_record")
+    return output.resolve(given, config.invocation_params.dir) if given else output.results(output_root(config))
 
 
 def inventory_of(config: pytest.Config) -> Inventory:
@@ -354,14 +365,13 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
                     "`opsproof baseline capture --label pre-maint --inventory …`, then pass --baseline pre-maint",
                     pytrace=False)
     try:
-        before = baseline.load(label)
+        before = baseline.load(label, output_root(request.config), request.config.invocation_params.dir)
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
     changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"), inventory.tolerances)
     state = _state(request.config)
     state.notes_at_end.append(baseline.render(changes, before["label"]))
-    out = Path(request.config.getoption("opsproof_record")).with_name(f"baseline-diff-{before['label']}.json")
-    out = out if out.is_absolute() else request.config.rootpath / out
+    out = output.baseline_diff(output_root(request.config), before["label"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(baseline.to_json(changes), indent=2, ensure_ascii=False) + "\n")
     return changes

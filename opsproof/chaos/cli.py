@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from opsproof import output
+
 EXPERIMENTS = Path("chaos") / "experiments"
 
 
@@ -20,7 +22,7 @@ def register(sub: Any) -> None:
                     help="sandbox state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
     ch.add_argument("--allow-destructive", action="store_true",
                     help="allow faults on an inventory marked production: true")
-    ch.add_argument("--evidence-dir", default=str(Path("reports") / "chaos"), help="where timelines are written")
+    output.add_option(ch)  # evidence in OUT/chaos
     ch.set_defaults(func=main)
 
 
@@ -59,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     code = 0
     for path in args.experiments:  # one at a time, in the main thread (Chaos Toolkit's signal handlers)
         outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
-                             allow_destructive=args.allow_destructive, evidence_dir=args.evidence_dir)
+                             allow_destructive=args.allow_destructive, out=args.out)
         print(outcome.summary())
         if outcome.status == "interrupted":
             return 130
