@@ -72,14 +72,14 @@ def main() -> int:
         experiment_file.write_text(json.dumps(overhead_experiment()))
         for _ in range(args.repeat):
             helper.wait_healthy()
-            outcome = runner.run(experiment_file, sandbox_dir=box.dir, evidence_dir=evidence)
+            outcome = runner.run(experiment_file, sandbox_dir=box.dir, out=evidence)
             assert outcome.ok, outcome.summary()
             overhead.append({"wall_s": outcome.wall_s, "told_s": sum(WAITS),
                              "overhead_ms": (outcome.wall_s - sum(WAITS)) * 1000})
         for rnd in range(args.rounds):
             for path in sorted((REPO / "chaos" / "experiments").glob("*.yaml")):
                 helper.wait_healthy()
-                outcome = runner.run(path, sandbox_dir=box.dir, evidence_dir=evidence)
+                outcome = runner.run(path, sandbox_dir=box.dir, out=evidence)
                 print(outcome.summary(), flush=True)
                 runs.append({"round": rnd, "experiment": path.stem, "ok": outcome.ok, "wall_s": outcome.wall_s,
                              "failures": outcome.failures, "recovery": outcome.evidence.get("recovery")})

@@ -76,13 +76,13 @@ def one_round(i: int, inventory: Path, app: str, out: Path, window_s: float) -> 
     since = {"OPSPROOF_DEPLOYED_AT": f"-{window_s:g}s"}  # both windows: the last window_s seconds of traffic
     env = {**os.environ, **since}
     capture = subprocess.run([sys.executable, "-m", "opsproof.cli", "baseline", "capture", "--label", f"soak-{i}",
-                              "--inventory", str(inventory), "--dir", str(out)], cwd=REPO, env=env,
+                              "--inventory", str(inventory), "--out", str(out)], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=120)
     if capture.returncode != 0:
         alarms.append({"round": i, "suite": "baseline capture", "check": "(exit)", "message": capture.stderr})
         return alarms
     time.sleep(window_s)  # the maintenance window: nothing is done
-    checklist = run_suite(inventory, out / f"maint-{i}", "--baseline", str(out / f"soak-{i}.json"),
+    checklist = run_suite(inventory, out / f"maint-{i}", "--baseline", str(out / "baselines" / f"soak-{i}.json"),
                           suite="checks/post_maintenance", env=since, timeout=300)
     return alarms + findings("post_maintenance", i, checklist)
 

@@ -12,16 +12,16 @@ import pytest
 from support import SandboxHelper
 
 from opsproof.chaos import runner
+from opsproof.plugin import output_root
 
 EXPERIMENTS = sorted((Path(__file__).parent / "experiments").glob("*.yaml"))
-EVIDENCE = Path(__file__).resolve().parent.parent / "reports" / "chaos"
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos")]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
-def test_experiment(path: Path, chaos_sandbox: SandboxHelper) -> None:
+def test_experiment(path: Path, chaos_sandbox: SandboxHelper, pytestconfig: pytest.Config) -> None:
     chaos_sandbox.wait_healthy()
-    outcome = runner.run(path, sandbox_dir=chaos_sandbox.box.dir, evidence_dir=EVIDENCE)
+    outcome = runner.run(path, sandbox_dir=chaos_sandbox.box.dir, out=output_root(pytestconfig))
     print(outcome.summary())
     assert outcome.ok, outcome.summary()
     assert outcome.status == "completed"

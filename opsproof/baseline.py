@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from opsproof import output
 from opsproof.inventory import KINDS, Inventory, Tolerances
 from opsproof.probes import ALL, Connections, Target, run
 from opsproof.redact import Redactor
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 
-DEFAULT_DIR = Path("reports") / "baselines"
 # the canary checks compare the window since a deploy with the window before it: against a maintenance baseline
 # they say nothing more than the error-ratio and p95 comparisons below, so a baseline leaves them out
 NOT_IN_BASELINES = frozenset({"slo.canary_errors", "slo.canary_latency"})
@@ -95,17 +95,17 @@ def capture(inventory: Inventory, label: str, concurrency: int = 16) -> dict[str
     }
 
 
-def save(document: Mapping[str, Any], directory: Path = DEFAULT_DIR) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{document['label']}.json"
+def save(document: Mapping[str, Any], out: Path) -> Path:
+    """Write a baseline as ``OUT/baselines/LABEL.json`` (see :mod:`opsproof.output`)."""
+    path = output.baseline(out, str(document["label"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
     return path
 
 
-def load(label_or_path: str, directory: Path = DEFAULT_DIR) -> dict[str, Any]:
-    path = Path(label_or_path)
-    if not path.suffix:
-        path = directory / f"{label_or_path}.json"
+def load(label_or_path: str, out: Path, cwd: Path | None = None) -> dict[str, Any]:
+    """A baseline by label (``OUT/baselines/LABEL.json``) or by path (``….json``, relative to ``cwd``)."""
+    path = output.resolve(label_or_path, cwd) if Path(label_or_path).suffix else output.baseline(out, label_or_path)
     try:
         document: dict[str, Any] = json.loads(path.read_text())
     except OSError as e:

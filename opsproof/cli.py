@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from opsproof import output
 from opsproof.chaos.context import ChaosError
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Inventory, InventoryError, load
@@ -54,16 +55,16 @@ def _baseline(args: argparse.Namespace) -> int:
     from opsproof import baseline
 
     inventory = load(args.inventory)
-    directory = Path(args.dir)
+    out = output.root(args.out)
     if args.action == "capture":
         document = baseline.capture(inventory, args.label)
-        path = baseline.save(document, directory)
+        path = baseline.save(document, out)
         failing = [k for k, r in document["results"].items() if r["verdict"] != "pass"]
         print(f"baseline {args.label!r} of {inventory.environment}: {len(document['results'])} checks → {path}")
         if failing:
             print(f"note: {len(failing)} check(s) were not passing at capture: {', '.join(failing)}")
         return 0
-    before = baseline.load(args.label, directory)
+    before = baseline.load(args.label, out)
     changes = baseline.compare(before, baseline.capture(inventory, f"{args.label}-after"), inventory.tolerances)
     print(baseline.render(changes, args.label))
     return 0 if all(c.ok for c in changes) else 1
@@ -120,7 +121,8 @@ def _drill(args: argparse.Namespace) -> int:
     failed = False
     for name in _entry(inventory, args.target):
         with interruptible():
-            drill = open_drill(inventory, name, Path(args.evidence), allow_destructive=args.allow_destructive)
+            drill = open_drill(inventory, name, output.drills(output.root(args.out)),
+                               allow_destructive=args.allow_destructive)
             try:
                 drill.run()
             finally:
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("action", choices=["capture", "diff"])
     bl.add_argument("--label", required=True, help="e.g. pre-maint")
     bl.add_argument("--inventory", required=True)
-    bl.add_argument("--dir", default=str(Path("reports") / "baselines"), help="where baselines are kept")
+    output.add_option(bl)  # baselines in OUT/baselines
     bl.set_defaults(func=_baseline)
     bk = sub.add_parser("backup", help="a consistent backup (pg_dump in one snapshot / RDB) plus its manifest")
     bk.add_argument("--inventory", required=True)
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     dr = sub.add_parser("drill", help="DR drill outside pytest (cron, CronJob): restore, verify, RTO/RPO")
     dr.add_argument("--inventory", required=True)
     dr.add_argument("--target", default=None, help="the backups entry (default: every one naming a datastore)")
-    dr.add_argument("--evidence", default=str(Path("reports") / "drills"), help="where the JSON evidence goes")
+    output.add_option(dr)  # evidence in OUT/drills
     dr.add_argument("--allow-destructive", action="store_true",
                     help="on a production: true environment, let scratch.dsn create and drop a database there")
     dr.set_defaults(func=_drill)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from opsproof import baseline, governance, records
+from opsproof import baseline, governance, output, records
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
 from opsproof.result import Result, Severity
@@ -39,8 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail instead of using the sandbox when no --inventory is given")
     group.addoption("--sandbox-dir", metavar="DIR", default=None,
                     help="state folder of the sandbox (default: $OPSPROOF_SANDBOX_DIR or ~/.local/state/opsproof)")
-    group.addoption("--opsproof-record", metavar="FILE", default="reports/results.jsonl",
-                    help="where every check's result is written as JSON lines (default: reports/results.jsonl)")
+    group.addoption("--opsproof-out", metavar="DIR", default=None,
+                    help="where every output goes: results.jsonl, baselines/, drills/, chaos/ (env: OPSPROOF_OUT; "
+                    "default: reports). Relative paths resolve against the working directory, as --junitxml")
+    group.addoption("--opsproof-record", metavar="FILE", default=None,
+                    help="where every check's result is written as JSON lines (default: OUT/results.jsonl)")
     group.addoption("--opsproof-concurrency", metavar="N", type=int, default=32,
                     help="probes run at once (default 32; 1 runs them one after another)")
     group.addoption("--fail-on", metavar="SEVERITY", default="low", choices=[s.value for s in Severity],
@@ -53,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="time for the whole run: once spent, every unfinished check fails as timed out")
     group.addoption("--baseline", metavar="LABEL|FILE", default=None,
                     help="for checks/post_maintenance: the baseline captured before the window "
-                    "(`opsproof baseline capture --label LABEL`), by label (reports/baselines/LABEL.json) or path")
+                    "(`opsproof baseline capture --label LABEL`), by label (OUT/baselines/LABEL.json) or path")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,6 +98,11 @@ STATE_KEY = pytest.StashKey[Run]()
 
 def _state(config: pytest.Config) -> Run:
     return config.stash[STATE_KEY]
+
+
+def output_root(config: pytest.Config) -> Path:
+    """The run's output root (``--opsproof-out``; see :mod:`opsproof.output`)."""
+    return _state(config).options.root
 
 
 def inventory_of(config: pytest.Config) -> Inventory:
@@ -214,12 +222,12 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
                     "`opsproof baseline capture --label pre-maint --inventory …`, then pass --baseline pre-maint",
                     pytrace=False)
     try:
-        before = baseline.load(label)
+        before = baseline.load(label, output_root(request.config), request.config.invocation_params.dir)
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
     changes = baseline.compare(before, baseline.capture(inventory, f"{before['label']}-after"), inventory.tolerances)
     _state(request.config).summary.notes_at_end.append(baseline.render(changes, before["label"]))
-    out = options.output(Path(options.record).with_name(f"baseline-diff-{before['label']}.json"))
+    out = output.baseline_diff(options.root, before["label"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(baseline.to_json(changes), indent=2, ensure_ascii=False) + "\n")
     return changes

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from opsproof import governance
+from opsproof import governance, output
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import ProbeSpec, Target
 from opsproof.probing import Prober
@@ -30,25 +30,31 @@ class Options:
     inventory: str | None
     no_sandbox: bool
     sandbox_dir: str | None
-    record: str  # --opsproof-record, as given
+    out: str | None  # --opsproof-out, as given
+    record: str | None  # --opsproof-record, as given
     concurrency: int
     fail_on: Severity
     waivers: str | None
     time_budget: float | None
     baseline: str | None
-    rootpath: Path
+    invocation_dir: Path  # relative paths resolve here, as pytest resolves --junitxml
 
     @classmethod
     def of(cls, config: pytest.Config) -> Options:
         opt = config.getoption
         return cls(inventory=opt("inventory"), no_sandbox=bool(opt("no_sandbox")), sandbox_dir=opt("sandbox_dir"),
-                   record=opt("opsproof_record"), concurrency=opt("opsproof_concurrency"),
+                   out=opt("opsproof_out"), record=opt("opsproof_record"), concurrency=opt("opsproof_concurrency"),
                    fail_on=Severity(opt("fail_on")), waivers=opt("waivers"), time_budget=opt("time_budget"),
-                   baseline=opt("baseline"), rootpath=config.rootpath)
+                   baseline=opt("baseline"), invocation_dir=config.invocation_params.dir)
 
-    def output(self, path: Path) -> Path:
-        """Where an output file goes: ``path`` when absolute, else under the rootdir."""
-        return path if path.is_absolute() else self.rootpath / path
+    @property
+    def root(self) -> Path:
+        """The run's output root (see :mod:`opsproof.output`)."""
+        return output.root(self.out, self.invocation_dir)
+
+    @property
+    def record_path(self) -> Path:
+        return output.resolve(self.record, self.invocation_dir) if self.record else output.results(self.root)
 
 
 class Environment:
@@ -135,7 +141,7 @@ class Run:
         self.env = Environment(self.options)
         self.judging = Judging(governance.Budget(self.options.time_budget))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
-        self.recorder = Recorder(self.options.output(Path(self.options.record)))
+        self.recorder = Recorder(self.options.record_path)
         self.summary = Summary()
 
     def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from opsproof import verify
+from opsproof import output, verify
 from opsproof.drill import Drill, drillable, interruptible, open_drill
 from opsproof.inventory import Inventory
-from opsproof.plugin import inventory_of, record_result
+from opsproof.plugin import inventory_of, output_root, record_result
 from opsproof.result import Result
 
 DRILLS = pytest.StashKey[list[Drill]]()
@@ -26,8 +25,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def drill(request: pytest.FixtureRequest, drill_name: str, inventory: Inventory) -> Iterator[Drill]:
     """The drill of one backups entry; torn down after its last phase, or on any failure, Ctrl-C or SIGTERM."""
-    record = Path(request.config.getoption("opsproof_record"))
-    evidence = (record if record.is_absolute() else request.config.rootpath / record).parent / "drills"
+    evidence = output.drills(output_root(request.config))
     with interruptible():
         allow = os.environ.get("OPSPROOF_ALLOW_DESTRUCTIVE", "").strip().lower() in ("1", "true", "yes", "on")
         the_drill = open_drill(inventory, drill_name, evidence, allow_destructive=allow)

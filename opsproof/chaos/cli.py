@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from opsproof import output
+
 EXPERIMENTS = Path("chaos") / "experiments"
 
 
@@ -21,7 +23,7 @@ def register(sub: Any) -> None:
                     help="sandbox state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
     ch.add_argument("--allow-destructive", action="store_true",
                     help="allow faults on an inventory marked production: true")
-    ch.add_argument("--evidence-dir", default=str(Path("reports") / "chaos"), help="where timelines are written")
+    output.add_option(ch)  # evidence in OUT/chaos
     ch.set_defaults(func=main)
 
 
@@ -87,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     for path in args.experiments:  # one at a time, in the main thread (Chaos Toolkit's signal handlers)
         try:
             outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
-                                 allow_destructive=args.allow_destructive, evidence_dir=args.evidence_dir)
+                                 allow_destructive=args.allow_destructive, out=args.out)
         except Interrupted as stop:  # rolled back: the remaining experiments do not run
             if isinstance(stop.outcome, runner.Outcome):
                 print(stop.outcome.summary())

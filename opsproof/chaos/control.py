@@ -7,7 +7,8 @@
   signal into an exception that its python provider reports as a mere activity failure) interrupts the run, so
   the next activity is not played and the rollbacks run at once;
 * after the experiment (after the rollbacks): the audit, and the timeline evidence written to
-  ``opsproof_evidence_dir`` (default ``reports/chaos``) and kept in the journal under ``opsproof``.
+  ``OUT/chaos/<slug of the title>-<UTC time>.json`` (OUT: ``opsproof_out``, see :mod:`opsproof.output`) and kept
+  in the journal under ``opsproof``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ def after_experiment_control(context: dict[str, Any], state: dict[str, Any], con
     if context.get(REFUSED):
         log.error("opsproof: refused, nothing was touched: %s", context[REFUSED])
         return
-    doc, report = evidence.save(state, configuration,
-                                str(context.get("opsproof_slug") or context.get("title") or "experiment"))
+    doc, report = evidence.save(state, configuration, str(context.get("title") or "experiment"))
     state["opsproof"] = doc
     path = doc["evidence"]
     log.info("opsproof: %s; audit %s; evidence %s", "PASS" if doc["ok"] else "FAIL: " + "; ".join(doc["failures"]),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from pathlib import Path
 from typing import Any
 
+from opsproof import output
 from opsproof.chaos import timeline
 from opsproof.chaos.audit import Audit, audit
 from opsproof.chaos.context import Configuration, Context
@@ -69,19 +69,12 @@ def build(journal: dict[str, Any], audit: Audit, redact: Redactor) -> dict[str, 
     return redacted
 
 
-def write(doc: dict[str, Any], directory: Path, slug: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = directory / f"{slug}-{stamp}.json"
-    path.write_text(json.dumps(doc, indent=2, default=str))
-    return path
-
-
-def save(journal: dict[str, Any], configuration: Configuration, name: str) -> tuple[dict[str, Any], Audit]:
-    """Audit, build and write the evidence of a run as ``<evidence dir>/<slug of name>-<time>.json``; the document
-    (with its path under ``evidence``) and the audit."""
+def save(journal: dict[str, Any], configuration: Configuration, title: str) -> tuple[dict[str, Any], Audit]:
+    """Audit, build and write the evidence of a run as ``OUT/chaos/<slug of the title>-<UTC time>.json`` (OUT:
+    ``opsproof_out``, see :mod:`opsproof.output`); the document (with its path under ``evidence``) and the audit."""
     report = audit(configuration)
     doc = build(journal, report, Context.of(configuration).redact)
-    directory = Path(str((configuration or {}).get("opsproof_evidence_dir") or "reports/chaos"))
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "experiment"
-    return {**doc, "evidence": str(write(doc, directory, slug))}, report
+    out = output.root(str((configuration or {}).get("opsproof_out") or "") or None)
+    path = output.stamped(output.chaos(out), output.slug(title))
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return {**doc, "evidence": str(path)}, report

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsproof import output
 from opsproof.chaos import evidence, faultjournal, signals
 from opsproof.chaos.context import Context
 
@@ -80,9 +81,10 @@ def configure(experiment: dict[str, Any], values: dict[str, Any]) -> dict[str, A
 
 
 def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: Path | str | None = None,
-        allow_destructive: bool = False, evidence_dir: Path | str = Path("reports/chaos"),
+        allow_destructive: bool = False, out: Path | str | None = None,
         change: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
-    """Validate and run one experiment; ``change`` may edit the loaded experiment first (tests do)."""
+    """Validate and run one experiment, its evidence under ``out`` (the output root, see :mod:`opsproof.output`);
+    ``change`` may edit the loaded experiment first (tests do)."""
     from chaoslib.configuration import load_configuration
     from chaoslib.experiment import ensure_experiment_is_valid
     from chaoslib.run import Runner
@@ -95,8 +97,7 @@ def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: P
         change(experiment)
     experiment = configure(experiment, {
         "opsproof_inventory": inventory, "opsproof_sandbox_dir": sandbox_dir,
-        "opsproof_evidence_dir": Path(evidence_dir).absolute(), "opsproof_allow_destructive": allow_destructive})
-    experiment["opsproof_slug"] = path.stem
+        "opsproof_out": output.root(out), "opsproof_allow_destructive": allow_destructive})
     configuration = load_configuration(experiment["configuration"])
     ctx = Context.of(configuration)
     ctx.destructive(f"run the experiment {path.name}")  # refuse before Chaos Toolkit touches anything
@@ -111,7 +112,7 @@ def run(path: Path | str, *, inventory: Path | str | None = None, sandbox_dir: P
             _recover(configuration)
     doc = journal.get("opsproof")
     if doc is None:  # the control could not write it (its errors are only logged by Chaos Toolkit): do it here
-        doc = evidence.save(journal, configuration, path.stem)[0]
+        doc = evidence.save(journal, configuration, str(experiment.get("title") or "experiment"))[0]
     outcome = Outcome(path, journal, doc, Path(doc["evidence"]) if doc.get("evidence") else None,
                       time.perf_counter() - started)
     if (signum := signals.received()) is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsproof import backupfiles
+from opsproof import backupfiles, output
 from opsproof.drill import backup as backups
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Backups, human_duration
@@ -124,9 +124,7 @@ class Drill:
         if "teardown" not in self.records:
             self.phase("teardown")
         if self.evidence_dir is not None and self.evidence_file is None:
-            self.evidence_dir.mkdir(parents=True, exist_ok=True)
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.began))
-            self.evidence_file = self.evidence_dir / f"{self.name}-{stamp}.json"
+            self.evidence_file = output.stamped(self.evidence_dir, self.name, self.began)  # NAME-TIME.json
             self.evidence_file.write_text(self.redact(json.dumps(self.evidence(), indent=2, default=str)) + "\n")
 
     def _ran(self, name: str) -> bool:

@@ -26,6 +26,8 @@ from opsproof.inventory.entries import (
     Duration,
     Hpa,
     HttpService,
+    IgnoredAlert,
+    Instant,
     Kind,
     Kubernetes,
     Postgres,
@@ -66,10 +68,10 @@ from opsproof.util.durations import parse_duration
 
 __all__ = [
     "FIXES", "INTERPOLATION", "KINDS", "MAX_DEPTH", "NAME", "RENAMED", "SECRET_HEADER", "SECRET_VAR", "_LOADER",
-    "Alertmanager", "Backups", "Deployment", "Duration", "Edge", "EntryProblem", "Hpa", "HttpService", "Inventory",
-    "InventoryError", "Kind", "Kubernetes", "Path_", "Postgres", "Prometheus", "Redis", "Replica", "Retry",
-    "Scratch", "Slo", "TlsEndpoint", "Tolerances", "_Entry", "_Model", "_collect_secrets", "_describe",
-    "_field_description", "_format_loc", "_interpolate", "_known_keys", "_line", "_line_map", "_model_at",
+    "Alertmanager", "Backups", "Deployment", "Duration", "Edge", "EntryProblem", "Hpa", "HttpService", "IgnoredAlert",
+    "Instant", "Inventory", "InventoryError", "Kind", "Kubernetes", "Path_", "Postgres", "Prometheus", "Redis",
+    "Replica", "Retry", "Scratch", "Slo", "TlsEndpoint", "Tolerances", "_Entry", "_Model", "_collect_secrets",
+    "_describe", "_field_description", "_format_loc", "_interpolate", "_known_keys", "_line", "_line_map", "_model_at",
     "_no_cycle", "_parse", "_scalar_key", "_shown", "_substitute", "find_cycle", "human_duration", "load", "loads",
     "needs", "parse_duration", "parse_instant", "url_secrets",
 ]

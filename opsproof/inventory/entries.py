@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -101,6 +103,37 @@ class Redis(_Entry):
     timeout_s: float = Field(5, gt=0, le=300)
 
 
+def _instant(v: str) -> str:
+    try:
+        parse_instant(v, 0.0)
+    except ValueError:
+        raise ValueError("not a time: write 2026-11-27T10:00:00Z or -15m") from None
+    return v
+
+
+# when the change landed: ISO 8601 (2026-11-27T10:00:00Z) or relative (-15m); usually "${DEPLOYED_AT}"
+def _iso(v: Any) -> Any:
+    """YAML reads an unquoted 2026-11-27T10:00:00Z as a datetime: the ISO text it was."""
+    if isinstance(v, dt.datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).isoformat()
+    return v
+
+
+Instant = Annotated[str, BeforeValidator(_iso), AfterValidator(_instant),
+                    Field(pattern=r"^(-\d+(\.\d+)?[smh]|\d{4}-\d\d-\d\dT.+)$", description="-15m")]
+
+
+class IgnoredAlert(_Model):
+    """One accepted noisy alert (``ignore_alerts:``): not judged by the alert checks, but listed in their
+    observation and evidence. ``alertname`` and each of ``labels`` are matched exactly, or as a glob (``Noisy*``);
+    every label given must match. Past ``until`` (a date, inclusive) the ignore no longer applies."""
+
+    alertname: str = Field(min_length=1, description="NoisyAlert")
+    labels: dict[str, str] = Field(default_factory=dict, description="{instance: db-3:9187}")
+    reason: str = Field(min_length=1, description="flaps on backup nights, ticket OPS-123")
+    until: dt.date | None = Field(None, description="2027-01-31")
+
+
 class Prometheus(_Entry):
     """A Prometheus server: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts`."""
 
@@ -111,8 +144,21 @@ class Prometheus(_Entry):
     # critical); declared before the threshold so that `no_alerts_at_or_above: warning` can use it
     severity_map: dict[str, Severity] = Field(default_factory=dict)
     no_alerts_at_or_above: Severity | None = Severity.CRITICAL
+    ignore_alerts: list[IgnoredAlert] = Field(default_factory=list)
+    # the deploy "no new alert since the deploy" is judged from; without it, the earliest deployed_at of the slo
+    # entries read from this Prometheus (see deploy_time)
+    deployed_at: Instant | None = None
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
+
+    def deploy_time(self, now: float) -> tuple[float, str] | None:
+        """(Unix time of the deploy, where it is written) — this entry's ``deployed_at``, else the earliest of its
+        slo entries'; None when neither says."""
+        written = [("deployed_at", self.deployed_at)] if self.deployed_at else [
+            (f"slo.{name}.deployed_at", at) for name, at in self._slo_deploys]
+        return min(((parse_instant(at, now), key) for key, at in written), default=None)
 
     @field_validator("severity_map", mode="before")
     @classmethod
@@ -183,18 +229,8 @@ class Slo(_Entry):
     no_data: Literal["fail", "skip"] = "fail"
     max_regression: float = Field(1.5, ge=1)  # p95 after / before tolerated by the canary comparison
     significance: float = Field(0.01, gt=0, lt=1)  # p-value below which more errors after the deploy is a finding
-    # when the change landed: ISO 8601 (2026-11-27T10:00:00Z) or relative (-15m); usually "${DEPLOYED_AT}".
-    # The SLO window runs from it to now; the canary compares it with the same length of time before it.
-    deployed_at: str = Field("-10m", pattern=r"^(-\d+(\.\d+)?[smh]|\d{4}-\d\d-\d\dT.+)$", description="-15m")
-
-    @field_validator("deployed_at")
-    @classmethod
-    def _instant(cls, v: str) -> str:
-        try:
-            parse_instant(v, 0.0)
-        except ValueError:
-            raise ValueError("not a time: write 2026-11-27T10:00:00Z or -15m") from None
-        return v
+    # The SLO window runs from the deploy to now; the canary compares it with the same length of time before it.
+    deployed_at: Instant = "-10m"
 
     _source: Prometheus | None = PrivateAttr(default=None)
 

@@ -179,7 +179,8 @@ def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -
     if cross:
         return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: name an existing entry."
     example = _field_description(loc)
-    if example and kind in {"string_pattern_mismatch", "string_too_short", "value_error", "string_type"}:
+    if example and kind in {"string_pattern_mismatch", "string_too_short", "value_error", "string_type",
+                                "date_from_datetime_parsing", "date_parsing", "date_type"}:
         fix = f"write it like {example}"
     if kind == "extra_forbidden":
         parent = loc[:-1]

@@ -88,6 +88,8 @@ class Inventory(_Model):
                     if slo.prometheus not in self.prometheus:
                         raise ValueError(f"slo.{name}.prometheus: no prometheus entry named {slo.prometheus!r}")
                     slo._source = self.prometheus[slo.prometheus]
+                for pname, prom in self.prometheus.items():
+                    prom._slo_deploys = tuple((n, s.deployed_at) for n, s in self.slo.items() if s.prometheus == pname)
         _no_cycle(self)
         return self
 

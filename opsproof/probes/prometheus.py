@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from opsproof.alert_ignores import Sorted, partition
 from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Prometheus
 from opsproof.probes.base import Outcome, Target, probe
@@ -71,8 +74,8 @@ def alerts(target: Target[Prometheus], conns: Connections) -> Outcome:
     threshold = target.config.no_alerts_at_or_above
     assert threshold is not None
     firing = [a for a in api(target, conns, "/api/v1/alerts")["alerts"] if a["state"] == "firing"]
-    ok, observed, _expected = judge_alerts(firing, threshold, target.config.severity_map)  # expected: declared
-    return Outcome(ok, observed, {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing]})
+    ok, observed, _expected, evidence = judge_alerts(firing, threshold, target.config)  # expected: declared
+    return Outcome(ok, observed, evidence)
 
 
 def alerts_expected(threshold: Severity | None) -> str:
@@ -80,15 +83,65 @@ def alerts_expected(threshold: Severity | None) -> str:
 
 
 def judge_alerts(firing: list[dict[str, Any]], threshold: Severity,
-                 severity_map: Mapping[str, Severity]) -> tuple[bool, str, str]:
-    """(ok, observed, expected) for the firing alerts: those at/above the threshold fail, the rest are listed."""
-    pairs = [(f"{a['labels'].get('alertname')}", a["labels"].get("severity")) for a in firing]
-    severe, rest = split_by_threshold(pairs, threshold, severity_map)
-    observed = (f"{len(severe)} firing at ≥ {threshold}: {describe(severe, severity_map)}" if severe
+                 cfg: Prometheus) -> tuple[bool, str, str, dict[str, Any]]:
+    """(ok, observed, expected, evidence) for the firing alerts: those at/above the threshold fail, the rest are
+    listed, and so are those the entry's ``ignore_alerts`` accept."""
+    sorted_ = partition([a["labels"] for a in firing], cfg.ignore_alerts)
+    pairs: list[tuple[str, object]] = [(f"{labels.get('alertname')}", labels.get("severity"))
+                                       for labels in sorted_.judged]
+    severe, rest = split_by_threshold(pairs, threshold, cfg.severity_map)
+    observed = (f"{len(severe)} firing at ≥ {threshold}: {describe(severe, cfg.severity_map)}" if severe
                 else f"nothing firing at ≥ {threshold}")
     if rest:
-        observed += f"; also firing: {describe(rest, severity_map)}"
-    return not severe, observed, alerts_expected(threshold)
+        observed += f"; also firing: {describe(rest, cfg.severity_map)}"
+    evidence = {"firing": [{"labels": a["labels"], "activeAt": a.get("activeAt")} for a in firing],
+                **sorted_.evidence()}
+    return not severe, observed + sorted_.note(), alerts_expected(threshold), evidence
+
+
+def _deploy(cfg: Prometheus, now: float) -> tuple[float, str]:
+    when = cfg.deploy_time(now)
+    if when is None:
+        raise ValueError("no deploy time: set deployed_at: on the prometheus entry (or on an slo entry)")
+    return when
+
+
+@probe("prometheus.new_alerts", "prometheus", Severity.CRITICAL,
+       "no new critical alert since the deploy (max_over_time(ALERTS{alertstate=\"firing\"}[…]))",
+       applies=lambda cfg: cfg.deploy_time(0.0) is not None,
+       expected=lambda cfg: f"no alert at severity ≥ {cfg.no_alerts_at_or_above or Severity.CRITICAL} newly "
+                            "firing since the deploy")
+def new_alerts(target: Target[Prometheus], conns: Connections) -> Outcome:
+    """No alert at or above the entry's threshold started firing since the deploy (even if resolved since). The
+    deploy is the entry's ``deployed_at``, else the earliest of its slo entries' (so one check per Prometheus)."""
+    cfg = target.config
+    threshold = cfg.no_alerts_at_or_above or Severity.CRITICAL
+    end = time.time()
+    since, written = _deploy(cfg, end)
+    seconds = max(1, math.ceil(end - since))
+
+    def severe(promql: str, at: float) -> tuple[dict[frozenset[tuple[str, str]], tuple[str, object]], Sorted]:
+        """The alerts at/above the threshold, by identity (their labels), and how the ignores sorted them."""
+        vector = api(target, conns, "/api/v1/query", {"query": promql, "time": f"{at:.3f}"})["result"]
+        kept = partition([v["metric"] for v in vector], cfg.ignore_alerts)
+        found: dict[frozenset[tuple[str, str]], tuple[str, object]] = {}
+        for labels in kept.judged:
+            pair: tuple[str, object] = (labels.get("alertname", "?"), labels.get("severity"))
+            if split_by_threshold([pair], threshold, cfg.severity_map)[0]:
+                found[frozenset((k, v) for k, v in labels.items() if k not in ("alertstate", "__name__"))] = pair
+        return found, kept
+
+    during, ignored = severe(f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end)
+    before, _ = severe('ALERTS{alertstate="firing"}', since)
+    new = {key: pair for key, pair in during.items() if key not in before}  # the same name on other labels is new
+    earlier = sorted({name for name, _ in before.values()})
+    observed = (f"{len(new)} fired since the deploy: " + describe(sorted(new.values(), key=lambda p: p[0]),
+                                                                  cfg.severity_map)
+                if new else f"none in the {seconds} s since the deploy"
+                + (f" (already firing before it: {', '.join(earlier)})" if earlier else ""))
+    return Outcome(not new, observed + ignored.note(),
+                   {"new": [dict(key) for key in new], "firing_before": earlier, "window_s": seconds,
+                    "deploy_from": written, **ignored.evidence()})
 
 
 @probe("prometheus.ready", "prometheus", Severity.HIGH, "curl -f $PROM/-/ready",

@@ -11,7 +11,6 @@ import math
 import time
 from typing import Any
 
-from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Slo
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
@@ -187,34 +186,6 @@ def latency_p95(target: Target[Slo], conns: Connections) -> Outcome:
     return Outcome(p95 <= target.config.max_p95_ms,
                    f"p95 {p95:.0f} ms over {window.requests} requests in the {window.seconds:.0f} s since the deploy",
                    {"window": window.evidence(), "buckets": buckets})
-
-
-@probe("slo.new_alerts", "slo", Severity.CRITICAL,
-       "no new critical alert since the deploy (max_over_time(ALERTS{alertstate=\"firing\"}[…]))",
-       expected=lambda cfg: f"no alert at severity ≥ {_alert_threshold(cfg)} newly firing since the deploy")
-def new_alerts(target: Target[Slo], conns: Connections) -> Outcome:
-    """No alert at or above the Prometheus entry's threshold started firing since the deploy (even if resolved)."""
-    threshold = _alert_threshold(target.config)
-    since, end = target.config.window(time.time())
-    seconds = max(1, math.ceil(end - since))
-
-    smap = target.config.source.severity_map
-
-    def severe(vector: list[dict[str, Any]]) -> dict[str, str]:
-        pairs = [(v["metric"].get("alertname", "?"), v["metric"].get("severity")) for v in vector]
-        return {name: str(label) for name, label in split_by_threshold(pairs, threshold, smap)[0]}
-
-    during = severe(query(target, conns, f'max_over_time(ALERTS{{alertstate="firing"}}[{seconds}s])', end))
-    before = severe(query(target, conns, 'ALERTS{alertstate="firing"}', since))
-    new = {name: sev for name, sev in during.items() if name not in before}
-    observed = (f"{len(new)} fired since the deploy: " + describe(sorted(new.items()), smap)
-                if new else f"none in the {seconds} s since the deploy"
-                + (f" (already firing before it: {', '.join(sorted(before))})" if before else ""))
-    return Outcome(not new, observed, {"new": new, "firing_before": before, "window_s": seconds})
-
-
-def _alert_threshold(cfg: Slo) -> Severity:
-    return cfg.source.no_alerts_at_or_above or Severity.CRITICAL
 
 
 @probe("slo.canary_errors", "slo", Severity.HIGH, "error rate after the deploy not above the same window before it",

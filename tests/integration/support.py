@@ -60,7 +60,7 @@ def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke"
     out.mkdir(parents=True, exist_ok=True)
     record, junit = out / "results.jsonl", out / "junit.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", suite, "--inventory", str(inventory), "--opsproof-record", str(record),
+        [sys.executable, "-m", "pytest", suite, "--inventory", str(inventory), "--opsproof-out", str(out),
          f"--junitxml={junit}", "-p", "no:cacheprovider", "-q", *args],
         cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )

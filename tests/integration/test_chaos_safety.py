@@ -56,7 +56,7 @@ def without_redis_down_rule(healthy: SandboxHelper) -> Iterator[SandboxHelper]:
 
 def test_removed_alert_rule_fails_with_its_budget(without_redis_down_rule: SandboxHelper, tmp_path: Path) -> None:
     box = without_redis_down_rule.box
-    outcome = runner.run(EXPERIMENTS / "redis-down.yaml", sandbox_dir=box.dir, evidence_dir=tmp_path,
+    outcome = runner.run(EXPERIMENTS / "redis-down.yaml", sandbox_dir=box.dir, out=tmp_path,
                          change=shorten(alert_delivered=2))
     assert not outcome.ok
     [fires] = [f for f in outcome.failures if f.startswith("redis-down-fires: ")]
@@ -77,7 +77,7 @@ def test_remediation_that_never_comes_fails_on_recovery(healthy: SandboxHelper, 
             if activity["provider"]["func"] == "recovers_within":
                 activity["provider"]["arguments"]["seconds"] = 12
 
-    outcome = runner.run(EXPERIMENTS / "app-killed.yaml", sandbox_dir=healthy.box.dir, evidence_dir=tmp_path,
+    outcome = runner.run(EXPERIMENTS / "app-killed.yaml", sandbox_dir=healthy.box.dir, out=tmp_path,
                          change=no_supervisor)
     assert not outcome.ok
     [recovery] = [f for f in outcome.failures if f.startswith("app-recovers: ")]
@@ -93,7 +93,7 @@ def test_interrupted_mid_fault_still_rolls_back(healthy: SandboxHelper, tmp_path
     box = healthy.box
     proc = subprocess.Popen(
         [sys.executable, "-m", "opsproof.cli", "chaos", "run", str(EXPERIMENTS / "redis-down.yaml"),
-         "--sandbox-dir", str(box.dir), "--evidence-dir", str(tmp_path)],
+         "--sandbox-dir", str(box.dir), "--out", str(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
         preexec_fn=interruptible)
     try:
@@ -108,7 +108,7 @@ def test_interrupted_mid_fault_still_rolls_back(healthy: SandboxHelper, tmp_path
     assert box.sup.alive("redis"), f"the rollback did not start redis again:\n{output}"
     report = audit({"opsproof_sandbox_dir": str(box.dir)})
     assert report.clean, report.problems
-    [saved] = [json.loads(p.read_text()) for p in tmp_path.glob("redis-down-*.json")]
+    [saved] = [json.loads(p.read_text()) for p in (tmp_path / "chaos").glob("redis-down-*.json")]
     assert saved["status"] == "interrupted"
     assert saved["rollbacks_run"] == 1
     assert [a["status"] for a in saved["activities"] if a.get("rollback")] == ["succeeded"]
@@ -119,7 +119,7 @@ def test_plain_chaos_run_rolls_back_when_interrupted(healthy: SandboxHelper, tmp
     """Chaos Toolkit's own `chaos run`, no --rollback-strategy: the experiment's runtime block makes the rollbacks
     run after SIGTERM mid-fault, and the opsproof control's audit finds nothing left."""
     box = healthy.box
-    env = {**os.environ, "OPSPROOF_SANDBOX_DIR": str(box.dir), "OPSPROOF_EVIDENCE_DIR": str(tmp_path / "evidence")}
+    env = {**os.environ, "OPSPROOF_SANDBOX_DIR": str(box.dir), "OPSPROOF_OUT": str(tmp_path / "out")}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "chaos"), "run", str(EXPERIMENTS / "redis-down.yaml")],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             preexec_fn=interruptible)
@@ -134,7 +134,7 @@ def test_plain_chaos_run_rolls_back_when_interrupted(healthy: SandboxHelper, tmp
     assert box.sup.alive("redis"), f"the rollback did not start redis again:\n{output}"
     assert "Rollbacks strategy: always" in (tmp_path / "chaostoolkit.log").read_text()
     assert audit({"opsproof_sandbox_dir": str(box.dir)}).clean
-    [saved] = [json.loads(p.read_text()) for p in (tmp_path / "evidence").glob("redis-down-*.json")]
+    [saved] = [json.loads(p.read_text()) for p in (tmp_path / "out" / "chaos").glob("redis-down-*.json")]
     assert saved["rollbacks_run"] == 1
     assert saved["audit"]["clean"]
 
@@ -144,11 +144,11 @@ def test_production_refuses_chaos_unless_allowed(healthy: SandboxHelper, tmp_pat
     with pytest.raises(ChaosRefused, match=r"^environment sandbox is marked production: true; refusing to run the "
                                            r"experiment redis-down\.yaml\. Fix: run with --allow-destructive"):
         runner.run(EXPERIMENTS / "redis-down.yaml", inventory=inventory, sandbox_dir=healthy.box.dir,
-                   evidence_dir=tmp_path)
+                   out=tmp_path)
     assert healthy.box.sup.alive("redis")
     done = subprocess.run([sys.executable, "-m", "opsproof.cli", "chaos", "run", str(EXPERIMENTS / "app-killed.yaml"),
                            "--inventory", str(inventory), "--sandbox-dir", str(healthy.box.dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "refusing to run the experiment app-killed.yaml" in done.stderr
-    assert not list(tmp_path.glob("*.json")), "nothing ran, so nothing was written"
+    assert not list(tmp_path.rglob("*.json")), "nothing ran, so nothing was written"

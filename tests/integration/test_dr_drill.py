@@ -651,7 +651,7 @@ def test_interrupting_a_drill_mid_restore_leaves_nothing(sandbox: SandboxHelper,
     out = tmp_path / "out"
     suite = subprocess.Popen(
         [sys.executable, "-m", "pytest", "checks/dr_drill", "--inventory", str(inventory), "-p", "no:cacheprovider",
-         "--opsproof-record", str(out / "results.jsonl"), "-q"],
+         "--opsproof-out", str(out), "-q"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
     try:
         wait_for(lambda: _restoring(suite.pid), 60, "pg_restore never started")
@@ -701,12 +701,12 @@ def test_opsproof_drill_on_the_sandbox_inventory(sandbox: SandboxHelper, tmp_pat
     assert backup.returncode == 0, backup.stderr
     assert "backups[app]: " in backup.stdout
     assert "3 tables" in backup.stdout
-    done = subprocess.run([*cli, "drill", "--inventory", str(sandbox.inventory), "--evidence", str(tmp_path)],
+    done = subprocess.run([*cli, "drill", "--inventory", str(sandbox.inventory), "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "DR drill backups[app] (postgres) — PASS" in done.stdout
     assert "DR drill backups[cache] (redis) — PASS" in done.stdout
-    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert len(list((tmp_path / "drills").glob("*.json"))) == 2
     for secret in sandbox.box.meta["passwords"].values():
         assert secret not in done.stdout + backup.stdout
 

@@ -61,7 +61,7 @@ def test_a_clean_deploy_passes_the_gate(healthy: SandboxHelper, app: str, tmp_pa
     run = gate(healthy, tmp_path, at, "-rA")
     assert run.code == 0, run.output
     checks = {r["check"] for r in run.records if r["outcome"] == "passed"}
-    assert {"slo.error_ratio", "slo.latency_p95", "slo.new_alerts", "slo.canary_errors",
+    assert {"slo.error_ratio", "slo.latency_p95", "prometheus.new_alerts", "slo.canary_errors",
             "slo.canary_latency", "http.health", "postgres.ready"} <= checks
     canary = run.record("slo.canary_errors")
     assert "exact conditional binomial test" in canary["observed"]
@@ -75,7 +75,7 @@ def test_a_burst_of_5xx_fails_the_slo_and_the_baseline_comparison(healthy: Sandb
     settle(healthy)
     run = gate(healthy, tmp_path, at)
     assert run.code == 1
-    assert run.failed_checks == {"slo.error_ratio", "slo.canary_errors", "slo.new_alerts",
+    assert run.failed_checks == {"slo.error_ratio", "slo.canary_errors", "prometheus.new_alerts",
                                  "prometheus.alerts"}, run.output
     ratio = run.record("slo.error_ratio")
     assert ratio["observed"].startswith("error ratio ")
@@ -84,7 +84,7 @@ def test_a_burst_of_5xx_fails_the_slo_and_the_baseline_comparison(healthy: Sandb
     canary = run.record("slo.canary_errors")
     assert canary["evidence"]["p_value"] < 1e-6
     assert "vs 0.00% before" in canary["observed"]
-    assert "HighErrorRate (critical)" in run.record("slo.new_alerts")["observed"]
+    assert "HighErrorRate (critical)" in run.record("prometheus.new_alerts")["observed"]
     # back to health for the next test: the good release dilutes the errors out of the alert's window
     httpx.post(app + "/admin/release", json={"version": "v3", "error_rate": 0, "latency_ms": 0}, timeout=5)
     wait_for(lambda: traffic(app, 1) > 0 and "HighErrorRate" not in healthy.firing(), 90, "HighErrorRate stuck")
@@ -119,5 +119,5 @@ def test_too_little_traffic_is_no_data(healthy: SandboxHelper, app: str, tmp_pat
         record = run.record(check)
         assert re.match(r"^no data: \d requests in the \d+ s (since|before) the deploy", record["observed"]), record
         assert record["outcome"] == ("failed" if outcome == "fail" else "skipped")
-    assert run.record("slo.new_alerts")["outcome"] == "passed"  # alerts need no traffic to judge
+    assert run.record("prometheus.new_alerts")["outcome"] == "passed"  # alerts need no traffic to judge
     assert run.code == (1 if outcome == "fail" else 0), run.output

@@ -23,6 +23,13 @@ from opsproof.result import Result
 from opsproof.sandbox.process import wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def baseline_file(out: Path) -> Path:
+    """Where `opsproof baseline capture --out OUT --label pre-maint` writes."""
+    return out / "baselines" / "pre-maint.json"
+
+
 def since(moment: float) -> dict[str, str]:
     """The SLO window starts at ``moment``: only this test's own traffic is judged (earlier tests on this sandbox —
     latency faults, slow deploys — would otherwise move p95 between the two captures)."""
@@ -32,7 +39,7 @@ def since(moment: float) -> dict[str, str]:
 def cli(helper: SandboxHelper, tmp_path: Path, action: str, window: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "opsproof.cli", "baseline", action, "--label", "pre-maint",
-         "--inventory", str(helper.inventory), "--dir", str(tmp_path)],
+         "--inventory", str(helper.inventory), "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **window})
 
 
@@ -45,7 +52,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
     traffic(app, 8)
     captured = cli(healthy, tmp_path, "capture", since(before))
     assert captured.returncode == 0, captured.stderr
-    document = json.loads((tmp_path / "pre-maint.json").read_text())
+    document = json.loads(baseline_file(tmp_path).read_text())
     assert document["results"]["postgres.tables@postgres[main]"]["evidence"]["rows"]["public.audit_log"] >= 25
     assert "slo.canary_errors@slo[app]" not in document["results"]
     r = healthy.redis()
@@ -61,7 +68,7 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
         traffic(app, 12)
         wait_for(lambda: healthy.target_health("redis") == "down", 15, "exporter still seen up")
         diff = cli(healthy, tmp_path, "diff", since(after))
-        suite = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(tmp_path / "pre-maint.json"),
+        suite = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(baseline_file(tmp_path)),
                           suite="checks/post_maintenance", env=since(after))
     finally:
         httpx.post(app + "/admin/release", json={"version": "v1", "error_rate": 0, "latency_ms": 0}, timeout=5)
@@ -90,7 +97,7 @@ def test_nothing_changed_passes_the_checklist(healthy: SandboxHelper, tmp_path: 
     start = time.time()
     traffic(healthy.box.url("app"), 3)  # the SLO figures of both captures come from this same traffic
     assert cli(healthy, tmp_path, "capture", since(start)).returncode == 0
-    run = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(tmp_path / "pre-maint.json"),
+    run = run_suite(healthy.inventory, tmp_path / "suite", "--baseline", str(baseline_file(tmp_path)),
                     suite="checks/post_maintenance", env=since(start))
     assert run.code == 0, run.output
     assert "0 flipped, 0 moved beyond tolerance" in run.output

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from opsproof.inventory import InventoryError, loads
-from opsproof.probes import prometheus, slo
+from opsproof.probes import prometheus
 from opsproof.probes.base import Target
 from opsproof.probes.connections import Connections
 
@@ -76,6 +76,6 @@ def test_new_alerts_since_the_deploy_counts_a_mapped_warning() -> None:
         return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": vector}})
 
     with Connections(http_transport=httpx.MockTransport(answer)) as conns:
-        res = slo.new_alerts(Target("slo", "app", inv.slo["app"]), conns)
+        res = prometheus.new_alerts(Target("prometheus", "main", inv.prometheus["main"]), conns)
     assert res.ok is False
     assert res.observed == "1 fired since the deploy: CmsSlow (warning → high)"
