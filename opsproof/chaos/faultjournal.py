@@ -32,7 +32,7 @@ UNDO = frozenset({  # every rollback a journal entry may name: nothing else is e
     "opsproof.chaos.faults:ensure_running", "opsproof.chaos.faults:enable_supervisor",
     "opsproof.chaos.proxy:proxy_clear", "opsproof.chaos.redisfaults:unpause_clients",
     "opsproof.chaos.redisfaults:release_memory"})
-_PATHS = ("opsproof_inventory", "opsproof_sandbox_dir", "opsproof_evidence_dir")
+_PATHS = ("opsproof_inventory", "opsproof_sandbox_dir", "opsproof_out")
 _SECRET = ("opsproof_pg_dsn",)
 log = logging.getLogger("opsproof.chaos")
 

@@ -145,7 +145,7 @@ def kill_mid_fault(box: Any, tmp_path: Path, cfg: dict[str, Any]) -> None:
     experiment = tmp_path / "hold.yaml"
     experiment.write_text(yaml.safe_dump(HOLD))
     proc = subprocess.Popen([sys.executable, "-m", "opsproof.cli", "chaos", "run", str(experiment),
-                             "--sandbox-dir", str(box.dir), "--evidence-dir", str(tmp_path)],
+                             "--sandbox-dir", str(box.dir), "--out", str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: proxy.proxy_state(configuration=cfg)["mode"] == "latency", 60,
@@ -193,7 +193,7 @@ def test_sigkill_mid_fault_then_the_next_run_recovers_first(healthy: SandboxHelp
     assert not audit(cfg).clean
     experiment = tmp_path / "check-only.yaml"
     experiment.write_text(yaml.safe_dump(CHECK_ONLY))
-    outcome = runner.run(experiment, sandbox_dir=healthy.box.dir, evidence_dir=tmp_path / "evidence")
+    outcome = runner.run(experiment, sandbox_dir=healthy.box.dir, out=tmp_path / "evidence")
     assert outcome.evidence["audit"]["clean"], outcome.evidence["audit"]
     recovered = [m for m in outcome.evidence["timeline"] if m["event"] == "leftover_rolled_back"]
     assert len(recovered) == 2, outcome.evidence["timeline"]
@@ -237,7 +237,7 @@ def test_refused_plain_chaos_run_touches_nothing(healthy: SandboxHelper, tmp_pat
     hold.touch()
     try:
         env = {**os.environ, "OPSPROOF_SANDBOX_DIR": str(healthy.box.dir), "OPSPROOF_INVENTORY": str(inventory),
-               "OPSPROOF_EVIDENCE_DIR": str(tmp_path / "evidence")}
+               "OPSPROOF_OUT": str(tmp_path / "evidence")}
         done = subprocess.run([str(Path(sys.executable).parent / "chaos"), "run",
                                str(EXPERIMENTS / "app-killed.yaml")],
                               cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
