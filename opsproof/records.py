@@ -4,7 +4,9 @@ from xdist workers to the controller), and written by the controller as one JSON
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,17 +26,31 @@ def check_record(severity: Severity, result: Result | None, verdict: Mapping[str
     return record
 
 
-def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> str:
+@dataclass(frozen=True)
+class Encoded:
+    """A record as the text of its user property (secrets masked), and the record itself when masking changed
+    nothing: the report hook of the same process then reads it without parsing the text back."""
+
+    text: str
+    record: Mapping[str, Any] | None
+
+
+def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> Encoded:
     """The record as the text of its user property, secrets masked."""
-    return redact(json.dumps(record, default=str))
+    text = json.dumps(record, default=str)
+    clean = redact(text)
+    return Encoded(clean, record if clean == text else None)
 
 
-def carried(report: pytest.TestReport) -> dict[str, Any] | None:
-    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None."""
+def carried(report: pytest.TestReport, known: Encoded | None = None) -> dict[str, Any] | None:
+    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None.
+    ``known``: the record as this process encoded it, if it did (not under xdist, where a worker did)."""
     props = dict(report.user_properties)
     if KEY not in props or not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return None
-    return {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props[KEY]))}
+    text = props[KEY]
+    record = known.record if known is not None and known.text is text and known.record is not None else None
+    return {"test": report.nodeid, "outcome": report.outcome, **(record or json.loads(str(text)))}
 
 
 def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str, Any]:
@@ -45,18 +61,26 @@ def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str,
 
 
 class Recorder:
-    """The run's results file (``--opsproof-record``), opened at the first record."""
+    """The run's results file (``--opsproof-record``), opened at the first record; flushed at most every
+    ``FLUSH_S`` seconds (a system call per record costs the main thread its GIL to the probe threads), and
+    on close."""
+
+    FLUSH_S = 0.5
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file: TextIO | None = None
+        self.flushed = 0.0  # time.monotonic() of the last flush
 
     def write(self, record: Mapping[str, Any], redact: Callable[[str], str]) -> None:
         if self.file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = self.path.open("w", encoding="utf-8")
         self.file.write(redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
-        self.file.flush()
+        now = time.monotonic()
+        if now - self.flushed >= self.FLUSH_S:
+            self.file.flush()
+            self.flushed = now
 
     def close(self) -> None:
         if self.file is not None:
