@@ -26,7 +26,8 @@ from opsproof.result import Result, Severity
 from opsproof.session import Run
 
 RESULT_KEY = pytest.StashKey[Result]()
-SEVERITY_KEY = pytest.StashKey[Severity]()
+SEVERITY_KEY = pytest.StashKey[Severity]()  # of a check with a probe: fixed once collected, computed once
+CHECK_KEY = pytest.StashKey[tuple[ProbeSpec | None, Target[Any] | None]]()  # the item's probe and target, cached
 VERDICT_KEY = pytest.StashKey[dict[str, Any]]()  # governance fields of the check's record (verdict, blocked_by…)
 
 
@@ -83,7 +84,7 @@ class _Reports:
         """Write one JSON line per check, and tell the gate."""
         if self.worker:
             return
-        record = records.carried(report)
+        record = records.carried(report, self.run.carrying.pop(report.nodeid, None))
         self.run.judging.gate.observe(report.nodeid, report.when, report.outcome, record)
         if record is not None:
             self.run.recorder.write(records.with_message(record, report), self.run.env.redact)
@@ -122,12 +123,15 @@ def record_result(item: pytest.Item, result: Result) -> None:
 
 
 def _spec_and_target(item: pytest.Item) -> tuple[ProbeSpec | None, Target[Any] | None]:
-    marker = item.get_closest_marker("check")
-    callspec = getattr(item, "callspec", None)
-    if marker is None or callspec is None:
-        return None, None
-    target = callspec.params.get("target")
-    return marker.args[0], target if isinstance(target, Target) else None
+    found = item.stash.get(CHECK_KEY, None)
+    if found is None:
+        marker = item.get_closest_marker("check")
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec is not None else None
+        found = (None, None) if marker is None or callspec is None else \
+            (marker.args[0], target if isinstance(target, Target) else None)
+        item.stash[CHECK_KEY] = found
+    return found
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -234,6 +238,9 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
 
 
 def _severity(item: pytest.Item) -> Severity | None:
+    known = item.stash.get(SEVERITY_KEY, None)
+    if known is not None:
+        return known
     spec, target = _spec_and_target(item)
     if spec is None:
         if RESULT_KEY not in item.stash:
@@ -242,7 +249,8 @@ def _severity(item: pytest.Item) -> Severity | None:
         return Severity(marker.args[0] if marker else Severity.HIGH)  # recorded by the test (record_result)
     override = getattr(target.config, "severity", None) if target is not None else None
     marker = item.get_closest_marker("severity")
-    return Severity(override or (marker.args[0] if marker else spec.severity))
+    item.stash[SEVERITY_KEY] = severity = Severity(override or (marker.args[0] if marker else spec.severity))
+    return severity
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -292,7 +300,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if res is not None and report.when == "call" and report.failed and record.get("verdict") != "timed-out":
             record.update(_waive(report, run.judging.waivers.decide(f"{res.check}@{res.target}", item.nodeid)))
         # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
-        item.user_properties.append((records.KEY, records.encode(record, redact)))
+        encoded = records.encode(record, redact)
+        item.user_properties.append((records.KEY, encoded.text))
+        if not hasattr(item.config, "workerinput"):  # this process's report hook reads it back without parsing
+            run.carrying[item.nodeid] = encoded
         report.user_properties = list(item.user_properties)
     return report
 

@@ -5,6 +5,7 @@ bounded by what is left of the time budget, and ``retry`` entries polled until t
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
@@ -23,6 +24,7 @@ class Prober:
         self.conns = Connections()
         self.futures: dict[str, Future[Result]] = {}
         self.pool: ThreadPoolExecutor | None = None
+        self.queued: deque[tuple[Future[Result], ProbeSpec, Target[Any]]] = deque()  # prefetched, not started
         self._on_demand: ThreadPoolExecutor | None = None
         self.stopping = threading.Event()  # set once the time budget is spent: polling loops end
 
@@ -63,22 +65,51 @@ class Prober:
         """The time budget is spent: stop polling, cancel every probe not started; in-flight ones end on
         their own timeouts."""
         self.stopping.set()
+        self._cancel_queued()
         for pool in (self.pool, self._on_demand):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def prefetch(self, jobs: list[tuple[ProbeSpec, Target[Any]]]) -> None:
+        """Queue every probe; ``concurrency`` pool threads take them in order. One pool task per thread, not per
+        probe: submitting 9,000 tasks wakes a thread each time, which takes the GIL from the main thread."""
         workers = max(1, self.concurrency)
         if workers == 1 or not jobs:
             return
-        self.pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="opsproof-probe")
         for spec, target in jobs:
             key = f"{spec.check}:{target.id}"
             if key not in self.futures:
-                self.futures[key] = self.pool.submit(self._job, spec, target)
+                future: Future[Result] = Future()
+                self.futures[key] = future
+                self.queued.append((future, spec, target))
+        threads = min(workers, len(self.queued))
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsproof-probe")
+        for _ in range(threads):
+            self.pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        """A pool thread's task: run queued probes until none is left or the run stops."""
+        while not self.stopping.is_set():
+            try:
+                future, spec, target = self.queued.popleft()
+            except IndexError:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(self._job(spec, target))
+                except BaseException as e:  # as the pool does: the test that waits for it sees the error
+                    future.set_exception(e)
+
+    def _cancel_queued(self) -> None:
+        while self.queued:
+            try:
+                self.queued.popleft()[0].cancel()
+            except IndexError:  # a pool thread took the last one meanwhile
+                return
 
     def close(self) -> None:
         self.stopping.set()
+        self._cancel_queued()
         for pool in (self.pool, self._on_demand):  # waits only for probes in flight, bounded by their timeouts
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,17 +25,31 @@ def check_record(severity: Severity, result: Result | None, verdict: Mapping[str
     return record
 
 
-def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> str:
+@dataclass(frozen=True)
+class Encoded:
+    """A record as the text of its user property (secrets masked), and the record itself when masking changed
+    nothing: the report hook of the same process then reads it without parsing the text back."""
+
+    text: str
+    record: Mapping[str, Any] | None
+
+
+def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> Encoded:
     """The record as the text of its user property, secrets masked."""
-    return redact(json.dumps(record, default=str))
+    text = json.dumps(record, default=str)
+    clean = redact(text)
+    return Encoded(clean, record if clean == text else None)
 
 
-def carried(report: pytest.TestReport) -> dict[str, Any] | None:
-    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None."""
+def carried(report: pytest.TestReport, known: Encoded | None = None) -> dict[str, Any] | None:
+    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None.
+    ``known``: the record as this process encoded it, if it did (not under xdist, where a worker did)."""
     props = dict(report.user_properties)
     if KEY not in props or not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return None
-    return {"test": report.nodeid, "outcome": report.outcome, **json.loads(str(props[KEY]))}
+    text = props[KEY]
+    record = known.record if known is not None and known.text is text and known.record is not None else None
+    return {"test": report.nodeid, "outcome": report.outcome, **(record or json.loads(str(text)))}
 
 
 def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str, Any]:
@@ -45,7 +60,8 @@ def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str,
 
 
 class Recorder:
-    """The run's results file (``--opsproof-record``), opened at the first record."""
+    """The run's results file (``--opsproof-record``), opened at the first record and flushed after each one:
+    a run killed mid-way keeps every record it reported (batching the flushes saved no measurable time)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

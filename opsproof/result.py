@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -55,7 +55,8 @@ class Result:
         return f"{self.target}: {self.observed}, expected {self.expected}"
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        # field by field, not asdict(): its deep copy of the evidence would be thrown away for the JSON one
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
         record["evidence"] = json.loads(json.dumps(dict(self.evidence), default=str))
         record["verdict"] = self.verdict
         return record

@@ -15,7 +15,7 @@ from opsproof import governance, output
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import ProbeSpec, Target
 from opsproof.probing import Prober
-from opsproof.records import Recorder
+from opsproof.records import Encoded, Recorder
 from opsproof.redact import Redactor
 from opsproof.result import Result, Severity
 
@@ -70,6 +70,8 @@ class Environment:
         self.error: pytest.UsageError | None = None  # a broken inventory met during collection, raised after it
 
     def inventory(self) -> Inventory:
+        if self._inventory is not None:  # read once per check: no lock once loaded
+            return self._inventory
         with self._lock:
             if self._inventory is None:
                 path = self.options.inventory
@@ -142,6 +144,7 @@ class Run:
         self.judging = Judging(governance.Budget(self.options.time_budget))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
         self.recorder = Recorder(self.options.record_path)
+        self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook
         self.summary = Summary()
 
     def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:

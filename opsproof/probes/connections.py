@@ -14,6 +14,7 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -201,12 +202,20 @@ class Connections:
             self._redis.clear()
             self._http.clear()
             self._ssl.clear()
-        for close in closers:
-            with contextlib.suppress(Exception):  # closing a broken client must not hide the results
-                close()
+        if len(closers) > 1:  # a fleet's worth of clients: each close waits for its socket, so close them at once
+            with ThreadPoolExecutor(max_workers=min(16, len(closers)), thread_name_prefix="opsproof-close") as pool:
+                pool.map(_quietly, closers)
+        else:
+            for close in closers:
+                _quietly(close)
 
     def __enter__(self) -> Connections:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _quietly(close: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):  # closing a broken client must not hide the results
+        close()
