@@ -7,6 +7,7 @@ environment; the values of secrets (passwords in URLs and DSNs, interpolated var
 secret, headers such as Authorization) are collected so that every output can mask them.
 """
 
+from opsproof.inventory.addresses import url_secrets
 from opsproof.inventory.base import (
     INTERPOLATION,
     NAME,
@@ -56,14 +57,13 @@ from opsproof.inventory.loader import (
     _line_map,
     _model_at,
     _parse,
-    _scalar_key,
     _shown,
     _substitute,
     load,
     loads,
-    url_secrets,
 )
 from opsproof.inventory.model import Edge, Inventory, Tolerances, _no_cycle, find_cycle, needs
+from opsproof.util.documents import scalar_key as _scalar_key
 from opsproof.util.durations import parse_duration
 
 __all__ = [

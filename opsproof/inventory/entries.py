@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
+from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -40,7 +41,7 @@ class _Entry(_Model):
 class HttpService(_Entry):
     """An HTTP service: `curl -f $URL/health`."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="https://api.example.com")
+    url: HttpUrl = Field(pattern=r"^https?://[^\s/]+", description="https://api.example.com")
     health: str = Field("/health", pattern=r"^/", description="/health")
     ready: str | None = Field("/ready", pattern=r"^/", description="/ready")
     expect_status: int = Field(200, ge=100, le=599)
@@ -48,7 +49,7 @@ class HttpService(_Entry):
     latency_budget_ms: float = Field(1000, gt=0)
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
-    verify_tls: bool | str = True  # or a path to a CA bundle
+    verify_tls: Verify = True  # or a path to a CA bundle
 
 
 class TlsEndpoint(_Entry):
@@ -58,19 +59,19 @@ class TlsEndpoint(_Entry):
     port: int = Field(443, ge=1, le=65535)
     server_name: str | None = None  # the name the certificate must match; defaults to host
     min_days: int = Field(14, ge=0)
-    ca_file: str | None = None  # trust this CA bundle instead of the system store
+    ca_file: CaFile | None = None  # trust this CA bundle instead of the system store
     timeout_s: float = Field(5, gt=0, le=300)
 
 
 class Replica(_Model):
-    dsn: str = Field(min_length=1)
+    dsn: Dsn = Field(min_length=1)
     max_lag_s: float = Field(30, ge=0)
 
 
 class Postgres(_Entry):
     """A PostgreSQL server: `pg_isready`, `SELECT count(*) FROM pg_stat_activity`, …"""
 
-    dsn: str = Field(min_length=1, description="postgresql://user:${PGPASSWORD}@host:5432/db")
+    dsn: Dsn = Field(min_length=1, description="postgresql://user:${PGPASSWORD}@host:5432/db")
     max_connection_ratio: float = Field(0.8, gt=0, le=1)
     max_query_s: float = Field(300, gt=0)
     min_cache_hit_ratio: float = Field(0.9, ge=0, le=1)
@@ -78,28 +79,21 @@ class Postgres(_Entry):
     count_tables: list[str] = Field(default_factory=list)  # row counts captured in baselines
     # a role that bypasses row-level security (BYPASSRLS, as a backup role has), for the row counts only: counted
     # as `dsn`'s role, a table under RLS shows what its policies let that role see — then the count is no data
-    count_dsn: str | None = Field(None, min_length=1, description="postgresql://backup_ro:${PGPASSWORD}@db:5432/app")
+    count_dsn: Dsn | None = Field(None, min_length=1, description="postgresql://backup_ro:${PGPASSWORD}@db:5432/app")
     extensions: list[str] = Field(default_factory=list)
     replicas: dict[str, Replica] = Field(default_factory=dict)
     connect_timeout_s: float = Field(5, gt=0, le=300)
-
-    @field_validator("dsn", "count_dsn")
-    @classmethod
-    def _dsn_shape(cls, v: str | None) -> str | None:
-        if v is not None and "://" in v and not v.startswith(("postgresql://", "postgres://")):
-            raise ValueError("a URL DSN must start with postgresql://")
-        return v
 
 
 class Redis(_Entry):
     """A Redis server: `redis-cli ping`, `redis-cli info memory`, `redis-cli llen QUEUE`."""
 
-    url: str = Field(pattern=r"^(redis|rediss|unix)://", description="redis://:${REDIS_PASSWORD}@host:6379/0")
+    url: RedisUrl = Field(pattern=r"^(redis|rediss|unix)://", description="redis://:${REDIS_PASSWORD}@host:6379/0")
     max_memory_ratio: float = Field(0.9, gt=0, le=1)
     eviction_policy: str | None = None
     min_hit_rate: float | None = Field(None, ge=0, le=1)
     min_lookups: int = Field(100, ge=0)  # below this many keyspace lookups the hit rate is "no data"
-    queues: dict[str, int] = Field(default_factory=dict)  # list name -> ceiling for LLEN
+    queues: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)  # list name -> ceiling for LLEN
     timeout_s: float = Field(5, gt=0, le=300)
 
 
@@ -137,7 +131,7 @@ class IgnoredAlert(_Model):
 class Prometheus(_Entry):
     """A Prometheus server: `curl $PROM/api/v1/targets`, `/api/v1/rules`, `/api/v1/alerts`."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
+    url: HttpUrl = Field(pattern=r"^https?://[^\s/]+", description="http://prometheus:9090")
     jobs_up: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
     # the alert rules' own severity labels → opsproof's, over the default (warning/error → high, info → low, page →
@@ -180,7 +174,7 @@ class Prometheus(_Entry):
 class Alertmanager(_Entry):
     """An Alertmanager: `amtool config show`, `/api/v2/status`, `/api/v2/receivers`."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="http://alertmanager:9093")
+    url: HttpUrl = Field(pattern=r"^https?://[^\s/]+", description="http://alertmanager:9093")
     receivers: list[str] = Field(default_factory=list)
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -196,6 +190,13 @@ class Hpa(_Model):
     min_replicas: int = Field(ge=0)  # the configuration the runbook states, e.g. 3–10
     max_replicas: int = Field(ge=1)
     allow_at_max: bool = False  # pinned at max is a finding unless allowed
+
+    @model_validator(mode="after")
+    def _possible(self) -> Hpa:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}: no number "
+                             "of replicas satisfies both. Fix: swap them, or correct the one that is wrong")
+        return self
 
 
 class Kubernetes(_Entry):
@@ -261,7 +262,7 @@ class Scratch(_Model):
     """Where a DR drill restores: a throwaway local cluster (default), or a server given by ``dsn`` on which the
     drill creates a database of its own and drops it afterwards."""
 
-    dsn: str | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
+    dsn: Dsn | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs, and parallel verification
 
 
@@ -276,7 +277,7 @@ class Backups(_Entry):
     min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
     postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
     redis: str | None = Field(None, description="cache (a redis entry: the server these RDB snapshots are of)")
-    dsn: str | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
+    dsn: Dsn | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
     fresh: bool = False  # the drill takes a fresh backup (`opsproof backup`) instead of the newest one in directory
     format: Literal["auto", "plain", "custom", "directory", "rdb"] = "auto"  # plain: .sql or .sql.gz
     tables: list[str] = Field(default_factory=list, description="[public.orders, public.customers]")

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -18,19 +17,15 @@ from pydantic import (
     ValidationError,
 )
 
+from opsproof.inventory.addresses import url_secrets
 from opsproof.inventory.base import INTERPOLATION, SECRET_HEADER, SECRET_VAR, EntryProblem, InventoryError, Path_
 from opsproof.inventory.entries import KINDS
 from opsproof.inventory.model import Inventory
+from opsproof.redact import MASK, Redactor
+from opsproof.util.documents import DuplicateKeyError, parse_yaml
+from opsproof.util.documents import scalar_key as _scalar_key
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
-
-
-def _scalar_key(constructor: yaml.SafeLoader, key: yaml.Node) -> Any:
-    if not isinstance(key, yaml.ScalarNode):
-        return f"<line {key.start_mark.line + 1}>"
-    try:
-        return constructor.construct_object(key)
-    except Exception:  # the document was already constructed once, so this is only a safety net
-        return key.value
+from opsproof.util.files import read_text
 
 
 def _line_map(node: yaml.Node) -> dict[Path_, int]:
@@ -78,14 +73,27 @@ def _interpolate(
     return out
 
 
-def _substitute(value: Any, env: Mapping[str, str], path: Path_, secrets: set[str], missing: list[Path_]) -> Any:
+class InterpolationCycle(Exception):
+    """Environment variables whose values refer to each other: ``chain`` is the round, ``path`` the key."""
+
+    def __init__(self, path: Path_, chain: tuple[str, ...]) -> None:
+        super().__init__(" → ".join(f"${{{name}}}" for name in chain))
+        self.path = path
+
+
+def _substitute(value: Any, env: Mapping[str, str], path: Path_, secrets: set[str], missing: list[Path_],
+                chain: tuple[str, ...] = ()) -> Any:
+    """``${VAR}`` replaced; a variable's value is interpolated in turn (DB_URL=postgresql://app:${PGPASSWORD}@…),
+    and variables that refer to each other are an error."""
     if not isinstance(value, str) or "${" not in value:
         return value
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
+        if name in chain:
+            raise InterpolationCycle(path, (*chain[chain.index(name):], name))
         if name in env:
-            resolved = env[name]
+            resolved = str(_substitute(env[name], env, path, secrets, missing, (*chain, name)))
         elif default is not None:
             resolved = default
         else:
@@ -96,20 +104,6 @@ def _substitute(value: Any, env: Mapping[str, str], path: Path_, secrets: set[st
         return resolved
 
     return INTERPOLATION.sub(sub, value)
-
-
-def url_secrets(url: str) -> set[str]:
-    """The password of a URL or DSN (``scheme://user:pass@host``, ``password=...``)."""
-    found: set[str] = set()
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            found |= {parts.password, unquote(parts.password)}
-    except ValueError:
-        pass
-    for m in re.finditer(r"password\s*=\s*('([^']*)'|\S+)", url):
-        found.add(m.group(2) if m.group(2) is not None else m.group(1))
-    return {s for s in found if s}
 
 
 def _collect_secrets(inv: Inventory) -> set[str]:
@@ -192,12 +186,20 @@ def _describe(err: Mapping[str, Any], source: str, lines: Mapping[Path_, int]) -
     elif kind == "missing":
         msg = "required key is missing"
         fix = f"add '{loc[-1]}:'"
-    elif "input" in err and not isinstance(err["input"], dict | list):
-        msg = f"{msg} (got {_shown(err['input'])!r})"
+    elif "input" in err and not isinstance(err["input"], dict | list) and " Fix: " not in msg:
+        value = Redactor()(err["input"]) if isinstance(err["input"], str) else err["input"]  # no URL password
+        msg = f"{msg} (got {_shown(value)!r})"
     msg = msg.removeprefix("Value error, ")
     if " Fix: " in msg:  # the validator wrote its own fix
         return f"{source}:{line}: {_format_loc(loc)}: {msg}."
     return f"{source}:{line}: {_format_loc(loc)}: {msg}. Fix: {fix}."
+
+
+def _masked(problem: str, secrets: set[str]) -> str:
+    """A problem without the interpolated secrets it may quote (its fix's ``${PGPASSWORD}`` examples are kept)."""
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        problem = problem.replace(secret, MASK)
+    return problem
 
 
 def _line(loc: Path_, lines: Mapping[Path_, int]) -> int:
@@ -239,13 +241,8 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    """Parse once: the node tree (for line numbers) and the data built from it."""
-    loader = _LOADER(text)
-    try:
-        node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
-    finally:
-        loader.dispose()
+    """Parse once: the node tree (for line numbers) and the data built from it; a duplicate key is an error."""
+    return parse_yaml(text, _LOADER)
 
 
 def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None = None) -> Inventory:
@@ -253,6 +250,8 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     try:
         node, data = _parse(text)
+    except DuplicateKeyError as e:
+        raise InventoryError(e.message(source)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -284,6 +283,9 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
         data = _interpolate(data, env, (), secrets, missing, {})
     except RecursionError:
         raise InventoryError(f"{source}:1: (top level): nesting too deep. Fix: flatten the file.") from None
+    except InterpolationCycle as e:
+        raise InventoryError(f"{source}:{_line(e.path, lines)}: {_format_loc(e.path)}: environment variables refer "
+                             f"to each other in a cycle: {e}. Fix: give one of them a plain value.") from None
     if missing:
         path = missing[0][:-1]
         var = missing[0][-1]
@@ -295,7 +297,7 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as e:
-        problems = [_describe(err, source, lines) for err in e.errors()]
+        problems = [_masked(_describe(err, source, lines), secrets) for err in e.errors()]
         head = f"{source}: {len(problems)} problem(s) in the inventory:\n  " if len(problems) > 1 else ""
         raise InventoryError(head + "\n  ".join(problems)) from None
     except RecursionError:
@@ -306,16 +308,4 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
 
 
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> Inventory:
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InventoryError(f"{p}: cannot read the inventory ({e.strerror or e}). Fix: check the path.") from None
-    except ValueError as e:  # a NUL byte in the path
-        raise InventoryError(f"{str(p)!r}: cannot read the inventory ({e}). Fix: check the path.") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InventoryError(f"{p}:{line}: not UTF-8 text. Fix: save the file as UTF-8.") from None
-    return loads(text, str(p), env)
+    return loads(read_text(path, "inventory", InventoryError), str(Path(path)), env)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -88,6 +89,8 @@ alertmanager:
     receivers: [oncall]
     headers: {X-Api-Key: am-key-999}
 """
+CA_BUNDLE = certifi.where()  # verify_tls must name a file that exists (checked at load)
+FULL = FULL.replace("/etc/ssl/ca.pem", CA_BUNDLE)
 
 
 def _error(text: str, env: dict[str, str] | None = None, source: str = "st.yaml") -> str:
@@ -117,7 +120,7 @@ def test_full_inventory_loads_with_typed_values() -> None:
     assert isinstance(api.latency_budget_ms, float)
     assert api.timeout_s == 2.5
     assert api.headers == {"Authorization": "Bearer tok-abc123", "X-Request-Source": "opsproof"}
-    assert api.verify_tls == "/etc/ssl/ca.pem"
+    assert api.verify_tls == CA_BUNDLE
     assert api.severity is Severity.CRITICAL
 
     web = inv.tls["web"]
@@ -330,7 +333,7 @@ def test_wrong_type_of_section() -> None:
 
 
 def test_out_of_range_ratio() -> None:
-    text = "environment: st\npostgres:\n  main:\n    dsn: x\n    max_connection_ratio: 1.5\n"
+    text = "environment: st\npostgres:\n  main:\n    dsn: host=x\n    max_connection_ratio: 1.5\n"
     with pytest.raises(
         InventoryError,
         match=r"^st\.yaml:5: postgres\.main\.max_connection_ratio: Input should be less than or equal to 1 "
@@ -384,7 +387,7 @@ def test_bad_severity() -> None:
             r"^st\.yaml:3: prometheus\.prom\.url: required key is missing\. Fix: add 'url:'\.$",
         ),
         (
-            "environment: st\npostgres:\n  m:\n    dsn: x\n    replicas:\n      r1: {max_lag_s: 1}\n",
+            "environment: st\npostgres:\n  m:\n    dsn: host=x\n    replicas:\n      r1: {max_lag_s: 1}\n",
             r"^st\.yaml:6: postgres\.m\.replicas\.r1\.dsn: required key is missing\. Fix: add 'dsn:'\.$",
         ),
         (
