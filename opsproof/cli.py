@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from opsproof import output
 from opsproof.chaos.context import ChaosError
+from opsproof.chaos.experiment_file import ExperimentError
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.redact import Redactor
@@ -42,12 +44,20 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from opsproof.governance import WaiverError, load_waivers
+    from opsproof.input_warnings import waiver_warnings
+
     try:
         inv = load(args.inventory)
-    except InventoryError as e:
+        waivers = load_waivers(args.waivers) if args.waivers else []
+    except (InventoryError, WaiverError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 4  # a usage error, as pytest reports the same file
     print(f"{args.inventory}: environment {inv.environment}, {inv.count()} targets — valid")
+    if args.waivers:
+        print(f"{args.waivers}: {len(waivers)} waiver(s) — valid")
+    for warning in waiver_warnings(waivers, args.waivers, date.today()):
+        print(f"opsproof: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -141,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     sb.set_defaults(func=_sandbox)
     va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
     va.add_argument("inventory")
+    va.add_argument("--waivers", metavar="FILE", default=None,
+                    help="also validate a waivers file (as pytest --waivers)")
     va.set_defaults(func=_validate)
     bl = sub.add_parser("baseline", help="capture every check's observation before a maintenance window, or diff")
     bl.add_argument("action", choices=["capture", "diff"])
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except (InventoryError, SandboxError, DrillError, FileNotFoundError, ChaosError) as e:
+    except (InventoryError, SandboxError, DrillError, FileNotFoundError, ChaosError, ExperimentError) as e:
         print(f"opsproof: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from opsproof import baseline, governance, output, records
+from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
 from opsproof.result import Result, Severity
@@ -70,6 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if run.options.inventory:
         run.env.inventory()  # validate before collection; a broken file is a usage error, not a traceback
     run.judging.configure(run.options)
+    waivers = run.judging.waivers
+    run.summary.notes_at_end += [f"opsproof: warning: {w}"
+                                 for w in waiver_warnings(waivers.items, str(run.options.waivers), waivers.today)]
 
 
 class _Reports:

@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsproof.inventory import Path_, _line_map, _shown
+from opsproof.util.documents import DuplicateKeyError, parse_yaml
+from opsproof.util.files import read_text
 
 
 class WaiverError(ValueError):
@@ -137,18 +139,15 @@ def _describe_waiver_error(err: Mapping[str, Any], source: str, lines: Mapping[P
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    loader = _WaiverLoader(text)
-    try:
-        node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
-    finally:
-        loader.dispose()
+    return parse_yaml(text, _WaiverLoader)  # a duplicate key is an error (`check: '*'` after `check: x`)
 
 
 def loads_waivers(text: str, source: str = "<waivers>") -> list[Waiver]:
     """Parse and validate a waivers file (a YAML list); raise :class:`WaiverError` naming file, line and fix."""
     try:
         node, data = _parse(text)
+    except DuplicateKeyError as e:
+        raise WaiverError(e.message(source)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise WaiverError(f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: {e.problem or e.context}. "
@@ -175,11 +174,4 @@ def loads_waivers(text: str, source: str = "<waivers>") -> list[Waiver]:
 
 
 def load_waivers(path: str | Path) -> list[Waiver]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise WaiverError(f"{p}: cannot read the waivers file ({e.strerror or e}). Fix: check the path.") from None
-    except UnicodeDecodeError:
-        raise WaiverError(f"{p}:1: not UTF-8 text. Fix: save the file as UTF-8.") from None
-    return loads_waivers(text, str(p))
+    return loads_waivers(read_text(path, "waivers file", WaiverError), str(Path(path)))
