@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     ch.add_argument("--allow-destructive", action="store_true",
                     help="allow faults on an inventory marked production: true")
     output.add_option(ch)  # evidence in OUT/chaos
+    ch.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
+                    help="validate: a python provider module outside opsproof's chaos extension that may be imported "
+                    "(repeatable)")
     ch.set_defaults(func=main)
 
 
@@ -66,7 +69,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"opsproof: no experiment found in {EXPERIMENTS}", file=sys.stderr)
         return 2
     inventory = load(args.inventory) if args.inventory else None
-    results = validate(paths, inventory)
+    results = validate(paths, inventory, args.allow_module)
     for path, problems in results.items():
         print(f"{path}: {'valid' if not problems else 'INVALID'}")
         for problem in problems:

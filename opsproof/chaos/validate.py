@@ -1,6 +1,8 @@
 """``opsproof chaos validate``: every experiment checked without injecting anything.
 
-Chaos Toolkit's own validation (the schema, every python function importable and its arguments bound to its
+The file is read as the inventory is (a regular file, duplicate keys refused); every python provider is checked
+against the extension's catalogue without importing anything else (:mod:`opsproof.chaos.catalogue`); then Chaos
+Toolkit's own validation (the schema, every python function importable and its arguments bound to its
 signature), then opsproof's: the opsproof control is declared (production refusal, SIGTERM, audit), a method with
 actions has rollbacks, and every target an activity names exists — services in the sandbox, entries in the
 inventory, alert rules in the inventory's Prometheus rules, probes among opsproof's.
@@ -8,7 +10,7 @@ inventory, alert rules in the inventory's Prometheus rules, probes among opsproo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 
 from opsproof import shape
 from opsproof.chaos import proxy
+from opsproof.chaos.catalogue import provider_problems
+from opsproof.chaos.experiment_file import ExperimentError
 from opsproof.chaos.runner import CONTROL, load
 from opsproof.inventory import Inventory, loads
 from opsproof.probes import ALL
@@ -75,16 +79,25 @@ def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory)
             yield f"{name}: {kind}[{wanted}] is not in the inventory ({', '.join(entries) or 'none'})"
 
 
-def problems(path: Path, inventory: Inventory) -> list[str]:
-    """Everything wrong with one experiment file; empty when it is valid."""
+def problems(path: Path, inventory: Inventory, allowed: Collection[str] = ()) -> list[str]:
+    """Everything wrong with one experiment file; empty when it is valid. Only the extension's modules and the
+    ``allowed`` ones are imported."""
     from chaoslib.exceptions import ChaosException
     from chaoslib.experiment import ensure_experiment_is_valid
 
     try:
         experiment = load(path)
+    except ExperimentError as e:
+        return [str(e)]
+    refused = provider_problems(experiment, allowed)
+    if refused:
+        return refused  # before Chaos Toolkit's validation, which would import the modules
+    try:
         ensure_experiment_is_valid(experiment)
     except ChaosException as e:
         return [f"Chaos Toolkit: {e}"]
+    except Exception as e:  # a schema Chaos Toolkit does not expect (`method: 5`) breaks its own checks
+        return [f"Chaos Toolkit could not validate it: {type(e).__name__}: {e}"]
     found: list[str] = []
     module = CONTROL["provider"]["module"]
     if not any(c.get("provider", {}).get("module") == module for c in experiment.get("controls", [])):
@@ -101,6 +114,7 @@ def problems(path: Path, inventory: Inventory) -> list[str]:
     return found
 
 
-def validate(paths: Iterable[Path], inventory: Inventory | None = None) -> dict[Path, list[str]]:
+def validate(paths: Iterable[Path], inventory: Inventory | None = None,
+             allowed: Collection[str] = ()) -> dict[Path, list[str]]:
     inv = inventory or loads(SANDBOX_SHAPE, "<sandbox shape>")
-    return {p: problems(p, inv) for p in paths}
+    return {p: problems(p, inv, allowed) for p in paths}
