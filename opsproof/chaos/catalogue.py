@@ -71,7 +71,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _argument_problems(func: str, sig: inspect.Signature, arguments: dict[str, Any]) -> Iterator[str]:
+def _argument_problems(func: str, sig: inspect.Signature, arguments: dict[str, Any], ours: bool) -> Iterator[str]:
     for key, value in arguments.items():
         param = sig.parameters.get(key)
         if param is None or (isinstance(value, str) and "${" in value):  # unknown: Chaos Toolkit names it;
@@ -84,7 +84,7 @@ def _argument_problems(func: str, sig: inspect.Signature, arguments: dict[str, A
                 continue
             except Exception:  # an annotation pydantic cannot check (a provider of the user's own)
                 continue
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        if ours and isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             yield f"argument {key}={value} is negative: {func}({param}) takes a duration, count or ratio ≥ 0"
 
 
@@ -132,5 +132,6 @@ def provider_problems(experiment: dict[str, Any], allowed: Collection[str] = ())
         if not isinstance(arguments, dict):
             found.append(f"{where}: arguments must be a mapping of name: value, got {_shown(arguments)}")
             continue
-        found += [f"{where}: {problem}" for problem in _argument_problems(func, functions[func], arguments)]
+        found += [f"{where}: {problem}" for problem in _argument_problems(func, functions[func], arguments,
+                                                                              module in known)]
     return found
