@@ -142,9 +142,10 @@ FIXES: dict[str, str] = {
 
 
 def _format_loc(loc: Iterable[Any]) -> str:
-    # a key such as "a\nb" is quoted so that every problem stays on its own line
+    # a key such as "a\nb" is quoted so that every problem stays on its own line, and a blank or space-padded
+    # one (" ") so that the path stays readable
     parts = (p if isinstance(p, str) else _shown(p) for p in loc)
-    return ".".join(p if p.isprintable() else repr(p) for p in parts) or "(top level)"
+    return ".".join(p if p.isprintable() and p and p == p.strip() else repr(p) for p in parts) or "(top level)"
 
 
 def _shown(value: Any) -> str:

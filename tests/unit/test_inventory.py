@@ -478,6 +478,13 @@ def test_key_with_newline_stays_on_one_line() -> None:
     ]
 
 
+def test_blank_key_is_quoted_in_the_path() -> None:
+    # Found by the fuzz test ({' ': None}): the path of a blank key read "st.yaml:2:  : unknown key ' '".
+    message = _error("environment: st\n' ': 1\n")
+    assert message == ("st.yaml:2: ' ': unknown key ' '. Fix: known keys here: alertmanager, backups, environment, "
+                       "http, kubernetes, postgres, production, prometheus, redis, slo, tls, tolerances.")
+
+
 def test_invalid_yaml_names_the_line() -> None:
     text = "environment: st\nhttp:\n  api:\n    url: http://x\n   bad: [1\n"
     with pytest.raises(InventoryError, match=r"^st\.yaml:5: not valid YAML: .+\. Fix: check indentation and quoting"):
