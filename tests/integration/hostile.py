@@ -1,0 +1,147 @@
+"""Hostile loopback servers: what a target does in the worst hour of a system's life.
+
+Each server listens on 127.0.0.1 (a free port), serves every connection in its own daemon thread with one
+*behaviour*, and closes every socket it holds on ``stop()`` (or leaving the ``with`` block):
+
+- ``silent``: the kernel completes the handshake, nothing is ever read or sent (a hung process);
+- ``header_then_stall``: reads the request, sends a status line and one header, then never ends the headers;
+- ``trickle``: a valid HTTP answer sent one byte per ``interval`` from its first byte, headers included, whose
+  body never ends (a Content-Length far beyond what is sent) — no read ever times out, the answer never completes;
+- ``endless_body``: a 200 with a chunked body sent as fast as the socket takes it, forever;
+- ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends.
+
+Used by tests/integration/test_hostile.py and bench/bench_hostile.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+Behaviour = Callable[[socket.socket, threading.Event, float], None]
+
+
+def _read_request(conn: socket.socket, stop: threading.Event) -> bool:
+    """Read until the end of an HTTP request's headers (or anything, for other protocols); False once closed."""
+    data = b""
+    conn.settimeout(0.1)
+    while not stop.is_set() and b"\r\n\r\n" not in data:
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return False
+        data += chunk
+    return not stop.is_set()
+
+
+def _trickle(conn: socket.socket, stop: threading.Event, interval: float, data: bytes, endless: bytes) -> None:
+    """Send ``data`` one byte per ``interval``, then ``endless`` byte after byte until stopped."""
+    position = 0
+    while not stop.wait(interval):
+        byte = data[position:position + 1] if position < len(data) else endless
+        conn.sendall(byte)
+        position += 1
+
+
+def silent(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    stop.wait()
+
+
+def header_then_stall(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    if _read_request(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        stop.wait()
+
+
+def trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    if _read_request(conn, stop):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+        _trickle(conn, stop, interval, head + b'{"status": "', b"o")
+
+
+def endless_body(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    if _read_request(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+        while not stop.is_set():
+            conn.sendall(chunk)
+
+
+def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    conn.settimeout(0.1)
+    while not stop.is_set():  # wait for the first command (AUTH, HELLO, PING, …), whatever it is
+        try:
+            if conn.recv(4096):
+                break
+        except TimeoutError:
+            continue
+    _trickle(conn, stop, interval, b"+PON", b"G")
+
+
+BEHAVIOURS: dict[str, Behaviour] = {
+    "silent": silent,
+    "header_then_stall": header_then_stall,
+    "trickle": trickle,
+    "endless_body": endless_body,
+    "redis_trickle": redis_trickle,
+}
+
+
+class HostileServer:
+    """One loopback listener whose every connection gets ``behaviour``; ``port`` is where it listens."""
+
+    def __init__(self, behaviour: str | Behaviour, interval: float = 0.5) -> None:
+        self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, name=f"hostile-{self.port}", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed by stop()
+                return
+            with self._lock:
+                self.accepted += 1
+                self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the client went away: that is its right
+            self.behaviour(conn, self.stopping, self.interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._listener.close()
+        with self._lock:
+            for conn in self._conns:  # shutdown first: it wakes a thread blocked in recv or sendall
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> HostileServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
