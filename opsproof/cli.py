@@ -12,7 +12,7 @@ from opsproof.chaos.context import ChaosError
 from opsproof.chaos.experiment_file import ExperimentError
 from opsproof.drill.tools import DrillError
 from opsproof.inventory import Inventory, InventoryError, load
-from opsproof.redact import Redactor
+from opsproof.redact import Redactor, mask_client_logs
 from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError
 
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     register_chaos(sub)
     args = parser.parse_args(argv)
+    mask_client_logs()
     try:
         code: int = args.func(args)
         return code

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 MASK = "***"
@@ -83,3 +85,54 @@ class Redactor:
 
     def extend(self, more: Iterable[str]) -> Redactor:
         return Redactor([*self.secrets, *more])
+
+
+# The loggers of the clients opsproof drives, children included (httpcore.connection, psycopg.pool): httpx logs every
+# request's URL at INFO (userinfo, ?token=…), the others may quote a DSN, a command or a request at DEBUG; Chaos
+# Toolkit's loggers (plain `chaos run`'s chaostoolkit.log) quote activities and their results.
+CLIENT_LOGGERS = frozenset({"httpx", "httpcore", "psycopg", "redis", "urllib3", "kubernetes", "chaostoolkit",
+                            "chaoslib"})
+
+
+class _MaskingFactory:
+    """A log record factory that masks the records of :data:`CLIENT_LOGGERS` as they are made. Masking at the
+    source is what covers them all: a filter on a logger misses its children's records, a handler's filter only
+    guards that handler — pytest adds its own (log_cli, --log-file, caplog, the report sections)."""
+
+    def __init__(self, base: Callable[..., logging.LogRecord]) -> None:
+        self.base = base
+        self.redact = Redactor()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.base(*args, **kwargs)
+        if record.name.partition(".")[0] not in CLIENT_LOGGERS:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: logging reports it when a handler formats the record
+            return record
+        masked = self.redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return record
+
+
+_factory: _MaskingFactory | None = None
+_factory_lock = threading.Lock()
+
+
+def mask_client_logs(secrets: Iterable[str] = ()) -> None:
+    """From now on, this process's client logs are masked: URL passwords, ``password=``/``token=`` pairs, and
+    ``secrets`` (those of every inventory this process loaded). Idempotent; the secrets accumulate."""
+    global _factory
+    with _factory_lock:
+        if _factory is None:
+            _factory = _MaskingFactory(logging.getLogRecordFactory())
+            logging.setLogRecordFactory(_factory)
+        new = [s for s in secrets if s not in _factory.redact.secrets]
+        if new:
+            _factory.redact = _factory.redact.extend(new)

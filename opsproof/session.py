@@ -16,7 +16,7 @@ from opsproof.inventory import Inventory, InventoryError, load
 from opsproof.probes import ProbeSpec, Target
 from opsproof.probing import Prober
 from opsproof.records import Encoded, Recorder
-from opsproof.redact import Redactor
+from opsproof.redact import Redactor, mask_client_logs
 from opsproof.result import Result, Severity
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class Environment:
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()
         self.redact = Redactor()
+        mask_client_logs()  # the clients' logs (httpx: every URL at INFO) reach log_cli, --log-file and the reports
         self.notes: list[str] = []  # shown once collection ends: where the targets come from
         self.error: pytest.UsageError | None = None  # a broken inventory met during collection, raised after it
 
@@ -82,6 +83,7 @@ class Environment:
                 except InventoryError as e:
                     raise pytest.UsageError(str(e)) from None
                 self.redact = Redactor(self._inventory.secrets)
+                mask_client_logs(self._inventory.secrets)
             return self._inventory
 
     def _use_sandbox(self) -> str:

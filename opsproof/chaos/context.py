@@ -21,7 +21,7 @@ import httpx
 from opsproof.chaos.backend import ProcessBackend, open_backend
 from opsproof.inventory import Inventory, Kind, load
 from opsproof.probes import Connections, Target
-from opsproof.redact import Redactor
+from opsproof.redact import Redactor, mask_client_logs
 from opsproof.shape import default_dir
 
 Configuration = Mapping[str, Any] | None
@@ -103,6 +103,7 @@ class Context:
             sandbox_dir = Path(inventory_path).parent  # the sandbox's own inventory: its folder is the sandbox
         override = cfg.get("opsproof_pg_dsn") or None
         redact = Redactor([*inventory.secrets, *([override] if override else [])])
+        mask_client_logs(redact.secrets)  # plain `chaos run` logs activities at DEBUG in chaostoolkit.log
         return cls(inventory, sandbox_dir, truthy(cfg.get("opsproof_allow_destructive", False)), override, redact)
 
     # --- safety ------------------------------------------------------------------------------------------------

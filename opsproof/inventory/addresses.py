@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator
 
-from opsproof.redact import Redactor
+from opsproof.redact import MASK, Redactor
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _PG_FIX = "Fix: write it like postgresql://user:${PGPASSWORD}@host:5432/db or host=db port=5432 dbname=app"
@@ -32,6 +32,19 @@ def url_secrets(url: str) -> set[str]:
     for m in re.finditer(r"password\s*=\s*('([^']*)'|\S+)", url):
         found.add(m.group(2) if m.group(2) is not None else m.group(1))
     return {s for s in found if s}
+
+
+_QUERY = re.compile(r"^(?P<base>(?:/|[A-Za-z][A-Za-z0-9+.-]*://)[^?\s]*\?)(?P<query>\S*)")
+
+
+def masked(value: str) -> str:
+    """``value`` as a repr may show it: the password of a URL or DSN masked, and the values of the query of a URL
+    or a path (``/health?token=…`` → ``/health?token=***``), which may be tokens."""
+    def query(m: re.Match[str]) -> str:
+        pairs = [f"{key}={MASK}" if sep else MASK for key, sep, _ in (p.partition("=") for p in m["query"].split("&"))]
+        return m["base"] + "&".join(pairs)
+
+    return _QUERY.sub(query, Redactor(url_secrets(value))(value))
 
 
 def _clean(value: str, problem: object) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
 )
 
+from opsproof.inventory.addresses import masked
+from opsproof.redact import MASK
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -36,6 +40,15 @@ class EntryProblem(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """What repr() and str() show, never a secret: addresses without their password and query values, headers
+        without their values. A model's repr reaches output where no redactor runs (the locals ``-l`` prints)."""
+        for name, value in super().__repr_args__():
+            if name == "headers" and isinstance(value, dict):
+                yield name, dict.fromkeys(value, MASK)
+            else:
+                yield name, masked(value) if isinstance(value, str) else value
 
 
 def parse_instant(text: str, now: float) -> float:

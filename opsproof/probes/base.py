@@ -22,9 +22,12 @@ from opsproof.result import Result, Severity, unreachable
 C = TypeVar("C")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Target(Generic[C]):
-    """One inventory entry: ``Target("redis", "cache", Redis(...))`` → id ``redis[cache]``."""
+    """One inventory entry: ``Target("redis", "cache", Redis(...))`` → id ``redis[cache]``.
+
+    Its repr is its id and nothing of its configuration (DSNs, URLs, headers): a target reaches output as a pytest
+    parameter — Allure's parameters, ``--setup-show``, the locals ``-l`` prints — where no redactor runs."""
 
     kind: Kind
     name: str
@@ -33,6 +36,9 @@ class Target(Generic[C]):
     @property
     def id(self) -> str:
         return f"{self.kind}[{self.name}]"
+
+    def __repr__(self) -> str:
+        return f"Target({self.id})"
 
 
 @dataclass(frozen=True)
