@@ -35,6 +35,7 @@ from opsproof.result import reason
 from opsproof.util.process import write_atomic
 
 MANIFEST_FORMAT = "opsproof-backup-manifest/1"
+PRIVATE = 0o600  # a backup and its manifest (row counts, checksums of the tables' content): the owner's only
 
 
 def read_manifest(backup: Path) -> dict[str, Any] | None:
@@ -174,7 +175,7 @@ def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 
         "tables": tables,
         "objects": objects,
     }
-    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
+    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n", PRIVATE)
     return final, manifest
 
 
@@ -250,6 +251,6 @@ def take_redis(url: str, out_dir: Path, pattern: str = "*.rdb", source: str = ""
         "keys_in_file": facts.get("keys", 0),  # every key the file holds, expired or not
         "expires": facts.get("expires", 0),
     }
-    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
+    write_atomic(manifest_path(final), json.dumps(manifest, indent=2) + "\n", PRIVATE)
     os.utime(final, (started, started))
     return final, manifest

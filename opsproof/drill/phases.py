@@ -166,7 +166,7 @@ class Drill:
         if cfg.fresh:
             out = Path(cfg.directory) if cfg.directory else self.folder / "backup"
             if not cfg.directory:
-                out.mkdir(mode=0o700)  # a fresh dump of the source: for this user only (the workdir is 0755)
+                out.mkdir(mode=0o700)  # a fresh dump of the source: for this user only (not postgres either)
             pattern = backups.naming(self.name, cfg.pattern, cfg.directory, self.suffix)
             t0 = time.perf_counter()
             self.backup, self.manifest = self._take(out, pattern)

@@ -34,6 +34,7 @@ from opsproof.util.process import (
     free_port,
     owned_dir,
     postgres_user,
+    private_dir,
     sweep_orphans,
     wait_for,
 )
@@ -46,8 +47,11 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def workdir(root: Path | None = None) -> Path:
-    """A fresh folder for one drill (world-searchable: the postgres user must reach its data directory)."""
-    return owned_dir(PREFIX, root or Path("/tmp"), 0o755)
+    """A fresh folder for one drill, private (fresh dumps and restored data live in it): 0700, or 0710 with group
+    postgres when we are root, so that the scratch server, run as postgres, reaches its data directory."""
+    folder = owned_dir(PREFIX, root or Path("/tmp"))
+    private_dir(folder)
+    return folder
 
 
 def sweep(root: Path | None = None) -> list[Path]:
@@ -254,7 +258,7 @@ class ScratchRedis(_Local):
         self.where = f"a local redis-server in {self.folder}"
 
     def start(self, rdb: Path) -> None:
-        self.folder.mkdir(mode=0o700, exist_ok=True)  # the backup's data: for this user only (the workdir is 0755)
+        self.folder.mkdir(mode=0o700, exist_ok=True)  # the backup's data: for this user only (not postgres either)
         shutil.copyfile(rdb, self.folder / "restore.rdb")
         conf = self.folder / "redis.conf"
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly

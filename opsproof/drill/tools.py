@@ -60,9 +60,10 @@ def _die_with_us() -> None:
 
 def spawn(argv: Sequence[str], env: Mapping[str, str] | None = None, stdin: int | None = subprocess.DEVNULL,
           stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
-    """Start a tool in its own process group (stopped as a group), killed if this process dies."""
+    """Start a tool in its own process group (stopped as a group), killed if this process dies. What it creates is
+    its owner's only (umask 077): a dump holds every row, RLS tables included."""
     return subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=_env(env),
-                            start_new_session=True, preexec_fn=_die_with_us)
+                            start_new_session=True, preexec_fn=_die_with_us, umask=0o077)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

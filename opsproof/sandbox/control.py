@@ -40,6 +40,7 @@ from opsproof.sandbox.process import (
 from opsproof.shape import PROXIES
 from opsproof.shape import SERVICES as SERVICES  # re-exported: the sandbox's services
 from opsproof.shape import default_dir as default_dir  # re-exported: where the sandbox lives
+from opsproof.util.process import private_dir
 
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
@@ -157,7 +158,7 @@ class Sandbox:
 
     def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        _private(self.dir)
+        private_dir(self.dir)  # it holds the sandbox's passwords
         if (self.dir / "pids.json").exists() and self.sup.names():
             self.sup.stop_all()  # left over from a crashed run
         for parent in self.dir.parents:
@@ -362,17 +363,6 @@ class Sandbox:
         fd = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(header + yaml.safe_dump(inventory, sort_keys=False))
-
-
-def _private(folder: Path) -> None:
-    """The state folder holds the sandbox's passwords: only we may list or enter it — and, when we are root, the
-    postgres user may enter it (group postgres, mode 0710), to reach its data directory; no one else."""
-    user = postgres_user()
-    if user is None:
-        folder.chmod(0o700)
-        return
-    shutil.chown(folder, group=user)
-    folder.chmod(0o710)
 
 
 def attach_or_start(state_dir: str | None) -> tuple[Sandbox | None, Path, bool]:

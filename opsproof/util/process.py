@@ -53,10 +53,11 @@ def die_with_parent(sig: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old content or the new, never a half-written file."""
+def write_atomic(path: Path, text: str, mode: int = 0o666) -> None:
+    """Readers see the old content or the new, never a half-written file; created with ``mode`` (less the umask)."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as f:
+        f.write(text)
     tmp.replace(path)
 
 
@@ -304,6 +305,17 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def private_dir(folder: Path) -> None:
+    """Only we may list or enter ``folder`` — and, when we are root, the postgres user may enter it (group
+    postgres, mode 0710), to reach a data directory of its own inside; no one else."""
+    user = postgres_user()
+    if user is None:
+        folder.chmod(0o700)
+        return
+    shutil.chown(folder, group=user)
+    folder.chmod(0o710)
 
 
 def owned_dir(prefix: str, root: Path, mode: int = 0o700) -> Path:
