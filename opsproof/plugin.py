@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="YAML list of accepted findings: {check: PATTERN, reason, owner, ticket, expires: "
                     "YYYY-MM-DD}; PATTERN matches check@target (redis.hit_rate@redis[cache]) or the test id")
     group.addoption("--time-budget", metavar="SECONDS", type=float, default=None,
-                    help="time for the whole run: once spent, every unfinished check fails as timed out")
+                    help="time for the whole run: once spent, every check whose result is not ready fails as timed "
+                    "out, naming the target it waited for; the run then ends at once, whatever the targets do")
     group.addoption("--baseline", metavar="LABEL|FILE", default=None,
                     help="for checks/post_maintenance: the baseline captured before the window "
                     "(`opsproof baseline capture --label LABEL`), by label (OUT/baselines/LABEL.json) or path")
