@@ -5,6 +5,7 @@ or the sandbox's), how results become verdicts (budget, waivers, gate), how its 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from opsproof.probing import Prober
 from opsproof.records import Encoded, Recorder
 from opsproof.redact import Redactor
 from opsproof.result import Result, Severity
+from opsproof.util import process
 
 if TYPE_CHECKING:
     from opsproof.sandbox.control import Sandbox
@@ -141,7 +143,8 @@ class Run:
     def __init__(self, config: pytest.Config) -> None:
         self.options = Options.of(config)
         self.env = Environment(self.options)
-        self.judging = Judging(governance.Budget(self.options.time_budget))
+        # the budget counts from the start of the process, as the CI job that gives it does: start-up included
+        self.judging = Judging(governance.Budget(self.options.time_budget, time.monotonic() - process.age()))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
         self.recorder = Recorder(self.options.record_path)
         self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook

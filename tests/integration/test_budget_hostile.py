@@ -23,6 +23,9 @@ import pytest
 from hostile import Behaviour, HostileServer, _read_request
 from support import SuiteRun, run_suite
 
+# The budget counts from the process's start: this leaves start-up (1–4 s on a loaded machine) time enough to start
+# the probes each test expects to have started
+BUDGET = "8"
 CANARY = "canary-pw-7f3a"  # a password in a hostile target's URL: never in any output
 
 # A probe that ignores every deadline: it connects and waits for a byte with no timeout at all. The budget must
@@ -97,65 +100,51 @@ def junit_cases(run: SuiteRun) -> int:
     return len(ET.fromstring(run.junit).findall(".//testcase"))
 
 
-def test_finished_checks_keep_their_verdicts_and_hung_ones_name_their_target(
-        servers: dict[str, HostileServer], tmp_path: Path) -> None:
+def test_the_run_ends_at_its_budget_whatever_the_targets_do(servers: dict[str, HostileServer],
+                                                            tmp_path: Path) -> None:
+    """Two good targets, silent, stalled and trickling ones, and a probe blocked forever on every target: the checks
+    that finished keep their verdicts, every other one names its target, and the run ends with the gate's code,
+    its records and JUnit complete, while every server still serves (a thread join anywhere would never return)."""
     s = servers
+    (tmp_path / "test_forever.py").write_text(FOREVER)
     inv = inventory(tmp_path, f"""http:
   ok: {{url: "{s['ok'].url}", timeout_s: 300}}
   broken: {{url: "{s['broken'].url}", timeout_s: 300}}
+  silent: {{url: "{s['silent'].url}", timeout_s: 300}}
   stalled: {{url: "{s['stalled'].url}", timeout_s: 300}}
   trickle: {{url: "http://probe:{CANARY}@127.0.0.1:{s['trickle'].port}", timeout_s: 300}}
 redis:
   slow: {{url: "redis://:{CANARY}@127.0.0.1:{s['redis'].port}/0", timeout_s: 300}}
 """)
-    run = run_suite(inv, tmp_path, "--time-budget", "3", "smoke/test_redis.py", suite="smoke/test_http.py",
-                    timeout=90)
-    alive(run, *(s[name] for name in ("ok", "broken", "stalled", "trickle", "redis")))
+    run = run_suite(inv, tmp_path, "--time-budget", BUDGET, "smoke/test_redis.py", str(tmp_path / "test_forever.py"),
+                    suite="smoke/test_http.py", timeout=90)
+    alive(run, *s.values())
     assert run.code == 1, run.output
     got = by_key(run)
-    # ready before their tests ran (the hung target's test used up the budget first): their own verdicts
-    assert {k: r["verdict"] for k, r in got.items() if r["target"] in ("http[ok]", "http[broken]")} == {
+    # ready before their tests ran (the silent target's test used up the budget first): their own verdicts
+    assert {k: r["verdict"] for k, r in got.items() if k.startswith("http.") and
+            r["target"] in ("http[ok]", "http[broken]")} == {
         "http.health@http[ok]": "pass", "http.ready@http[ok]": "pass", "http.latency@http[ok]": "pass",
-        "http.health@http[broken]": "fail", "http.ready@http[broken]": "fail", "http.latency@http[broken]": "no-data"}
+        "http.health@http[broken]": "fail", "http.ready@http[broken]": "fail", "http.latency@http[broken]": "no-data"
+    }, run.output
     assert got["http.health@http[broken]"]["observed"] == "GET /health → HTTP 500"
-    hung = {k: r for k, r in got.items() if r["target"] not in ("http[ok]", "http[broken]")}
-    assert {r["verdict"] for r in hung.values()} == {"timed-out"}
-    assert len(hung) == 3 + 3 + 2  # http (health, ready, latency) × 2, redis (ping, memory: the configured ones)
-    where = {"http[stalled]": f"http[stalled] ({s['stalled'].url})",
-             "http[trickle]": f"http[trickle] (http://probe:***@127.0.0.1:{s['trickle'].port})",
-             "redis[slow]": f"redis[slow] (redis://:***@127.0.0.1:{s['redis'].port}/0)"}
+    hung = {k: r for k, r in got.items() if r["verdict"] == "timed-out"}
+    # http (health, ready, latency) × 3, redis (ping, memory: the configured ones), the probe that never ends × 5
+    assert len(hung) == len(run.records) - 6 == 9 + 2 + 5
+    where = {name: f"{name} ({url})" for name, url in [
+        ("http[ok]", s["ok"].url), ("http[broken]", s["broken"].url), ("http[silent]", s["silent"].url),
+        ("http[stalled]", s["stalled"].url), ("http[trickle]", f"http://probe:***@127.0.0.1:{s['trickle'].port}"),
+        ("redis[slow]", f"redis://:***@127.0.0.1:{s['redis'].port}/0")]}
     for record in hung.values():
-        assert re.fullmatch(r"timed out: the gate's time budget of 3 s was exhausted: still waiting for "
+        assert re.fullmatch(rf"timed out: the gate's time budget of {BUDGET} s was exhausted: still waiting for "
                             rf"{re.escape(where[str(record['target'])])}, running for \d+\.\d s",
                             str(record["observed"])), record
-    assert (f"http[stalled]: timed out: the gate's time budget of 3 s was exhausted: still waiting for "
+    assert (f"http[stalled]: timed out: the gate's time budget of {BUDGET} s was exhausted: still waiting for "
             f"{where['http[stalled]']}, running for ") in run.output
-    assert ("opsproof: the gate's time budget of 3 s was exhausted: 8 check(s) timed out, on http[stalled], "
-            "http[trickle], redis[slow]") in run.output
-    assert junit_cases(run) == len(run.records) == 14
+    assert (f"opsproof: the gate's time budget of {BUDGET} s was exhausted: 16 check(s) timed out, on http[silent], "
+            "http[stalled], http[trickle], redis[slow], http[ok], http[broken]") in run.output
+    assert junit_cases(run) == len(run.records) == 22
     assert CANARY not in run.output + run.junit + str(run.records)
-
-
-def test_the_run_ends_at_its_budget_whatever_the_targets_do(servers: dict[str, HostileServer],
-                                                            tmp_path: Path) -> None:
-    """Silent and trickling targets, and a probe blocked forever: the run ends with the gate's code, its records
-    and JUnit complete, while every server is still serving (a thread join anywhere would never return)."""
-    s = servers
-    (tmp_path / "test_forever.py").write_text(FOREVER)
-    inv = inventory(tmp_path, f"""http:
-  silent: {{url: "{s['silent'].url}", timeout_s: 300}}
-  trickle: {{url: "{s['trickle'].url}", timeout_s: 300}}
-redis:
-  slow: {{url: "redis://127.0.0.1:{s['redis'].port}/0", timeout_s: 300}}
-""")
-    run = run_suite(inv, tmp_path, "--time-budget", "2", "smoke/test_redis.py", str(tmp_path / "test_forever.py"),
-                    suite="smoke/test_http.py", timeout=90)
-    alive(run, s["silent"], s["trickle"], s["redis"])
-    assert run.code == 1, run.output
-    assert {r["verdict"] for r in run.records} == {"timed-out"}
-    assert junit_cases(run) == len(run.records) == 3 + 3 + 2 + 2
-    forever = by_key(run)["hostile.forever@http[trickle]"]
-    assert f"still waiting for http[trickle] ({s['trickle'].url}), running for" in str(forever["observed"])
 
 
 def test_a_check_the_pool_never_reached_says_so(servers: dict[str, HostileServer], tmp_path: Path) -> None:
@@ -163,13 +152,13 @@ def test_a_check_the_pool_never_reached_says_so(servers: dict[str, HostileServer
     silent = servers["silent"].url
     (tmp_path / "test_forever.py").write_text(FOREVER)
     entries = "".join(f'  {name}: {{url: "{silent}/{name}", timeout_s: 300}}\n' for name in "abcd")
-    run = run_suite(inventory(tmp_path, f"http:\n{entries}"), tmp_path, "--time-budget", "2",
+    run = run_suite(inventory(tmp_path, f"http:\n{entries}"), tmp_path, "--time-budget", BUDGET,
                     "--opsproof-concurrency", "2", "-c", "pyproject.toml", suite=str(tmp_path / "test_forever.py"),
                     timeout=90)  # -c: the project's configuration, which a suite outside the repository would miss
     alive(run, servers["silent"])
     assert run.code == 1, run.output
-    observed = {str(r["target"]): str(r["observed"]).removeprefix("timed out: the gate's time budget of 2 s was "
-                                                                  "exhausted: ") for r in run.records}
+    spent = f"timed out: the gate's time budget of {BUDGET} s was exhausted: "
+    observed = {str(r["target"]): str(r["observed"]).removeprefix(spent) for r in run.records}
     assert re.fullmatch(rf"still waiting for http\[a\] \({re.escape(silent)}/a\), running for \d+\.\d s",
                         observed["http[a]"]), observed
     assert observed["http[b]"].startswith(f"still waiting for http[b] ({silent}/b), running for "), observed
@@ -184,14 +173,15 @@ def test_on_demand_probing_ends_at_the_budget_too(servers: dict[str, HostileServ
   ok: {{url: "{s['ok'].url}", timeout_s: 300, ready: null}}
   stalled: {{url: "{s['stalled'].url}", timeout_s: 300, ready: null}}
 """)
-    run = run_suite(inv, tmp_path, "--time-budget", "2", "--opsproof-concurrency", "1", suite="smoke/test_http.py",
+    run = run_suite(inv, tmp_path, "--time-budget", BUDGET, "--opsproof-concurrency", "1", suite="smoke/test_http.py",
                     timeout=90)
     alive(run, s["ok"], s["stalled"])
     assert run.code == 1, run.output
     got = by_key(run)
     assert got["http.health@http[ok]"]["verdict"] == "pass"
-    assert str(got["http.health@http[stalled]"]["observed"]).startswith(
-        f"timed out: the gate's time budget of 2 s was exhausted: still waiting for http[stalled] ({s['stalled'].url})")
+    assert str(got["http.health@http[stalled]"]["observed"]).startswith(f"timed out: the gate's time budget of "
+                                                                       f"{BUDGET} s was exhausted: still waiting for "
+                                                                       f"http[stalled] ({s['stalled'].url})")
     assert got["http.latency@http[ok]"]["observed"] == (
-        f"timed out: the gate's time budget of 2 s was exhausted: http[ok] ({s['ok'].url}) never started "
+        f"timed out: the gate's time budget of {BUDGET} s was exhausted: http[ok] ({s['ok'].url}) never started "
         "(queued behind 1 check)")
