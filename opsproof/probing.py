@@ -72,7 +72,7 @@ class Prober:
         if job is None:
             job = self.jobs[key] = _Job(spec, target)
             with self._lock:
-                started = (self.budget.seconds is None or not self.budget.exhausted()) and self._take(job)
+                started = self._take(job)
             if started and self.budget.seconds is None:
                 self._execute(job)
             elif started:
@@ -80,8 +80,9 @@ class Prober:
         return job
 
     def _take(self, job: _Job) -> bool:
-        """Mark ``job`` started, unless the run is stopping (the lock is held); the caller then executes it."""
-        if self.stopping.is_set() or not job.future.set_running_or_notify_cancel():
+        """Mark ``job`` started, unless the run is stopping or its budget is spent (the lock is held); the caller
+        then executes it."""
+        if self.stopping.is_set() or self.budget.exhausted() or not job.future.set_running_or_notify_cancel():
             return False
         job.started = time.monotonic()
         self.in_flight += 1

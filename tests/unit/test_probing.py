@@ -80,7 +80,9 @@ def test_a_check_never_started_counts_the_checks_ahead_of_it(prober: Prober, fak
         "http[d] (http://u:***@d.example:8080) never started (queued behind 3 checks)"]
 
 
-def test_no_probe_starts_on_demand_once_the_budget_is_spent(fake_clock: FakeClock) -> None:
+@pytest.mark.parametrize(("concurrency", "second"), [(1, "0 checks"), (2, "1 check")], ids=["on demand", "prefetched"])
+def test_no_probe_starts_once_the_budget_is_spent(fake_clock: FakeClock, concurrency: int, second: str) -> None:
+    """A start-up that took the whole budget (it counts from the process's start): no probe runs at all."""
     calls: list[str] = []
 
     @probe("t.counted", "http", Severity.HIGH, "true", expected=lambda cfg: "an answer")
@@ -88,9 +90,11 @@ def test_no_probe_starts_on_demand_once_the_budget_is_spent(fake_clock: FakeCloc
         calls.append(target.id)
         return Outcome(True, "answered")
 
-    prober = Prober(Budget(5, start=fake_clock.now - 6), concurrency=1)
-    assert timed_out(prober, counted, "a") == ("http[a] (http://u:***@a.example:8080) never started "
-                                               "(queued behind 0 checks)")
+    prober = Prober(Budget(5, start=fake_clock.now - 6), concurrency=concurrency)
+    prober.prefetch([(counted, target(name)) for name in "ab"])
+    assert [timed_out(prober, counted, name) for name in "ab"] == [
+        "http[a] (http://u:***@a.example:8080) never started (queued behind 0 checks)",
+        f"http[b] (http://u:***@b.example:8080) never started (queued behind {second})"]
     prober.close()
     assert calls == []
 
