@@ -24,7 +24,7 @@ from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
 from opsproof.result import Result, Severity
-from opsproof.session import Run
+from opsproof.session import BUDGET_START, Run, budget_start_wall
 
 RESULT_KEY = pytest.StashKey[Result]()
 SEVERITY_KEY = pytest.StashKey[Severity]()  # of a check with a probe: fixed once collected, computed once
@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="YAML list of accepted findings: {check: PATTERN, reason, owner, ticket, expires: "
                     "YYYY-MM-DD}; PATTERN matches check@target (redis.hit_rate@redis[cache]) or the test id")
     group.addoption("--time-budget", metavar="SECONDS", type=float, default=None,
-                    help="time for the whole run: once spent, every unfinished check fails as timed out")
+                    help="time for the whole run: once spent, every check whose result is not ready fails as timed "
+                    "out, naming the target it waited for; the run then ends at once, whatever the targets do")
     group.addoption("--baseline", metavar="LABEL|FILE", default=None,
                     help="for checks/post_maintenance: the baseline captured before the window "
                     "(`opsproof baseline capture --label LABEL`), by label (OUT/baselines/LABEL.json) or path")
@@ -274,6 +275,12 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     gc.freeze()
     if not hasattr(config, "workerinput"):  # an xdist worker probes on demand
         run.prober.prefetch(checks)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: a worker's time budget is its controller's, started when the controller's process did."""
+    node.workerinput[BUDGET_START] = budget_start_wall(_state(node.config).judging.budget)
 
 
 @pytest.hookimpl(tryfirst=True)

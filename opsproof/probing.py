@@ -1,116 +1,161 @@
-"""How a run's probes run: every selected probe ahead of time in a thread pool (one client per target, so a run
+"""How a run's probes run: every selected probe ahead of time on probe threads (one client per target, so a run
 of 500 checks takes about as long as its slowest targets, not their sum), or on demand; every wait for a result
-bounded by what is left of the time budget, and ``retry`` entries polled until they pass."""
+bounded by what is left of the time budget, and ``retry`` entries polled until they pass.
+
+Nothing ever waits for a probe in flight once its test has stopped waiting: the probe threads are daemon threads
+of their own (not a ``ThreadPoolExecutor``, whose workers ``concurrent.futures`` joins at interpreter exit), and
+the clients are closed only when no probe uses them any more — at the end of the run, or by the last abandoned
+probe when it ends. A run whose budget is spent exits at once, whatever its targets do.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from opsproof import governance
+from opsproof.inventory import address_of
 from opsproof.probes import Connections, ProbeSpec, Target, run
 from opsproof.result import Result
 
 
+@dataclass(eq=False)
+class _Job:
+    """One check's probe: its result to come, when a thread started it, and — never started once the budget ran
+    out — how many unfinished checks were ahead of it."""
+
+    spec: ProbeSpec
+    target: Target[Any]
+    future: Future[Result] = field(default_factory=Future)
+    started: float | None = None  # time.monotonic() when a thread took it
+    behind: int | None = None
+
+
 class Prober:
-    """The run's clients, its probe pool and the results it has fetched, keyed by ``check:target``."""
+    """The run's clients, its probe threads and the probes it has run, keyed by ``check:target``."""
 
     def __init__(self, budget: governance.Budget, concurrency: int) -> None:
         self.budget = budget
         self.concurrency = concurrency
         self.conns = Connections()
-        self.futures: dict[str, Future[Result]] = {}
-        self.pool: ThreadPoolExecutor | None = None
-        self.queued: deque[tuple[Future[Result], ProbeSpec, Target[Any]]] = deque()  # prefetched, not started
-        self._on_demand: ThreadPoolExecutor | None = None
-        self.stopping = threading.Event()  # set once the time budget is spent: polling loops end
+        self.jobs: dict[str, _Job] = {}
+        self.queued: deque[_Job] = deque()  # prefetched, not started
+        self.stopping = threading.Event()  # set once the time budget is spent: polling loops end, no probe starts
+        self._lock = threading.Lock()  # guards queued, the jobs' start, in_flight and closed
+        self.in_flight = 0  # probes started and not ended
+        self._closed = False  # the run is over: the last probe to end closes the clients
 
     def fetch(self, spec: ProbeSpec, target: Target[Any]) -> Result:
-        """A probe's result, prefetched or run now; waits at most what is left of the time budget."""
-        if self.budget.exhausted():
-            self.expire()
-            raise governance.TimedOut
+        """A probe's result, prefetched or run now. Once it is ready it is the check's, budget spent or not;
+        until then this waits at most what is left of the time budget, and then raises TimedOut saying what the
+        check was waiting for."""
+        job = self._job(spec, target)
         try:
-            return self._future(spec, target).result(timeout=self.budget.remaining())
-        except (TimeoutError, CancelledError, governance.TimedOut):
-            self.expire()
-            raise governance.TimedOut from None
+            if job.future.done() or not self.budget.exhausted():
+                return job.future.result(timeout=self.budget.remaining())
+        except (TimeoutError, CancelledError, governance.TimedOut):  # TimedOut: a retry poll the budget ended
+            pass
+        self.expire()
+        raise governance.TimedOut(self._waiting(job))
 
-    def _future(self, spec: ProbeSpec, target: Target[Any]) -> Future[Result]:
+    def _job(self, spec: ProbeSpec, target: Target[Any]) -> _Job:
+        """The check's job; one not prefetched runs now — inline without a budget, else on a thread of its own so
+        that waiting for it is bounded by the budget; none starts once the budget is spent."""
         key = f"{spec.check}:{target.id}"
-        if key not in self.futures:
-            if self.budget.seconds is not None:  # in a thread, so that waiting for it is bounded by the budget
-                if self._on_demand is None:
-                    self._on_demand = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsproof-on-demand")
-                self.futures[key] = self._on_demand.submit(self._job, spec, target)
-            else:
-                done: Future[Result] = Future()
-                self.futures[key] = done
-                try:
-                    done.set_result(self._job(spec, target))
-                except governance.TimedOut as e:
-                    done.set_exception(e)
-        return self.futures[key]
+        job = self.jobs.get(key)
+        if job is None:
+            job = self.jobs[key] = _Job(spec, target)
+            with self._lock:
+                started = self._take(job)
+            if started and self.budget.seconds is None:
+                self._execute(job)
+            elif started:
+                threading.Thread(target=self._execute, args=(job,), name="opsproof-on-demand", daemon=True).start()
+        return job
 
-    def _job(self, spec: ProbeSpec, target: Target[Any]) -> Result:
-        """Run a probe once, or until it passes as the entry's ``retry`` asks."""
-        retry = getattr(target.config, "retry", None)
-        attempt: Callable[[], Result] = lambda: run(spec, target, self.conns)  # noqa: E731
-        return attempt() if retry is None else governance.eventually(attempt, retry, wait=self.stopping.wait)
+    def _take(self, job: _Job) -> bool:
+        """Mark ``job`` started, unless the run is stopping or its budget is spent (the lock is held); the caller
+        then executes it."""
+        if self.stopping.is_set() or self.budget.exhausted() or not job.future.set_running_or_notify_cancel():
+            return False
+        job.started = time.monotonic()
+        self.in_flight += 1
+        return True
+
+    def _execute(self, job: _Job) -> None:
+        """Run a started job's probe, once or until it passes as the entry's ``retry`` asks; its result, or its
+        error, goes to whoever waits for it. The last probe to end after the run is over closes the clients."""
+        retry = getattr(job.target.config, "retry", None)
+        attempt: Callable[[], Result] = lambda: run(job.spec, job.target, self.conns)  # noqa: E731
+        try:
+            job.future.set_result(attempt() if retry is None else
+                                  governance.eventually(attempt, retry, wait=self.stopping.wait))
+        except BaseException as e:  # as a pool does: the test that waits for it sees the error
+            job.future.set_exception(e)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                last = self._closed and self.in_flight == 0
+            if last:
+                self._close_clients()
+
+    def _waiting(self, job: _Job) -> governance.Waiting:
+        address = address_of(job.target.config)
+        if job.started is None:
+            behind = job.behind if job.behind is not None else self.in_flight
+            return governance.Waiting(job.target.id, address, None, behind)
+        return governance.Waiting(job.target.id, address, time.monotonic() - job.started)
 
     def expire(self) -> None:
-        """The time budget is spent: stop polling, cancel every probe not started; in-flight ones end on
-        their own timeouts."""
-        self.stopping.set()
-        self._cancel_queued()
-        for pool in (self.pool, self._on_demand):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        """The time budget is spent: stop polling and cancel every probe not started (each remembers how many
+        unfinished checks were ahead of it); probes in flight are abandoned, never waited for."""
+        with self._lock:
+            self.stopping.set()
+            ahead = self.in_flight
+            while self.queued:
+                job = self.queued.popleft()
+                job.behind, ahead = ahead, ahead + 1
+                job.future.cancel()
 
     def prefetch(self, jobs: list[tuple[ProbeSpec, Target[Any]]]) -> None:
-        """Queue every probe; ``concurrency`` pool threads take them in order. One pool task per thread, not per
-        probe: submitting 9,000 tasks wakes a thread each time, which takes the GIL from the main thread."""
+        """Queue every probe; ``concurrency`` daemon threads take them in order. One thread per slot, not per
+        probe: starting 9,000 threads, or waking one per probe, takes the GIL from the main thread."""
         workers = max(1, self.concurrency)
         if workers == 1 or not jobs:
             return
         for spec, target in jobs:
             key = f"{spec.check}:{target.id}"
-            if key not in self.futures:
-                future: Future[Result] = Future()
-                self.futures[key] = future
-                self.queued.append((future, spec, target))
-        threads = min(workers, len(self.queued))
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="opsproof-probe")
-        for _ in range(threads):
-            self.pool.submit(self._drain)
+            if key not in self.jobs:
+                self.jobs[key] = job = _Job(spec, target)
+                self.queued.append(job)
+        for n in range(min(workers, len(self.queued))):
+            threading.Thread(target=self._drain, name=f"opsproof-probe-{n}", daemon=True).start()
 
     def _drain(self) -> None:
-        """A pool thread's task: run queued probes until none is left or the run stops."""
-        while not self.stopping.is_set():
-            try:
-                future, spec, target = self.queued.popleft()
-            except IndexError:
-                return
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(self._job(spec, target))
-                except BaseException as e:  # as the pool does: the test that waits for it sees the error
-                    future.set_exception(e)
-
-    def _cancel_queued(self) -> None:
-        while self.queued:
-            try:
-                self.queued.popleft()[0].cancel()
-            except IndexError:  # a pool thread took the last one meanwhile
-                return
+        """A probe thread: run queued probes until none is left or the run stops."""
+        while True:
+            with self._lock:
+                if not self.queued or not self._take(self.queued[0]):
+                    return
+                job = self.queued.popleft()
+            self._execute(job)
 
     def close(self) -> None:
-        self.stopping.set()
-        self._cancel_queued()
-        for pool in (self.pool, self._on_demand):  # waits only for probes in flight, bounded by their timeouts
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self.conns.close()
+        """The run is over: no probe starts any more; the clients are closed now if no probe uses them, else by
+        the last abandoned probe when it ends (never from under it). Waits for nothing."""
+        self.expire()
+        with self._lock:
+            self._closed = True
+            idle = self.in_flight == 0
+        if idle:
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        with contextlib.suppress(RuntimeError):  # an abandoned probe ending while the interpreter shuts down
+            self.conns.close()

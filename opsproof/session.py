@@ -5,6 +5,7 @@ or the sandbox's), how results become verdicts (budget, waivers, gate), how its 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from opsproof.probing import Prober
 from opsproof.records import Encoded, Recorder
 from opsproof.redact import Redactor, mask_client_logs
 from opsproof.result import Result, Severity
+from opsproof.util import process
 
 if TYPE_CHECKING:
     from opsproof.sandbox.control import Sandbox
@@ -137,13 +139,28 @@ class Summary:
     notes_at_end: list[str] = field(default_factory=list)  # e.g. the post-maintenance diff
 
 
+BUDGET_START = "opsproof_budget_start"  # an xdist worker's input: when the controller's budget started (time.time())
+
+
+def budget_start(config: pytest.Config) -> float:
+    """When the time budget started, as ``time.monotonic()``: the start of the process, as the CI job that gives the
+    budget counts (start-up included) — for an xdist worker, the start of its controller."""
+    started = getattr(config, "workerinput", {}).get(BUDGET_START)
+    return time.monotonic() - (time.time() - float(started) if started is not None else process.age())
+
+
+def budget_start_wall(budget: governance.Budget) -> float:
+    """The budget's start as ``time.time()``, for the workers (their monotonic clocks need not agree)."""
+    return time.time() - (time.monotonic() - budget.start)
+
+
 class Run:
     """Per-run state: the options, the environment, the judging, the prober, the recorder and the summary."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.options = Options.of(config)
         self.env = Environment(self.options)
-        self.judging = Judging(governance.Budget(self.options.time_budget))
+        self.judging = Judging(governance.Budget(self.options.time_budget, budget_start(config)))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
         self.recorder = Recorder(self.options.record_path)
         self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook

@@ -42,6 +42,7 @@ class Gate:
     blocked: dict[str, list[str]] = field(default_factory=dict)  # blocker target -> checks it blocked
     escalated: dict[str, Severity] = field(default_factory=dict)  # root check@target -> highest it blocked
     timed_out: list[str] = field(default_factory=list)
+    waited_for: dict[str, None] = field(default_factory=dict)  # targets of the timed-out checks, in order
     checks: int = 0  # check reports seen; a run without checks (the engine's own tests) gets no summary
     stopped: bool = False  # the run stopped early (-x, --maxfail): nothing is forgiven
 
@@ -61,6 +62,7 @@ class Gate:
                     self.escalated[root] = blocked_severity
             elif verdict == "timed-out":
                 self.timed_out.append(label)
+                self.waited_for[str(record.get("target"))] = None
             if "waiver_expired" in record:
                 self.expired.append((label, str(record["message"]), str(record["waiver_expired"]["check"])))
         if outcome != "failed":
@@ -137,7 +139,7 @@ class Gate:
                           + _some([f"{label} ({n} attempts)" for label, n in self.flaky]), False))
         if self.timed_out:
             lines.append((f"opsproof: {self.budget.message.removeprefix('timed out: ')}: "
-                          f"{len(self.timed_out)} check(s) timed out", True))
+                          f"{len(self.timed_out)} check(s) timed out, on {_some(list(self.waited_for))}", True))
         return lines
 
 

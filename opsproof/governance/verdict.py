@@ -34,8 +34,8 @@ def judge(spec: ProbeSpec, target: Target[Any], fetch: Fetch, inventory: Invento
     """The verdict of one check: its result, then timed-out, blocked or flaky where they apply."""
     try:
         result = fetch(spec, target)
-    except TimedOut:
-        return Judgement(timed_out(spec, target, budget), "timed-out")
+    except TimedOut as e:
+        return Judgement(timed_out(spec, target, budget, e.waiting), "timed-out")
     if result.ok is False:
         blocker = find_blocker(spec, target, result, inventory, fetch, reported)
         return Judgement(result, "blocked", blocker) if blocker else Judgement(result, "fail")

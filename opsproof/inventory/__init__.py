@@ -40,6 +40,7 @@ from opsproof.inventory.entries import (
     Slo,
     TlsEndpoint,
     _Entry,
+    address_of,
     human_duration,
 )
 from opsproof.inventory.loader import (
@@ -72,6 +73,6 @@ __all__ = [
     "Instant", "Inventory", "InventoryError", "Kind", "Kubernetes", "Path_", "Postgres", "Prometheus", "Redis",
     "Replica", "Retry", "Scratch", "Slo", "TlsEndpoint", "Tolerances", "_Entry", "_Model", "_collect_secrets",
     "_describe", "_field_description", "_format_loc", "_interpolate", "_known_keys", "_line", "_line_map", "_model_at",
-    "_no_cycle", "_parse", "_scalar_key", "_shown", "_substitute", "find_cycle", "human_duration", "load", "loads",
-    "needs", "parse_duration", "parse_instant", "url_secrets",
+    "_no_cycle", "_parse", "_scalar_key", "_shown", "_substitute", "address_of", "find_cycle", "human_duration",
+    "load", "loads", "needs", "parse_duration", "parse_instant", "url_secrets",
 ]

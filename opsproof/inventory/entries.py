@@ -16,8 +16,9 @@ from pydantic import (
 )
 
 from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
-from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify
+from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify, url_secrets
 from opsproof.inventory.base import _Model, parse_instant
+from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
@@ -310,3 +311,20 @@ class Backups(_Entry):
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
 KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
                            "backups")
+
+
+def address_of(entry: _Entry) -> str:
+    """Where an entry is reached, secrets masked (it is shown in findings): its URL or DSN, ``host:port``, its
+    Kubernetes namespace, its SLO's Prometheus, its backup directory."""
+    if isinstance(entry, HttpService | Redis | Prometheus | Alertmanager | Postgres):
+        where = entry.dsn if isinstance(entry, Postgres) else entry.url
+        return Redactor(url_secrets(where))(where)
+    if isinstance(entry, TlsEndpoint):
+        return f"{entry.host}:{entry.port}"
+    if isinstance(entry, Kubernetes):
+        return f"namespace {entry.namespace}" + (f", context {entry.context}" if entry.context else "")
+    if isinstance(entry, Slo):
+        return f"prometheus {entry.prometheus}" + (f" at {address_of(entry._source)}" if entry._source else "")
+    if isinstance(entry, Backups):
+        return entry.directory or f"a fresh backup of {entry.postgres or entry.redis}"
+    return ""

@@ -145,6 +145,17 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
+def age(pid: int | None = None) -> float:
+    """Seconds since a process (this one by default) started, as the kernel has it (to 1/100 s); 0.0 where that
+    cannot be read (no /proc)."""
+    started = _start_time(os.getpid() if pid is None else pid)
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - int(started) / os.sysconf("SC_CLK_TCK")) if started else 0.0
+
+
 @dataclass
 class Spec:
     """How to run one service."""
