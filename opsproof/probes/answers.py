@@ -42,8 +42,7 @@ def get(client: httpx.Client, url: str, *, max_bytes: int, timeout: float, path:
         for chunk in response.iter_bytes():
             body += chunk
             if len(body) > max_bytes:
-                raise TooLarge(f"answer larger than {size(max_bytes)} (GET {path}: read {size(len(body))} "
-                               "before stopping)",
+                raise TooLarge(f"answer larger than {size(max_bytes)} (GET {path}: stopped after {len(body):,} bytes)",
                                {"status": response.status_code, "bytes_read": len(body), "limit": max_bytes})
         kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _RECODED]
         return httpx.Response(response.status_code, headers=kept, content=bytes(body), request=response.request,

@@ -2,7 +2,8 @@
 
 - httpx: a network backend for httpcore whose streams cut each connect, TLS handshake, write and read to what is
   left of the deadline and count the answer's bytes (httpcore closes a connection whose read failed);
-- redis-py: a connection class whose socket does the same (redis-py disconnects a connection whose read failed).
+- redis-py: a connection class whose socket does the same (redis-py disconnects a connection whose read failed),
+  in a pool whose wait for the entry's one connection is cut too.
 
 Outside a check (no current deadline) both are the plain clients, with the clients' own timeouts.
 """
@@ -121,6 +122,23 @@ class BoundedRedisConnection:
         finally:
             self.socket_connect_timeout = configured
         return BoundedSocket(sock)
+
+
+def redis_pool(url: str, **kwargs: Any) -> Any:
+    """redis-py's BlockingConnectionPool for ``url``, whose wait for its connection (held by another check of the
+    entry) and whose connection are bound to the deadline."""
+    import redis
+
+    class BoundedBlockingPool(redis.BlockingConnectionPool):
+        @property
+        def timeout(self) -> float | None:  # read by get_connection for each wait
+            return bound(self._configured_timeout, "pool")
+
+        @timeout.setter
+        def timeout(self, value: float | None) -> None:
+            self._configured_timeout = value
+
+    return BoundedBlockingPool.from_url(url, connection_class=redis_connection_class(url), **kwargs)
 
 
 def redis_connection_class(url: str) -> type[Any]:

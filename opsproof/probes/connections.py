@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from opsproof.probes.bounded import bind_client, redis_connection_class
+from opsproof.probes.bounded import bind_client, redis_pool
 from opsproof.probes.deadline import Expired, bound
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
@@ -132,7 +132,7 @@ class Connections:
                     slot.append(self._pg_connect(dsn, timeout_s))
                 except Exception as exc:
                     if remember:
-                        self._pg_failed[key] = exc
+                        self._pg_failed[key] = exc.with_traceback(None)
                     raise
             conn = slot[0]
             try:
@@ -147,8 +147,8 @@ class Connections:
     @staticmethod
     def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
         """A session within ``timeout_s``. psycopg (like libpq) waits whole seconds, at least 2: it connects in a
-        thread of its own, which is left to end on psycopg's bound when ours passes first; a session it opens
-        after that is closed."""
+        thread of its own, with a bound of its own a second longer than ours; when ours passes first the thread is
+        left to end on it (≤ 2 s later), and a session it opens after that is closed."""
         import psycopg
 
         ms = int(timeout_s * 1000)
@@ -158,7 +158,7 @@ class Connections:
             try:
                 future.set_result(psycopg.connect(
                     dsn,
-                    connect_timeout=max(2, math.ceil(timeout_s)),
+                    connect_timeout=max(2, math.ceil(timeout_s) + 1),  # ours ends first, so the reason is ours
                     autocommit=True,
                     application_name="opsproof",
                     options=(
@@ -166,8 +166,8 @@ class Connections:
                         f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms * 2}"
                     ),
                 ))
-            except BaseException as exc:  # handed to the waiter, which raises it
-                future.set_exception(exc)
+            except BaseException as exc:  # handed to the waiter, which raises it; without the frames that hold
+                future.set_exception(exc.with_traceback(None))  # psycopg's half-open connection (and its socket)
 
         threading.Thread(target=attempt, name="opsproof-pg-connect", daemon=True).start()
         wait = bound(timeout_s, "connect")
@@ -186,9 +186,8 @@ class Connections:
         with self._lock:
             client = self._redis.get(key)
             if client is None:
-                pool = redis.BlockingConnectionPool.from_url(
+                pool = redis_pool(
                     url,
-                    connection_class=redis_connection_class(url),
                     max_connections=1,
                     timeout=timeout_s,
                     socket_timeout=timeout_s,

@@ -40,11 +40,13 @@ class Deadline:
         self.seconds = seconds
         self.clock = clock or time.monotonic  # looked up now: a test's fake clock applies
         self.ends = None if seconds is None else self.clock() + seconds
-        self.phase: str | None = None  # what the check last waited for: connect, tls, send, answer
+        self.phase: str | None = None  # what the check last waited for: pool, connect, tls, send, answer
         self.received = 0  # bytes of the answer being read (since the last request sent)
         self.reads = 0  # reads that brought some of those bytes
         self.last_byte: float | None = None
         self.bounded = False  # some call waited on this deadline: when it has passed, it is what ended the check
+        self.started = self.clock()
+        self.first_call: float | None = None  # when the check first waited on the network
 
     def left(self) -> float | None:
         return None if self.ends is None else self.ends - self.clock()
@@ -55,15 +57,20 @@ class Deadline:
 
     def bound(self, timeout: float | None, phase: str) -> float | None:
         """The timeout for one blocking call: the client's own, cut to what is left; :class:`Expired` once none is."""
+        left = self.left()
+        if left is not None and left <= 0:
+            if self.first_call is None:  # spent before the check's first call: waiting for the entry's one connection
+                self.phase = None
+            self.bounded = True
+            raise Expired(self.describe(), self.evidence())
         if phase == "send":
             self.received, self.reads, self.last_byte = 0, 0, None
         self.phase = phase
-        left = self.left()
+        if self.first_call is None and phase != "pool":  # waiting for the entry's connection is not the network's
+            self.first_call = self.clock()
         if left is None:
             return timeout
         self.bounded = True
-        if left <= 0:
-            raise Expired(self.describe(), self.evidence())
         return left if timeout is None else min(timeout, left)
 
     def got(self, n: int) -> None:
@@ -79,8 +86,14 @@ class Deadline:
 
     def describe(self) -> str:
         """What did not happen in time, and what the server did meanwhile."""
-        within = f"within {self.seconds:g} s"
-        if self.phase is None:  # no call was made: the entry's one connection stayed busy with another check
+        finding = self._what(f"within {self.seconds:g} s")
+        waited = None if self.first_call is None else self.first_call - self.started
+        if waited is not None and self.seconds and waited >= self.seconds / 2:  # the entry's connection was busy
+            finding += f", {waited:.1f} s of it waiting for the entry's connection"
+        return finding
+
+    def _what(self, within: str) -> str:
+        if self.phase in (None, "pool"):  # no call made yet: the entry's one connection was busy with another check
             return f"no answer {within} (waited for the entry's connection, in use by another of its checks)"
         if self.phase == "connect":
             return f"no connection {within} (connect)"

@@ -90,8 +90,9 @@ def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -
     conn.settimeout(0.1)
     while not stop.is_set():  # wait for the first command (AUTH, HELLO, PING, …), whatever it is
         try:
-            if conn.recv(4096):
-                break
+            if not conn.recv(4096):
+                return  # closed before it said anything
+            break
         except TimeoutError:
             continue
     _trickle(conn, stop, interval, b"+PON", b"G")

@@ -89,9 +89,25 @@ def test_the_finding_says_what_the_server_did() -> None:
     with pytest.raises(Expired, match=r"^no complete answer within 3 s \(the server sent 49 bytes") as caught:
         deadline.bound(5, "answer")
     assert caught.value.evidence == {"deadline_s": 3, "waiting_for": "answer", "bytes_received": 49}
-    with pytest.raises(Expired, match=r"^request not sent within 3 s"):
+    with pytest.raises(Expired, match=r"^no complete answer within 3 s"):  # what it was waiting for when it expired
         deadline.bound(5, "send")
-    assert deadline.received == 0  # a new request: its answer's bytes are counted afresh
+
+
+def test_a_new_request_counts_its_answer_afresh() -> None:
+    deadline = Deadline(3, Clock())
+    deadline.bound(5, "answer")
+    deadline.got(10)
+    deadline.bound(5, "send")
+    assert deadline.received == 0
+    assert deadline.describe() == "request not sent within 3 s (the server does not read)"
+
+
+def test_a_deadline_spent_before_the_first_call_was_spent_waiting_for_the_connection() -> None:
+    clock = Clock()
+    deadline = Deadline(3, clock)
+    clock.advance(3)  # a BlockingConnectionPool's wait, while another check of the entry held its connection
+    with pytest.raises(Expired, match=r"^no answer within 3 s \(waited for the entry's connection, in use by "):
+        deadline.bound(5, "connect")
 
 
 def test_no_deadline_leaves_the_clients_timeouts_as_they_are() -> None:
@@ -104,10 +120,10 @@ def test_no_deadline_leaves_the_clients_timeouts_as_they_are() -> None:
 
 @probe("http.health", "http", Severity.CRITICAL, "curl", expected=lambda cfg: "HTTP 200")
 def _cut_read(target: Target[Any], conns: Connections) -> Outcome:
-    """A client whose read was cut to the deadline (1 s left of 2) and timed out, as httpx reports it."""
-    time.monotonic.advance(1)  # type: ignore[attr-defined]  # the fake clock
-    assert bound(5, "answer") == pytest.approx(1)
-    time.monotonic.advance(1)  # type: ignore[attr-defined]
+    """A client whose read was cut to the deadline (1.5 s left of 2) and timed out, as httpx reports it."""
+    time.monotonic.advance(0.5)  # type: ignore[attr-defined]  # the fake clock
+    assert bound(5, "answer") == pytest.approx(1.5)
+    time.monotonic.advance(1.5)  # type: ignore[attr-defined]
     raise httpx.ReadTimeout("timed out")
 
 
@@ -143,7 +159,8 @@ def test_an_endless_body_is_read_to_the_cap_plus_one_chunk() -> None:
                 yield b" " * 65536
 
     client = _client(lambda request: httpx.Response(200, stream=Endless()))
-    with pytest.raises(answers.TooLarge, match=r"^answer larger than 256 KiB \(GET /health: read 320 KiB") as caught:
+    too_large = r"^answer larger than 256 KiB \(GET /health: stopped after 327,680 bytes\)$"
+    with pytest.raises(answers.TooLarge, match=too_large) as caught:
         answers.get(client, "http://app.example/health", max_bytes=256 << 10, timeout=5, path="/health")
     assert caught.value.evidence["bytes_read"] == served[0] == (256 << 10) + 65536
 
