@@ -58,9 +58,9 @@ class Deadline:
     def bound(self, timeout: float | None, phase: str) -> float | None:
         """The timeout for one blocking call: the client's own, cut to what is left; :class:`Expired` once none is."""
         left = self.left()
-        if left is not None and left <= 0:
-            if self.first_call is None:  # spent before the check's first call: waiting for the entry's one connection
-                self.phase = None
+        if left is not None and left <= 0:  # no time left for what the check was about to wait for
+            # spent before the check's first call: waiting for the entry's one connection
+            self.phase = None if self.first_call is None else phase
             self.bounded = True
             raise Expired(self.describe(), self.evidence())
         if phase == "send":

@@ -89,7 +89,7 @@ def test_the_finding_says_what_the_server_did() -> None:
     with pytest.raises(Expired, match=r"^no complete answer within 3 s \(the server sent 49 bytes") as caught:
         deadline.bound(5, "answer")
     assert caught.value.evidence == {"deadline_s": 3, "waiting_for": "answer", "bytes_received": 49}
-    with pytest.raises(Expired, match=r"^no complete answer within 3 s"):  # what it was waiting for when it expired
+    with pytest.raises(Expired, match=r"^request not sent within 3 s"):  # what it was about to wait for
         deadline.bound(5, "send")
 
 
