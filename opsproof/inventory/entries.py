@@ -51,6 +51,7 @@ class HttpService(_Entry):
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: Verify = True  # or a path to a CA bundle
+    max_answer_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)  # a larger answer fails: "answer larger than 1 MiB"
 
 
 class TlsEndpoint(_Entry):
@@ -145,6 +146,8 @@ class Prometheus(_Entry):
     deployed_at: Instant | None = None
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
+    # /api/v1/targets is ~1.5 KiB per active target: 16 MiB holds a fleet of ~10,000; raise it for a larger one
+    max_answer_bytes: int = Field(16 << 20, ge=1024, le=1 << 30)
 
     _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
 
@@ -179,6 +182,7 @@ class Alertmanager(_Entry):
     receivers: list[str] = Field(default_factory=list)
     timeout_s: float = Field(5, gt=0, le=300)
     headers: dict[str, str] = Field(default_factory=dict)
+    max_answer_bytes: int = Field(4 << 20, ge=1024, le=1 << 30)  # /api/v2/status carries the whole configuration
 
 
 class Deployment(_Model):
@@ -242,6 +246,11 @@ class Slo(_Entry):
         if self._source is None:
             raise ValueError(f"slo entry not bound to a prometheus entry ({self.prometheus!r})")
         return self._source
+
+    @property
+    def timeout_s(self) -> float:
+        """The deadline of each of its checks: that of the Prometheus it is read from."""
+        return self.source.timeout_s
 
     def window(self, now: float) -> tuple[float, float]:
         """(start, end) of the window since the deploy, as Unix times."""

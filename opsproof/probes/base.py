@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from opsproof.inventory import Kind
 from opsproof.probes.connections import Connections
+from opsproof.probes.deadline import Deadline, Finding, within
 from opsproof.result import Result, Severity, unreachable
 
 C = TypeVar("C")
@@ -95,12 +96,25 @@ def probe(
 
 
 def run(spec: ProbeSpec, target: Target[Any], conns: Connections) -> Result:
-    """Run a probe once, timed; any exception becomes a failed result with a one-line reason, never a traceback."""
+    """Run a probe once, timed, within its entry's ``timeout_s`` in total (:mod:`opsproof.probes.deadline`); any
+    exception becomes a failed result with a one-line reason, never a traceback."""
     start = time.perf_counter()
-    try:
-        outcome = spec.fn(target, conns)
-    except Exception as exc:  # a probe must never raise: the reason is the finding
-        return unreachable(target.id, spec.check, spec.expected(target.config), exc, time.perf_counter() - start)
+    with within(getattr(target.config, "timeout_s", None)) as deadline:
+        try:
+            outcome = spec.fn(target, conns)
+        except Exception as exc:  # a probe must never raise: the reason is the finding
+            return failed(target.id, spec.check, spec.expected(target.config), exc, deadline,
+                          time.perf_counter() - start)
     duration = time.perf_counter() - start
     return Result(target.id, spec.check, outcome.ok, outcome.observed, spec.expected(target.config),
                   outcome.evidence, duration)
+
+
+def failed(target: str, check: str, expected: str, exc: Exception, deadline: Deadline, duration_s: float) -> Result:
+    """The result of a check that raised: the deadline's finding when it is what ended the check, a
+    :class:`~opsproof.probes.deadline.Finding`'s own, else the exception's reason."""
+    if deadline.ended_check() and not isinstance(exc, Finding):
+        exc = Finding(deadline.describe(), deadline.evidence())
+    if isinstance(exc, Finding):
+        return Result(target, check, False, str(exc), expected, exc.evidence, duration_s, error=str(exc))
+    return unreachable(target, check, expected, exc, duration_s)

@@ -11,14 +11,18 @@ contexts (loading the system CA store takes ~10 ms of CPU) are made once and sha
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from opsproof.probes.bounded import bind_client, redis_pool
+from opsproof.probes.deadline import Expired, bound
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
     import kubernetes
@@ -55,6 +59,7 @@ class Connections:
     ) -> None:
         self._lock = threading.Lock()
         self._pg: dict[str, tuple[threading.Lock, list[psycopg.Connection[Any]]]] = {}
+        self._pg_failed: dict[str, Exception] = {}  # why a session could not be opened, for the run
         self._redis: dict[str, redis.Redis] = {}
         self._http: dict[tuple[int, str], httpx.Client] = {}  # (thread id, verify) -> client
         self._ssl: dict[tuple[str, ...], ssl.SSLContext] = {}
@@ -74,13 +79,13 @@ class Connections:
             client = self._http.get(key)
             if client is None:
                 limits = httpx.Limits(max_connections=self._max_http, max_keepalive_connections=self._max_http)
-                client = httpx.Client(
+                client = bind_client(httpx.Client(
                     transport=self._http_transport,
                     verify=context,
                     limits=limits,
                     follow_redirects=False,
                     headers={"User-Agent": "opsproof"},
-                )
+                ))
                 self._http[key] = client
             return client
 
@@ -106,8 +111,11 @@ class Connections:
 
     # --- PostgreSQL -----------------------------------------------------------------------------------
     @contextmanager
-    def postgres(self, key: str, dsn: str, timeout_s: float) -> Iterator[psycopg.Connection[Any]]:
-        """One read-only session per DSN, used by one probe at a time; a broken session is replaced."""
+    def postgres(self, key: str, dsn: str, timeout_s: float, *, remember: bool = True
+                 ) -> Iterator[psycopg.Connection[Any]]:
+        """One read-only session per DSN, used by one probe at a time; a broken session is replaced. A session that
+        could not be opened is not tried again in this run (``remember``): the key's next checks fail at once with
+        the same reason, instead of each waiting out its own connect timeout on the one serialized session."""
         import psycopg
 
         with self._lock:
@@ -115,9 +123,17 @@ class Connections:
         if not lock.acquire(timeout=timeout_s * 3):
             raise TimeoutError(f"session busy for {timeout_s * 3:.0f} s")
         try:
+            failure = self._pg_failed.get(key)
+            if failure is not None:
+                raise failure.with_traceback(None)
             if not slot or slot[0].closed or slot[0].broken:
                 slot.clear()
-                slot.append(self._pg_connect(dsn, timeout_s))
+                try:
+                    slot.append(self._pg_connect(dsn, timeout_s))
+                except Exception as exc:
+                    if remember:
+                        self._pg_failed[key] = exc.with_traceback(None)
+                    raise
             conn = slot[0]
             try:
                 yield conn
@@ -130,19 +146,38 @@ class Connections:
 
     @staticmethod
     def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+        """A session within ``timeout_s``. psycopg (like libpq) waits whole seconds, at least 2: it connects in a
+        thread of its own, with a bound of its own a second longer than ours; when ours passes first the thread is
+        left to end on it (≤ 2 s later), and a session it opens after that is closed."""
         import psycopg
 
         ms = int(timeout_s * 1000)
-        return psycopg.connect(
-            dsn,
-            connect_timeout=max(1, round(timeout_s)),
-            autocommit=True,
-            application_name="opsproof",
-            options=(
-                f"-c default_transaction_read_only=on -c statement_timeout={ms} "
-                f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms * 2}"
-            ),
-        )
+        future: Future[psycopg.Connection[Any]] = Future()
+
+        def attempt() -> None:
+            try:
+                future.set_result(psycopg.connect(
+                    dsn,
+                    connect_timeout=max(2, math.ceil(timeout_s) + 1),  # ours ends first, so the reason is ours
+                    autocommit=True,
+                    application_name="opsproof",
+                    options=(
+                        f"-c default_transaction_read_only=on -c statement_timeout={ms} "
+                        f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms * 2}"
+                    ),
+                ))
+            except BaseException as exc:  # handed to the waiter, which raises it; without the frames that hold
+                future.set_exception(exc.with_traceback(None))  # psycopg's half-open connection (and its socket)
+
+        threading.Thread(target=attempt, name="opsproof-pg-connect", daemon=True).start()
+        wait = bound(timeout_s, "connect")
+        try:
+            return future.result(timeout=wait)
+        except TimeoutError:
+            if not future.done():
+                future.add_done_callback(_close_late)
+                raise Expired(f"no connection within {wait:g} s (connect)", {"connect_timeout_s": timeout_s}) from None
+        return future.result()  # it ended meanwhile, or with a TimeoutError of its own
 
     # --- Redis ----------------------------------------------------------------------------------------
     def redis(self, key: str, url: str, timeout_s: float) -> redis.Redis:
@@ -151,7 +186,7 @@ class Connections:
         with self._lock:
             client = self._redis.get(key)
             if client is None:
-                pool = redis.BlockingConnectionPool.from_url(
+                pool = redis_pool(
                     url,
                     max_connections=1,
                     timeout=timeout_s,
@@ -198,6 +233,7 @@ class Connections:
             closers.extend(c.close for c in self._http.values())
             closers.extend(c.close for _lock, slot in self._k8s.values() for c in slot)
             self._pg.clear()
+            self._pg_failed.clear()
             self._k8s.clear()
             self._redis.clear()
             self._http.clear()
@@ -214,6 +250,12 @@ class Connections:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_late(future: Future[Any]) -> None:
+    """A session that opened after its check gave up on it: nobody will use it."""
+    if future.exception() is None:
+        _quietly(future.result().close)
 
 
 def _quietly(close: Callable[[], object]) -> None:

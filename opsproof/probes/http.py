@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from opsproof.inventory import HttpService
+from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Severity
@@ -18,7 +19,8 @@ def _get(target: Target[HttpService], conns: Connections, path: str) -> tuple[ht
     cfg = target.config
     client = conns.http(cfg.verify_tls)
     start = time.perf_counter()
-    response = client.get(cfg.url.rstrip("/") + path, headers=cfg.headers, timeout=cfg.timeout_s)
+    response = answers.get(client, cfg.url.rstrip("/") + path, headers=cfg.headers, timeout=cfg.timeout_s,
+                           max_bytes=cfg.max_answer_bytes, path=path)
     return response, time.perf_counter() - start
 
 

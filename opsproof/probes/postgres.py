@@ -15,13 +15,14 @@ if TYPE_CHECKING:
 from opsproof.inventory import Postgres
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
+from opsproof.probes.deadline import Finding
 from opsproof.result import Severity
 from opsproof.util.errors import typed_reason
 
 
 def _query(target: Target[Postgres], conns: Connections, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     cfg = target.config
-    with conns.postgres(target.id, cfg.dsn, cfg.connect_timeout_s) as conn:
+    with conns.postgres(target.id, cfg.dsn, cfg.connect_timeout_s, remember=cfg.retry is None) as conn:
         return conn.execute(sql, params).fetchall()
 
 
@@ -164,13 +165,15 @@ def replica_lag(target: Target[Postgres], conns: Connections) -> Outcome:
     evidence: dict[str, Any] = {}
     for name, replica in target.config.replicas.items():
         try:
-            with conns.postgres(f"{target.id}/replica[{name}]", replica.dsn, target.config.connect_timeout_s) as c:
+            with conns.postgres(f"{target.id}/replica[{name}]", replica.dsn, target.config.connect_timeout_s,
+                                remember=target.config.retry is None) as c:
                 in_recovery, lag, paused, received = _replica_lag(c)
                 if in_recovery and lag is not None and lag > replica.max_lag_s and not paused and received:
                     took = _catches_up(c, received, min(CATCH_UP_S, replica.max_lag_s))
                     lag = took if took is not None else lag
         except Exception as e:
-            problems.append(f"replica {name} unreachable ({typed_reason(e)})")
+            problems.append(f"replica {name}: {e}" if isinstance(e, Finding) else
+                            f"replica {name} unreachable ({typed_reason(e)})")
             continue
         evidence[name] = {"in_recovery": in_recovery, "lag_s": lag, "replay_paused": paused}
         if not in_recovery:
@@ -208,7 +211,7 @@ def tables(target: Target[Postgres], conns: Connections) -> Outcome:
     hidden: dict[str, str] = {}
     problems: list[str] = []
     with conns.postgres(f"{target.id}#count" if cfg.count_dsn else target.id, cfg.count_dsn or cfg.dsn,
-                        cfg.connect_timeout_s) as conn:
+                        cfg.connect_timeout_s, remember=cfg.retry is None) as conn:
         for name in cfg.count_tables:
             [(oid,)] = conn.execute("SELECT to_regclass(%s)::oid", (name,)).fetchall()
             if oid is None:

@@ -10,6 +10,7 @@ from typing import Any
 from opsproof.alert_ignores import Sorted, partition
 from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Prometheus
+from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Severity
@@ -18,8 +19,8 @@ from opsproof.result import Severity
 def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str, Any] | None = None) -> Any:
     """GET a Prometheus or Alertmanager API path and return its decoded JSON (``data`` for Prometheus)."""
     cfg = target.config
-    response = conns.http().get(cfg.url.rstrip("/") + path, params=params, headers=cfg.headers,
-                                timeout=cfg.timeout_s)
+    response = answers.get(conns.http(), cfg.url.rstrip("/") + path, params=params, headers=cfg.headers,
+                           timeout=cfg.timeout_s, max_bytes=cfg.max_answer_bytes, path=path)
     response.raise_for_status()
     body = response.json()
     if isinstance(body, dict) and "status" in body and "data" in body:
@@ -149,6 +150,7 @@ def new_alerts(target: Target[Prometheus], conns: Connections) -> Outcome:
 def ready(target: Target[Prometheus], conns: Connections) -> Outcome:
     """Prometheus is up and ready to serve queries."""
     cfg = target.config
-    response = conns.http().get(cfg.url.rstrip("/") + "/-/ready", headers=cfg.headers, timeout=cfg.timeout_s)
+    response = answers.get(conns.http(), cfg.url.rstrip("/") + "/-/ready", headers=cfg.headers, timeout=cfg.timeout_s,
+                           max_bytes=cfg.max_answer_bytes, path="/-/ready")
     return Outcome(response.status_code == 200, f"GET /-/ready → HTTP {response.status_code}",
                    {"body": response.text[:200]})

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from opsproof.inventory import Slo
+from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Severity
@@ -21,8 +22,9 @@ from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 def query(target: Target[Slo], conns: Connections, promql: str, at: float) -> list[dict[str, Any]]:
     """An instant query at a Unix time; the result vector."""
     prom = target.config.source
-    response = conns.http().get(prom.url.rstrip("/") + "/api/v1/query", params={"query": promql, "time": f"{at:.3f}"},
-                                headers=prom.headers, timeout=prom.timeout_s)
+    response = answers.get(conns.http(), prom.url.rstrip("/") + "/api/v1/query",
+                           params={"query": promql, "time": f"{at:.3f}"}, headers=prom.headers,
+                           timeout=prom.timeout_s, max_bytes=prom.max_answer_bytes, path="/api/v1/query")
     response.raise_for_status()
     body = response.json()
     if body.get("status") != "success":

@@ -9,6 +9,7 @@ import ssl
 from opsproof.inventory import TlsEndpoint
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
+from opsproof.probes.deadline import bound
 from opsproof.result import Severity
 
 
@@ -17,11 +18,11 @@ def _server_name(cfg: TlsEndpoint) -> str:
 
 
 def _handshake(cfg: TlsEndpoint, context: ssl.SSLContext) -> bytes:
-    with (
-        socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout_s) as sock,
-        context.wrap_socket(sock, server_hostname=_server_name(cfg)) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
+    """The server's certificate; the connect and the handshake (which ssl bounds in total) within the deadline."""
+    with socket.create_connection((cfg.host, cfg.port), timeout=bound(cfg.timeout_s, "connect")) as sock:
+        sock.settimeout(bound(cfg.timeout_s, "tls"))
+        with context.wrap_socket(sock, server_hostname=_server_name(cfg)) as tls:
+            der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError("the server sent no certificate")
     return der

@@ -10,6 +10,8 @@ Each server listens on 127.0.0.1 (a free port), serves every connection in its o
 - ``endless_body``: a 200 with a chunked body sent as fast as the socket takes it, forever;
 - ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends.
 
+``closed`` counts the connections the client closed (the server noticed: a read saw the end, or a send failed).
+
 Used by tests/integration/test_hostile.py and bench/bench_hostile.py.
 """
 
@@ -48,14 +50,25 @@ def _trickle(conn: socket.socket, stop: threading.Event, interval: float, data: 
         position += 1
 
 
+def _until_closed(conn: socket.socket, stop: threading.Event) -> None:
+    """Say nothing until the client closes (whatever it sends is read and ignored) or the server stops."""
+    conn.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            if not conn.recv(4096):
+                return
+        except TimeoutError:
+            continue
+
+
 def silent(conn: socket.socket, stop: threading.Event, interval: float) -> None:
-    stop.wait()
+    _until_closed(conn, stop)
 
 
 def header_then_stall(conn: socket.socket, stop: threading.Event, interval: float) -> None:
     if _read_request(conn, stop):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
-        stop.wait()
+        _until_closed(conn, stop)
 
 
 def trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
@@ -66,6 +79,7 @@ def trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None
 
 def endless_body(conn: socket.socket, stop: threading.Event, interval: float) -> None:
     if _read_request(conn, stop):
+        conn.settimeout(None)  # blocks until the client reads or closes (stop() shuts the socket down)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
         while not stop.is_set():
@@ -76,8 +90,9 @@ def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -
     conn.settimeout(0.1)
     while not stop.is_set():  # wait for the first command (AUTH, HELLO, PING, …), whatever it is
         try:
-            if conn.recv(4096):
-                break
+            if not conn.recv(4096):
+                return  # closed before it said anything
+            break
         except TimeoutError:
             continue
     _trickle(conn, stop, interval, b"+PON", b"G")
@@ -100,6 +115,7 @@ class HostileServer:
         self.interval = interval
         self.stopping = threading.Event()
         self.accepted = 0
+        self.closed = 0
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -128,6 +144,9 @@ class HostileServer:
     def _serve(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):  # the client went away: that is its right
             self.behaviour(conn, self.stopping, self.interval)
+        if not self.stopping.is_set():  # the behaviour ended before the server did: the client closed
+            with self._lock:
+                self.closed += 1
 
     def stop(self) -> None:
         self.stopping.set()

@@ -837,3 +837,13 @@ def test_validate_exits_4_like_pytest(tmp_path: Path, capsys: pytest.CaptureFixt
                     capsys.readouterr().err)
     path.write_text("environment: st\n")
     assert main(["validate", str(path)]) == 0
+
+
+def test_the_answer_size_cap_is_a_typed_validated_field() -> None:
+    inv = loads("environment: st\nhttp:\n  api: {url: 'https://api.example'}\n"
+                "prometheus:\n  main: {url: 'http://prom:9090', max_answer_bytes: 67108864}\n", "st.yaml")
+    assert inv.targets("http")["api"].max_answer_bytes == 1 << 20
+    assert inv.targets("prometheus")["main"].max_answer_bytes == 64 << 20
+    too_small = r"^st\.yaml:3: http\.api\.max_answer_bytes: .*greater than or equal to 1024"
+    with pytest.raises(InventoryError, match=too_small):
+        loads("environment: st\nhttp:\n  api: {url: 'https://api.example', max_answer_bytes: 10}\n", "st.yaml")

@@ -153,7 +153,7 @@ class Answering(Connections):
         super().__init__(http_transport=httpx.MockTransport(answer))
 
     @contextmanager
-    def postgres(self, key: str, dsn: str, timeout_s: float) -> Iterator[Any]:
+    def postgres(self, key: str, dsn: str, timeout_s: float, *, remember: bool = True) -> Iterator[Any]:
         yield FakePostgres()
 
     def redis(self, key: str, url: str, timeout_s: float) -> Any:
