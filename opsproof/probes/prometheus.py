@@ -58,6 +58,7 @@ def targets(target: Target[Prometheus], conns: Connections) -> Outcome:
     for t in active:
         by_job.setdefault(t["labels"].get("job", t.get("scrapePool", "?")), []).append(t)
     problems: list[str] = []
+    counts: list[str] = []
     for job in target.config.jobs_up:
         members = by_job.get(job, [])
         if not members:
@@ -66,10 +67,10 @@ def targets(target: Target[Prometheus], conns: Connections) -> Outcome:
             if t["health"] != "up":
                 problems.append(f"job {job} target {t['labels'].get('instance')} is {t['health']}"
                                 + (f" ({t['lastError']})" if t.get("lastError") else ""))
+        counts.append(f"{job} {sum(t['health'] == 'up' for t in members)}/{len(members)} up")
     evidence = {job: [{"instance": t["labels"].get("instance"), "health": t["health"]} for t in by_job.get(job, [])]
                 for job in target.config.jobs_up}
-    counts = ", ".join(f"{j} {len(by_job.get(j, []))}/{len(by_job.get(j, []))} up" for j in target.config.jobs_up)
-    return Outcome(not problems, "; ".join(problems) or counts, evidence)
+    return Outcome(not problems, "; ".join([*problems, ", ".join(counts)]), evidence)
 
 
 @probe("prometheus.rules", "prometheus", Severity.HIGH, "curl $PROM/api/v1/rules  # the alert rules are loaded",
