@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from test_app import SCHEMA, Stack, freeze, resume  # noqa: E402  (the stack the integration test uses)
+from test_app import Stack, freeze, resume, running_stack  # noqa: E402  (the stack the integration test uses)
 
 
 def scrape_times(stack: Stack, count: int) -> list[float]:
@@ -38,24 +37,13 @@ def main() -> int:
     parser.add_argument("--scrapes", type=int, default=50, help="scrapes per phase")
     parser.add_argument("--bound", type=float, default=0.9, help="a frozen-phase scrape slower than this is a FAIL")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="opsproof-bench-scrape-"))
-    root.chmod(0o755)  # the postgres user must reach its directory inside
-    stack = Stack(root)
-    try:
-        stack.init_postgres()
-        stack.start_postgres()
-        stack.sql(SCHEMA)
-        stack.start_redis()
-        stack.app = stack.start_app()
-        stack.wait_healthy()
+    with running_stack("opsproof-bench-scrape-") as stack:
         phases = {"healthy": scrape_times(stack, args.scrapes)}
         pids = freeze(stack.postgres_pids())
         try:
             phases["postgres frozen"] = scrape_times(stack, args.scrapes)
         finally:
             resume(pids)
-    finally:
-        stack.close()
     for phase, times in phases.items():
         print(f"{phase:16} median {statistics.median(times) * 1000:7.1f} ms   slowest {max(times) * 1000:7.1f} ms")
     slowest = max(phases["postgres frozen"])

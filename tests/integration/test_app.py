@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -304,9 +305,11 @@ def resume(pids: list[int]) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="opsproof-app-"))
+@contextmanager
+def running_stack(prefix: str = "opsproof-app-") -> Iterator[Stack]:
+    """PostgreSQL (with the items table), Redis and the app in a new temporary folder; all stopped and removed on
+    leaving. Also bench/bench_scrape.py's stack."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)  # the postgres user must reach its directory inside
     st = Stack(root)
     try:
@@ -319,6 +322,12 @@ def stack() -> Iterator[Stack]:
         yield st
     finally:
         st.close()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack() as st:
+        yield st
 
 
 @pytest.fixture

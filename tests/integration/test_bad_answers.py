@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from support import http_server, respond
 
 from opsproof.inventory import loads
 from opsproof.probes import Connections, ProbeSpec, Target, alertmanager, prometheus, slo
@@ -33,23 +33,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status, kind, body = ANSWERS.get(self.path.split("/")[1], (404, "text/plain", b"no such path"))
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        respond(self, status, body, kind)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with http_server(Handler) as url:
+        yield url
 
 
 def check(server: str, mode: str, spec: ProbeSpec) -> str:

@@ -4,15 +4,14 @@ masking, Allure, xdist. Its usage errors (no target needed) are in tests/unit/te
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import run_suite
+from support import http_server, respond, run_suite
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -36,23 +35,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status, body = routes.get(self.path, (404, {"error": "no such path"}))
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        respond(self, status, data)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with http_server(Handler) as url:
+        yield url
 
 
 def write(tmp_path: Path, text: str) -> Path:
