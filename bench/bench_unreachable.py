@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,10 +36,10 @@ def main() -> int:
     args = parser.parse_args()
     args.bound = args.bound if args.bound is not None else 1.5 * args.timeout
     worst = 0.0
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent, tempfile.TemporaryDirectory() as folder:
         silent.bind(("127.0.0.1", 0))
         silent.listen(128)
-        inv = loads(inventory_text(silent.getsockname()[1], args.timeout), "blackhole.yaml")
+        inv = loads(inventory_text(silent.getsockname()[1], args.timeout, Path(folder)), "blackhole.yaml")
         print(f"{'check':28} {'waited':>8}  finding")
         for spec in NETWORK:
             name, cfg = next(iter(inv.targets(spec.kind).items()))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from opsproof.util.errors import BadAnswer, typed_reason
 from opsproof.util.errors import reason as reason  # re-exported: the one "reason of an exception"
-from opsproof.util.errors import typed_reason
 
 
 class Severity(StrEnum):
@@ -98,15 +98,16 @@ def timed_out(exc: BaseException) -> str | None:
 
 
 def unreachable(target: str, check: str, expected: str, exc: BaseException, duration_s: float) -> Result:
-    """A failed result for a target that did not answer: the reason, never a traceback."""
-    reason = typed_reason(exc)
-    slow = timed_out(exc)
-    return Result(
-        target=target,
-        check=check,
-        ok=False,
-        observed=slow or f"unreachable ({reason})",
-        expected=expected,
-        duration_s=duration_s,
-        error=reason,
-    )
+    """A failed result from the exception a probe raised, never a traceback: a client's timeout says what did not
+    happen in time, a bad answer says what the server answered, a malformed one that it was unexpected; anything
+    else means the target was not reached."""
+    return Result(target=target, check=check, ok=False, observed=_finding(exc), expected=expected,
+                  duration_s=duration_s, error=typed_reason(exc))
+
+
+def _finding(exc: BaseException) -> str:
+    if isinstance(exc, BadAnswer):
+        return str(exc)
+    if isinstance(exc, KeyError | IndexError | TypeError):  # an answer without the shape its API promises
+        return f"unexpected answer ({typed_reason(exc)})"
+    return timed_out(exc) or f"unreachable ({typed_reason(exc)})"

@@ -17,6 +17,7 @@ from opsproof.chaos.context import ChaosError, Context, connections, fail
 from opsproof.probes import Target
 from opsproof.probes.prometheus import api as prometheus_api
 from opsproof.util import durations
+from opsproof.util.errors import BadAnswer
 
 POLL_S = 0.1
 TIMEOUT_S = 3.0
@@ -99,10 +100,8 @@ class Apis:
         except httpx.HTTPError as e:
             raise fail(target.id, f"unreachable ({type(e).__name__}: {self.ctx.redact(str(e))})",
                        f"an answer to GET {path}") from None
-        except ValueError:
-            raise fail(target.id, f"GET {path} answered no JSON", "a JSON answer") from None
-        except RuntimeError as e:
-            raise fail(target.id, f"GET answered an error ({self.ctx.redact(str(e))})", "status success") from None
+        except BadAnswer as e:
+            raise fail(target.id, self.ctx.redact(str(e)), f"a JSON answer to GET {path}") from None
 
     def prom_get(self, path: str, **params: Any) -> Any:
         return self._get(self.prom_target, path, params)

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from opsproof.util.documents import DuplicateKeyError, parse_json, parse_yaml
+from opsproof.util.documents import DuplicateKeyError, parse_json, parse_yaml, yaml_problem
 from opsproof.util.files import read_text
 
 
@@ -18,21 +16,21 @@ class ExperimentError(ValueError):
 
 def load(path: Path) -> dict[str, Any]:
     text = read_text(path, "experiment", ExperimentError)
-    try:
-        data = parse_json(text) if path.suffix == ".json" else parse_yaml(text)[1]
-    except DuplicateKeyError as e:
-        raise ExperimentError(e.message(str(path))) from None
-    except ValueError as e:  # json.JSONDecodeError
-        line = getattr(e, "lineno", 1)
-        raise ExperimentError(f"{path}:{line}: not valid JSON: {getattr(e, 'msg', e)}. Fix: check that line.") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ExperimentError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {e.problem or e.context}. "
-                              "Fix: check indentation and quoting on that line.") from None
-    except RecursionError:
-        raise ExperimentError(f"{path}:1: nesting too deep. Fix: flatten the file.") from None
-    except Exception as e:  # PyYAML raises more than YAMLError (see opsproof.inventory.loads)
-        raise ExperimentError(f"{path}:1: not valid YAML ({type(e).__name__}). Fix: write a YAML mapping.") from None
+    if path.suffix == ".json":
+        try:
+            data = parse_json(text)
+        except DuplicateKeyError as e:
+            raise ExperimentError(e.message(str(path))) from None
+        except ValueError as e:  # json.JSONDecodeError
+            raise ExperimentError(f"{path}:{getattr(e, 'lineno', 1)}: not valid JSON: {getattr(e, 'msg', e)}. "
+                                  "Fix: check that line.") from None
+        except RecursionError:
+            raise ExperimentError(f"{path}:1: nesting too deep. Fix: flatten the file.") from None
+    else:
+        try:
+            data = parse_yaml(text)[1]
+        except Exception as e:
+            raise ExperimentError(yaml_problem(e, str(path), "a YAML mapping")) from None
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ExperimentError(f"{path}:1: (top level): expected a mapping (title, description, method, …), got {got}. "

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsproof.inventory import Path_, _line_map, _shown
-from opsproof.util.documents import DuplicateKeyError, parse_yaml
+from opsproof.util.documents import parse_yaml, yaml_problem
 from opsproof.util.files import read_text
 
 
@@ -146,13 +146,8 @@ def loads_waivers(text: str, source: str = "<waivers>") -> list[Waiver]:
     """Parse and validate a waivers file (a YAML list); raise :class:`WaiverError` naming file, line and fix."""
     try:
         node, data = _parse(text)
-    except DuplicateKeyError as e:
-        raise WaiverError(e.message(source)) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise WaiverError(f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: {e.problem or e.context}. "
-                          "Fix: check indentation and quoting on that line.") from None
-    except Exception as e:  # PyYAML raises more than YAMLError (see opsproof.inventory.loads)
+    except Exception as e:
+        raise WaiverError(yaml_problem(e, source, "a YAML list")) from None
         raise WaiverError(f"{source}:1: not valid YAML ({type(e).__name__}). Fix: write a YAML list.") from None
     if data is None:
         return []  # an empty file: no waivers

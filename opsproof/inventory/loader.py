@@ -22,7 +22,7 @@ from opsproof.inventory.base import INTERPOLATION, SECRET_HEADER, SECRET_VAR, En
 from opsproof.inventory.entries import KINDS
 from opsproof.inventory.model import Inventory
 from opsproof.redact import MASK, Redactor
-from opsproof.util.documents import DuplicateKeyError, parse_yaml
+from opsproof.util.documents import parse_yaml, yaml_problem
 from opsproof.util.documents import scalar_key as _scalar_key
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 from opsproof.util.files import read_text
@@ -251,23 +251,8 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     try:
         node, data = _parse(text)
-    except DuplicateKeyError as e:
-        raise InventoryError(e.message(source)) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = e.problem or e.context or "invalid YAML"
-        if "nesting depth" in problem:  # libyaml's own guard against deep nesting
-            raise InventoryError(f"{source}:1: not valid YAML: nesting too deep. Fix: flatten the file.") from None
-        raise InventoryError(
-            f"{source}:{line}: not valid YAML: {problem}. Fix: check indentation and quoting on that line."
-        ) from None
-    except RecursionError:
-        raise InventoryError(f"{source}:1: not valid YAML: nesting too deep. Fix: flatten the file.") from None
     except Exception as e:
-        # PyYAML's constructors raise more than YAMLError: `!!bool foo` (KeyError), `!!int ''` (IndexError),
-        # `!!timestamp x` (AttributeError), `2001-02-30` (ValueError), a ReaderError for control characters, ...
-        raise InventoryError(f"{source}:1: not valid YAML: {type(e).__name__}. Fix: write a YAML mapping.") from None
+        raise InventoryError(yaml_problem(e, source, "a YAML mapping")) from None
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise InventoryError(

@@ -23,6 +23,7 @@ import httpx
 
 from opsproof.probes.bounded import bind_client, redis_pool
 from opsproof.probes.deadline import Expired, bound
+from opsproof.probes.kubeconfig_files import CredentialFiles
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
     import kubernetes
@@ -64,6 +65,7 @@ class Connections:
         self._http: dict[tuple[int, str], httpx.Client] = {}  # (thread id, verify) -> client
         self._ssl: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._k8s: dict[str, tuple[threading.Lock, list[kubernetes.client.ApiClient]]] = {}
+        self._k8s_files = CredentialFiles()  # a kubeconfig's inline credentials, removed at close
         self._http_transport = http_transport
         self._max_http = max_http_connections
 
@@ -219,9 +221,10 @@ class Connections:
                     kubernetes.config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
                     slot.append(kubernetes.client.ApiClient(conf))
                 else:
-                    slot.append(kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                         config_file=cfg.kubeconfig, context=cfg.context, persist_config=False,
-                        client_configuration=conf))
+                        client_configuration=conf, temp_file_path=self._k8s_files.folder())
+                    slot.append(kubernetes.client.ApiClient(conf))
             return slot[0]
 
     def close(self) -> None:
@@ -244,6 +247,7 @@ class Connections:
         else:
             for close in closers:
                 _quietly(close)
+        self._k8s_files.remove()
 
     def __enter__(self) -> Connections:
         return self

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from opsproof.alert_ignores import Sorted, partition
 from opsproof.alert_severity import describe, split_by_threshold
 from opsproof.inventory import Prometheus
@@ -14,20 +16,38 @@ from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Severity
+from opsproof.util.errors import BadAnswer
 
 
 def api(target: Target[Any], conns: Connections, path: str, params: Mapping[str, Any] | None = None) -> Any:
-    """GET a Prometheus or Alertmanager API path and return its decoded JSON (``data`` for Prometheus)."""
+    """GET a Prometheus or Alertmanager API path and return its decoded JSON (``data`` of Prometheus' envelope,
+    the ``/api/v1/`` paths); an answer that is not what the API promises raises :class:`BadAnswer`."""
     cfg = target.config
     response = answers.get(conns.http(), cfg.url.rstrip("/") + path, params=params, headers=cfg.headers,
                            timeout=cfg.timeout_s, max_bytes=cfg.max_answer_bytes, path=path)
-    response.raise_for_status()
-    body = response.json()
-    if isinstance(body, dict) and "status" in body and "data" in body:
-        if body["status"] != "success":
-            raise RuntimeError(f"{path}: {body.get('error', body['status'])}")
-        return body["data"]
-    return body
+    return answer(response, path.split("?")[0])
+
+
+def answer(response: httpx.Response, path: str) -> Any:
+    """The JSON of an API answer; an HTTP error, a body that is not JSON, or (on Prometheus' ``/api/v1/`` paths)
+    an envelope with ``status: error`` or no ``data`` is a :class:`BadAnswer` that says so — with Prometheus' own
+    error text, which comes without ``data`` and often with HTTP 4xx/5xx."""
+    try:
+        body, parsed = response.json(), True
+    except ValueError:
+        body, parsed = None, False
+    envelope = path.startswith("/api/v1/")
+    if envelope and isinstance(body, dict) and body.get("status", "success") != "success":
+        raise BadAnswer(f"answered status={body['status']}: {body.get('error') or 'no error text'} (from {path})")
+    if not response.is_success:
+        raise BadAnswer(f"answered badly: HTTP {response.status_code} from {path}")
+    if not parsed:
+        raise BadAnswer(f"answered with invalid JSON from {path}")
+    if not envelope:
+        return body
+    if not isinstance(body, dict) or "data" not in body:
+        raise BadAnswer(f"answered without data from {path}")
+    return body["data"]
 
 
 @probe("prometheus.targets", "prometheus", Severity.HIGH, "curl $PROM/api/v1/targets  # up == 1 per job",
@@ -39,6 +59,7 @@ def targets(target: Target[Prometheus], conns: Connections) -> Outcome:
     for t in active:
         by_job.setdefault(t["labels"].get("job", t.get("scrapePool", "?")), []).append(t)
     problems: list[str] = []
+    counts: list[str] = []
     for job in target.config.jobs_up:
         members = by_job.get(job, [])
         if not members:
@@ -47,10 +68,10 @@ def targets(target: Target[Prometheus], conns: Connections) -> Outcome:
             if t["health"] != "up":
                 problems.append(f"job {job} target {t['labels'].get('instance')} is {t['health']}"
                                 + (f" ({t['lastError']})" if t.get("lastError") else ""))
+        counts.append(f"{job} {sum(t['health'] == 'up' for t in members)}/{len(members)} up")
     evidence = {job: [{"instance": t["labels"].get("instance"), "health": t["health"]} for t in by_job.get(job, [])]
                 for job in target.config.jobs_up}
-    counts = ", ".join(f"{j} {len(by_job.get(j, []))}/{len(by_job.get(j, []))} up" for j in target.config.jobs_up)
-    return Outcome(not problems, "; ".join(problems) or counts, evidence)
+    return Outcome(not problems, "; ".join([*problems, ", ".join(counts)]), evidence)
 
 
 @probe("prometheus.rules", "prometheus", Severity.HIGH, "curl $PROM/api/v1/rules  # the alert rules are loaded",

@@ -12,24 +12,17 @@ import time
 from typing import Any
 
 from opsproof.inventory import Slo
-from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
+from opsproof.probes.prometheus import api
 from opsproof.result import Severity
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 
 
 def query(target: Target[Slo], conns: Connections, promql: str, at: float) -> list[dict[str, Any]]:
     """An instant query at a Unix time; the result vector."""
-    prom = target.config.source
-    response = answers.get(conns.http(), prom.url.rstrip("/") + "/api/v1/query",
-                           params={"query": promql, "time": f"{at:.3f}"}, headers=prom.headers,
-                           timeout=prom.timeout_s, max_bytes=prom.max_answer_bytes, path="/api/v1/query")
-    response.raise_for_status()
-    body = response.json()
-    if body.get("status") != "success":
-        raise RuntimeError(f"PromQL error: {body.get('error', body)}")
-    result: list[dict[str, Any]] = body["data"]["result"]
+    source = Target("prometheus", target.config.prometheus, target.config.source)
+    result: list[dict[str, Any]] = api(source, conns, "/api/v1/query", {"query": promql, "time": f"{at:.3f}"})["result"]
     return result
 
 

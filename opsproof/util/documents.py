@@ -76,6 +76,23 @@ def _duplicate_in(node: yaml.Node) -> DuplicateKeyError | None:
     return found
 
 
+def yaml_problem(exc: Exception, source: str, expected: str) -> str:
+    """The one-line finding for a document :func:`parse_yaml` refused, ``source:line: … Fix: …``; ``expected`` is
+    what the file holds at the top (``a YAML mapping``)."""
+    if isinstance(exc, DuplicateKeyError):
+        return exc.message(source)
+    problem = (exc.problem or exc.context or "invalid YAML") if isinstance(exc, yaml.MarkedYAMLError) else ""
+    if isinstance(exc, RecursionError) or "nesting depth" in problem:  # Python's or libyaml's guard
+        return f"{source}:1: not valid YAML: nesting too deep. Fix: flatten the file."
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return (f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: {problem}. "
+                "Fix: check indentation and quoting on that line.")
+    # PyYAML's constructors raise more than YAMLError: `!!bool foo` (KeyError), `!!int ''` (IndexError),
+    # `!!timestamp x` (AttributeError), `2001-02-30` (ValueError), a ReaderError for control characters, ...
+    return f"{source}:1: not valid YAML: {type(exc).__name__}. Fix: write {expected}."
+
+
 def parse_yaml(text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> tuple[yaml.Node | None, Any]:
     """Parse once: the node tree (for line numbers) and the data built from it. Raises the loader's errors, and
     :class:`DuplicateKeyError`."""

