@@ -242,11 +242,14 @@ class Connections:
             self._http.clear()
             self._ssl.clear()
         if len(closers) > 1:  # a fleet's worth of clients: each close waits for its socket, so close them at once
-            with ThreadPoolExecutor(max_workers=min(16, len(closers)), thread_name_prefix="opsproof-close") as pool:
-                pool.map(_quietly, closers)
-        else:
-            for close in closers:
-                _quietly(close)
+            try:
+                with ThreadPoolExecutor(max_workers=min(16, len(closers)), thread_name_prefix="opsproof-close") as pool:
+                    pool.map(_quietly, closers)
+                closers = []
+            except RuntimeError:  # at interpreter exit (an atexit close) no new thread may start: one after another
+                pass
+        for close in closers:
+            _quietly(close)
         self._k8s_files.remove()
 
     def __enter__(self) -> Connections:
