@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from opsproof import baseline, governance, output, records
+from opsproof import baseline, governance, lean, output, records
 from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = Run(config)
     config.stash[STATE_KEY] = run
     config.pluginmanager.register(_Reports(run, config), "opsproof-state")
+    config.pluginmanager.register(lean.Lean(config, _is_check), "opsproof-lean")
     if run.options.inventory:
         run.env.inventory()  # validate before collection; a broken file is a usage error, not a traceback
     run.judging.configure(run.options)
@@ -137,6 +138,10 @@ def _spec_and_target(item: pytest.Item) -> tuple[ProbeSpec | None, Target[Any] |
             (marker.args[0], target if isinstance(target, Target) else None)
         item.stash[CHECK_KEY] = found
     return found
+
+
+def _is_check(item: pytest.Item) -> bool:
+    return _spec_and_target(item)[0] is not None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

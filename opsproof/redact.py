@@ -34,6 +34,10 @@ _SECRET_KEY = re.compile(r"(?:password|passwd|pwd|token|secret)$", re.IGNORECASE
 # Every key word above contains one of these (lower case): a text without any of them, without "://" and "@", and
 # without JSON escapes that could spell one, has nothing to mask (most results of a healthy run).
 _KEY_WORDS = ("passw", "pwd", "token", "secret")  # "passw": password, passwd (not "passed")
+# A JSON escape of a non-ASCII character (json.dumps writes "≤" as \u2264, so most records have some) cannot
+# spell a key word, "://", "@" or an ASCII secret, and a non-ASCII secret is listed in its escaped form too:
+# only the other backslashes (\" \\ \n, an escaped ASCII letter) can hide something.
+_NON_ASCII_ESCAPE = re.compile(r"\\u(?:00[89a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]|[1-9a-fA-F][0-9a-fA-F]{2})[0-9a-fA-F]")
 
 
 class Redactor:
@@ -62,7 +66,9 @@ class Redactor:
 
     def _may_hide_secrets(self, text: str) -> bool:
         """False only when no rule can match: the fast path for the thousands of clean records of a run."""
-        if any(secret in text for secret in self.secrets) or ("://" in text and "@" in text) or "\\" in text:
+        if any(secret in text for secret in self.secrets) or ("://" in text and "@" in text):
+            return True
+        if "\\" in text and "\\" in _NON_ASCII_ESCAPE.sub("", text):
             return True
         lower = text.lower()
         return any(word in lower for word in _KEY_WORDS)

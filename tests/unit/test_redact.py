@@ -233,3 +233,34 @@ def test_clean_text_takes_the_fast_path_unchanged() -> None:
 )
 def test_fast_path_never_skips_a_secret(text: str, expected: str) -> None:
     assert Redactor(["hunter22"])(text) == expected
+
+
+def test_escaped_non_ascii_takes_the_fast_path_unchanged() -> None:
+    # json.dumps writes "→", "≤", "é" as \u escapes: most records of a healthy run have some, and nothing to mask
+    text = json.dumps({"observed": "took 28 ms → answered", "expected": "≤ 1000 ms", "target": "http[café]"})
+    assert "\\u2192" in text
+    assert Redactor(["hunter22", "pässword1"])(text) is text
+
+
+class _AlwaysSlow(Redactor):
+    def _may_hide_secrets(self, text: str) -> bool:
+        return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(TEXTS, st.one_of(TEXTS, st.lists(st.sampled_from(["→", "≤", "é", "\\u0070", "x"]))), max_size=4))
+def test_fast_path_agrees_with_the_slow_path(record: dict[str, object]) -> None:
+    secrets = ["hunter2", "tok-1", "pässword1", "a\"u"]  # a quote: escaped once in a record, twice when nested
+    fast, slow = Redactor(secrets), _AlwaysSlow(secrets)
+    for ensure_ascii in (True, False):
+        text = json.dumps(record, ensure_ascii=ensure_ascii)
+        assert json.loads(fast(text)) == json.loads(slow(text))
+        nested = json.dumps({"body": text})  # a JSON document inside a string: escaped twice
+        assert json.loads(fast(nested)) == json.loads(slow(nested))
+
+
+def test_a_secret_escaped_twice_beside_non_ascii_is_masked() -> None:
+    # a JSON document inside a JSON string (a response body in the evidence): the quote is escaped twice
+    inner = json.dumps({"x": 'say a"b → here'})
+    out = Redactor(['a"b'])(json.dumps({"body": inner}))
+    assert json.loads(json.loads(out)["body"]) == {"x": "say *** → here"}
