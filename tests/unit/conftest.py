@@ -53,6 +53,12 @@ class FakeClock:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    """A clock a unit test advances, handed to the code under test (nothing of ``time`` patched)."""
+    return FakeClock()
+
+
+@pytest.fixture
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """A clock a unit test advances (a server that "takes 1.5 s" advances it while it answers): durations judged
     by the code under test are then exact, on any machine under any load."""

@@ -4,7 +4,7 @@ server did meanwhile (nothing, some bytes then nothing, a trickle)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
@@ -18,23 +18,15 @@ from opsproof.probes.connections import Connections
 from opsproof.probes.deadline import Deadline, Expired, bound, within
 from opsproof.result import Severity
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+if TYPE_CHECKING:  # the fixtures' types (tests/unit/conftest.py)
+    from tests.unit.conftest import FakeClock
 
 
 class Trickle(httpcore.NetworkStream):
     """A server's stream on the fake clock: each read waits ``every`` seconds (or its timeout, if shorter) for one
     byte; ``timeouts`` records the timeout each read was given."""
 
-    def __init__(self, clock: Clock, every: float) -> None:
+    def __init__(self, clock: FakeClock, every: float) -> None:
         self.clock, self.every, self.timeouts = clock, every, list[float | None]()
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -52,8 +44,7 @@ class Trickle(httpcore.NetworkStream):
         pass
 
 
-def test_a_trickle_within_every_read_timeout_still_ends_at_the_deadline() -> None:
-    clock = Clock()
+def test_a_trickle_within_every_read_timeout_still_ends_at_the_deadline(clock: FakeClock) -> None:
     server = Trickle(clock, every=0.4)
     stream = BoundedStream(server)
     def read_to_the_end() -> None:
@@ -71,8 +62,7 @@ def test_a_trickle_within_every_read_timeout_still_ends_at_the_deadline() -> Non
     assert deadline.describe() == "no complete answer within 3 s (the server sent 7 bytes, then trickled)"
 
 
-def test_the_finding_says_what_the_server_did() -> None:
-    clock = Clock()
+def test_the_finding_says_what_the_server_did(clock: FakeClock) -> None:
     deadline = Deadline(3, clock)
     assert deadline.describe() == ("no answer within 3 s (waited for the entry's connection, in use by another of "
                                    "its checks)")
@@ -93,8 +83,8 @@ def test_the_finding_says_what_the_server_did() -> None:
         deadline.bound(5, "send")
 
 
-def test_a_new_request_counts_its_answer_afresh() -> None:
-    deadline = Deadline(3, Clock())
+def test_a_new_request_counts_its_answer_afresh(clock: FakeClock) -> None:
+    deadline = Deadline(3, clock)
     deadline.bound(5, "answer")
     deadline.got(10)
     deadline.bound(5, "send")
@@ -102,16 +92,14 @@ def test_a_new_request_counts_its_answer_afresh() -> None:
     assert deadline.describe() == "request not sent within 3 s (the server does not read)"
 
 
-def test_a_deadline_spent_before_the_first_call_was_spent_waiting_for_the_connection() -> None:
-    clock = Clock()
+def test_a_deadline_spent_before_the_first_call_was_spent_waiting_for_the_connection(clock: FakeClock) -> None:
     deadline = Deadline(3, clock)
     clock.advance(3)  # a BlockingConnectionPool's wait, while another check of the entry held its connection
     with pytest.raises(Expired, match=r"^no answer within 3 s \(waited for the entry's connection, in use by "):
         deadline.bound(5, "connect")
 
 
-def test_no_deadline_leaves_the_clients_timeouts_as_they_are() -> None:
-    clock = Clock()
+def test_no_deadline_leaves_the_clients_timeouts_as_they_are(clock: FakeClock) -> None:
     deadline = Deadline(None, clock)
     clock.advance(10_000)
     assert deadline.bound(5, "answer") == 5
