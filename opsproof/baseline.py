@@ -20,7 +20,7 @@ from typing import Any
 
 from opsproof import output
 from opsproof.inventory import KINDS, Inventory, Tolerances
-from opsproof.probes import ALL, Connections, Target, run
+from opsproof.probes import ALL, Connections, Target, prepare, run
 from opsproof.redact import Redactor
 from opsproof.stats import compare_error_rates, compare_tails, judging_bound
 
@@ -85,6 +85,7 @@ def capture(inventory: Inventory, label: str, concurrency: int = 16) -> dict[str
     redact = Redactor(inventory.secrets)
     jobs = [(spec, Target(kind, name, cfg)) for kind in KINDS for name, cfg in inventory.targets(kind).items()
             for spec in ALL if spec.kind == kind and spec.applies(cfg) and spec.check not in NOT_IN_BASELINES]
+    prepare(spec.kind for spec, _ in jobs)
     with Connections() as conns, ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs)))) as pool:
         results = list(pool.map(lambda job: run(job[0], job[1], conns).redacted(redact), jobs))
     return {

@@ -21,7 +21,7 @@ from typing import Any
 
 from opsproof import governance
 from opsproof.inventory import address_of
-from opsproof.probes import Connections, ProbeSpec, Target, run
+from opsproof.probes import Connections, ProbeSpec, Target, prepare, run
 from opsproof.result import Result
 
 
@@ -76,6 +76,7 @@ class Prober:
             if started and self.budget.seconds is None:
                 self._execute(job)
             elif started:
+                prepare([spec.kind])
                 threading.Thread(target=self._execute, args=(job,), name="opsproof-on-demand", daemon=True).start()
         return job
 
@@ -129,6 +130,7 @@ class Prober:
         workers = max(1, self.concurrency)
         if workers == 1 or not jobs:
             return
+        prepare(spec.kind for spec, _ in jobs)
         for spec, target in jobs:
             key = f"{spec.check}:{target.id}"
             if key not in self.jobs:

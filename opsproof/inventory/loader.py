@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,31 @@ def _line_map(node: yaml.Node) -> dict[Path_, int]:
                 out.setdefault((*path, i), item.start_mark.line + 1)
                 stack.append((item, (*path, i)))
     return out
+
+
+class _Lines(Mapping[Path_, int]):
+    """The line of every key path, mapped only when a problem is reported: a valid file never needs it."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self._node = node
+        self._map: dict[Path_, int] | None = None
+
+    def _lines(self) -> dict[Path_, int]:
+        if self._map is None:
+            try:
+                self._map = _line_map(self._node) if self._node is not None else {}
+            except RecursionError:
+                self._map = {}
+        return self._map
+
+    def __getitem__(self, key: Path_) -> int:
+        return self._lines()[key]
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._lines())
+
+    def __len__(self) -> int:
+        return len(self._lines())
 
 
 MAX_DEPTH = 100  # far deeper than any inventory; also stops self-referencing aliases (`a: &x [*x]`)
@@ -259,10 +284,7 @@ def loads(text: str, source: str = "<inventory>", env: Mapping[str, str] | None 
             f"{source}:1: (top level): expected a mapping with 'environment:' and target sections, got {got}. "
             "Fix: start from examples/sandbox.yaml."
         )
-    try:
-        lines = _line_map(node) if node is not None else {}
-    except RecursionError:
-        lines = {}
+    lines = _Lines(node)
     secrets: set[str] = set()
     missing: list[Path_] = []
     try:

@@ -16,12 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# `kubernetes` imports `requests`, whose import makes urllib3 warn that PySocks is missing, a warning requests then
-# silences with a filter of its own. Imported here, while only one thread runs: imported first in a probe thread, a
-# pytest warnings context the main thread enters meanwhile can put `error` back in front of that filter, and the
-# client import fails (flakily, under filterwarnings = error). ~50 ms; the client itself is imported where used.
-import requests  # noqa: F401
-
 from opsproof.inventory import Kubernetes
 from opsproof.probes.base import Outcome, Target
 from opsproof.probes.connections import Connections

@@ -123,3 +123,19 @@ def test_a_dropped_connection_is_a_failed_check_with_the_reason(spec: object) ->
     assert (result.ok, result.target, result.check) == (False, "http[app]", spec.check)  # type: ignore[attr-defined]
     assert result.expected == spec.expected(cfg.config)  # type: ignore[attr-defined]
     assert "Server disconnected without sending a response" in result.observed
+
+
+def test_no_cookie_rides_from_one_check_to_the_next() -> None:
+    """One client serves every target its thread checks, and cookies do not tell ports apart: a ``Set-Cookie`` of
+    one service must not be sent to the next service checked on the same host (each check is one `curl -f`)."""
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={"status": "ok"}, headers={"set-cookie": "session=abc; Path=/"})
+
+    with Connections(http_transport=httpx.MockTransport(answer)) as c:
+        first = Target("http", "a", HttpService.model_validate({"url": "http://127.0.0.1:8001"}))
+        second = Target("http", "b", HttpService.model_validate({"url": "http://127.0.0.1:8002"}))
+        assert [health(t, c).ok for t in (first, second, first)] == [True, True, True]
+    assert seen == [None, None, None]

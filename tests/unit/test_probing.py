@@ -112,3 +112,25 @@ def test_closing_waits_for_no_probe_and_the_last_one_closes_the_clients(prober: 
     RELEASE.set()
     wait_until(closed.is_set, 10, "the last probe to end closed the clients")
     assert prober.in_flight == 0
+
+
+
+def test_requests_is_imported_on_the_main_thread_only_for_kubernetes_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`requests` must be imported while only the main thread runs (see opsproof.probes.MAIN_THREAD_IMPORTS), and
+    only by a run that has Kubernetes checks: no probe module imports it when loaded, so a run of HTTP checks does
+    not pay its ~80 ms."""
+    import ast
+    from pathlib import Path
+
+    import opsproof.probes as probes
+
+    folder = Path(probes.__file__).parent
+    top_level = {(path.name, alias.name) for path in folder.glob("*.py") for node in ast.parse(path.read_text()).body
+                 if isinstance(node, ast.Import) for alias in node.names}
+    assert {name for name in top_level if name[1].split(".")[0] in ("requests", "kubernetes")} == set()
+    imported: list[str] = []
+    monkeypatch.setattr(probes.importlib, "import_module", imported.append)
+    probes.prepare(["http", "postgres"])
+    assert imported == []
+    probes.prepare(["http", "kubernetes", "kubernetes"])
+    assert imported == ["requests"]
