@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     from opsproof.chaos.cli import register as register_chaos
 
     register_chaos(sub)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "chaos" and not any(a.startswith("-") for a in extra):
+        args.experiments += [Path(a) for a in extra]  # options anywhere: `chaos run --inventory X FILE`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     mask_client_logs()
     try:
         code: int = args.func(args)

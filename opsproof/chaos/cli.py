@@ -60,6 +60,14 @@ def _recover(args: argparse.Namespace) -> int:
     return code
 
 
+def has_sandbox(args: argparse.Namespace) -> bool:
+    """Whether a run with these options acts on an opsproof sandbox: the sandbox's own inventory (the default, or
+    a file with the sandbox's sandbox.json beside it), or a --sandbox-dir of one."""
+    if args.sandbox_dir:
+        return (Path(args.sandbox_dir) / "sandbox.json").exists()
+    return not args.inventory or (Path(args.inventory).parent / "sandbox.json").exists()
+
+
 def _validate(args: argparse.Namespace) -> int:
     from opsproof.chaos.validate import validate
     from opsproof.inventory import load
@@ -69,7 +77,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"opsproof: no experiment found in {EXPERIMENTS}", file=sys.stderr)
         return 2
     inventory = load(args.inventory) if args.inventory else None
-    results = validate(paths, inventory, args.allow_module)
+    results = validate(paths, inventory, args.allow_module, sandbox=has_sandbox(args))
     for path, problems in results.items():
         print(f"{path}: {'valid' if not problems else 'INVALID'}")
         for problem in problems:

@@ -46,12 +46,31 @@ def activities(experiment: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
         yield "rollbacks", activity
 
 
-def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory) -> Iterator[str]:
+def _sandbox_part(module: str, func: str, args: dict[str, Any], configured: Collection[str]) -> str | None:
+    """The part of the opsproof sandbox an activity acts on, when the experiment's configuration names no stand-in
+    for it; None when it needs no sandbox."""
+    if module == "opsproof.chaos.faults":
+        return f"the sandbox's processes (service {args.get('service')!r})"
+    proxy_name = args.get("proxy", "proxy")
+    if module == "opsproof.chaos.proxy" and f"opsproof_{proxy_name}_url" not in configured:
+        return f"the sandbox's fault proxy {proxy_name!r} (or opsproof_{proxy_name}_url in the configuration)"
+    if module == "opsproof.chaos.alerts" and func == "alert_delivered" and "opsproof_webhook_url" not in configured:
+        return "the sandbox's webhook receiver (or opsproof_webhook_url in the configuration)"
+    return None
+
+
+def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory, sandbox: bool = True,
+                     configured: Collection[str] = ()) -> Iterator[str]:
     provider = activity.get("provider", {})
     module, func, args = provider.get("module", ""), provider.get("func", ""), provider.get("arguments", {})
     name = f"{where} {activity.get('name')!r}"
     if not module.startswith("opsproof.chaos."):
         return
+    part = None if sandbox else _sandbox_part(module, func, args, configured)
+    if part is not None:
+        yield (f"{name}: {module.rsplit('.', 1)[-1]}.{func} acts on {part}, and there is no sandbox: the inventory "
+               "given is not a sandbox's (no sandbox.json beside it) and no --sandbox-dir was given. Fix: run it on "
+               "the sandbox (--sandbox-dir DIR), or use an action of your own stack's (a Chaos Toolkit process action)")
     if "service" in args and args["service"] not in SERVICES:
         yield f"{name}: service {args['service']!r} is not a sandbox service ({', '.join(SERVICES)})"
     if "proxy" in args and args["proxy"] not in proxy.PROXIES:
@@ -79,9 +98,9 @@ def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory)
             yield f"{name}: {kind}[{wanted}] is not in the inventory ({', '.join(entries) or 'none'})"
 
 
-def problems(path: Path, inventory: Inventory, allowed: Collection[str] = ()) -> list[str]:
+def problems(path: Path, inventory: Inventory, allowed: Collection[str] = (), sandbox: bool = True) -> list[str]:
     """Everything wrong with one experiment file; empty when it is valid. Only the extension's modules and the
-    ``allowed`` ones are imported."""
+    ``allowed`` ones are imported. ``sandbox``: whether the run will have an opsproof sandbox to act on."""
     from chaoslib.exceptions import ChaosException
     from chaoslib.experiment import ensure_experiment_is_valid
 
@@ -109,12 +128,15 @@ def problems(path: Path, inventory: Inventory, allowed: Collection[str] = ()) ->
                      "Toolkit's default, plain `chaos run` skips the rollbacks of an interrupted or failed run")
     if any(a.get("type") == "action" for a in experiment.get("method", [])) and not experiment.get("rollbacks"):
         found.append("the method has actions but the experiment has no rollbacks")
+    configured = set(experiment.get("configuration") or {})
     for where, activity in activities(experiment):
-        found += _target_problems(where, activity, inventory)
+        found += _target_problems(where, activity, inventory, sandbox, configured)
     return found
 
 
 def validate(paths: Iterable[Path], inventory: Inventory | None = None,
-             allowed: Collection[str] = ()) -> dict[Path, list[str]]:
+             allowed: Collection[str] = (), sandbox: bool = True) -> dict[Path, list[str]]:
+    """``sandbox``: whether the runs will have an opsproof sandbox (always, without an inventory: its shape is
+    the sandbox's)."""
     inv = inventory or loads(SANDBOX_SHAPE, "<sandbox shape>")
-    return {p: problems(p, inv, allowed) for p in paths}
+    return {p: problems(p, inv, allowed, sandbox or inventory is None) for p in paths}
