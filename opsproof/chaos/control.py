@@ -3,6 +3,9 @@
 * before the experiment: SIGINT/SIGTERM noted (:mod:`opsproof.chaos.signals`), a new timeline, the production
   refusal (a refused run plays no rollback and no audit: it touches nothing), then the recovery of whatever an
   earlier run killed outright left in the fault journal (:mod:`opsproof.chaos.faultjournal`);
+* during the method: the first action of another provider than opsproof's (a ``process`` action ``docker stop db``,
+  an HTTP call) marks the fault at the moment it ends — opsproof's own faults mark themselves — so the budgets and
+  recovery times count from the fault, not from the first probe that looks;
 * after each activity: an activity that failed because SIGTERM arrived while it ran (Chaos Toolkit turns the
   signal into an exception that its python provider reports as a mere activity failure) interrupts the run, so
   the next activity is not played and the rollbacks run at once;
@@ -13,7 +16,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import threading
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
@@ -28,6 +33,7 @@ REFUSED = "opsproof_refused"  # set in the experiment when the control refused i
 def before_experiment_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
     signals.watch()
     timeline.reset()
+    _in_method.clear()
     try:
         Context.of(configuration).destructive(f"run the experiment {context.get('title')!r}")
     except ChaosRefused as e:
@@ -39,9 +45,43 @@ def before_experiment_control(context: dict[str, Any], configuration: Configurat
         log.error("opsproof: could not roll back a fault an earlier run left: %s", problem)
 
 
+_in_method = threading.Event()  # set while the experiment's method runs (not the hypothesis, not the rollbacks)
+
+
+def before_method_control(context: dict[str, Any], **_: Any) -> None:
+    _in_method.set()
+
+
+def after_method_control(context: dict[str, Any], **_: Any) -> None:
+    _in_method.clear()
+
+
 def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: Any) -> None:
     if state and state.get("status") == "failed" and "InterruptExecution" in "".join(state.get("exception") or []):
         raise InterruptExecution(f"interrupted during {context.get('name')!r}: rolling back")
+    stamp_fault(context, state)
+
+
+def stamp_fault(activity: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """Mark ``fault_injected`` now, when a method action of another provider than opsproof's has just succeeded and
+    nothing marked a fault yet: such an action marks nothing itself, and without the mark timings started when the
+    first probe did ("recovered in 0.27 s" for a 5 s outage). A background action does not end with its fault."""
+    provider = activity.get("provider") or {}
+    if (not _in_method.is_set() or activity.get("type") != "action" or activity.get("background")
+            or str(provider.get("module", "")).startswith("opsproof.") or (state or {}).get("status") != "succeeded"
+            or timeline.first("fault_injected") is not None):
+        return
+    timeline.mark("fault_injected", at=_ended(state), fault=f"{activity.get('name')} (a {provider.get('type', '?')} "
+                  "action)", by="the opsproof control, when the action ended")
+
+
+def _ended(state: dict[str, Any] | None) -> float | None:
+    """When the activity ended, before any pause after it (Chaos Toolkit's run ``end``: naive UTC ISO time)."""
+    try:
+        end = dt.datetime.fromisoformat(str((state or {})["end"]))
+    except (KeyError, ValueError):
+        return None  # now, then
+    return (end if end.tzinfo else end.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def after_experiment_control(context: dict[str, Any], state: dict[str, Any], configuration: Configuration = None,
