@@ -65,3 +65,12 @@ def test_a_stand_in_named_in_the_configuration_is_enough(tmp_path: Path, capsys:
     path.write_text(yaml.safe_dump(experiment, sort_keys=False))
     inv = inventory(tmp_path / "stack", sandbox=False)
     assert main(["chaos", "validate", "--inventory", inv, str(path)]) == 0, capsys.readouterr().out
+
+
+def test_the_own_stack_example_is_valid_without_a_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    """examples/chaos: an experiment for a stack of one's own (Docker Compose), checked against its inventory."""
+    folder = EXPERIMENTS.parents[1] / "examples" / "chaos"
+    experiments = sorted(str(p) for p in folder.glob("*.yaml") if p.name != "compose-stack.yaml")
+    assert experiments
+    code = main(["chaos", "validate", "--inventory", str(folder / "compose-stack.yaml"), *experiments])
+    assert code == 0, capsys.readouterr().out
