@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from opsproof.chaos import timeline
+from opsproof.chaos import notifications, timeline
 
 # the detection budget and its readers moved to budget.py; re-exported here for callers of alerts.X
 from opsproof.chaos.budget import POLL_S, TIMEOUT_S, _blind_spots, _iso, _iso_of
@@ -122,11 +122,14 @@ def _matching(deliveries: list[dict[str, Any]], name: str, status: str, since: f
 
 
 def alert_delivered(name: str, within: float = 15, configuration: Configuration = None) -> dict[str, Any]:
-    """The firing alert reached its receiver (the sandbox webhook, or ``opsproof_webhook_url``)."""
+    """The firing alert reached its receiver: the sandbox webhook's record, or ``opsproof_webhook_url``'s; on a
+    stack with neither, Alertmanager's own count of notifications that did not fail (:mod:`.notifications`)."""
     ctx = Context.of(configuration)
-    url = _webhook(ctx, configuration)
     injected = timeline.first("fault_injected") or time.time()
     deadline = time.time() + float(within)
+    if ctx.sandbox_dir is None and not (configuration or {}).get("opsproof_webhook_url"):
+        return _counted_delivery(ctx, name, within, injected, deadline)
+    url = _webhook(ctx, configuration)
     while not (hits := _matching(_deliveries(url), name, "firing", injected)):
         if time.time() >= deadline:
             raise fail(f"webhook[{url}]", f"no firing {name} delivered within {within:g} s",
@@ -136,6 +139,23 @@ def alert_delivered(name: str, within: float = 15, configuration: Configuration 
     timeline.mark("delivered", at=received, alert=name)
     return {"alert": name, "delivered_at": received, "delivered_s": round(received - injected, 3),
             "starts_at": alert.get("startsAt")}
+
+
+def _counted_delivery(ctx: Context, name: str, within: float, injected: float, deadline: float) -> dict[str, Any]:
+    """``alert_delivered`` by Alertmanager's own notification counters (a receiver opsproof cannot read)."""
+    with Apis(ctx) as apis:
+        found: dict[str, Any] | None = None
+        while (found := notifications.delivered(apis, name, apis.active(name))) is None or "source" not in found:
+            if time.time() >= deadline:
+                why = (f"every request to notify through {', '.join(found['failed'])} since the fault failed "
+                       f"({', '.join(f'{k}: {v:g} failed' for k, v in found['failed'].items())}, "
+                       "alertmanager_notification_requests_failed_total)") if found else \
+                    f"no notification of {name} sent within {within:g} s"
+                raise fail(apis.am_id, why, f"a delivery of {name}")
+            time.sleep(POLL_S)
+    seen = time.time()
+    timeline.mark("delivered", at=seen, alert=name, source=found["source"])
+    return {"alert": name, "delivered_at": seen, "delivered_s": round(seen - injected, 3), **found}
 
 
 def alert_resolves(name: str, within: float = 30, configuration: Configuration = None) -> dict[str, Any]:

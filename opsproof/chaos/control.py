@@ -23,7 +23,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-from opsproof.chaos import evidence, faultjournal, signals, timeline
+from opsproof.chaos import evidence, faultjournal, notifications, signals, timeline
 from opsproof.chaos.context import ChaosRefused, Configuration, Context
 
 log = logging.getLogger("chaostoolkit")
@@ -48,8 +48,9 @@ def before_experiment_control(context: dict[str, Any], configuration: Configurat
 _in_method = threading.Event()  # set while the experiment's method runs (not the hypothesis, not the rollbacks)
 
 
-def before_method_control(context: dict[str, Any], **_: Any) -> None:
+def before_method_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
     _in_method.set()
+    notifications.remember(configuration)  # Alertmanager's notification counts, for a delivery opsproof cannot see
 
 
 def after_method_control(context: dict[str, Any], **_: Any) -> None:
