@@ -45,6 +45,7 @@ class Prober:
         self.concurrency = concurrency
         self.conns = Connections()
         self.jobs: dict[str, _Job] = {}
+        self.roots: dict[str, _Job] = {}  # target id → the job of its reachability check
         self.queued: deque[_Job] = deque()  # prefetched, not started
         self.stopping = threading.Event()  # set once the time budget is spent: polling loops end, no probe starts
         self._lock = threading.Lock()  # guards queued, the jobs' start, in_flight and closed
@@ -70,7 +71,7 @@ class Prober:
         key = f"{spec.check}:{target.id}"
         job = self.jobs.get(key)
         if job is None:
-            job = self.jobs[key] = _Job(spec, target)
+            job = self.jobs[key] = self._new(spec, target)
             with self._lock:
                 started = self._take(job)
             if started and self.budget.seconds is None:
@@ -78,6 +79,12 @@ class Prober:
             elif started:
                 prepare([spec.kind])
                 threading.Thread(target=self._execute, args=(job,), name="opsproof-on-demand", daemon=True).start()
+        return job
+
+    def _new(self, spec: ProbeSpec, target: Target[Any]) -> _Job:
+        job = _Job(spec, target)
+        if spec.root:
+            self.roots.setdefault(target.id, job)
         return job
 
     def _take(self, job: _Job) -> bool:
@@ -89,9 +96,28 @@ class Prober:
         self.in_flight += 1
         return True
 
+    def _root_first(self, job: _Job) -> None:
+        """Wait until the target's reachability check, when it runs in this run, has its result. A target's checks
+        share its client (one Redis connection, one PostgreSQL session per entry): run at once, whichever took the
+        connection first got the server's behaviour, and the root check — the one that blocks the others — could
+        only say it "waited for the entry's connection". Bounded by the root's own deadline (a ``retry`` root: its
+        first tries), and by the run's stop; prefetch queues every root check ahead of the others."""
+        if job.spec.root:
+            return
+        root = self.roots.get(job.target.id)
+        if root is None or root is job or root.future.done():
+            return
+        timeout = float(getattr(job.target.config, "timeout_s", None) or 30) * 2
+        deadline = time.monotonic() + timeout
+        while not root.future.done() and not self.stopping.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError, CancelledError):
+                root.future.exception(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+
     def _execute(self, job: _Job) -> None:
-        """Run a started job's probe, once or until it passes as the entry's ``retry`` asks; its result, or its
-        error, goes to whoever waits for it. The last probe to end after the run is over closes the clients."""
+        """Run a started job's probe (after its target's reachability check, :meth:`_root_first`), once or until it
+        passes as the entry's ``retry`` asks; its result, or its error, goes to whoever waits for it. The last probe
+        to end after the run is over closes the clients."""
+        self._root_first(job)
         retry = getattr(job.target.config, "retry", None)
         attempt: Callable[[], Result] = lambda: run(job.spec, job.target, self.conns)  # noqa: E731
         try:
@@ -131,10 +157,10 @@ class Prober:
         if workers == 1 or not jobs:
             return
         prepare(spec.kind for spec, _ in jobs)
-        for spec, target in jobs:
+        for spec, target in sorted(jobs, key=lambda job: not job[0].root):  # roots first: see _root_first
             key = f"{spec.check}:{target.id}"
             if key not in self.jobs:
-                self.jobs[key] = job = _Job(spec, target)
+                self.jobs[key] = job = self._new(spec, target)
                 self.queued.append(job)
         for n in range(min(workers, len(self.queued))):
             threading.Thread(target=self._drain, name=f"opsproof-probe-{n}", daemon=True).start()

@@ -115,6 +115,53 @@ def test_closing_waits_for_no_probe_and_the_last_one_closes_the_clients(prober: 
 
 
 
+
+ROOT_GATE = threading.Event()  # lets the gated root check end
+ORDER: list[str] = []
+
+
+@probe("t.root", "http", Severity.CRITICAL, "curl -f $URL/health", expected=lambda cfg: "an answer", root=True)
+def gated_root(target: Target[Any], conns: Connections) -> Outcome:
+    ROOT_GATE.wait(10)
+    ORDER.append(f"root {target.id}")
+    return Outcome(False, "the server sent 49 bytes, then trickled")
+
+
+@probe("t.other", "http", Severity.HIGH, "redis-cli info", expected=lambda cfg: "an answer")
+def other(target: Target[Any], conns: Connections) -> Outcome:
+    ORDER.append(f"other {target.id}")
+    return Outcome(False, "waited for the entry's connection")
+
+
+@pytest.fixture
+def gated() -> Iterator[None]:
+    ORDER.clear()
+    ROOT_GATE.clear()
+    yield
+    ROOT_GATE.set()
+
+
+@pytest.mark.usefixtures("gated")
+def test_a_targets_checks_start_after_its_reachability_check(prober: Prober) -> None:
+    """The checks of one target share its client (one Redis connection): the reachability check runs first and
+    sees what the server does; the others start once it has its result (queued ahead of it or not)."""
+    prober.prefetch([(other, target("a")), (gated_root, target("a"))])
+    started(prober, 2)  # the root, and the check waiting for it
+    assert ORDER == []
+    ROOT_GATE.set()
+    assert prober.fetch(other, target("a")).observed == "waited for the entry's connection"
+    assert ORDER == ["root http[a]", "other http[a]"]
+
+
+@pytest.mark.usefixtures("gated")
+def test_a_stopped_run_does_not_keep_the_others_waiting_for_a_hung_root(prober: Prober) -> None:
+    prober.prefetch([(gated_root, target("a")), (other, target("a"))])
+    started(prober, 2)
+    prober.expire()  # the budget is spent: nothing waits for the hung root any more
+    wait_until(lambda: "other http[a]" in ORDER, 10, "the other check ran once the run stopped")
+    assert ORDER == ["other http[a]"]
+
+
 def test_requests_is_imported_on_the_main_thread_only_for_kubernetes_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """`requests` must be imported while only the main thread runs (see opsproof.probes.MAIN_THREAD_IMPORTS), and
     only by a run that has Kubernetes checks: no probe module imports it when loaded, so a run of HTTP checks does
