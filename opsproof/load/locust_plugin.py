@@ -1,0 +1,119 @@
+"""opsproof's Locust plugin, loaded beside the locustfile (``locust -f LOCUSTFILE,THIS_FILE``).
+
+Every response time goes into an HdrHistogram per request name (µs, exact — Locust's own percentiles are rounded
+to two significant digits). On a worker (``--processes N``, or master/workers on many machines) the tallies since
+the last report ride along in Locust's own worker report (``report_to_master``) and are merged on the master
+(``worker_report``); the master — or the single local process — writes everything to ``$OPSPROOF_LOAD_RECORD``
+when Locust quits, with each process' CPU use (average over the run, and Locust's own samples).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from opsproof.load.histogram import Tally, merge
+
+RECORD_ENV = "OPSPROOF_LOAD_RECORD"
+
+_tallies: dict[str, Tally] = {}  # this process's, since its last report
+_merged: dict[str, Tally] = {}  # the master's (or the local process'): everything reported so far
+_clock: dict[str, float] = {}
+_cpu: dict[str, Any] = {"samples": [], "start": 0.0}
+_workers: dict[str, dict[str, float]] = {}
+
+
+def _on_request(name: str, response_time: float, exception: BaseException | None = None, **_: Any) -> None:
+    tally = _tallies.get(name)
+    if tally is None:  # not setdefault(name, Tally()): a histogram is 10 MB of counters to allocate
+        tally = _tallies[name] = Tally()
+    tally.record(response_time, exception is not None)
+
+
+def _on_usage(cpu_usage: float, **_: Any) -> None:
+    _cpu["samples"].append(cpu_usage)
+
+
+def _cpu_seconds() -> float:
+    times = os.times()  # this process only, not its children
+    return times.user + times.system
+
+
+def _on_start(**_: Any) -> None:
+    _clock.setdefault("start", time.time())
+    _clock["mono"] = time.monotonic()
+    _cpu["start"] = _cpu_seconds()
+
+
+def _on_stop(**_: Any) -> None:
+    _clock["stop"] = time.time()
+    _cpu["avg"] = _average_cpu()
+
+
+def _average_cpu() -> float:
+    if "mono" not in _clock:
+        return 0.0
+    wall = time.monotonic() - _clock["mono"]
+    return 100 * (_cpu_seconds() - _cpu["start"]) / wall if wall > 0 else 0.0
+
+
+def _usage() -> dict[str, float]:
+    return {"avg": round(_cpu.get("avg", _average_cpu()), 1), "max_sample": max(_cpu["samples"], default=0.0)}
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    data["opsproof"] = {"tallies": {name: t.encode() for name, t in _tallies.items()}, "cpu": _usage()}
+    _tallies.clear()
+
+
+def _add(tallies: dict[str, Tally]) -> None:
+    for name, tally in tallies.items():
+        if name in _merged:
+            _merged[name].add(tally)
+        else:
+            _merged[name] = tally
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    part = data.get("opsproof")
+    if not part:
+        return
+    _add(merge([part["tallies"]]))
+    _workers[client_id] = part["cpu"]
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    path = os.environ.get(RECORD_ENV)
+    if not path or isinstance(environment.runner, WorkerRunner):
+        return
+    _add(_tallies)  # the local runner's own
+    _tallies.clear()
+    stop = _clock.get("stop", time.time())
+    record = {
+        "runner": "master" if isinstance(environment.runner, MasterRunner) else "local",
+        "started": _clock.get("start"), "stopped": stop, "elapsed_s": stop - _clock.get("start", stop),
+        "names": {name: tally.encode() for name, tally in sorted(_merged.items())},
+        "cpu": {"this": _usage(), "workers": _workers},
+        "locust_cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)
+                                   or getattr(environment.runner, "worker_cpu_warning_emitted", False)),
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
+
+
+# registered by hand: Locust's EventHook.add_listener is untyped (and as a decorator it would untype the hook)
+events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
+events.usage_monitor.add_listener(_on_usage)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]
+events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
+events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
