@@ -21,7 +21,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 LATENCY = ("avg", "med", "min", "max")  # besides p(N)
-_FORM = re.compile(r"^\s*(?P<metric>p\(\s*(?P<pct>\d+(?:\.\d+)?)\s*\)|[a-z_]+)\s*(?P<op><=|>=|<|>)\s*"
+_FORM = re.compile(r"^\s*(?P<metric>p\(\s*(?P<pct>\d+(?:\.\d+)?)\s*\)|[a-z_][a-z0-9_]*)\s*(?P<op><=|>=|<|>)\s*"
                    r"(?P<value>\S.*?)\s*$")
 _US = re.compile(r"^(\d+(?:\.\d+)?)\s*(us|µs)$")
 FIX = ("write it like 'p(95) < 200ms', 'p(99) < 1s', 'avg < 50ms', 'error_rate < 0.1%', 'rps >= 50' or "
@@ -44,7 +44,8 @@ class Threshold:
         return self.percentile is not None or self.metric in LATENCY
 
     def shown_bound(self) -> str:
-        return f"{self.op} {show(self.metric, self.bound)}"
+        """``< 200 ms``: the bound as the inventory wrote it, in the unit of the figures beside it."""
+        return f"{self.op} {show(self.metric, self.bound, bound=True)}"
 
 
 def parse(text: str) -> Threshold:
@@ -74,7 +75,9 @@ def parse(text: str) -> Threshold:
         except ValueError:
             raise ValueError(f"{text!r}: {value!r} is not a number. Fix: write {metric} >= 50") from None
         return Threshold(text, metric, op, number)
-    raise ValueError(f"{text!r}: unknown metric {metric!r}. Fix: {FIX}")
+    pct_like = re.fullmatch(r"p(\d+(?:\.\d+)?)", metric)
+    fix = f"write p({pct_like[1]}) for a percentile" if pct_like else FIX
+    raise ValueError(f"{text!r}: unknown metric {metric!r}. Fix: {fix}")
 
 
 def _micros(value: str, text: str) -> float:
@@ -88,19 +91,19 @@ def _micros(value: str, text: str) -> float:
     return micros
 
 
-def show(metric: str, value: float) -> str:
-    """A figure as a verdict shows it: 241.3 ms, 1.25 s, 850 µs, 0.12%, 52.4/s, 18,422."""
+def show(metric: str, value: float, bound: bool = False) -> str:
+    """A figure as a verdict shows it: 241.3 ms, 1.25 s, 850 µs, 0.12%, 52.4/s, 18,422 (a bound: 200 ms, 50/s)."""
     if metric == "error_rate":
         return f"{value * 100:.3g}%"
     if metric == "rps":
-        return f"{value:,.1f}/s"
+        return f"{value:,g}/s" if bound else f"{value:,.1f}/s"
     if metric == "requests":
         return f"{value:,.0f}"
     if value >= 1e6:
-        return f"{value / 1e6:.3g} s" if value < 1e7 else f"{value / 1e6:,.1f} s"
+        return f"{value / 1e6:g} s" if bound else f"{value / 1e6:.2f} s"
     if value >= 1e3:
-        return f"{value / 1e3:.1f} ms"
-    return f"{value:.0f} µs"
+        return f"{value / 1e3:g} ms" if bound else f"{value / 1e3:.1f} ms"
+    return f"{value:g} µs" if bound else f"{value:.0f} µs"
 
 
 @dataclass(frozen=True)
