@@ -1,0 +1,111 @@
+"""The load suite for real: ``pytest load`` runs Locust against the sandbox app, once, with four scenarios — a
+healthy one that passes, a p95 threshold below the app's real latency that fails exactly that threshold, real
+404s and a request that never runs that fail the error rate and the request's threshold, and ``--processes 2``
+whose merged histogram counts exactly the requests Locust itself counted."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import SandboxHelper, SuiteRun, run_suite
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("load")]
+
+ITEMS = [{"name": "item", "path": "/items/7", "weight": 4}, {"name": "list", "path": "/items", "weight": 1}]
+COMMON = {"service": "app", "users": 3, "duration": "3s", "think_time": "20ms"}
+SCENARIOS = {
+    "healthy": {**COMMON, "requests": ITEMS,
+                "thresholds": ["p(95) < 2s", "error_rate < 1%", "requests >= 20"]},
+    "slow": {**COMMON, "requests": ITEMS, "thresholds": ["p(95) < 50us", "error_rate < 1%"]},
+    "broken": {**COMMON, "thresholds": ["error_rate < 1%"], "requests": [
+        {"name": "item", "path": "/items/7", "weight": 2, "thresholds": ["p(99) < 5s"]},
+        {"name": "missing", "path": "/no-such-page", "weight": 1},
+        {"name": "never", "path": "/items/8", "weight": 0, "thresholds": ["p(95) < 5s"]}]},
+    "two-procs": {**COMMON, "processes": 2, "requests": ITEMS, "thresholds": ["p(95) < 2s", "requests >= 20"]},
+}
+
+
+class Runs:
+    def __init__(self, run: SuiteRun, out: Path) -> None:
+        self.run, self.out = run, out
+
+    def outcome(self, scenario: str) -> str:
+        [record] = [r for r in self.run.records if r["target"] == f"load[{scenario}]"]
+        return str(record["outcome"])
+
+    def record(self, scenario: str) -> dict[str, Any]:
+        [path] = (self.out / "load").glob(f"{scenario}-*[0-9]Z.json")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def verdicts(self, scenario: str) -> dict[str, tuple[str, str]]:
+        return {f"{v['subject']} {v['threshold']}": (v["verdict"], v["message"])
+                for v in self.record(scenario)["verdicts"]}
+
+
+@pytest.fixture(scope="module")
+def runs(sandbox: SandboxHelper, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    sandbox.wait_healthy()
+    out = tmp_path_factory.mktemp("load")
+    inventory = sandbox.derive(out, {"load": SCENARIOS})
+    return Runs(run_suite(inventory, out, "-rA", suite="load", timeout=240), out)
+
+
+def test_a_healthy_sandbox_passes_its_scenario(runs: Runs, sandbox: SandboxHelper) -> None:
+    assert runs.outcome("healthy") == "passed", runs.run.output
+    record = runs.record("healthy")
+    assert {v for v, _ in runs.verdicts("healthy").values()} == {"pass"}
+    assert record["total"]["requests"] >= 20
+    assert record["total"]["failures"] == 0
+    assert set(record["names"]) == {"item", "list"}
+    assert record["histograms_us"]["item"]  # the exact histogram, for the readiness report to read
+    assert record["generator"]["runner"] == "local"
+    assert record["generator"]["cpu_percent"] < 90, record["generator"]
+    assert record["command"][record["command"].index("--host") + 1] == sandbox.box.url("app").rstrip("/")
+
+
+def test_a_p95_below_the_app_s_real_latency_fails_exactly_that_threshold(runs: Runs) -> None:
+    assert runs.outcome("slow") == "failed"
+    verdicts = runs.verdicts("slow")
+    assert verdicts["load[slow] error_rate < 1%"][0] == "pass"
+    verdict, message = verdicts["load[slow] p(95) < 50us"]
+    assert verdict == "fail"
+    assert re.fullmatch(r"load\[slow\]: p\(95\) [\d.,]+ (µs|ms|s) over [\d,]+ requests, expected < 50 µs", message)
+    p95 = runs.record("slow")["total"]["us"]["p(95)"]
+    assert p95 > 50
+    assert message in runs.run.output  # the test's failure names it
+
+
+def test_real_errors_and_a_request_that_never_ran_fail_with_their_reason(runs: Runs) -> None:
+    assert runs.outcome("broken") == "failed"
+    record = runs.record("broken")
+    missing = record["names"]["missing"]
+    assert missing["requests"] == missing["failures"] > 0  # every 404 counted as a failure
+    assert "never" not in record["names"]
+    verdicts = runs.verdicts("broken")
+    verdict, message = verdicts["load[broken] error_rate < 1%"]
+    assert verdict == "fail"
+    assert re.fullmatch(rf"load\[broken\]: error_rate [\d.]+% \({missing['failures']:,} failed of "
+                        rf"{record['total']['requests']:,} requests\), expected < 1%", message)
+    assert verdicts["load[broken/never] p(95) < 5s"] == (
+        "fail", "load[broken/never]: p(95): the request never ran (0 requests), expected < 5 s")
+    assert verdicts["load[broken/item] p(99) < 5s"][0] == "pass"
+    assert "2 of 3 thresholds breached" in runs.run.output
+
+
+def test_two_processes_give_one_verdict_over_every_request_locust_counted(runs: Runs) -> None:
+    assert runs.outcome("two-procs") == "passed", runs.run.output
+    record = runs.record("two-procs")
+    assert record["generator"]["runner"] == "master"
+    assert len(record["generator"]["workers"]) == 2
+    assert "--processes" in record["command"]
+    [stats] = (runs.out / "load").glob("two-procs-*_stats.csv")
+    with stats.open() as f:
+        locust = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
+    assert record["total"]["requests"] == locust["Aggregated"] >= 20
+    assert {n: s["requests"] for n, s in record["names"].items()} == {n: locust[n] for n in ("item", "list")}
