@@ -94,7 +94,7 @@ class Tally:
         if metric == "avg":
             h, counts = self.histogram, self.histogram.counts
             used = compress(range(h.counts_len), counts[:h.counts_len])  # the counters in use, found at C speed
-            return sum(counts[i] * _middle(h, h.get_value_from_index(i)) for i in used) / total
+            return float(sum(counts[i] * _middle(h, h.get_value_from_index(i)) for i in used) / total)
         raise ValueError(f"not a latency metric: {metric}")
 
     def summary(self) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class Tally:
 
 def _middle(h: HdrHistogram, value: int) -> float:
     """The middle of the values a counter stands for (the value itself below 262 ms)."""
-    return (value + h.get_highest_equivalent_value(value)) / 2
+    return float(value + h.get_highest_equivalent_value(value)) / 2
 
 
 def merge(reports: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, Tally]:
