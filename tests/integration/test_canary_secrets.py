@@ -164,8 +164,8 @@ def test_every_output_kind_is_collected_and_the_canaries_are_findable(outputs: O
     canary is where it was put — the inventory file and the raw configuration the probes are given."""
     assert set(outputs.text) == set(OUTPUT_KINDS)
     marks = ("http[app]", "postgres[main]", "redis[cache]", "backups[app]", "backups[cache]", "pg-connections",
-             "HTTP Request: GET http://canary:",
-             "load[canary]", "Scenario_canary", "canary-missing")  # the load record; Locust's log; its stats  # the log file names no target: httpx's request line, masked
+             "HTTP Request: GET http://canary:",  # the log file names no target: httpx's request line, masked
+             "load[canary]", "Scenario_canary", "canary-missing")  # the load record; Locust's log; its stats
     unrelated = [kind for kind, text in outputs.text.items() if not any(m in text for m in marks)]
     assert unrelated == []
     inventory = load(outputs.inventory)

@@ -1,18 +1,24 @@
 """The load suite for real: ``pytest load`` runs Locust against the sandbox app, once, with four scenarios — a
 healthy one that passes, a p95 threshold below the app's real latency that fails exactly that threshold, real
 404s and a request that never runs that fail the error rate and the request's threshold, and ``--processes 2``
-whose merged histogram counts exactly the requests Locust itself counted."""
+whose merged histogram counts exactly the requests Locust itself counted; and Ctrl-C leaves no Locust process."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SandboxHelper, SuiteRun, run_suite
+from support import REPO, SandboxHelper, SuiteRun, interruptible, run_suite
+
+from opsproof.util.poll import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("load")]
 
@@ -109,3 +115,39 @@ def test_two_processes_give_one_verdict_over_every_request_locust_counted(runs: 
         locust = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
     assert record["total"]["requests"] == locust["Aggregated"] >= 20
     assert {n: s["requests"] for n, s in record["names"].items()} == {n: locust[n] for n in ("item", "list")}
+
+
+def _locust_processes(marker: str) -> list[int]:
+    """Processes whose environment names this run's record (Locust, its workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_every_locust_process(sandbox: SandboxHelper, tmp_path: Path) -> None:
+    """A run interrupted while Locust and its two workers generate load leaves no Locust process behind."""
+    inventory = sandbox.derive(tmp_path, {"load": {"long": {**SCENARIOS["two-procs"], "duration": "60s"}}})
+    code = (f"from pathlib import Path; from opsproof.inventory import load; from opsproof.load import runner; "
+            f"runner.run(load({str(inventory)!r}), 'long', Path({str(tmp_path)!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, preexec_fn=interruptible,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    marker = str(tmp_path / "load")
+    try:
+        wait_until(lambda: any("All users spawned" in p.read_text() for p in (tmp_path / "load").glob("*.log")),
+                   30, "Locust spawned its users")
+        assert len(_locust_processes(marker)) == 3  # the master and its two workers
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert b"KeyboardInterrupt" in out
+    try:
+        wait_until(lambda: not _locust_processes(marker), 5, "every Locust process gone")
+    finally:  # when the test fails, what it found is not left running
+        for pid in _locust_processes(marker):
+            os.kill(pid, signal.SIGKILL)
