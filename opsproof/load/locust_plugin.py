@@ -18,15 +18,26 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from opsproof.load.histogram import Tally, merge
+from opsproof.load.histogram import Tally, merge, micros
 
 RECORD_ENV = "OPSPROOF_LOAD_RECORD"
+RAW_ENV = "OPSPROOF_LOAD_RAW"  # a folder: every sample also written there, RUN-PID.tsv per process (tests, bench)
 
 _tallies: dict[str, Tally] = {}  # this process's, since its last report
 _merged: dict[str, Tally] = {}  # the master's (or the local process'): everything reported so far
 _clock: dict[str, float] = {}
 _cpu: dict[str, Any] = {"samples": [], "start": 0.0}
 _workers: dict[str, dict[str, float]] = {}
+_raw: list[str] = []  # "name\tµs" lines not yet written
+
+
+def _flush_raw() -> None:
+    folder = os.environ.get(RAW_ENV)
+    if folder and _raw:
+        run = os.path.basename(os.environ.get(RECORD_ENV, "run")).removesuffix(".raw.json")
+        with open(os.path.join(folder, f"{run}-{os.getpid()}.tsv"), "a") as f:
+            f.writelines(_raw)
+        _raw.clear()
 
 
 def _on_request(name: str, response_time: float, exception: BaseException | None = None, **_: Any) -> None:
@@ -34,6 +45,8 @@ def _on_request(name: str, response_time: float, exception: BaseException | None
     if tally is None:  # not setdefault(name, Tally()): a histogram is 10 MB of counters to allocate
         tally = _tallies[name] = Tally()
     tally.record(response_time, exception is not None)
+    if RAW_ENV in os.environ:
+        _raw.append(f"{name}\t{micros(response_time)}\n")
 
 
 def _on_usage(cpu_usage: float, **_: Any) -> None:
@@ -70,6 +83,7 @@ def _usage() -> dict[str, float]:
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     data["opsproof"] = {"tallies": {name: t.encode() for name, t in _tallies.items()}, "cpu": _usage()}
     _tallies.clear()
+    _flush_raw()
 
 
 def _add(tallies: dict[str, Tally]) -> None:
@@ -89,6 +103,7 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:
+    _flush_raw()
     path = os.environ.get(RECORD_ENV)
     if not path or isinstance(environment.runner, WorkerRunner):
         return

@@ -59,7 +59,10 @@ def runs(sandbox: SandboxHelper, tmp_path_factory: pytest.TempPathFactory) -> Ru
     sandbox.wait_healthy()
     out = tmp_path_factory.mktemp("load")
     inventory = sandbox.derive(out, {"load": SCENARIOS})
-    return Runs(run_suite(inventory, out, "-rA", suite="load", timeout=240), out)
+    raw = out / "raw"
+    raw.mkdir()  # every sample, as a side log, one file per Locust process (the plugin's OPSPROOF_LOAD_RAW)
+    return Runs(run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)}),
+                out)
 
 
 def test_a_healthy_sandbox_passes_its_scenario(runs: Runs, sandbox: SandboxHelper) -> None:
@@ -115,6 +118,32 @@ def test_two_processes_give_one_verdict_over_every_request_locust_counted(runs: 
         locust = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
     assert record["total"]["requests"] == locust["Aggregated"] >= 20
     assert {n: s["requests"] for n, s in record["names"].items()} == {n: locust[n] for n in ("item", "list")}
+
+
+def _rank(samples: list[int], pct: float) -> int:
+    """HdrHistogram's rank rule (the value at rank round(N × p / 100), at least 1), on the raw samples."""
+    ordered = sorted(samples)
+    return ordered[max(int(pct * len(ordered) / 100 + 0.5), 1) - 1]
+
+
+def test_merged_percentiles_equal_the_raw_samples_to_the_microsecond(runs: Runs) -> None:
+    """Every sample also went to a side log, one file per Locust process: the two workers' samples of the
+    ``--processes 2`` run give exactly the merged record's percentiles (all below 262 ms: kept to the µs)."""
+    files = sorted((runs.out / "raw").glob("two-procs-*.tsv"))
+    by_name: dict[str, list[int]] = {}
+    for path in files:
+        for line in path.read_text().splitlines():
+            name, us = line.split("\t")
+            by_name.setdefault(name, []).append(int(us))
+    assert len(files) == 2  # the workers generated the load, the master none
+    record = runs.record("two-procs")
+    every = [us for samples in by_name.values() for us in samples]
+    assert len(every) == record["total"]["requests"]
+    assert max(every) < 262_000
+    for pct in (50, 90, 95, 99, 99.9, 100):
+        assert record["total"]["us"][f"p({pct:g})"] == _rank(every, pct), pct
+    for name, samples in by_name.items():
+        assert record["names"][name]["us"]["p(95)"] == _rank(samples, 95), name
 
 
 def _locust_processes(marker: str) -> list[int]:
