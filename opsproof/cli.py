@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     from opsproof.chaos.cli import register as register_chaos
 
     register_chaos(sub)
+    from opsproof.load.cli import register as register_load
+
+    register_load(sub)
     args = parser.parse_args(argv)
     mask_client_logs()
     try:

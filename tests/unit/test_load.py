@@ -230,3 +230,17 @@ def test_load_on_production_is_refused_before_anything_runs(tmp_path: Path) -> N
                                                  r"staging inventory, or pass --allow-destructive"):
         runner.run(inv, "browse", tmp_path)
     assert not (tmp_path / "load").exists()
+
+
+def test_opsproof_load_refuses_unknown_scenarios_and_production(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from opsproof.cli import main
+
+    path = tmp_path / "inv.yaml"
+    path.write_text(BASE)
+    assert main(["load", "--inventory", str(path), "brwse", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"opsproof: no load scenario 'brwse' in {path}. Known: browse\n"
+    path.write_text("production: true\n" + BASE)
+    assert main(["load", "--inventory", str(path), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("opsproof: load[browse]: environment 'staging' is marked production")
+    assert not (tmp_path / "load").exists()
