@@ -52,10 +52,12 @@ class LoadRequest(_Model):
 
 
 class LoadScenario(_Model):
-    """A closed-model Locust run: ``users`` users, each making its requests one after another."""
+    """A closed-model Locust run: ``users`` users, each making its requests one after another — the ``requests``
+    listed here, or those of a locustfile of your own (``locustfile:``, given Locust's ``--host``)."""
 
     service: str = Field(min_length=1, description="the name of an http entry, e.g. app")
-    requests: list[LoadRequest] = Field(min_length=1)
+    requests: list[LoadRequest] = Field(default_factory=list)
+    locustfile: str | None = Field(None, pattern=r"\.py$", description="load/locustfiles/catalogue.py")
     users: int = Field(ge=1, le=100_000)
     spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
     duration: Seconds = Field(gt=0, le=24 * 3600, description="30s")
@@ -64,9 +66,20 @@ class LoadScenario(_Model):
     timeout_s: float = Field(10, gt=0, le=300)  # a request not answered in time fails
     headers: dict[str, str] = Field(default_factory=dict)  # sent with every request
     thresholds: list[ThresholdText] = Field(default_factory=list)
+    # per request name, as Locust groups requests (the names a locustfile of your own gives them)
+    request_thresholds: dict[str, list[ThresholdText]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _requests(self) -> LoadScenario:
+        if bool(self.requests) == bool(self.locustfile):
+            which = "both" if self.requests else "neither"
+            raise ValueError(f"requests: a scenario has either requests: or a locustfile:, not {which}. Fix: list "
+                             "its requests, or name the locustfile")
+        if self.locustfile:
+            if not self.thresholds and not self.request_thresholds:
+                raise ValueError("thresholds: the scenario has none, so it could never fail. Fix: add one, e.g. "
+                                 "thresholds: ['p(95) < 200ms', 'error_rate < 1%']")
+            return self
         seen: dict[str, int] = {}
         for i, request in enumerate(self.requests):
             if request.label in seen:
@@ -75,12 +88,20 @@ class LoadScenario(_Model):
             seen[request.label] = i
         if not any(r.weight for r in self.requests):
             raise ValueError("requests: every weight is 0, so no request would run. Fix: give one a weight ≥ 1")
-        if not self.thresholds and not any(r.thresholds for r in self.requests):
+        unknown = [n for n in self.request_thresholds if n not in seen]
+        if unknown:
+            raise ValueError(f"request_thresholds: {unknown[0]!r} is not the name of a request of this scenario. "
+                             f"Fix: use one of {', '.join(seen)}")
+        if not self.thresholds and not self.request_thresholds and not any(r.thresholds for r in self.requests):
             raise ValueError("thresholds: the scenario has none, so it could never fail. Fix: add one, e.g. "
                              "thresholds: ['p(95) < 200ms', 'error_rate < 1%']")
         return self
 
     @property
-    def request_thresholds(self) -> dict[str, list[str]]:
-        return {r.label: list(r.thresholds) for r in self.requests if r.thresholds}
+    def thresholds_by_name(self) -> dict[str, list[str]]:
+        """Every request name's thresholds: its own (``requests[].thresholds``) and ``request_thresholds``."""
+        found = {r.label: list(r.thresholds) for r in self.requests if r.thresholds}
+        for name, texts in self.request_thresholds.items():
+            found[name] = [*found.get(name, []), *texts]
+        return found
 

@@ -147,11 +147,15 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
     base = stem.with_suffix("")
     record_path, log_path, raw = Path(f"{base}.json"), Path(f"{base}.log"), Path(f"{base}.raw.json")
     data = spec(inv, name)
+    own = Path(scenario.locustfile).resolve() if scenario.locustfile else None
+    if own is not None and not own.is_file():
+        raise LoadError(f"load[{name}]: locustfile: no file at {own}. Fix: give its path (relative to the directory "
+                        "the run starts in)")
     private = Path(tempfile.mkdtemp(prefix="opsproof-load-"))  # 0700: the locustfile holds the headers
     try:
         generated = private / f"locustfile_{output.slug(name)}.py"
         generated.write_text(locustfile(data))
-        cmd = command(scenario, [generated, PLUGIN], data["host"], base)
+        cmd = command(scenario, [own or generated, PLUGIN], data["host"], base)
         env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1"}
         started = time.time()
         with open(log_path, "wb") as log:
@@ -198,7 +202,7 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
     def figures(t: histogram.Tally) -> Figures:
         return Figures(t.requests, t.failures, elapsed, t.latency_us)
 
-    verdicts = judge_all(name, list(scenario.thresholds), scenario.request_thresholds,
+    verdicts = judge_all(name, list(scenario.thresholds), scenario.thresholds_by_name,
                          {n: figures(t) for n, t in tallies.items()}, figures(whole), cpu)
     shown = Redactor(inv.secrets)
     record = {

@@ -33,6 +33,9 @@ SCENARIOS = {
         {"name": "missing", "path": "/no-such-page", "weight": 1},
         {"name": "never", "path": "/items/8", "weight": 0, "thresholds": ["p(95) < 5s"]}]},
     "two-procs": {**COMMON, "processes": 2, "requests": ITEMS, "thresholds": ["p(95) < 2s", "requests >= 20"]},
+    # a locustfile of the user's own; a threshold on a misspelled request name
+    "own-file": {**COMMON, "locustfile": str(REPO / "load" / "locustfiles" / "catalogue.py"),
+                 "request_thresholds": {"item": ["p(95) < 2s"], "itme": ["p(95) < 2s"]}},
 }
 
 
@@ -105,6 +108,15 @@ def test_real_errors_and_a_request_that_never_ran_fail_with_their_reason(runs: R
         "fail", "load[broken/never]: p(95): the request never ran (0 requests), expected < 5 s")
     assert verdicts["load[broken/item] p(99) < 5s"][0] == "pass"
     assert "2 of 3 thresholds breached" in runs.run.output
+
+
+def test_a_locustfile_of_one_s_own_is_judged_by_its_request_names(runs: Runs) -> None:
+    assert runs.outcome("own-file") == "failed"
+    verdicts = runs.verdicts("own-file")
+    assert verdicts["load[own-file/item] p(95) < 2s"][0] == "pass"
+    assert verdicts["load[own-file/itme] p(95) < 2s"] == (
+        "fail", "load[own-file/itme]: p(95): the request never ran (0 requests), expected < 2 s")
+    assert set(runs.record("own-file")["names"]) == {"item", "list"}
 
 
 def test_two_processes_give_one_verdict_over_every_request_locust_counted(runs: Runs) -> None:

@@ -170,7 +170,7 @@ def test_a_load_section_is_typed() -> None:
     scenario = inv.load["browse"]
     assert (scenario.users, scenario.duration, scenario.spawn_rate, scenario.processes) == (10, 30.0, None, 1)
     assert [r.label for r in scenario.requests] == ["item", "POST /items"]
-    assert scenario.request_thresholds == {"item": ["p(99) < 500ms"]}
+    assert scenario.thresholds_by_name == {"item": ["p(99) < 500ms"]}
     assert {"tok-load-123", "Bearer tok-load-123"} <= inv.secrets
 
 
@@ -244,3 +244,17 @@ def test_opsproof_load_refuses_unknown_scenarios_and_production(tmp_path: Path,
     assert main(["load", "--inventory", str(path), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("opsproof: load[browse]: environment 'staging' is marked production")
     assert not (tmp_path / "load").exists()
+
+
+def test_a_scenario_has_its_requests_or_a_locustfile_of_its_own() -> None:
+    own = BASE.split("    requests:")[0] + "    locustfile: load/locustfiles/catalogue.py\n" \
+        "    request_thresholds: {itme: ['p(95) < 1s']}\n"
+    scenario = loads(own).load["browse"]
+    assert scenario.locustfile == "load/locustfiles/catalogue.py"
+    assert scenario.thresholds_by_name == {"itme": ["p(95) < 1s"]}  # judged at run time: a name that never ran fails
+    with pytest.raises(InventoryError, match=r"load\.browse: requests: a scenario has either requests: or a "
+                                             r"locustfile:, not both\. Fix:"):
+        loads(BASE + "    locustfile: x.py\n")
+    with pytest.raises(InventoryError, match=r"load\.browse: request_thresholds: 'itme' is not the name of a request "
+                                             r"of this scenario\. Fix: use one of item, POST /items"):
+        loads(BASE + "    request_thresholds: {itme: ['p(95) < 1s']}\n")
