@@ -29,6 +29,7 @@ from opsproof.inventory.load import LoadScenario
 from opsproof.load import histogram
 from opsproof.load.thresholds import Figures, Verdict, judge_all
 from opsproof.redact import Redactor
+from opsproof.util.process import free_port
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
 STARTUP_GRACE_S = 30.0  # Locust's start-up (imports, forking workers) and its stop, beyond the scenario's duration
@@ -104,15 +105,16 @@ def locustfile(data: dict[str, Any]) -> str:
             "ScenarioUser = user_class(SPEC)\n")
 
 
-def command(scenario: LoadScenario, files: list[Path], host: str, out: Path) -> list[str]:
+def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, master_port: int = 5557) -> list[str]:
     users = scenario.users
     rate = scenario.spawn_rate or users
     cmd = [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--headless",
            "-u", str(users), "-r", f"{rate:g}", "-t", f"{max(1, round(scenario.duration))}s", "--host", host,
            "--stop-timeout", str(STOP_TIMEOUT_S), "--exit-code-on-error", "0", "--only-summary",
            "--csv", str(out), "--html", f"{out}.html"]
-    if scenario.processes > 1:
-        cmd += ["--processes", str(scenario.processes)]
+    if scenario.processes > 1:  # master and workers talk over a loopback port of their own (5557 may be taken)
+        cmd += ["--processes", str(scenario.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                str(master_port), "--master-host", "127.0.0.1", "--master-port", str(master_port)]
     return cmd
 
 
@@ -155,7 +157,8 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
     try:
         generated = private / f"locustfile_{output.slug(name)}.py"
         generated.write_text(locustfile(data))
-        cmd = command(scenario, [own or generated, PLUGIN], data["host"], base)
+        port = free_port() if scenario.processes > 1 else 5557
+        cmd = command(scenario, [own or generated, PLUGIN], data["host"], base, port)
         env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1"}
         started = time.time()
         with open(log_path, "wb") as log:
