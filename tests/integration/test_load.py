@@ -6,6 +6,8 @@ whose merged histogram counts exactly the requests Locust itself counted; and Ct
 from __future__ import annotations
 
 import csv
+import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support import REPO, SandboxHelper, SuiteRun, interruptible, run_suite
 
 from opsproof.util.poll import wait_until
@@ -57,18 +60,34 @@ class Runs:
                 for v in self.record(scenario)["verdicts"]}
 
 
-@pytest.fixture(scope="module")
-def runs(sandbox: SandboxHelper, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def _run_the_suite(sandbox: SandboxHelper, out: Path) -> SuiteRun:
     sandbox.wait_healthy()
-    out = tmp_path_factory.mktemp("load")
     inventory = sandbox.derive(out, {"load": SCENARIOS})
     raw = out / "raw"
     raw.mkdir()  # every sample, as a side log, one file per Locust process (the plugin's OPSPROOF_LOAD_RAW)
-    return Runs(run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)}),
-                out)
+    return run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)})
 
 
-def test_a_healthy_sandbox_passes_its_scenario(runs: Runs, sandbox: SandboxHelper) -> None:
+@pytest.fixture(scope="module")
+def runs(sandbox: SandboxHelper, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Runs:
+    """The load suite, run once per session: under pytest-xdist the first worker to get here runs it and the
+    other reads its results (the xdist_group mark does not keep a module on one worker with pytest 9.2 and
+    xdist 3.8: xdist sets ``item._nodeid``, which pytest 9 no longer reads)."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("load")
+        return Runs(_run_the_suite(sandbox, out), out)
+    shared = tmp_path_factory.getbasetemp().parent / "load-suite"  # this session's, common to its workers
+    shared.mkdir(exist_ok=True)
+    done = shared / "run.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the suite runs
+        if not done.exists():
+            run = _run_the_suite(sandbox, shared)
+            done.write_text(json.dumps(dataclasses.asdict(run)))
+    return Runs(SuiteRun(**json.loads(done.read_text())), shared)
+
+
+def test_a_healthy_sandbox_passes_its_scenario(runs: Runs) -> None:
     assert runs.outcome("healthy") == "passed", runs.run.output
     record = runs.record("healthy")
     assert {v for v, _ in runs.verdicts("healthy").values()} == {"pass"}
@@ -78,7 +97,8 @@ def test_a_healthy_sandbox_passes_its_scenario(runs: Runs, sandbox: SandboxHelpe
     assert record["histograms_us"]["item"]  # the exact histogram, for the readiness report to read
     assert record["generator"]["runner"] == "local"
     assert record["generator"]["cpu_percent"] < 90, record["generator"]
-    assert record["command"][record["command"].index("--host") + 1] == sandbox.box.url("app").rstrip("/")
+    inventory = yaml.safe_load((runs.out / "inventory.yaml").read_text())
+    assert record["command"][record["command"].index("--host") + 1] == inventory["http"]["app"]["url"].rstrip("/")
 
 
 def test_a_p95_below_the_app_s_real_latency_fails_exactly_that_threshold(runs: Runs) -> None:
