@@ -61,6 +61,7 @@ class LoadScenario(_Model):
     users: int = Field(ge=1, le=100_000)
     spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
     duration: Seconds = Field(gt=0, le=24 * 3600, description="30s")
+    max_requests: int = Field(10_000_000, ge=1)  # a hard bound: the run stops there even before its duration
     processes: int = Field(1, ge=1, le=256)  # Locust's --processes: one worker per core of this machine
     think_time: Seconds = Field(0.0, ge=0, le=3600)  # each user's pause between two requests
     timeout_s: float = Field(10, gt=0, le=300)  # a request not answered in time fails

@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -21,6 +22,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from opsproof.load.histogram import Tally, merge, micros
 
 RECORD_ENV = "OPSPROOF_LOAD_RECORD"
+MAX_ENV = "OPSPROOF_LOAD_MAX_REQUESTS"  # the run's hard bound on requests: the master (or local process) quits there
 RAW_ENV = "OPSPROOF_LOAD_RAW"  # a folder: every sample also written there, RUN-PID.tsv per process (tests, bench)
 
 _tallies: dict[str, Tally] = {}  # this process's, since its last report
@@ -29,6 +31,21 @@ _clock: dict[str, float] = {}
 _cpu: dict[str, Any] = {"samples": [], "start": 0.0}
 _workers: dict[str, dict[str, float]] = {}
 _raw: list[str] = []  # "name\tµs" lines not yet written
+_bound: dict[str, Any] = {"env": None, "count": 0, "hit": False}
+
+
+def _on_init(environment: Environment, **_: Any) -> None:
+    _bound["env"] = environment
+
+
+def _count(n: int) -> None:
+    """Count requests toward the bound (local process: each one; master: each worker report's) and quit once."""
+    _bound["count"] += n
+    limit = int(os.environ.get(MAX_ENV) or 0)
+    env = _bound["env"]
+    if limit and not _bound["hit"] and _bound["count"] >= limit and env is not None and env.runner is not None:
+        _bound["hit"] = True
+        gevent.spawn(env.runner.quit)
 
 
 def _flush_raw() -> None:
@@ -45,6 +62,8 @@ def _on_request(name: str, response_time: float, exception: BaseException | None
     if tally is None:  # not setdefault(name, Tally()): a histogram is 10 MB of counters to allocate
         tally = _tallies[name] = Tally()
     tally.record(response_time, exception is not None)
+    if _bound["env"] is not None and not isinstance(_bound["env"].runner, WorkerRunner):
+        _count(1)
     if RAW_ENV in os.environ:
         _raw.append(f"{name}\t{micros(response_time)}\n")
 
@@ -98,7 +117,9 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     part = data.get("opsproof")
     if not part:
         return
-    _add(merge([part["tallies"]]))
+    reported = merge([part["tallies"]])
+    _add(reported)
+    _count(sum(t.requests for t in reported.values()))
     _workers[client_id] = part["cpu"]
 
 
@@ -115,6 +136,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         "started": _clock.get("start"), "stopped": stop, "elapsed_s": stop - _clock.get("start", stop),
         "names": {name: tally.encode() for name, tally in sorted(_merged.items())},
         "cpu": {"this": _usage(), "workers": _workers},
+        "stopped_by": "max_requests" if _bound["hit"] else "duration",
         "locust_cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)
                                    or getattr(environment.runner, "worker_cpu_warning_emitted", False)),
     }
@@ -125,6 +147,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
 
 
 # registered by hand: Locust's EventHook.add_listener is untyped (and as a decorator it would untype the hook)
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
 events.usage_monitor.add_listener(_on_usage)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]

@@ -159,7 +159,8 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
         generated.write_text(locustfile(data))
         port = free_port() if scenario.processes > 1 else 5557
         cmd = command(scenario, [own or generated, PLUGIN], data["host"], base, port)
-        env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1",
+               "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests)}
         started = time.time()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -210,7 +211,7 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
     shown = Redactor(inv.secrets)
     record = {
         "schema": SCHEMA, "scenario": name, "environment": inv.environment, "service": scenario.service,
-        "started": started, "elapsed_s": elapsed, "locust_exit_code": code,
+        "started": started, "elapsed_s": elapsed, "locust_exit_code": code, "stopped_by": measured["stopped_by"],
         "command": [shown(c) for c in cmd], "settings": json.loads(shown(json.dumps(
             scenario.model_dump(mode="json", exclude={"headers"}) | {"requests": [
                 r.model_dump(mode="json", exclude={"headers", "body"}) for r in scenario.requests]}))),

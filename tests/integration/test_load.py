@@ -36,6 +36,8 @@ SCENARIOS = {
         {"name": "missing", "path": "/no-such-page", "weight": 1},
         {"name": "never", "path": "/items/8", "weight": 0, "thresholds": ["p(95) < 5s"]}]},
     "two-procs": {**COMMON, "processes": 2, "requests": ITEMS, "thresholds": ["p(95) < 2s", "requests >= 20"]},
+    # the hard bound on requests ends the run long before its duration
+    "bounded": {**COMMON, "duration": "60s", "max_requests": 40, "requests": ITEMS, "thresholds": ["requests >= 40"]},
     # a locustfile of the user's own; a threshold on a misspelled request name
     "own-file": {**COMMON, "locustfile": str(REPO / "load" / "locustfiles" / "catalogue.py"),
                  "request_thresholds": {"item": ["p(95) < 2s"], "itme": ["p(95) < 2s"]}},
@@ -128,6 +130,14 @@ def test_real_errors_and_a_request_that_never_ran_fail_with_their_reason(runs: R
         "fail", "load[broken/never]: p(95): the request never ran (0 requests), expected < 5 s")
     assert verdicts["load[broken/item] p(99) < 5s"][0] == "pass"
     assert "2 of 3 thresholds breached" in runs.run.output
+
+
+def test_the_request_bound_stops_a_run_before_its_duration(runs: Runs) -> None:
+    assert runs.outcome("bounded") == "passed", runs.run.output
+    record = runs.record("bounded")
+    assert record["stopped_by"] == "max_requests"
+    assert 40 <= record["total"]["requests"] < 200  # users × in-flight requests past the bound, not 60 s of load
+    assert record["elapsed_s"] < 30
 
 
 def test_a_locustfile_of_one_s_own_is_judged_by_its_request_names(runs: Runs) -> None:
