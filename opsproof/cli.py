@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     from opsproof.chaos.cli import register as register_chaos
 
     register_chaos(sub)
+    from opsproof.load.cli import register as register_load
+
+    register_load(sub)
     args, extra = parser.parse_known_args(argv)
     if args.command == "chaos" and not any(a.startswith("-") for a in extra):
         args.experiments += [Path(a) for a in extra]  # options anywhere: `chaos run --inventory X FILE`

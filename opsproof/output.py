@@ -57,6 +57,10 @@ def chaos(out: Path) -> Path:
     return out / "chaos"
 
 
+def load(out: Path) -> Path:
+    return out / "load"
+
+
 def slug(text: str, limit: int = 60) -> str:
     """``"Redis down: the cache fails open"`` → ``redis-down-the-cache-fails-open`` (cut at a word, ≤ limit)."""
     words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -147,6 +147,12 @@ def _collect_secrets(inv: Inventory) -> set[str]:
                 found |= url_secrets(scratch.dsn)
             for replica in getattr(entry, "replicas", {}).values():
                 found |= url_secrets(replica.dsn)
+    for scenario in inv.load.values():
+        for headers in (scenario.headers, *(r.headers for r in scenario.requests)):
+            for header, value in headers.items():
+                if SECRET_HEADER.search(header):
+                    found.add(value)
+                    found.update(value.split()[1:])
     return {s for s in found if s}
 
 

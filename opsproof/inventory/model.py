@@ -27,6 +27,7 @@ from opsproof.inventory.entries import (
     Slo,
     TlsEndpoint,
 )
+from opsproof.inventory.load import LoadScenario
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
 
@@ -57,11 +58,13 @@ class Inventory(_Model):
     slo: dict[str, Slo] = Field(default_factory=dict)
     backups: dict[str, Backups] = Field(default_factory=dict)
     tolerances: Tolerances = Field(default_factory=Tolerances)
+    load: dict[str, LoadScenario] = Field(default_factory=dict)  # Locust scenarios (not targets: no checks)
 
     _source: str = PrivateAttr(default="<inventory>")
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
-    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups")
+    @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
+                     "load")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
@@ -90,6 +93,11 @@ class Inventory(_Model):
                     slo._source = self.prometheus[slo.prometheus]
                 for pname, prom in self.prometheus.items():
                     prom._slo_deploys = tuple((n, s.deployed_at) for n, s in self.slo.items() if s.prometheus == pname)
+        for name, scenario in self.load.items():
+            if scenario.service not in self.http:
+                known = ", ".join(self.http) or "(none: add an http entry)"
+                raise EntryProblem(("load", name, "service"), f"{scenario.service!r} is not an http entry of this "
+                                   f"inventory. Fix: name one of: {known}")
         _no_cycle(self)
         return self
 

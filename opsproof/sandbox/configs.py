@@ -120,5 +120,11 @@ def inventory(box: Sandbox) -> dict[str, Any]:
                     "freshness_query": "SELECT max(updated_at) FROM public.items"},
             "cache": {"redis": "cache", "fresh": True, "rpo": "1h", "rto": "1m", "sample": 50},
         },
+        # `pytest load`: a short browse of the catalogue, gated like the SLO and the HighLatency rule
+        "load": {"browse": {
+            "service": "app", "users": 5, "spawn_rate": 5, "duration": "10s", "think_time": "50ms",
+            "thresholds": ["p(95) < 300ms", "error_rate < 1%", "requests >= 100"],
+            "requests": [{"name": "item", "path": "/items/42", "weight": 4, "thresholds": ["p(99) < 500ms"]},
+                         {"name": "list", "path": "/items", "weight": 1}]}},
     }
     return inventory

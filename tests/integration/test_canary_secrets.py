@@ -58,6 +58,10 @@ class Outputs:
         data["postgres"]["main"]["max_connection_ratio"] = 0.0001  # fails
         data["redis"]["cache"]["eviction_policy"] = "noeviction"  # fails
         data["backups"]["cache"]["sample"] = 5
+        data["load"] = {"canary": {  # the app entry's URL and headers, a token in a query: one threshold fails
+            "service": "app", "users": 2, "duration": "2s", "think_time": "50ms",
+            "headers": {"X-Load-Token": TOKEN}, "thresholds": ["p(95) < 1us", "error_rate < 100%"],
+            "requests": [{"path": f"/items/1?token={TOKEN}"}, {"name": "canary-missing", "path": "/no-such-page"}]}}
         path = self.root / "inventory.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
@@ -85,6 +89,7 @@ class Outputs:
         self._maintenance()
         self._drill()
         self._chaos()
+        self._load()
 
     def _maintenance(self) -> None:
         out = self.root / "maint"
@@ -126,13 +131,23 @@ class Outputs:
                                              "--sandbox-dir", str(self.box.box.dir), "--out", str(out))
         self.text["chaos evidence"] = _files(out / "chaos", "*.json")
 
+    def _load(self) -> None:
+        out = self.root / "load-out"
+        run = run_suite(self.inventory, out, "-vv", "-rA", "-l", suite="load")
+        assert run.code == 1, run.output  # the p(95) threshold failed, and nothing else went wrong
+        self.text["stdout load"] = run.output
+        self.text["load record"] = _files(out / "load", "*Z.json")
+        self.text["Locust log"] = _files(out / "load", "*.log")
+        self.text["Locust CSV and HTML"] = _files(out / "load", "*.csv") + _files(out / "load", "*.html")
+
 
 OUTPUT_KINDS = (
     "stdout -vv -rA", "stdout -l --full-trace", "stdout -vvv -l", "stdout --setup-show", "stdout log_cli DEBUG",
     "--log-file DEBUG", "stdout allure", "Allure results", "JUnit XML", "JUnit XML with DEBUG logs", "results.jsonl",
     "baseline capture stdout", "baselines/LABEL.json", "stdout post_maintenance", "baseline-diff-LABEL.json",
     "stdout dr_drill", "drill evidence", "backup stdout", "chaos run stdout", "chaos evidence",
-    # to add as they land: load (locust stats, SLO verdicts), report (html, md, json)
+    "stdout load", "load record", "Locust log", "Locust CSV and HTML",
+    # to add as they land: report (html, md, json)
 )
 
 
@@ -149,7 +164,8 @@ def test_every_output_kind_is_collected_and_the_canaries_are_findable(outputs: O
     canary is where it was put — the inventory file and the raw configuration the probes are given."""
     assert set(outputs.text) == set(OUTPUT_KINDS)
     marks = ("http[app]", "postgres[main]", "redis[cache]", "backups[app]", "backups[cache]", "pg-connections",
-             "HTTP Request: GET http://canary:")  # the log file names no target: httpx's request line, masked
+             "HTTP Request: GET http://canary:",  # the log file names no target: httpx's request line, masked
+             "load[canary]", "Scenario_canary", "canary-missing")  # the load record; Locust's log; its stats
     unrelated = [kind for kind, text in outputs.text.items() if not any(m in text for m in marks)]
     assert unrelated == []
     inventory = load(outputs.inventory)

@@ -11,7 +11,7 @@ from opsproof.util import durations
 from opsproof.util.errors import reason, typed_reason
 from opsproof.util.poll import Expired, wait_until
 
-PACKAGE = Path(__file__).resolve().parent.parent / "opsproof"
+PACKAGE = Path(__file__).resolve().parents[2] / "opsproof"  # tests/unit/ → the repository
 
 
 def imports(folder: str) -> set[tuple[str, str]]:
@@ -93,3 +93,19 @@ def test_the_reason_of_an_exception_with_an_empty_message() -> None:
     assert reason(OSError("")) == "OSError"  # the copy in probes/postgres.py raised IndexError here
     assert typed_reason(OSError("")) == "OSError"
     assert typed_reason(OSError("  refused\nDETAIL: more")) == "OSError: refused"
+
+
+def test_load_knows_neither_the_sandbox_nor_the_plugin() -> None:
+    assert {(f, m) for f, m in imports("load") if m.startswith(("opsproof.sandbox", "opsproof.plugin"))} == set()
+
+
+def test_only_what_locust_loads_imports_locust() -> None:
+    """``import locust`` monkey-patches the process with gevent: opsproof's own process must never do it."""
+    found = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "locust" or n.startswith("locust.") for n in names):
+                found.add(str(path.relative_to(PACKAGE)))
+    assert found == {"load/locust_plugin.py", "load/users.py"}

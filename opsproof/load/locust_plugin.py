@@ -1,0 +1,157 @@
+"""opsproof's Locust plugin, loaded beside the locustfile (``locust -f LOCUSTFILE,THIS_FILE``).
+
+Every response time goes into an HdrHistogram per request name (µs, exact — Locust's own percentiles are rounded
+to two significant digits). On a worker (``--processes N``, or master/workers on many machines) the tallies since
+the last report ride along in Locust's own worker report (``report_to_master``) and are merged on the master
+(``worker_report``); the master — or the single local process — writes everything to ``$OPSPROOF_LOAD_RECORD``
+when Locust quits, with each process' CPU use (average over the run, and Locust's own samples).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from opsproof.load.histogram import Tally, merge, micros
+
+RECORD_ENV = "OPSPROOF_LOAD_RECORD"
+MAX_ENV = "OPSPROOF_LOAD_MAX_REQUESTS"  # the run's hard bound on requests: the master (or local process) quits there
+RAW_ENV = "OPSPROOF_LOAD_RAW"  # a folder: every sample also written there, RUN-PID.tsv per process (tests, bench)
+
+_tallies: dict[str, Tally] = {}  # this process's, since its last report
+_merged: dict[str, Tally] = {}  # the master's (or the local process'): everything reported so far
+_clock: dict[str, float] = {}
+_cpu: dict[str, Any] = {"samples": [], "start": 0.0}
+_workers: dict[str, dict[str, float]] = {}
+_raw: list[str] = []  # "name\tµs" lines not yet written
+_bound: dict[str, Any] = {"env": None, "count": 0, "hit": False}
+
+
+def _on_init(environment: Environment, **_: Any) -> None:
+    _bound["env"] = environment
+
+
+def _count(n: int) -> None:
+    """Count requests toward the bound (local process: each one; master: each worker report's) and quit once."""
+    _bound["count"] += n
+    limit = int(os.environ.get(MAX_ENV) or 0)
+    env = _bound["env"]
+    if limit and not _bound["hit"] and _bound["count"] >= limit and env is not None and env.runner is not None:
+        _bound["hit"] = True
+        gevent.spawn(env.runner.quit)
+
+
+def _flush_raw() -> None:
+    folder = os.environ.get(RAW_ENV)
+    if folder and _raw:
+        run = os.path.basename(os.environ.get(RECORD_ENV, "run")).removesuffix(".raw.json")
+        with open(os.path.join(folder, f"{run}-{os.getpid()}.tsv"), "a") as f:
+            f.writelines(_raw)
+        _raw.clear()
+
+
+def _on_request(name: str, response_time: float, exception: BaseException | None = None, **_: Any) -> None:
+    tally = _tallies.get(name)
+    if tally is None:  # not setdefault(name, Tally()): a histogram is 10 MB of counters to allocate
+        tally = _tallies[name] = Tally()
+    tally.record(response_time, exception is not None)
+    if _bound["env"] is not None and not isinstance(_bound["env"].runner, WorkerRunner):
+        _count(1)
+    if RAW_ENV in os.environ:
+        _raw.append(f"{name}\t{micros(response_time)}\n")
+
+
+def _on_usage(cpu_usage: float, **_: Any) -> None:
+    _cpu["samples"].append(cpu_usage)
+
+
+def _cpu_seconds() -> float:
+    times = os.times()  # this process only, not its children
+    return times.user + times.system
+
+
+def _on_start(**_: Any) -> None:
+    _clock.setdefault("start", time.time())
+    _clock["mono"] = time.monotonic()
+    _cpu["start"] = _cpu_seconds()
+
+
+def _on_stop(**_: Any) -> None:
+    _clock["stop"] = time.time()
+    _cpu["avg"] = _average_cpu()
+
+
+def _average_cpu() -> float:
+    if "mono" not in _clock:
+        return 0.0
+    wall = time.monotonic() - _clock["mono"]
+    return 100 * (_cpu_seconds() - _cpu["start"]) / wall if wall > 0 else 0.0
+
+
+def _usage() -> dict[str, float]:
+    return {"avg": round(_cpu.get("avg", _average_cpu()), 1), "max_sample": max(_cpu["samples"], default=0.0)}
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    data["opsproof"] = {"tallies": {name: t.encode() for name, t in _tallies.items()}, "cpu": _usage()}
+    _tallies.clear()
+    _flush_raw()
+
+
+def _add(tallies: dict[str, Tally]) -> None:
+    for name, tally in tallies.items():
+        if name in _merged:
+            _merged[name].add(tally)
+        else:
+            _merged[name] = tally
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    part = data.get("opsproof")
+    if not part:
+        return
+    reported = merge([part["tallies"]])
+    _add(reported)
+    _count(sum(t.requests for t in reported.values()))
+    _workers[client_id] = part["cpu"]
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    _flush_raw()
+    path = os.environ.get(RECORD_ENV)
+    if not path or isinstance(environment.runner, WorkerRunner):
+        return
+    _add(_tallies)  # the local runner's own
+    _tallies.clear()
+    stop = _clock.get("stop", time.time())
+    record = {
+        "runner": "master" if isinstance(environment.runner, MasterRunner) else "local",
+        "started": _clock.get("start"), "stopped": stop, "elapsed_s": stop - _clock.get("start", stop),
+        "names": {name: tally.encode() for name, tally in sorted(_merged.items())},
+        "cpu": {"this": _usage(), "workers": _workers},
+        "stopped_by": "max_requests" if _bound["hit"] else "duration",
+        "locust_cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)
+                                   or getattr(environment.runner, "worker_cpu_warning_emitted", False)),
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
+
+
+# registered by hand: Locust's EventHook.add_listener is untyped (and as a decorator it would untype the hook)
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
+events.usage_monitor.add_listener(_on_usage)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]
+events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
+events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]

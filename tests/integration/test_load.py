@@ -1,0 +1,224 @@
+"""The load suite for real: ``pytest load`` runs Locust against the sandbox app, once, with four scenarios — a
+healthy one that passes, a p95 threshold below the app's real latency that fails exactly that threshold, real
+404s and a request that never runs that fail the error rate and the request's threshold, and ``--processes 2``
+whose merged histogram counts exactly the requests Locust itself counted; and Ctrl-C leaves no Locust process."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support import REPO, SandboxHelper, SuiteRun, interruptible, run_suite
+
+from opsproof.util.poll import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("load")]
+
+ITEMS = [{"name": "item", "path": "/items/7", "weight": 4}, {"name": "list", "path": "/items", "weight": 1}]
+COMMON = {"service": "app", "users": 3, "duration": "3s", "think_time": "20ms"}
+SCENARIOS = {
+    "healthy": {**COMMON, "requests": ITEMS,
+                "thresholds": ["p(95) < 2s", "error_rate < 1%", "requests >= 20"]},
+    "slow": {**COMMON, "requests": ITEMS, "thresholds": ["p(95) < 50us", "error_rate < 1%"]},
+    "broken": {**COMMON, "thresholds": ["error_rate < 1%"], "requests": [
+        {"name": "item", "path": "/items/7", "weight": 2, "thresholds": ["p(99) < 5s"]},
+        {"name": "missing", "path": "/no-such-page", "weight": 1},
+        {"name": "never", "path": "/items/8", "weight": 0, "thresholds": ["p(95) < 5s"]}]},
+    "two-procs": {**COMMON, "processes": 2, "requests": ITEMS, "thresholds": ["p(95) < 2s", "requests >= 20"]},
+    # the hard bound on requests ends the run long before its duration
+    "bounded": {**COMMON, "duration": "60s", "max_requests": 40, "requests": ITEMS, "thresholds": ["requests >= 40"]},
+    # a locustfile of the user's own; a threshold on a misspelled request name
+    "own-file": {**COMMON, "locustfile": str(REPO / "load" / "locustfiles" / "catalogue.py"),
+                 "request_thresholds": {"item": ["p(95) < 2s"], "itme": ["p(95) < 2s"]}},
+}
+
+
+class Runs:
+    def __init__(self, run: SuiteRun, out: Path) -> None:
+        self.run, self.out = run, out
+
+    def outcome(self, scenario: str) -> str:
+        [record] = [r for r in self.run.records if r["target"] == f"load[{scenario}]"]
+        return str(record["outcome"])
+
+    def record(self, scenario: str) -> dict[str, Any]:
+        [path] = (self.out / "load").glob(f"{scenario}-*[0-9]Z.json")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def verdicts(self, scenario: str) -> dict[str, tuple[str, str]]:
+        return {f"{v['subject']} {v['threshold']}": (v["verdict"], v["message"])
+                for v in self.record(scenario)["verdicts"]}
+
+
+def _run_the_suite(sandbox: SandboxHelper, out: Path) -> SuiteRun:
+    sandbox.wait_healthy()
+    inventory = sandbox.derive(out, {"load": SCENARIOS})
+    raw = out / "raw"
+    raw.mkdir()  # every sample, as a side log, one file per Locust process (the plugin's OPSPROOF_LOAD_RAW)
+    return run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)})
+
+
+@pytest.fixture(scope="module")
+def runs(sandbox: SandboxHelper, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Runs:
+    """The load suite, run once per session: under pytest-xdist the first worker to get here runs it and the
+    other reads its results (the xdist_group mark does not keep a module on one worker with pytest 9.2 and
+    xdist 3.8: xdist sets ``item._nodeid``, which pytest 9 no longer reads)."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("load")
+        return Runs(_run_the_suite(sandbox, out), out)
+    shared = tmp_path_factory.getbasetemp().parent / "load-suite"  # this session's, common to its workers
+    shared.mkdir(exist_ok=True)
+    done = shared / "run.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the suite runs
+        if not done.exists():
+            run = _run_the_suite(sandbox, shared)
+            done.write_text(json.dumps(dataclasses.asdict(run)))
+    return Runs(SuiteRun(**json.loads(done.read_text())), shared)
+
+
+def test_a_healthy_sandbox_passes_its_scenario(runs: Runs) -> None:
+    assert runs.outcome("healthy") == "passed", runs.run.output
+    record = runs.record("healthy")
+    assert {v for v, _ in runs.verdicts("healthy").values()} == {"pass"}
+    assert record["total"]["requests"] >= 20
+    assert record["total"]["failures"] == 0
+    assert set(record["names"]) == {"item", "list"}
+    assert record["histograms_us"]["item"]  # the exact histogram, for the readiness report to read
+    assert record["generator"]["runner"] == "local"
+    assert record["generator"]["cpu_percent"] < 90, record["generator"]
+    inventory = yaml.safe_load((runs.out / "inventory.yaml").read_text())
+    assert record["command"][record["command"].index("--host") + 1] == inventory["http"]["app"]["url"].rstrip("/")
+
+
+def test_a_p95_below_the_app_s_real_latency_fails_exactly_that_threshold(runs: Runs) -> None:
+    assert runs.outcome("slow") == "failed"
+    verdicts = runs.verdicts("slow")
+    assert verdicts["load[slow] error_rate < 1%"][0] == "pass"
+    verdict, message = verdicts["load[slow] p(95) < 50us"]
+    assert verdict == "fail"
+    assert re.fullmatch(r"load\[slow\]: p\(95\) [\d.,]+ (µs|ms|s) over [\d,]+ requests, expected < 50 µs", message)
+    p95 = runs.record("slow")["total"]["us"]["p(95)"]
+    assert p95 > 50
+    assert message in runs.run.output  # the test's failure names it
+
+
+def test_real_errors_and_a_request_that_never_ran_fail_with_their_reason(runs: Runs) -> None:
+    assert runs.outcome("broken") == "failed"
+    record = runs.record("broken")
+    missing = record["names"]["missing"]
+    assert missing["requests"] == missing["failures"] > 0  # every 404 counted as a failure
+    assert "never" not in record["names"]
+    verdicts = runs.verdicts("broken")
+    verdict, message = verdicts["load[broken] error_rate < 1%"]
+    assert verdict == "fail"
+    assert re.fullmatch(rf"load\[broken\]: error_rate [\d.]+% \({missing['failures']:,} failed of "
+                        rf"{record['total']['requests']:,} requests\), expected < 1%", message)
+    assert verdicts["load[broken/never] p(95) < 5s"] == (
+        "fail", "load[broken/never]: p(95): the request never ran (0 requests), expected < 5 s")
+    assert verdicts["load[broken/item] p(99) < 5s"][0] == "pass"
+    assert "2 of 3 thresholds breached" in runs.run.output
+
+
+def test_the_request_bound_stops_a_run_before_its_duration(runs: Runs) -> None:
+    assert runs.outcome("bounded") == "passed", runs.run.output
+    record = runs.record("bounded")
+    assert record["stopped_by"] == "max_requests"
+    assert 40 <= record["total"]["requests"] < 200  # users × in-flight requests past the bound, not 60 s of load
+    assert record["elapsed_s"] < 30
+
+
+def test_a_locustfile_of_one_s_own_is_judged_by_its_request_names(runs: Runs) -> None:
+    assert runs.outcome("own-file") == "failed"
+    verdicts = runs.verdicts("own-file")
+    assert verdicts["load[own-file/item] p(95) < 2s"][0] == "pass"
+    assert verdicts["load[own-file/itme] p(95) < 2s"] == (
+        "fail", "load[own-file/itme]: p(95): the request never ran (0 requests), expected < 2 s")
+    assert set(runs.record("own-file")["names"]) == {"item", "list"}
+
+
+def test_two_processes_give_one_verdict_over_every_request_locust_counted(runs: Runs) -> None:
+    assert runs.outcome("two-procs") == "passed", runs.run.output
+    record = runs.record("two-procs")
+    assert record["generator"]["runner"] == "master"
+    assert len(record["generator"]["workers"]) == 2
+    assert "--processes" in record["command"]
+    [stats] = (runs.out / "load").glob("two-procs-*_stats.csv")
+    with stats.open() as f:
+        locust = {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}
+    assert record["total"]["requests"] == locust["Aggregated"] >= 20
+    assert {n: s["requests"] for n, s in record["names"].items()} == {n: locust[n] for n in ("item", "list")}
+
+
+def _rank(samples: list[int], pct: float) -> int:
+    """HdrHistogram's rank rule (the value at rank round(N × p / 100), at least 1), on the raw samples."""
+    ordered = sorted(samples)
+    return ordered[max(int(pct * len(ordered) / 100 + 0.5), 1) - 1]
+
+
+def test_merged_percentiles_equal_the_raw_samples_to_the_microsecond(runs: Runs) -> None:
+    """Every sample also went to a side log, one file per Locust process: the two workers' samples of the
+    ``--processes 2`` run give exactly the merged record's percentiles (all below 262 ms: kept to the µs)."""
+    files = sorted((runs.out / "raw").glob("two-procs-*.tsv"))
+    by_name: dict[str, list[int]] = {}
+    for path in files:
+        for line in path.read_text().splitlines():
+            name, us = line.split("\t")
+            by_name.setdefault(name, []).append(int(us))
+    assert len(files) == 2  # the workers generated the load, the master none
+    record = runs.record("two-procs")
+    every = [us for samples in by_name.values() for us in samples]
+    assert len(every) == record["total"]["requests"]
+    assert max(every) < 262_000
+    for pct in (50, 90, 95, 99, 99.9, 100):
+        assert record["total"]["us"][f"p({pct:g})"] == _rank(every, pct), pct
+    for name, samples in by_name.items():
+        assert record["names"][name]["us"]["p(95)"] == _rank(samples, 95), name
+
+
+def _locust_processes(marker: str) -> list[int]:
+    """Processes whose environment names this run's record (Locust, its workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_every_locust_process(sandbox: SandboxHelper, tmp_path: Path) -> None:
+    """A run interrupted while Locust and its two workers generate load leaves no Locust process behind."""
+    inventory = sandbox.derive(tmp_path, {"load": {"long": {**SCENARIOS["two-procs"], "duration": "60s"}}})
+    code = (f"from pathlib import Path; from opsproof.inventory import load; from opsproof.load import runner; "
+            f"runner.run(load({str(inventory)!r}), 'long', Path({str(tmp_path)!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, preexec_fn=interruptible,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    marker = str(tmp_path / "load")
+    try:
+        wait_until(lambda: any("All users spawned" in p.read_text() for p in (tmp_path / "load").glob("*.log")),
+                   30, "Locust spawned its users")
+        assert len(_locust_processes(marker)) == 3  # the master and its two workers
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert b"KeyboardInterrupt" in out
+    try:
+        wait_until(lambda: not _locust_processes(marker), 5, "every Locust process gone")
+    finally:  # when the test fails, what it found is not left running
+        for pid in _locust_processes(marker):
+            os.kill(pid, signal.SIGKILL)
