@@ -21,6 +21,9 @@ from support import REPO, SandboxHelper, run_suite
 
 from opsproof.inventory import load
 
+# one worker makes the outputs (a module fixture of ≈ 40 s: every suite and command once) and greps them all
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("canary")]
+
 PASSWORD = "canary-pw-7Q2xZk9"  # in the HTTP URL's userinfo
 # in headers (Authorization, X-Api-Token) and a ?token= query; short, as a token can be: --setup-show prints a
 # parameter's repr cut to 42 characters, the last 20 of them kept
