@@ -24,6 +24,7 @@ import httpx
 from opsproof.probes.bounded import bind_client, redis_pool
 from opsproof.probes.deadline import Expired, bound
 from opsproof.probes.kubeconfig_files import CredentialFiles
+from opsproof.probes.pg_watchdog import Watchdog
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
     import kubernetes
@@ -122,8 +123,10 @@ class Connections:
 
         with self._lock:
             lock, slot = self._pg.setdefault(key, (threading.Lock(), []))
-        if not lock.acquire(timeout=timeout_s * 3):
-            raise TimeoutError(f"session busy for {timeout_s * 3:.0f} s")
+        wait = bound(timeout_s * 3, "pool")
+        assert wait is not None
+        if not lock.acquire(timeout=wait):
+            raise TimeoutError(f"session busy for {wait:.1f} s")
         try:
             failure = self._pg_failed.get(key)
             if failure is not None:
@@ -137,12 +140,21 @@ class Connections:
                         self._pg_failed[key] = exc.with_traceback(None)
                     raise
             conn = slot[0]
+            watch = Watchdog.start(conn)
             try:
                 yield conn
             except psycopg.Error:
                 conn.close()
                 slot.clear()
-                raise
+                if watch is None or not watch.fired:
+                    raise
+                hung = watch.finding()
+                if remember:
+                    self._pg_failed[key] = hung
+                raise hung from None
+            finally:
+                if watch is not None:
+                    watch.cancel()
         finally:
             lock.release()
 

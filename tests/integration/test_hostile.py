@@ -37,6 +37,7 @@ TOO_LARGE = r"^answer larger than 1 MiB \(GET /\S* stopped after 1,\d{3},\d{3} b
 # the entry's one Redis connection was held, at the deadline, by another of its checks (one in flight per entry)
 WAITED = (r"^no answer within 2 s \(waited for the entry's connection, in use by another of its checks\)$"
           r"|, \d\.\d s of it waiting for the entry's connection$")
+HUNG = r"^no answer within 2 s \(connected; the server answered no query\)$"  # PostgreSQL, after its startup
 HTTP_KINDS = ("http", "prometheus", "alertmanager", "slo")
 # behaviour → kind → the finding of each of that kind's checks
 EXPECT: dict[str, dict[str, str]] = {
@@ -46,6 +47,7 @@ EXPECT: dict[str, dict[str, str]] = {
     "trickle": dict.fromkeys(HTTP_KINDS, TRICKLED),
     "endless_body": dict.fromkeys(HTTP_KINDS, TOO_LARGE),
     "redis_trickle": {"redis": f"{TRICKLED}|{WAITED}"},
+    "pg_hang": {"postgres": f"{HUNG}|{WAITED}"},
 }
 
 
@@ -155,6 +157,14 @@ def test_an_unreachable_postgresql_costs_one_connect_for_all_its_checks(ran: dic
     assert len(pg) >= 6
     assert r.accepted["postgres"] == 1
     assert {res.observed for res in pg} == {"no connection within 2 s (connect)"}
+
+
+def test_a_hung_postgresql_costs_one_deadline_for_all_its_checks(ran: dict[str, Ran]) -> None:
+    """Connected, then no answer: the session's socket is shut at the deadline and the entry is not tried again."""
+    r = ran["pg_hang"]
+    assert len(r.results) >= 6
+    assert r.accepted["postgres"] == 1
+    assert any(re.search(HUNG, res.observed) for res in r.results.values()), r.results
 
 
 def test_an_endless_body_is_read_to_the_cap_and_one_chunk(ran: dict[str, Ran]) -> None:
