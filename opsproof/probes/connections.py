@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from opsproof.probes.bounded import bind_client, redis_pool
-from opsproof.probes.deadline import Expired, bound
+from opsproof.probes.bounded import bind_client, bind_pool_manager, redis_pool
+from opsproof.probes.deadline import Expired, bound, current
 from opsproof.probes.kubeconfig_files import CredentialFiles
-from opsproof.probes.pg_watchdog import Watchdog
+from opsproof.probes.watchdog import Watchdog
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
     import kubernetes
@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not p
 
     from opsproof.inventory import Kubernetes
 
+
+
+LATE_S = 0.05  # how long past its deadline a check waits for the entry's session, for the holder's reason
 
 
 def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
@@ -125,7 +128,9 @@ class Connections:
             lock, slot = self._pg.setdefault(key, (threading.Lock(), []))
         wait = bound(timeout_s * 3, "pool")
         assert wait is not None
-        if not lock.acquire(timeout=wait):
+        # checks started together end together: the one holding the session ends at its deadline, which is (within
+        # a few ms) this one's; a moment more gets its reason (remembered below) rather than "waited for it"
+        if not (lock.acquire(timeout=wait) or lock.acquire(timeout=LATE_S)):
             raise TimeoutError(f"session busy for {wait:.1f} s")
         try:
             failure = self._pg_failed.get(key)
@@ -140,15 +145,20 @@ class Connections:
                         self._pg_failed[key] = exc.with_traceback(None)
                     raise
             conn = slot[0]
-            watch = Watchdog.start(conn)
+            watch = Watchdog.start()  # psycopg waits on the socket for ever: it is shut at the check's deadline
+            if watch is not None:
+                watch.add(conn.pgconn.socket)
             try:
                 yield conn
             except psycopg.Error:
+                if watch is not None:
+                    watch.cancel()
                 conn.close()
                 slot.clear()
-                if watch is None or not watch.fired:
+                if watch is None or not watch.cut:
                     raise
-                hung = watch.finding()
+                hung = Expired(f"no answer within {watch.seconds:g} s (connected; the server answered no query)",
+                               {"deadline_s": watch.seconds, "waiting_for": "answer"})
                 if remember:
                     self._pg_failed[key] = hung
                 raise hung from None
@@ -190,7 +200,11 @@ class Connections:
         except TimeoutError:
             if not future.done():
                 future.add_done_callback(_close_late)
-                raise Expired(f"no connection within {wait:g} s (connect)", {"connect_timeout_s": timeout_s}) from None
+                deadline = current()  # cut to what was left of the check's deadline: that deadline is the bound
+                cut = deadline is not None and deadline.seconds is not None and wait != timeout_s
+                within = min(timeout_s, deadline.seconds) if cut and deadline and deadline.seconds else timeout_s
+                raise Expired(f"no connection within {within:g} s (connect)",
+                              {"connect_timeout_s": timeout_s}) from None
         return future.result()  # it ended meanwhile, or with a TimeoutError of its own
 
     # --- Redis ----------------------------------------------------------------------------------------
@@ -231,12 +245,13 @@ class Connections:
                 conf.retries = 0
                 if cfg.in_cluster:
                     kubernetes.config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
-                    slot.append(kubernetes.client.ApiClient(conf))
                 else:
                     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                         config_file=cfg.kubeconfig, context=cfg.context, persist_config=False,
                         client_configuration=conf, temp_file_path=self._k8s_files.folder())
-                    slot.append(kubernetes.client.ApiClient(conf))
+                api = kubernetes.client.ApiClient(conf)
+                bind_pool_manager(api.rest_client.pool_manager)  # its answers are read within the deadline
+                slot.append(api)
             return slot[0]
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ Each server listens on 127.0.0.1 (a free port), serves every connection in its o
   body never ends (a Content-Length far beyond what is sent) — no read ever times out, the answer never completes;
 - ``endless_body``: a 200 with a chunked body sent as fast as the socket takes it, forever;
 - ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends;
+- ``tls_trickle``: reads the ClientHello, then sends a TLS record one byte per ``interval`` that never ends;
 - ``pg_hang``: completes PostgreSQL's startup (no TLS, no password, ready for query), then answers no query.
 
 ``closed`` counts the connections the client closed (the server noticed: a read saw the end, or a send failed).
@@ -100,6 +101,20 @@ def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -
     _trickle(conn, stop, interval, b"+PON", b"G")
 
 
+def tls_trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    """Reads the ClientHello, then sends a TLS handshake record header announcing 16 KiB, one byte per ``interval``,
+    whose content never ends: no read times out, the handshake never completes."""
+    conn.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            if not conn.recv(4096):
+                return
+            break
+        except TimeoutError:
+            continue
+    _trickle(conn, stop, interval, b"\x16\x03\x03\x40\x00\x02", b"\x00")
+
+
 def _pg_message(kind: bytes, payload: bytes) -> bytes:
     return kind + struct.pack("!I", len(payload) + 4) + payload
 
@@ -153,6 +168,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "endless_body": endless_body,
     "redis_trickle": redis_trickle,
     "pg_hang": pg_hang,
+    "tls_trickle": tls_trickle,
 }
 
 

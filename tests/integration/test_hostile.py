@@ -192,3 +192,46 @@ def test_each_hostile_target_gets_its_record(tmp_path: Path) -> None:
         assert re.search(pattern, by_check[check]["observed"]), by_check[check]
     assert {r["target"] for r in suite.records} == {"http[api]", "prometheus[main]", "alertmanager[main]",
                                                     "redis[cache]", "postgres[main]"}
+
+
+def _run_kind(kind: str, name: str, cfg: object) -> dict[str, Result]:
+    """Every check of one entry, all at once (as the plugin's pool runs them)."""
+    specs = [spec for spec in ALL if spec.kind == kind and spec.applies(cfg)]
+    with Connections() as conns, ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        return dict(zip([s.check for s in specs],
+                        pool.map(lambda s: run(s, Target(kind, name, cfg), conns), specs), strict=True))  # type: ignore[arg-type]
+
+
+def test_a_rediss_handshake_that_never_completes_ends_at_the_deadline() -> None:
+    """rediss://: the server reads the ClientHello and trickles a TLS record that never ends."""
+    with HostileServer("tls_trickle", interval=0.1) as server:
+        inv = loads(json.dumps({"environment": "hostile", "redis": {"cache": {
+            "url": f"rediss://:canary@127.0.0.1:{server.port}/0", "timeout_s": TIMEOUT, "queues": {"celery": 10}}}}),
+            "hostile.yaml")
+        results = _run_kind("redis", "cache", inv.targets("redis")["cache"])
+        wait_until(lambda: server.closed == server.accepted, 10, "rediss: every connection closed")
+    assert server.accepted >= 1
+    for check, result in results.items():
+        assert result.ok is False, check
+        assert re.search(rf"^no TLS handshake within 2 s$|{WAITED}", result.observed), (check, result.observed)
+    assert any(r.observed == "no TLS handshake within 2 s" for r in results.values()), results
+
+
+def test_a_kubernetes_api_that_trickles_its_answer_ends_at_the_deadline(tmp_path: Path) -> None:
+    """The API server accepts every LIST and trickles its answer (headers included) one byte at a time: urllib3's
+    read timeout never trips; each check ends at its deadline, naming the API server."""
+    from test_kubernetes import write_kubeconfig
+
+    with HostileServer("trickle", interval=0.1) as server:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
+        inv = loads(json.dumps({"environment": "hostile", "kubernetes": {"app": {
+            "namespace": "app", "kubeconfig": str(kubeconfig), "timeout_s": TIMEOUT, "deployments": {"api": {}},
+            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"]}}}), "hostile.yaml")
+        results = _run_kind("kubernetes", "app", inv.targets("kubernetes")["app"])
+        wait_until(lambda: server.closed == server.accepted, 10, "kubernetes: every connection closed")
+    assert len(results) >= 4
+    assert server.accepted >= 1
+    for check, result in results.items():
+        assert result.ok is False, check
+        assert result.observed == f"API server {server.url}: timed out, no answer within 2 s", (check, result.observed)
+        assert result.explain().startswith("kubernetes[app]: API server http://127.0.0.1:"), result.explain()
