@@ -90,7 +90,7 @@ class Connections:
                     verify=context,
                     limits=limits,
                     follow_redirects=False,
-                    headers={"User-Agent": "opsproof"},
+                    headers={"User-Agent": "opsproof", "Accept-Encoding": "gzip, deflate"},  # decoded to the cap
                 ))
                 self._http[key] = client
             return client

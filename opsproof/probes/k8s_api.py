@@ -25,7 +25,7 @@ import requests  # noqa: F401
 from opsproof.inventory import Kubernetes
 from opsproof.probes.base import Outcome, Target
 from opsproof.probes.connections import Connections
-from opsproof.probes.deadline import Finding, bound
+from opsproof.probes.deadline import Finding, bound, current
 from opsproof.probes.watchdog import Watchdog, watching
 
 Obj = dict[str, Any]
@@ -83,9 +83,10 @@ class Namespace:
                     finally:
                         response.release_conn()
                 except (ApiException, HTTPError):
-                    _cut(dog, host)
+                    _cut(dog, host, dog is not None and dog.cut > 0)
                     raise
-                _cut(dog, host)  # headers cut short end at the shutdown, as if complete: the answer is not whole
+                deadline = current()  # an answer that ended as the deadline passed is not whole
+                _cut(dog, host, dog is not None and (dog.fired or (deadline is not None and deadline.passed())))
         except ApiException as e:  # the client's wrapping of TLS errors
             raise ApiError(f"API server {host}: {str(e.reason).splitlines()[-1]}") from None
         except HTTPError as e:
@@ -100,18 +101,24 @@ class Namespace:
             raise ApiError(f"{path} not served by the API server (404 {reason}): {_message(body)}")
         if not 200 <= status < 300:
             raise ApiError(f"{status} {reason}: {_message(body)}")
-        items: list[Obj] = json.loads(body).get("items") or []
+        try:
+            items: list[Obj] = json.loads(body).get("items") or []
+        except ValueError:
+            deadline = current()  # an answer cut at the deadline can end as if whole, with no body
+            _cut(dog, host, dog is not None and deadline is not None and deadline.passed())
+            raise ApiError(f"API server {host}: {status} answer is not JSON: {_message(body)}") from None
         return items
 
     def by_name(self, kind: str) -> dict[str, Obj]:
         return {at(obj, "metadata", "name"): obj for obj in self.list(kind)}
 
 
-def _cut(dog: Watchdog | None, host: str) -> None:
-    """The deadline's finding, when the watchdog shut the answer's socket."""
-    if dog is not None and dog.cut:
-        raise ApiTimeout(f"API server {host}: timed out, no answer within {dog.seconds:g} s",
-                         {"deadline_s": dog.seconds, "waiting_for": "answer"}) from None
+def _cut(dog: Watchdog | None, host: str, cut: bool) -> None:
+    """The deadline's finding, when the deadline ended the answer (headers cut short end as if complete)."""
+    if cut:
+        seconds = dog.seconds if dog is not None else None
+        raise ApiTimeout(f"API server {host}: timed out, no answer within {seconds:g} s",
+                         {"deadline_s": seconds, "waiting_for": "answer"}) from None
 
 
 def _message(body: Any) -> str:

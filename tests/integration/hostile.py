@@ -9,6 +9,7 @@ Each server listens on 127.0.0.1 (a free port), serves every connection in its o
   body never ends (a Content-Length far beyond what is sent) — no read ever times out, the answer never completes;
 - ``endless_body``: a 200 with a chunked body sent as fast as the socket takes it, forever;
 - ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends;
+- ``gzip_bomb``: a 200 whose 65 KiB gzip'd body (Content-Length and Content-Encoding declared) decodes to 64 MiB;
 - ``tls_trickle``: reads the ClientHello, then sends a TLS record one byte per ``interval`` that never ends;
 - ``pg_hang``: completes PostgreSQL's startup (no TLS, no password, ready for query), then answers no query.
 
@@ -20,6 +21,8 @@ Used by tests/integration/test_hostile.py and bench/bench_hostile.py.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
 import socket
 import struct
 import threading
@@ -101,6 +104,21 @@ def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -
     _trickle(conn, stop, interval, b"+PON", b"G")
 
 
+@functools.cache
+def _bomb() -> bytes:
+    """64 MiB of zeros, gzip'd: 65 KiB on the wire."""
+    return gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+
+
+def gzip_bomb(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    if _read_request(conn, stop):
+        body = _bomb()
+        conn.settimeout(None)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        _until_closed(conn, stop)
+
+
 def tls_trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
     """Reads the ClientHello, then sends a TLS handshake record header announcing 16 KiB, one byte per ``interval``,
     whose content never ends: no read times out, the handshake never completes."""
@@ -169,6 +187,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "redis_trickle": redis_trickle,
     "pg_hang": pg_hang,
     "tls_trickle": tls_trickle,
+    "gzip_bomb": gzip_bomb,
 }
 
 
@@ -177,6 +196,8 @@ class HostileServer:
 
     def __init__(self, behaviour: str | Behaviour, interval: float = 0.5) -> None:
         self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        if self.behaviour is gzip_bomb:
+            _bomb()  # made before the first client waits (0.3 s of CPU), once
         self.interval = interval
         self.stopping = threading.Event()
         self.accepted = 0

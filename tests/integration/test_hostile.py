@@ -48,6 +48,7 @@ EXPECT: dict[str, dict[str, str]] = {
     "endless_body": dict.fromkeys(HTTP_KINDS, TOO_LARGE),
     "redis_trickle": {"redis": f"{TRICKLED}|{WAITED}"},
     "pg_hang": {"postgres": f"{HUNG}|{WAITED}"},
+    "gzip_bomb": dict.fromkeys(HTTP_KINDS, TOO_LARGE),  # the cap counts decoded bytes
 }
 
 
@@ -170,6 +171,13 @@ def test_a_hung_postgresql_costs_one_deadline_for_all_its_checks(ran: dict[str, 
 def test_an_endless_body_is_read_to_the_cap_and_one_chunk(ran: dict[str, Ran]) -> None:
     for key, result in ran["endless_body"].results.items():
         assert CAP < result.evidence["bytes_read"] <= CAP + 65536, (key, dict(result.evidence))
+
+
+def test_a_gzip_bomb_is_decoded_to_the_cap_only(ran: dict[str, Ran]) -> None:
+    """65 KiB on the wire, 64 MiB decoded: decoding stops one byte past the cap (httpx decodes a chunk whole)."""
+    for key, result in ran["gzip_bomb"].results.items():
+        assert result.evidence["bytes_read"] == CAP + 1, (key, dict(result.evidence))
+        assert result.evidence["encoding"] == "gzip"
 
 
 def test_each_hostile_target_gets_its_record(tmp_path: Path) -> None:
