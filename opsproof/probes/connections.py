@@ -139,7 +139,9 @@ class Connections:
             if not slot or slot[0].closed or slot[0].broken:
                 slot.clear()
                 try:
-                    slot.append(self._pg_connect(dsn, timeout_s))
+                    deadline = current()  # the check's deadline bounds each statement too (the entry's timeout_s)
+                    statement_s = timeout_s if deadline is None or deadline.seconds is None else deadline.seconds
+                    slot.append(self._pg_connect(dsn, timeout_s, statement_s))
                 except Exception as exc:
                     if remember:
                         self._pg_failed[key] = exc.with_traceback(None)
@@ -169,13 +171,13 @@ class Connections:
             lock.release()
 
     @staticmethod
-    def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+    def _pg_connect(dsn: str, timeout_s: float, statement_s: float | None = None) -> psycopg.Connection[Any]:
         """A session within ``timeout_s``. psycopg (like libpq) waits whole seconds, at least 2: it connects in a
         thread of its own, with a bound of its own a second longer than ours; when ours passes first the thread is
         left to end on it (≤ 2 s later), and a session it opens after that is closed."""
         import psycopg
 
-        ms = int(timeout_s * 1000)
+        ms = int((statement_s or timeout_s) * 1000)
         future: Future[psycopg.Connection[Any]] = Future()
 
         def attempt() -> None:
