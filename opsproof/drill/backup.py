@@ -107,11 +107,21 @@ def _partial(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _folder(out_dir: Path) -> None:
+    """``out_dir``, created owner-only (0700, whatever the umask) when it does not exist: its dumps hold every row
+    and their names say what they are. A folder that exists keeps the mode its owner gave it."""
+    if out_dir.is_dir():
+        return
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, exist_ok=True)
+    out_dir.chmod(0o700)
+
+
 def take_postgres(dsn: str, out_dir: Path, pattern: str = "*.dump", jobs: int = 2, source: str = "",
                   connect_timeout_s: float = 10, timeout_s: float = 6 * 3600) -> tuple[Path, dict[str, Any]]:
     """A consistent pg_dump of the database behind ``dsn`` and its manifest, in ``out_dir``; a dump that has not
     ended after ``timeout_s`` is killed (and its partial file removed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _folder(out_dir)
     started = time.time()
     final = out_dir / backup_name(pattern, started, ".dump")
     dump_format, format_args = _dump_format(final.name)
@@ -224,7 +234,7 @@ def rdb_facts(path: Path) -> dict[str, Any]:
 def take_redis(url: str, out_dir: Path, pattern: str = "*.rdb", source: str = "",
                timeout_s: float = 600) -> tuple[Path, dict[str, Any]]:
     """An RDB snapshot of the Redis server behind ``url`` (``redis-cli --rdb``) and its manifest."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _folder(out_dir)
     started = time.time()
     final = out_dir / backup_name(pattern, started, ".rdb")
     args, env = redis_cli_args(url)

@@ -85,6 +85,15 @@ class Postgres(_Entry):
     extensions: list[str] = Field(default_factory=list)
     replicas: dict[str, Replica] = Field(default_factory=dict)
     connect_timeout_s: float = Field(5, gt=0, le=300)
+    # each check's total deadline, connection and queries included (default: connect_timeout_s); a session that
+    # gives no answer by then has its socket shut: "no answer within N s"
+    timeout_s: float | None = Field(None, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _deadline(self) -> Postgres:
+        if self.timeout_s is None:
+            object.__setattr__(self, "timeout_s", self.connect_timeout_s)  # frozen: set once, while validating
+        return self
 
 
 class Redis(_Entry):

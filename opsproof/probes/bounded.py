@@ -19,6 +19,7 @@ import httpcore
 import httpx
 
 from opsproof.probes.deadline import bound, got
+from opsproof.probes.resolver import resolve
 
 
 class BoundedStream(httpcore.NetworkStream):
@@ -50,8 +51,14 @@ class BoundedBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
-        return BoundedStream(self._inner.connect_tcp(host, port, bound(timeout, "connect"), local_address,
-                                                     socket_options))
+        error: OSError | None = None
+        for *_, address in resolve(host, port):  # the name within the deadline; then each address in turn
+            try:
+                return BoundedStream(self._inner.connect_tcp(str(address[0]), port, bound(timeout, "connect"),
+                                                             local_address, socket_options))
+            except httpcore.ConnectError as e:
+                error = OSError(str(e))
+        raise httpcore.ConnectError(str(error or f"no address for {host}"))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
@@ -115,6 +122,7 @@ class BoundedRedisConnection:
     socket_connect_timeout: float | None
 
     def _connect(self) -> Any:
+        resolve(getattr(self, "host", "localhost"), getattr(self, "port", None))  # the lookup, within the deadline
         configured = self.socket_connect_timeout
         self.socket_connect_timeout = bound(configured, "connect")
         try:
@@ -122,6 +130,13 @@ class BoundedRedisConnection:
         finally:
             self.socket_connect_timeout = configured
         return BoundedSocket(sock)
+
+    def _wrap_socket_with_ssl(self, sock: socket.socket) -> Any:  # rediss://: SSLConnection's, called by _connect
+        configured = sock.gettimeout()
+        sock.settimeout(bound(configured, "tls"))  # ssl bounds the whole handshake by the socket's timeout
+        tls = super()._wrap_socket_with_ssl(sock)  # type: ignore[misc]
+        tls.settimeout(configured)
+        return tls
 
 
 def redis_pool(url: str, **kwargs: Any) -> Any:
@@ -149,3 +164,40 @@ def redis_connection_class(url: str) -> type[Any]:
     if base is None:
         from redis import Connection as base
     return type(f"Bounded{base.__name__}", (BoundedRedisConnection, base), {})
+
+
+def bind_pool_manager(manager: Any) -> Any:
+    """Give a urllib3 ``PoolManager`` (the Kubernetes client's) connections whose socket joins the current check's
+    :mod:`~opsproof.probes.watchdog` while an answer is read: urllib3's read timeout bounds one read each, so a
+    server that trickles its answer would hold the check for ever; the watchdog shuts the socket at the deadline."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    from opsproof.probes.watchdog import watch
+
+    class WatchedHTTPConnection(HTTPConnection):
+        def connect(self) -> None:
+            resolve(self.host, self.port)  # the lookup, within the deadline (urllib3 then looks it up itself)
+            super().connect()
+
+        def getresponse(self) -> Any:
+            watch(self.sock)
+            return super().getresponse()
+
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def connect(self) -> None:
+            resolve(self.host, self.port)
+            super().connect()
+
+        def getresponse(self) -> Any:
+            watch(self.sock)
+            return super().getresponse()
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    manager.pool_classes_by_scheme = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+    return manager

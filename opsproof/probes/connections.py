@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from opsproof.probes.bounded import bind_client, redis_pool
-from opsproof.probes.deadline import Expired, bound
+from opsproof.probes.bounded import bind_client, bind_pool_manager, redis_pool
+from opsproof.probes.deadline import Expired, bound, current
 from opsproof.probes.kubeconfig_files import CredentialFiles
+from opsproof.probes.watchdog import Watchdog
 
 if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not pay for them (~0.2 s)
     import kubernetes
@@ -32,6 +33,9 @@ if TYPE_CHECKING:  # imported where used: a run with only HTTP checks does not p
 
     from opsproof.inventory import Kubernetes
 
+
+
+LATE_S = 0.05  # how long past its deadline a check waits for the entry's session, for the holder's reason
 
 
 def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
@@ -115,7 +119,7 @@ class Connections:
                     verify=context,
                     limits=limits,
                     follow_redirects=False,
-                    headers={"User-Agent": "opsproof"},
+                    headers={"User-Agent": "opsproof", "Accept-Encoding": "gzip, deflate"},  # decoded to the cap
                 ))
                 self._http[key] = client
             return client
@@ -151,8 +155,12 @@ class Connections:
 
         with self._lock:
             lock, slot = self._pg.setdefault(key, (threading.Lock(), []))
-        if not lock.acquire(timeout=timeout_s * 3):
-            raise TimeoutError(f"session busy for {timeout_s * 3:.0f} s")
+        wait = bound(timeout_s * 3, "pool")
+        assert wait is not None
+        # checks started together end together: the one holding the session ends at its deadline, which is (within
+        # a few ms) this one's; a moment more gets its reason (remembered below) rather than "waited for it"
+        if not (lock.acquire(timeout=wait) or lock.acquire(timeout=LATE_S)):
+            raise TimeoutError(f"session busy for {wait:.1f} s")
         try:
             failure = self._pg_failed.get(key)
             if failure is not None:
@@ -160,29 +168,45 @@ class Connections:
             if not slot or slot[0].closed or slot[0].broken:
                 slot.clear()
                 try:
-                    slot.append(self._pg_connect(dsn, timeout_s))
+                    deadline = current()  # the check's deadline bounds each statement too (the entry's timeout_s)
+                    statement_s = timeout_s if deadline is None or deadline.seconds is None else deadline.seconds
+                    slot.append(self._pg_connect(dsn, timeout_s, statement_s))
                 except Exception as exc:
                     if remember:
                         self._pg_failed[key] = exc.with_traceback(None)
                     raise
             conn = slot[0]
+            watch = Watchdog.start()  # psycopg waits on the socket for ever: it is shut at the check's deadline
+            if watch is not None:
+                watch.add(conn.pgconn.socket)
             try:
                 yield conn
             except psycopg.Error:
+                if watch is not None:
+                    watch.cancel()
                 conn.close()
                 slot.clear()
-                raise
+                if watch is None or not watch.cut:
+                    raise
+                hung = Expired(f"no answer within {watch.seconds:g} s (connected; the server answered no query)",
+                               {"deadline_s": watch.seconds, "waiting_for": "answer"})
+                if remember:
+                    self._pg_failed[key] = hung
+                raise hung from None
+            finally:
+                if watch is not None:
+                    watch.cancel()
         finally:
             lock.release()
 
     @staticmethod
-    def _pg_connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+    def _pg_connect(dsn: str, timeout_s: float, statement_s: float | None = None) -> psycopg.Connection[Any]:
         """A session within ``timeout_s``. psycopg (like libpq) waits whole seconds, at least 2: it connects in a
         thread of its own, with a bound of its own a second longer than ours; when ours passes first the thread is
         left to end on it (≤ 2 s later), and a session it opens after that is closed."""
         import psycopg
 
-        ms = int(timeout_s * 1000)
+        ms = int((statement_s or timeout_s) * 1000)
         future: Future[psycopg.Connection[Any]] = Future()
 
         def attempt() -> None:
@@ -207,7 +231,11 @@ class Connections:
         except TimeoutError:
             if not future.done():
                 future.add_done_callback(_close_late)
-                raise Expired(f"no connection within {wait:g} s (connect)", {"connect_timeout_s": timeout_s}) from None
+                deadline = current()  # cut to what was left of the check's deadline: that deadline is the bound
+                cut = deadline is not None and deadline.seconds is not None and wait != timeout_s
+                within = min(timeout_s, deadline.seconds) if cut and deadline and deadline.seconds else timeout_s
+                raise Expired(f"no connection within {within:g} s (connect)",
+                              {"connect_timeout_s": timeout_s}) from None
         return future.result()  # it ended meanwhile, or with a TimeoutError of its own
 
     # --- Redis ----------------------------------------------------------------------------------------
@@ -248,12 +276,13 @@ class Connections:
                 conf.retries = 0
                 if cfg.in_cluster:
                     kubernetes.config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
-                    slot.append(kubernetes.client.ApiClient(conf))
                 else:
                     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                         config_file=cfg.kubeconfig, context=cfg.context, persist_config=False,
                         client_configuration=conf, temp_file_path=self._k8s_files.folder())
-                    slot.append(kubernetes.client.ApiClient(conf))
+                api = kubernetes.client.ApiClient(conf)
+                bind_pool_manager(api.rest_client.pool_manager)  # its answers are read within the deadline
+                slot.append(api)
             return slot[0]
 
     def close(self) -> None:

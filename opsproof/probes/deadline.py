@@ -47,6 +47,7 @@ class Deadline:
         self.bounded = False  # some call waited on this deadline: when it has passed, it is what ended the check
         self.started = self.clock()
         self.first_call: float | None = None  # when the check first waited on the network
+        self.host: str | None = None  # the name being looked up, while phase is "resolve"
 
     def left(self) -> float | None:
         return None if self.ends is None else self.ends - self.clock()
@@ -95,6 +96,8 @@ class Deadline:
     def _what(self, within: str) -> str:
         if self.phase in (None, "pool"):  # no call made yet: the entry's one connection was busy with another check
             return f"no answer {within} (waited for the entry's connection, in use by another of its checks)"
+        if self.phase == "resolve":
+            return f"no address for {self.host} {within} (DNS lookup)"
         if self.phase == "connect":
             return f"no connection {within} (connect)"
         if self.phase == "tls":

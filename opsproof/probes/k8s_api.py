@@ -19,6 +19,8 @@ from typing import Any
 from opsproof.inventory import Kubernetes
 from opsproof.probes.base import Outcome, Target
 from opsproof.probes.connections import Connections
+from opsproof.probes.deadline import Finding, bound, current
+from opsproof.probes.watchdog import Watchdog, watching
 
 Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
@@ -26,6 +28,10 @@ REVISION = "deployment.kubernetes.io/revision"
 
 class ApiError(Exception):
     """The API server refused the call or did not answer; the message is the reason, on one line."""
+
+
+class ApiTimeout(ApiError, Finding):
+    """The check's deadline passed while the API server's answer was read: its socket was shut."""
 
 
 PATHS = {  # kind: its LIST path, the one `kubectl get KIND -v6` shows
@@ -63,29 +69,50 @@ class Namespace:
                                            query_params=list(query.items()), auth_settings=["BearerToken"],
                                            header_params={"Accept": "application/json"})
         try:
-            response = self.api.call_api(*request, _request_timeout=self.timeout).response
-            try:
-                status, reason, body = response.status, response.reason, response.data
-            finally:
-                response.release_conn()
+            with watching() as dog:  # urllib3 bounds each read: the socket is shut at the check's deadline
+                try:
+                    response = self.api.call_api(*request, _request_timeout=bound(self.timeout, "connect")).response
+                    try:
+                        status, reason, body = response.status, response.reason, response.data
+                    finally:
+                        response.release_conn()
+                except (ApiException, HTTPError):
+                    _cut(dog, host, dog is not None and dog.cut > 0)
+                    raise
+                deadline = current()  # an answer that ended as the deadline passed is not whole
+                _cut(dog, host, dog is not None and (dog.fired or (deadline is not None and deadline.passed())))
         except ApiException as e:  # the client's wrapping of TLS errors
             raise ApiError(f"API server {host}: {str(e.reason).splitlines()[-1]}") from None
         except HTTPError as e:
             cause = getattr(e, "reason", None) or e
             timed_out = isinstance(cause, Timeout) and not isinstance(cause, NewConnectionError)  # a subclass, oddly
-            what = (f"timed out, no answer within {self.timeout:g} s" if timed_out
-                    else str(cause).rpartition("): ")[2] or str(cause))
-            raise ApiError(f"API server {host}: {what}") from None
+            if timed_out:  # the read's timeout is what was left of the deadline: the deadline's finding
+                raise ApiTimeout(f"API server {host}: timed out, no answer within {self.timeout:g} s",
+                                 {"deadline_s": self.timeout, "waiting_for": "answer"}) from None
+            raise ApiError(f"API server {host}: {str(cause).rpartition('): ')[2] or str(cause)}") from None
         if status == 404:  # a LIST answers 404 only for a resource the server does not serve (a missing CRD)
             path = PATHS[kind].format(namespace=self.name)
             raise ApiError(f"{path} not served by the API server (404 {reason}): {_message(body)}")
         if not 200 <= status < 300:
             raise ApiError(f"{status} {reason}: {_message(body)}")
-        items: list[Obj] = json.loads(body).get("items") or []
+        try:
+            items: list[Obj] = json.loads(body).get("items") or []
+        except ValueError:
+            deadline = current()  # an answer cut at the deadline can end as if whole, with no body
+            _cut(dog, host, dog is not None and deadline is not None and deadline.passed())
+            raise ApiError(f"API server {host}: {status} answer is not JSON: {_message(body)}") from None
         return items
 
     def by_name(self, kind: str) -> dict[str, Obj]:
         return {at(obj, "metadata", "name"): obj for obj in self.list(kind)}
+
+
+def _cut(dog: Watchdog | None, host: str, cut: bool) -> None:
+    """The deadline's finding, when the deadline ended the answer (headers cut short end as if complete)."""
+    if cut:
+        seconds = dog.seconds if dog is not None else None
+        raise ApiTimeout(f"API server {host}: timed out, no answer within {seconds:g} s",
+                         {"deadline_s": seconds, "waiting_for": "answer"}) from None
 
 
 def _message(body: Any) -> str:

@@ -10,6 +10,7 @@ from opsproof.inventory import TlsEndpoint
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.probes.deadline import bound
+from opsproof.probes.resolver import resolve
 from opsproof.result import Severity
 
 
@@ -19,7 +20,8 @@ def _server_name(cfg: TlsEndpoint) -> str:
 
 def _handshake(cfg: TlsEndpoint, context: ssl.SSLContext) -> bytes:
     """The server's certificate; the connect and the handshake (which ssl bounds in total) within the deadline."""
-    with socket.create_connection((cfg.host, cfg.port), timeout=bound(cfg.timeout_s, "connect")) as sock:
+    [(*_, address), *_] = resolve(cfg.host, cfg.port)  # the lookup, within the deadline
+    with socket.create_connection(address[:2], timeout=bound(cfg.timeout_s, "connect")) as sock:
         sock.settimeout(bound(cfg.timeout_s, "tls"))
         with context.wrap_socket(sock, server_hostname=_server_name(cfg)) as tls:
             der = tls.getpeercert(binary_form=True)

@@ -8,7 +8,10 @@ Each server listens on 127.0.0.1 (a free port), serves every connection in its o
 - ``trickle``: a valid HTTP answer sent one byte per ``interval`` from its first byte, headers included, whose
   body never ends (a Content-Length far beyond what is sent) — no read ever times out, the answer never completes;
 - ``endless_body``: a 200 with a chunked body sent as fast as the socket takes it, forever;
-- ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends.
+- ``redis_trickle``: answers any command with a RESP simple string one byte per ``interval`` that never ends;
+- ``gzip_bomb``: a 200 whose 65 KiB gzip'd body (Content-Length and Content-Encoding declared) decodes to 64 MiB;
+- ``tls_trickle``: reads the ClientHello, then sends a TLS record one byte per ``interval`` that never ends;
+- ``pg_hang``: completes PostgreSQL's startup (no TLS, no password, ready for query), then answers no query.
 
 ``closed`` counts the connections the client closed (the server noticed: a read saw the end, or a send failed).
 
@@ -18,7 +21,10 @@ Used by tests/integration/test_hostile.py and bench/bench_hostile.py.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -98,12 +104,90 @@ def redis_trickle(conn: socket.socket, stop: threading.Event, interval: float) -
     _trickle(conn, stop, interval, b"+PON", b"G")
 
 
+@functools.cache
+def _bomb() -> bytes:
+    """64 MiB of zeros, gzip'd: 65 KiB on the wire."""
+    return gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+
+
+def gzip_bomb(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    if _read_request(conn, stop):
+        body = _bomb()
+        conn.settimeout(None)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        _until_closed(conn, stop)
+
+
+def tls_trickle(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    """Reads the ClientHello, then sends a TLS handshake record header announcing 16 KiB, one byte per ``interval``,
+    whose content never ends: no read times out, the handshake never completes."""
+    conn.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            if not conn.recv(4096):
+                return
+            break
+        except TimeoutError:
+            continue
+    _trickle(conn, stop, interval, b"\x16\x03\x03\x40\x00\x02", b"\x00")
+
+
+def _pg_message(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("!I", len(payload) + 4) + payload
+
+
+_PG_READY = b"".join([
+    _pg_message(b"R", struct.pack("!I", 0)),  # AuthenticationOk: no password asked
+    *(_pg_message(b"S", name + b"\0" + value + b"\0") for name, value in (
+        (b"server_version", b"15.0"), (b"server_encoding", b"UTF8"), (b"client_encoding", b"UTF8"),
+        (b"DateStyle", b"ISO, MDY"), (b"integer_datetimes", b"on"), (b"standard_conforming_strings", b"on"),
+        (b"TimeZone", b"UTC"))),
+    _pg_message(b"K", struct.pack("!II", 4242, 4242)),  # BackendKeyData
+    _pg_message(b"Z", b"I"),  # ReadyForQuery, idle
+])
+
+
+def _recv_exactly(conn: socket.socket, stop: threading.Event, n: int) -> bytes | None:
+    data = b""
+    conn.settimeout(0.1)
+    while len(data) < n and not stop.is_set():
+        try:
+            chunk = conn.recv(n - len(data))
+        except TimeoutError:
+            continue
+        if not chunk:
+            return None
+        data += chunk
+    return data if len(data) == n else None
+
+
+def pg_hang(conn: socket.socket, stop: threading.Event, interval: float) -> None:
+    """A PostgreSQL server (or a proxy) that completes the startup — no TLS, no password — then answers nothing."""
+    while True:  # SSLRequest / GSSENCRequest ("N": not here), then the startup packet
+        head = _recv_exactly(conn, stop, 8)
+        if head is None:
+            return
+        length, code = struct.unpack("!II", head)
+        if code in (80877103, 80877104):
+            conn.sendall(b"N")
+            continue
+        if _recv_exactly(conn, stop, length - 8) is None:
+            return
+        break
+    conn.sendall(_PG_READY)
+    _until_closed(conn, stop)  # every query is read and never answered
+
+
 BEHAVIOURS: dict[str, Behaviour] = {
     "silent": silent,
     "header_then_stall": header_then_stall,
     "trickle": trickle,
     "endless_body": endless_body,
     "redis_trickle": redis_trickle,
+    "pg_hang": pg_hang,
+    "tls_trickle": tls_trickle,
+    "gzip_bomb": gzip_bomb,
 }
 
 
@@ -112,6 +196,8 @@ class HostileServer:
 
     def __init__(self, behaviour: str | Behaviour, interval: float = 0.5) -> None:
         self.behaviour = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        if self.behaviour is gzip_bomb:
+            _bomb()  # made before the first client waits (0.3 s of CPU), once
         self.interval = interval
         self.stopping = threading.Event()
         self.accepted = 0

@@ -56,3 +56,15 @@ def test_a_drill_working_folder_is_private() -> None:
             assert (oct(mode(folder)), grp.getgrgid(folder.stat().st_gid).gr_name) == (oct(0o710), user)
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.usefixtures("lax_umask")
+def test_backup_out_creates_its_folder_owner_only(sandbox: SandboxHelper, tmp_path: Path) -> None:
+    """`opsproof backup --out DIR`: a DIR it creates is 0700 (it was 0755 under the usual umask)."""
+    out = tmp_path / "new" / "backups"
+    take_redis(sandbox.box.redis_url(), out, "cache_*.rdb", source="redis[cache]")
+    assert oct(mode(out)) == oct(0o700)
+    existing = tmp_path / "kept"
+    existing.mkdir(mode=0o750)
+    take_redis(sandbox.box.redis_url(), existing, "cache_*.rdb", source="redis[cache]")
+    assert oct(mode(existing)) == oct(0o750)  # the operator's own folder keeps its mode

@@ -132,7 +132,26 @@ class Outputs:
         out = self.root / "chaos-out"
         self.text["chaos run stdout"] = _cli("chaos", "run", str(path), "--inventory", str(self.inventory),
                                              "--sandbox-dir", str(self.box.box.dir), "--out", str(out))
-        self.text["chaos evidence"] = _files(out / "chaos", "*.json")
+        self.text["chaos evidence"] = _files(out / "chaos", "*.json")  # the timeline is in it
+        self.text["chaos fault journal"] = self._journal(path)
+
+    def _journal(self, experiment: Path) -> str:
+        """The fault journal as a fault writes it before injecting (a run crosses its entries out once rolled
+        back, and this sandbox is shared: no fault is injected here), from the configuration a run passes —
+        the canary inventory and an ``opsproof_pg_dsn`` with the canary password — into a folder of its own."""
+        from opsproof.chaos import faultjournal, proxy, redisfaults
+
+        folder = self.root / "journal-sandbox"
+        folder.mkdir()
+        dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/app?token={TOKEN}"
+        configuration = {"opsproof_inventory": str(self.inventory), "opsproof_sandbox_dir": str(folder),
+                         "opsproof_out": str(self.root / "chaos-out"), "opsproof_pg_dsn": dsn,
+                         "opsproof_experiment": str(experiment)}
+        faultjournal.record(configuration, "proxy[pgproxy]", "latency 700 ms on pgproxy", proxy.proxy_clear,
+                            proxy="pgproxy")
+        faultjournal.record(configuration, "redis[cache] pause", "CLIENT PAUSE redis[cache]",
+                            redisfaults.unpause_clients, target="cache", until=0)
+        return _files(folder, faultjournal.FILE)
 
     def _load(self) -> None:
         out = self.root / "load-out"
@@ -149,6 +168,7 @@ OUTPUT_KINDS = (
     "--log-file DEBUG", "stdout allure", "Allure results", "JUnit XML", "JUnit XML with DEBUG logs", "results.jsonl",
     "baseline capture stdout", "baselines/LABEL.json", "stdout post_maintenance", "baseline-diff-LABEL.json",
     "stdout dr_drill", "drill evidence", "backup stdout", "chaos run stdout", "chaos evidence",
+    "chaos fault journal",  # `pytest chaos` runs the same runner: its evidence and summary are the kinds above
     "stdout load", "load record", "Locust log", "Locust CSV and HTML",
     # to add as they land: report (html, md, json)
 )
@@ -185,3 +205,8 @@ def test_no_canary_in(outputs: Outputs, kind: str) -> None:
     leaked = [c for c in (PASSWORD, TOKEN, *outputs.passwords) if c in text]
     lines = [line[:300] for line in text.splitlines() if any(c in line for c in leaked)]
     assert leaked == [], f"{kind}: {len(lines)} line(s) with a canary, e.g.\n" + "\n".join(lines[:5])
+
+
+def test_backup_out_creates_its_folder_owner_only(outputs: Outputs) -> None:
+    """`opsproof backup --out DIR` (run above, under the usual umask): the DIR it created is 0700; it was 0755."""
+    assert oct((outputs.root / "backup").stat().st_mode & 0o777) == oct(0o700)

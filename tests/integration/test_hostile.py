@@ -37,6 +37,7 @@ TOO_LARGE = r"^answer larger than 1 MiB \(GET /\S* stopped after 1,\d{3},\d{3} b
 # the entry's one Redis connection was held, at the deadline, by another of its checks (one in flight per entry)
 WAITED = (r"^no answer within 2 s \(waited for the entry's connection, in use by another of its checks\)$"
           r"|, \d\.\d s of it waiting for the entry's connection$")
+HUNG = r"^no answer within 2 s \(connected; the server answered no query\)$"  # PostgreSQL, after its startup
 HTTP_KINDS = ("http", "prometheus", "alertmanager", "slo")
 # behaviour → kind → the finding of each of that kind's checks
 EXPECT: dict[str, dict[str, str]] = {
@@ -46,6 +47,8 @@ EXPECT: dict[str, dict[str, str]] = {
     "trickle": dict.fromkeys(HTTP_KINDS, TRICKLED),
     "endless_body": dict.fromkeys(HTTP_KINDS, TOO_LARGE),
     "redis_trickle": {"redis": f"{TRICKLED}|{WAITED}"},
+    "pg_hang": {"postgres": f"{HUNG}|{WAITED}"},
+    "gzip_bomb": dict.fromkeys(HTTP_KINDS, TOO_LARGE),  # the cap counts decoded bytes
 }
 
 
@@ -157,9 +160,24 @@ def test_an_unreachable_postgresql_costs_one_connect_for_all_its_checks(ran: dic
     assert {res.observed for res in pg} == {"no connection within 2 s (connect)"}
 
 
+def test_a_hung_postgresql_costs_one_deadline_for_all_its_checks(ran: dict[str, Ran]) -> None:
+    """Connected, then no answer: the session's socket is shut at the deadline and the entry is not tried again."""
+    r = ran["pg_hang"]
+    assert len(r.results) >= 6
+    assert r.accepted["postgres"] == 1
+    assert any(re.search(HUNG, res.observed) for res in r.results.values()), r.results
+
+
 def test_an_endless_body_is_read_to_the_cap_and_one_chunk(ran: dict[str, Ran]) -> None:
     for key, result in ran["endless_body"].results.items():
         assert CAP < result.evidence["bytes_read"] <= CAP + 65536, (key, dict(result.evidence))
+
+
+def test_a_gzip_bomb_is_decoded_to_the_cap_only(ran: dict[str, Ran]) -> None:
+    """65 KiB on the wire, 64 MiB decoded: decoding stops one byte past the cap (httpx decodes a chunk whole)."""
+    for key, result in ran["gzip_bomb"].results.items():
+        assert result.evidence["bytes_read"] == CAP + 1, (key, dict(result.evidence))
+        assert result.evidence["encoding"] == "gzip"
 
 
 def test_each_hostile_target_gets_its_record(tmp_path: Path) -> None:
@@ -182,3 +200,46 @@ def test_each_hostile_target_gets_its_record(tmp_path: Path) -> None:
         assert re.search(pattern, by_check[check]["observed"]), by_check[check]
     assert {r["target"] for r in suite.records} == {"http[api]", "prometheus[main]", "alertmanager[main]",
                                                     "redis[cache]", "postgres[main]"}
+
+
+def _run_kind(kind: str, name: str, cfg: object) -> dict[str, Result]:
+    """Every check of one entry, all at once (as the plugin's pool runs them)."""
+    specs = [spec for spec in ALL if spec.kind == kind and spec.applies(cfg)]
+    with Connections() as conns, ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        return dict(zip([s.check for s in specs],
+                        pool.map(lambda s: run(s, Target(kind, name, cfg), conns), specs), strict=True))  # type: ignore[arg-type]
+
+
+def test_a_rediss_handshake_that_never_completes_ends_at_the_deadline() -> None:
+    """rediss://: the server reads the ClientHello and trickles a TLS record that never ends."""
+    with HostileServer("tls_trickle", interval=0.1) as server:
+        inv = loads(json.dumps({"environment": "hostile", "redis": {"cache": {
+            "url": f"rediss://:canary@127.0.0.1:{server.port}/0", "timeout_s": TIMEOUT, "queues": {"celery": 10}}}}),
+            "hostile.yaml")
+        results = _run_kind("redis", "cache", inv.targets("redis")["cache"])
+        wait_until(lambda: server.closed == server.accepted, 10, "rediss: every connection closed")
+    assert server.accepted >= 1
+    for check, result in results.items():
+        assert result.ok is False, check
+        assert re.search(rf"^no TLS handshake within 2 s$|{WAITED}", result.observed), (check, result.observed)
+    assert any(r.observed == "no TLS handshake within 2 s" for r in results.values()), results
+
+
+def test_a_kubernetes_api_that_trickles_its_answer_ends_at_the_deadline(tmp_path: Path) -> None:
+    """The API server accepts every LIST and trickles its answer (headers included) one byte at a time: urllib3's
+    read timeout never trips; each check ends at its deadline, naming the API server."""
+    from test_kubernetes import write_kubeconfig
+
+    with HostileServer("trickle", interval=0.1) as server:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
+        inv = loads(json.dumps({"environment": "hostile", "kubernetes": {"app": {
+            "namespace": "app", "kubeconfig": str(kubeconfig), "timeout_s": TIMEOUT, "deployments": {"api": {}},
+            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"]}}}), "hostile.yaml")
+        results = _run_kind("kubernetes", "app", inv.targets("kubernetes")["app"])
+        wait_until(lambda: server.closed == server.accepted, 10, "kubernetes: every connection closed")
+    assert len(results) >= 4
+    assert server.accepted >= 1
+    for check, result in results.items():
+        assert result.ok is False, check
+        assert result.observed == f"API server {server.url}: timed out, no answer within 2 s", (check, result.observed)
+        assert result.explain().startswith("kubernetes[app]: API server http://127.0.0.1:"), result.explain()

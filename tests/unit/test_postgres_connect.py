@@ -81,3 +81,19 @@ def test_a_connect_timeout_below_psycopgs_minimum_is_enforced_and_a_late_session
         for thread in [t for t in threading.enumerate() if t.name == "opsproof-pg-connect"]:
             thread.join(10)
     assert [s.closed for s in server.sessions] == [True]
+
+
+def test_each_statement_is_bounded_by_the_check_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """statement_timeout is the entry's timeout_s (the check's deadline), not its connect_timeout_s."""
+    from opsproof.probes.deadline import within
+
+    options: list[str] = []
+
+    def connect(dsn: str, **kwargs: Any) -> Any:
+        options.append(kwargs["options"])
+        raise psycopg.OperationalError("refused")
+
+    monkeypatch.setattr(psycopg, "connect", connect)
+    with Connections() as conns, within(7), pytest.raises(psycopg.OperationalError), conns.postgres("k", "dsn", 3):
+        pass
+    assert "statement_timeout=7000 " in options[0]
