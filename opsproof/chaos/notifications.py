@@ -68,6 +68,9 @@ def remember(configuration: Configuration) -> None:
         if ctx.sandbox_dir is not None or (configuration or {}).get("opsproof_webhook_url"):
             return  # a receiver opsproof reads: the delivery is seen there
         if len(ctx.inventory.alertmanager) != 1 or len(ctx.inventory.prometheus) != 1:
+            log.warning("opsproof: Alertmanager's notifications not counted before the fault: the inventory needs "
+                        "exactly one alertmanager and one prometheus entry (it has %d and %d)",
+                        len(ctx.inventory.alertmanager), len(ctx.inventory.prometheus))
             return
         timeline.mark(EVENT, counts=counts(Apis(ctx)))
     except (ChaosError, OSError, ValueError) as e:  # the alert probes report it; the experiment goes on
@@ -84,8 +87,8 @@ def delivered(apis: Apis, name: str, active: list[dict[str, Any]]) -> dict[str, 
     notification since the method started that did not fail (None: not yet); a failure when none can be counted."""
     before = _before()
     if before is None:
-        raise fail(apis.am_id, "no count of Alertmanager's notifications from before the fault (its /metrics did "
-                   "not answer when the method started; see the log)", f"a delivery of {name} to count")
+        raise fail(apis.am_id, "no count of Alertmanager's notifications from before the fault (none could be "
+                   "taken when the method started: the log says why)", f"a delivery of {name} to count")
     receivers = sorted({r["name"] for a in active for r in a.get("receivers", [])})
     kinds = sorted(integrations(apis, receivers))
     if not kinds:
