@@ -42,6 +42,18 @@ def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
     """An inventory's ``verify_tls`` for httpx: a CA bundle's path becomes an SSL context (httpx deprecates str)."""
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
+def environment_proxies() -> dict[str, str | None]:
+    """The environment's proxies (``HTTPS_PROXY``, ``NO_PROXY``, …) as httpx reads them, read once.
+
+    Read by the thread that makes the :class:`Connections`, not by each probe thread: httpx reads them when a client
+    is made, through ``urllib.request.getproxies()``, which iterates ``os.environ``; pytest sets and removes
+    ``PYTEST_CURRENT_TEST`` on the main thread around every test, and an iteration that meets a key removed
+    between listing and reading raises ``KeyError: 'PYTEST_CURRENT_TEST'`` — a health check failed on it."""
+    from httpx._utils import get_environment_proxies  # httpx's own reading of them, so the two cannot differ
+
+    return get_environment_proxies()
+
+
 def _redis_driver() -> dict[str, Any]:
     """The library version for CLIENT SETINFO, given once: left to itself, redis-py ≥ 8 looks its own version up in
     the installed distributions for every connection (3.4 → 3.0 ms of CPU per new connection, measured here)."""
@@ -101,6 +113,7 @@ class Connections:
         self._k8s_files = CredentialFiles()  # a kubeconfig's inline credentials, removed at close
         self._http_transport = http_transport
         self._max_http = max_http_connections
+        self._proxies = environment_proxies() if http_transport is None else {}  # as httpx: none with a transport
 
     # --- HTTP -----------------------------------------------------------------------------------------
     def http(self, verify: bool | str = True) -> httpx.Client:
@@ -114,8 +127,15 @@ class Connections:
             client = self._http.get(key)
             if client is None:
                 limits = httpx.Limits(max_connections=self._max_http, max_keepalive_connections=self._max_http)
+                mounts: dict[str, httpx.BaseTransport | None] = {
+                    pattern: None if url is None else httpx.HTTPTransport(verify=context, limits=limits,
+                                                                         proxy=httpx.Proxy(url))
+                    for pattern, url in self._proxies.items()
+                }
                 client = bind_client(CheckClient(
                     transport=self._http_transport,
+                    mounts=mounts,
+                    trust_env=False,  # the environment was read once, above (see environment_proxies)
                     verify=context,
                     limits=limits,
                     follow_redirects=False,
