@@ -14,6 +14,8 @@ import contextlib
 import math
 import ssl
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -52,6 +54,14 @@ def environment_proxies() -> dict[str, str | None]:
     from httpx._utils import get_environment_proxies  # httpx's own reading of them, so the two cannot differ
 
     return get_environment_proxies()
+
+
+def _kubernetes_proxy(conf: kubernetes.client.Configuration, proxies: dict[str, str]) -> None:
+    """The proxy for a Kubernetes API server, as the client would take it from the environment (its scheme's,
+    else ``all``), but from the snapshot: ``Configuration`` calls ``getproxies()`` when made and when its host is
+    set, in the probe thread (see :func:`environment_proxies`). A kubeconfig's ``proxy-url`` wins, as in kubectl."""
+    if conf.proxy == "":  # not set by the kubeconfig
+        conf.proxy = proxies.get(urllib.parse.urlparse(conf.host).scheme) or proxies.get("all") or None
 
 
 def _redis_driver() -> dict[str, Any]:
@@ -114,6 +124,7 @@ class Connections:
         self._http_transport = http_transport
         self._max_http = max_http_connections
         self._proxies = environment_proxies() if http_transport is None else {}  # as httpx: none with a transport
+        self._urllib_proxies = urllib.request.getproxies()  # the same, in urllib's form, for the Kubernetes client
 
     # --- HTTP -----------------------------------------------------------------------------------------
     def http(self, verify: bool | str = True) -> httpx.Client:
@@ -292,7 +303,8 @@ class Connections:
             lock, slot = self._k8s.setdefault(key, (threading.Lock(), []))
         with lock:  # loading a kubeconfig may run an exec plugin: not under the lock shared by every kind
             if not slot:
-                conf = kubernetes.client.Configuration()
+                # proxy "": not from the environment, which a probe thread must not read (see _kubernetes_proxy)
+                conf = kubernetes.client.Configuration(proxy="", no_proxy=self._urllib_proxies.get("no", ""))
                 conf.retries = 0
                 if cfg.in_cluster:
                     kubernetes.config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
@@ -300,6 +312,7 @@ class Connections:
                     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                         config_file=cfg.kubeconfig, context=cfg.context, persist_config=False,
                         client_configuration=conf, temp_file_path=self._k8s_files.folder())
+                _kubernetes_proxy(conf, self._urllib_proxies)
                 api = kubernetes.client.ApiClient(conf)
                 bind_pool_manager(api.rest_client.pool_manager)  # its answers are read within the deadline
                 slot.append(api)

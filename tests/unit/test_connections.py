@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import threading
 import urllib.request
+from pathlib import Path
 
 import httpx
 import httpx._utils
+import kubernetes.client
+import kubernetes.client.configuration
 import pytest
+import yaml
 
+from opsproof.inventory import Kubernetes, loads
 from opsproof.probes import Connections
 
 
@@ -44,7 +49,7 @@ def test_ssl_contexts_are_made_once_per_trust_setting() -> None:
     conns.close()
 
 
-def test_probe_threads_never_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_probe_threads_never_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The proxies are read once, where the Connections are made: httpx reads them through getproxies(), which
     iterates os.environ, and pytest removes PYTEST_CURRENT_TEST on the main thread around every test — a probe
     thread's iteration that met the removal raised KeyError and failed a health check (CI, stop 19)."""
@@ -57,12 +62,16 @@ def test_probe_threads_never_read_the_environment(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(urllib.request, "getproxies", environment_read)
     monkeypatch.setattr(httpx._utils, "getproxies", environment_read)
+    monkeypatch.setattr(kubernetes.client.configuration, "getproxies", environment_read)
     clients: list[httpx.Client] = []
+    apis: list[kubernetes.client.ApiClient] = []
     errors: list[BaseException] = []
 
     def probe_thread() -> None:
         try:
             clients.append(conns.http())
+            apis.append(conns.kubernetes("kubernetes[env]", _kubeconfig(tmp_path, "env")))
+            apis.append(conns.kubernetes("kubernetes[own]", _kubeconfig(tmp_path, "own", "http://own.proxy:8080")))
         except BaseException as exc:
             errors.append(exc)
 
@@ -76,4 +85,21 @@ def test_probe_threads_never_read_the_environment(monkeypatch: pytest.MonkeyPatc
     assert direct is client._transport  # NO_PROXY kept
     assert proxied is not client._transport  # HTTPS_PROXY kept
     assert client._transport_for_url(httpx.URL("https://10.0.0.1/health")) is client._transport
+    assert apis[0].configuration.proxy == "http://proxy.example:3128"  # the API server is https
+    assert apis[0].configuration.no_proxy == "localhost,10.0.0.1"
+    assert apis[1].configuration.proxy == "http://own.proxy:8080"  # the kubeconfig's proxy-url wins
     conns.close()
+
+
+def _kubeconfig(folder: Path, name: str, proxy_url: str | None = None) -> Kubernetes:
+    config = folder / f"kubeconfig-{name}"
+    cluster: dict[str, object] = {"server": "https://k8s.test:6443"}
+    if proxy_url:
+        cluster["proxy-url"] = proxy_url
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return loads(f"environment: t\nkubernetes:\n  k: {{namespace: app, kubeconfig: {config}}}\n").kubernetes["k"]
