@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := postgresql redis-server prometheus prometheus-alertmanager \
-                   prometheus-postgres-exporter prometheus-redis-exporter
+                   prometheus-postgres-exporter prometheus-redis-exporter docker.io debootstrap
 BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/prometheus \
-            /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter
+            /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter \
+            /usr/sbin/dockerd /usr/sbin/debootstrap
 
-.PHONY: demo test test-fast deps services lint bench bench-chaos clean
+.PHONY: demo test test-fast deps services docker lint bench bench-chaos clean
 
 services:  ## Debian packages of the sandbox's services (installing them starts nothing)
 	@missing=0; for b in $(BINARIES); do [ -x "$$b" ] || missing=1; done; \
@@ -16,6 +17,9 @@ services:  ## Debian packages of the sandbox's services (installing them starts 
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install $(DEBIAN_PACKAGES)"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
 	fi
+
+docker: deps  ## a Docker daemon for the container tests: the one DOCKER_HOST names, else dockerd started here (root)
+	@$(PY) -m opsproof.containers.daemon
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +36,7 @@ demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
 	if [ $$code = 0 ]; then echo "VERDICT: PASS — every smoke check passed"; else echo "VERDICT: FAIL (pytest exit $$code)"; fi; \
 	exit $$code
 
-test: deps  ## lint, types, and the project's tests (unit + integration on real services)
+test: deps docker  ## lint, types, and the project's tests (unit + integration on real services)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/opsproof chaos validate

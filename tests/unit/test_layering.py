@@ -109,3 +109,8 @@ def test_only_what_locust_loads_imports_locust() -> None:
             if any(n == "locust" or n.startswith("locust.") for n in names):
                 found.add(str(path.relative_to(PACKAGE)))
     assert found == {"load/locust_plugin.py", "load/users.py"}
+
+
+def test_containers_know_only_the_neutral_helpers() -> None:
+    allowed = ("opsproof.util", "opsproof.containers")
+    assert {(f, m) for f, m in imports("containers") if not m.startswith(allowed)} == set()
