@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     from opsproof.load.cli import register as register_load
 
     register_load(sub)
+    from opsproof.report.cli import register as register_report
+
+    register_report(sub)
     args, extra = parser.parse_known_args(argv)
     if args.command == "chaos" and not any(a.startswith("-") for a in extra):
         args.experiments += [Path(a) for a in extra]  # options anywhere: `chaos run --inventory X FILE`

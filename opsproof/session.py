@@ -4,6 +4,8 @@ or the sandbox's), how results become verdicts (budget, waivers, gate), how its 
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,6 +156,12 @@ def budget_start_wall(budget: governance.Budget) -> float:
     return time.time() - (time.monotonic() - budget.start)
 
 
+def run_id() -> str:
+    """Which run wrote a record: host, time and process, so that runs on several machines never collide."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{socket.gethostname()}-{stamp}-{os.getpid()}"
+
+
 class Run:
     """Per-run state: the options, the environment, the judging, the prober, the recorder and the summary."""
 
@@ -162,9 +170,15 @@ class Run:
         self.env = Environment(self.options)
         self.judging = Judging(governance.Budget(self.options.time_budget, budget_start(config)))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
-        self.recorder = Recorder(self.options.record_path)
+        self.recorder = Recorder(self.options.record_path, run_id(), self._environment_name)
         self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook
         self.summary = Summary()
+
+    def _environment_name(self) -> str | None:
+        try:
+            return self.env.inventory().environment
+        except pytest.UsageError:  # the engine's own tests, or a broken inventory (reported on its own)
+            return None
 
     def judge(self, spec: ProbeSpec, target: Target[Any]) -> governance.Judgement:
         j = self.judging

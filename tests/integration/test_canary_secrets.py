@@ -93,6 +93,7 @@ class Outputs:
         self._drill()
         self._chaos()
         self._load()
+        self._report()
 
     def _maintenance(self) -> None:
         out = self.root / "maint"
@@ -153,6 +154,13 @@ class Outputs:
                             redisfaults.unpause_clients, target="cache", until=0)
         return _files(folder, faultjournal.FILE)
 
+    def _report(self) -> None:
+        """The readiness report of everything above (each suite's output root), in its three formats."""
+        roots = [str(self.root / n) for n in ("allure", "maint", "drill", "chaos-out", "load-out")]
+        self.text["report stdout"] = _cli("report", *roots, "--inventory", str(self.inventory), "--report-dir",
+                                          str(self.root / "readiness"))
+        self.text["readiness report (html, md, json)"] = _files(self.root / "readiness")
+
     def _load(self) -> None:
         out = self.root / "load-out"
         run = run_suite(self.inventory, out, "-vv", "-rA", "-l", suite="load")
@@ -170,7 +178,7 @@ OUTPUT_KINDS = (
     "stdout dr_drill", "drill evidence", "backup stdout", "chaos run stdout", "chaos evidence",
     "chaos fault journal",  # `pytest chaos` runs the same runner: its evidence and summary are the kinds above
     "stdout load", "load record", "Locust log", "Locust CSV and HTML",
-    # to add as they land: report (html, md, json)
+    "report stdout", "readiness report (html, md, json)",
 )
 
 

@@ -1,0 +1,154 @@
+"""The one record every suite writes and the report reads: a check's verdict with what was seen and expected.
+
+A record is a JSON object (one line of ``results.jsonl``, or one built from a drill, chaos or load document by
+:mod:`opsproof.report.collect`). It is versioned (``schema``) and validated when read: a record the report cannot
+use is an error naming the file, the line and the key, never a silent gap in the evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from opsproof.result import Severity
+
+SCHEMA = 1
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no-data"
+    FLAKY = "flaky"  # passed only after failing
+    WAIVED = "waived"  # failed, under an unexpired waiver
+    BLOCKED = "blocked"  # failed because a target it depends on is down (the root cause fails on its own)
+    TIMED_OUT = "timed-out"  # unfinished when the run's time budget was spent
+
+    @property
+    def counts_as_failure(self) -> bool:
+        return self in (Verdict.FAIL, Verdict.BLOCKED, Verdict.TIMED_OUT)
+
+
+class RecordError(ValueError):
+    """A record the report cannot use: where it is, and what is wrong with it."""
+
+
+SUITES = {"smoke": "smoke", "post_deploy": "post-deploy", "post_maintenance": "post-maintenance",
+          "dr_drill": "dr-drill", "chaos": "chaos", "load": "load"}
+
+
+def suite_of(test: str) -> str:
+    """The suite of a test from its node id: ``checks/post_deploy/test_01.py::…`` → ``post-deploy``."""
+    parts = test.split("::", 1)[0].replace("\\", "/").split("/")
+    for part in parts:
+        if part in SUITES:
+            return SUITES[part]
+    return "other"
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check's verdict, whatever suite produced it."""
+
+    check: str  # "http.health", "drill.restore", "chaos.experiment", "load.threshold"
+    target: str  # "http[app]"
+    suite: str
+    severity: Severity
+    verdict: Verdict
+    observed: str
+    expected: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    attempts: int = 1
+    test: str = ""  # the pytest node id, or the evidence file it came from
+    environment: str | None = None
+    run: str | None = None  # which run wrote it (several runs merge into one report)
+    at: float | None = None  # when it was recorded (Unix time)
+    commit: str | None = None  # the commit under test, where the run knew it (CI's variables, OPSPROOF_COMMIT)
+    waiver: Mapping[str, Any] | None = None
+    blocked_by: str | None = None
+    error: str | None = None
+    schema: int = SCHEMA
+
+    @property
+    def key(self) -> str:
+        return f"{self.check}@{self.target}"
+
+    def explain(self) -> str:
+        if self.verdict in (Verdict.PASS, Verdict.FLAKY):
+            return f"{self.target}: {self.observed} (expected {self.expected})"
+        return f"{self.target}: {self.observed}, expected {self.expected}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"], data["verdict"] = self.severity.value, self.verdict.value
+        return data
+
+
+def parse(data: object, where: str) -> CheckRecord:
+    """A record from its JSON form (``results.jsonl``'s keys), or :class:`RecordError` naming ``where`` and the key."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: a record is a JSON object, found {type(data).__name__}")
+    schema = data.get("schema", SCHEMA)  # results files written before records were versioned are schema 1
+    if schema != SCHEMA:
+        raise RecordError(f"{where}: schema {schema!r} is not one this opsproof reads (it reads schema {SCHEMA}): "
+                          "report with the opsproof version that wrote it")
+
+    def text(key: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            missing = "missing" if key not in data else f"{type(value).__name__}, not text"
+            raise RecordError(f"{where}: key {key!r}: {missing}")
+        return value
+
+    def choice(key: str, kind: type[StrEnum], default: str | None = None) -> Any:
+        value = text(key, default)
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(v.value for v in kind)
+            raise RecordError(f"{where}: key {key!r}: {value!r} is not one of {allowed}") from None
+
+    test = text("test", "")
+    if "check" not in data:  # a check that errored before it had a result (its setup failed)
+        return CheckRecord(check="setup", target=test or "?", suite=text("suite", suite_of(test)),
+                           severity=choice("severity", Severity, "high"), verdict=Verdict.FAIL,
+                           observed=str(data.get("message") or f"the test's setup {data.get('outcome', 'failed')}"),
+                           expected="the check to run", test=test, environment=data.get("environment"),
+                           run=data.get("run"), at=data.get("at"))
+    verdict = choice("verdict", Verdict)
+    waiver = data.get("waived")
+    evidence = data.get("evidence", {})
+    if not isinstance(evidence, dict):
+        raise RecordError(f"{where}: key 'evidence': {type(evidence).__name__}, not an object")
+    try:
+        duration, attempts = float(data.get("duration_s", 0.0)), int(data.get("attempts", 1))
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{where}: duration_s/attempts: {exc}") from None
+    return CheckRecord(
+        check=text("check"), target=text("target"), suite=text("suite", suite_of(test)),
+        severity=choice("severity", Severity), verdict=verdict, observed=text("observed", ""),
+        expected=text("expected", ""), evidence=evidence, duration_s=duration, attempts=attempts, test=test,
+        environment=data.get("environment"), run=data.get("run"), at=data.get("at"), commit=data.get("commit"),
+        waiver=waiver if isinstance(waiver, dict) else None, blocked_by=data.get("blocked_by"),
+        error=data.get("error"))
+
+
+def read_jsonl(path: Path) -> Iterator[CheckRecord]:
+    """Every record of a results file, each validated (``RecordError`` names ``file:line``)."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number > 1 and not line.endswith("\n"):  # the last line of a run killed mid-write
+                    raise RecordError(f"{where}: the line is cut off (the run was killed while writing it)") from None
+                raise RecordError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+            yield parse(data, where)
