@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := postgresql redis-server prometheus prometheus-alertmanager \
-                   prometheus-postgres-exporter prometheus-redis-exporter docker.io debootstrap
+                   prometheus-postgres-exporter prometheus-redis-exporter docker.io debootstrap chromium
 BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/prometheus \
             /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter \
-            /usr/sbin/dockerd /usr/sbin/debootstrap
+            /usr/sbin/dockerd /usr/sbin/debootstrap /usr/bin/chromium
 
 .PHONY: demo test test-fast deps services docker lint bench bench-chaos clean
 

@@ -15,8 +15,9 @@ from typing import Any
 from opsproof import output
 from opsproof.report.collect import collect
 from opsproof.report.judge import AREAS, decide
+from opsproof.report.policy import Policy, PolicyError, default_policy, load_policy
 from opsproof.report.records import RecordError
-from opsproof.report.render import render_all
+from opsproof.report.render import Report, render_all
 from opsproof.result import Severity
 
 
@@ -28,11 +29,15 @@ def register(sub: Any) -> None:
                     "are masked in the report)")
     rp.add_argument("--since", default=None, help="only evidence recorded at or after this time (ISO 8601, UTC "
                     "if no zone: 2026-12-01T00:00) or this long ago (36h, 30d)")
+    rp.add_argument("--previous", default=None, metavar="FILE", help="the previous report's readiness.json: "
+                    "show what changed since (new failures, fixed, RTO and p95 up or down)")
     rp.add_argument("--change", default=None, help="the change's ID, shown on the report")
-    rp.add_argument("--fail-on", default="high", choices=[s.value for s in Severity],
-                    help="a failed check of this severity or higher makes the change no-go (default: high)")
-    rp.add_argument("--require", default="gates", help="areas that must have evidence, comma-separated: "
-                    f"{', '.join(AREAS)} (default: gates)")
+    rp.add_argument("--policy", default=None, metavar="FILE", help="the readiness policy (YAML): required areas, "
+                    "evidence ages, alerts to prove, fail_on; without it: --require and --fail-on")
+    rp.add_argument("--fail-on", default=None, choices=[s.value for s in Severity],
+                    help="without --policy: a failed check of this severity or higher makes it no-go (default: high)")
+    rp.add_argument("--require", default=None, help="without --policy: areas that must have evidence, "
+                    f"comma-separated: {', '.join(AREAS)} (default: gates)")
     output.add_option(rp)  # OUT: where the evidence is read from by default
     rp.add_argument("--report-dir", default=None, help="where readiness.html/.md/.json are written "
                     "(default: OUT/readiness)")
@@ -66,30 +71,57 @@ def run(args: argparse.Namespace) -> int:
             print(f"opsproof: {exc}", file=sys.stderr)
             return 2
         environment, redact = inventory.environment, Redactor(inventory.secrets)
-    require = [a.strip() for a in args.require.split(",") if a.strip()]
-    unknown = [a for a in require if a not in AREAS]
     root = output.root(args.out)
     try:
-        if unknown:
-            raise RecordError(f"--require {','.join(unknown)}: not an area (areas: {', '.join(AREAS)})")
+        policy = _policy(args)
+        previous = _previous(args.previous)
         evidence = collect(args.paths or [root], environment, since_time(args.since))
-    except RecordError as exc:
+    except (RecordError, PolicyError) as exc:
         print(f"opsproof: {redact(str(exc))}", file=sys.stderr)
         return 2
-    decision = decide(evidence.records, Severity(args.fail_on), require)
+    decision = decide(evidence.records, policy)
     where = Path(args.report_dir) if args.report_dir else root / "readiness"
     where.mkdir(parents=True, exist_ok=True)
-    rendered = render_all(decision, evidence, args.change, environment or _environment(evidence.records), redact)
+    rendered = render_all(Report(decision, evidence, args.change, environment or _environment(evidence.records),
+                                 previous), redact)
     for fmt, text in rendered.items():
         (where / f"readiness.{fmt}").write_text(text, encoding="utf-8")
     print(redact(f"opsproof: readiness {'GO' if decision.go else 'NO-GO'}"
                  f" ({len(evidence.records)} record(s) from {len(evidence.sources)} file(s))"))
-    for reason in decision.reasons:
+    for reason in decision.reasons[:10]:
         print(redact(f"  - {reason}"))
+    if len(decision.reasons) > 10:
+        print(f"  … and {len(decision.reasons) - 10} more reasons (in the report)")
     for skipped in evidence.skipped:
         print(redact(f"  (skipped {skipped})"))
     print(f"opsproof: report written to {where}/readiness.html (.md, .json)")
     return 0 if decision.go else 1
+
+
+def _previous(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"--previous {path}: cannot be read as a report's JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("results"), list):
+        raise RecordError(f"--previous {path}: not the readiness.json of an opsproof report (schema 1, results)")
+    return doc
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    if args.policy:
+        if args.require or args.fail_on:
+            raise PolicyError("--policy and --require/--fail-on: give one or the other (the policy file has both)")
+        return load_policy(args.policy)
+    require = tuple(a.strip() for a in (args.require or "gates").split(",") if a.strip())
+    unknown = [a for a in require if a not in AREAS]
+    if unknown:
+        raise PolicyError(f"--require {','.join(unknown)}: not an area (areas: {', '.join(AREAS)})")
+    return default_policy(Severity(args.fail_on or "high"), require)
 
 
 def _environment(records: Any) -> str | None:

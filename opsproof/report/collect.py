@@ -137,7 +137,8 @@ def _chaos(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
         observed=f"{doc.get('status')}, rolled back ({doc.get('rollbacks_run', 0)} rollback(s))" if ok
         else "; ".join(failures) or str(doc.get("status")),
         expected="the experiment completes, its steady state holds, rollbacks leave nothing behind",
-        evidence={k: doc.get(k) for k in ("timeline", "recovery", "audit", "duration_s", "status")},
+        evidence={**{k: doc.get(k) for k in ("timeline", "recovery", "audit", "duration_s", "status")},
+                  "budget_s": next((d.get("budget_s") for d in doc.get("detections", [])), None)},
         duration_s=float(doc.get("duration_s") or 0.0), test=str(path), run=f"chaos:{path.name}", at=at,
         environment=doc.get("environment"))]
     for d in doc.get("detections", []):
@@ -155,13 +156,22 @@ def _chaos(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
 def _load(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
     """One record per threshold verdict."""
     scenario, at = str(doc["scenario"]), doc.get("started")
-    return [CheckRecord(check=f"load.{v['threshold']}", target=f"load[{v['subject']}]", suite="load",
+    return [CheckRecord(check=f"load.{_metric(str(v['threshold']))}", target=_subject(str(v["subject"])), suite="load",
                         severity=Severity.HIGH, verdict=_verdict(v["verdict"]), observed=str(v["message"]),
                         expected=str(v["threshold"]), evidence={"value": v.get("value"), "requests": v.get("requests"),
                                                                 "scenario": scenario},
                         test=str(path), run=f"load:{path.name}", at=float(at) if at is not None else None,
                         environment=doc.get("environment"))
             for v in doc["verdicts"]]
+
+
+def _metric(threshold: str) -> str:
+    """``p(95) < 300ms`` → ``p(95)``: one check per metric of a scenario or request name."""
+    return threshold.split()[0] if threshold.split() else threshold
+
+
+def _subject(subject: str) -> str:
+    return subject if subject.startswith("load[") else f"load[{subject}]"
 
 
 def _time(iso: object) -> float | None:

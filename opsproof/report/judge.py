@@ -8,9 +8,12 @@ evidence. Waived failures do not count while their waiver holds; the report list
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from opsproof.report.policy import AreaRule, Policy, default_policy
 from opsproof.report.records import CheckRecord, Verdict
 from opsproof.result import Severity
 
@@ -18,8 +21,11 @@ AREAS = {"gates": ("smoke", "post-deploy", "other"), "post-maintenance": ("post-
          "dr-drill": ("dr-drill",), "chaos": ("chaos",), "load": ("load",)}
 
 
+_AREA_OF = {suite: area for area, suites in AREAS.items() for suite in suites}
+
+
 def area_of(record: CheckRecord) -> str:
-    return next((area for area, suites in AREAS.items() if record.suite in suites), "gates")
+    return _AREA_OF.get(record.suite, "gates")
 
 
 @dataclass(frozen=True)
@@ -60,25 +66,68 @@ def _without_duplicated_drills(records: Sequence[CheckRecord]) -> list[CheckReco
                                        and not (r.run or "").startswith("drill:"))]
 
 
-def decide(records: Sequence[CheckRecord], fail_on: Severity = Severity.HIGH,
-           require: Sequence[str] = ("gates",)) -> Decision:
+def decide(records: Sequence[CheckRecord], policy: Policy | None = None, now: float | None = None) -> Decision:
+    """The go/no-go of the records under ``policy`` (default: the gates required, ``fail_on: high``) at ``now``."""
+    policy = policy or default_policy()
+    now = time.time() if now is None else now
     current = latest(_without_duplicated_drills(records))
-    areas = {name: Area(name, tuple(sorted((r for r in current if area_of(r) == name), key=_order)))
-             for name in AREAS}
+    grouped: dict[str, list[CheckRecord]] = {name: [] for name in AREAS}
+    for r in current:
+        grouped[area_of(r)].append(r)
+    areas = {name: Area(name, tuple(sorted(rs, key=_order))) for name, rs in grouped.items()}
     missing = [name for name, area in areas.items() if not area.records]
     reasons: list[str] = []
     if not current:
         reasons.append("no evidence: no record of any check was found")
-    for name in require:
-        if name in missing and current:
-            reasons.append(f"{name}: required, and no evidence of it was found")
-    failing = [r for r in current if r.verdict.counts_as_failure]
-    counted = [r for r in failing if r.severity.rank >= fail_on.rank]
-    for r in counted:
-        reasons.append(f"{area_of(r)}: {r.check} {r.verdict.value} ({r.severity.value}) — {r.explain()}")
+    for name, rule in policy.rules().items():
+        reasons += _area_reasons(name, rule, areas[name].records, now) if current else []
+    fail_on = policy.fail_on
+    failing = [r for r in current if r.verdict.counts_as_failure or _expired(r, now)]
+    for r in failing:
+        if r.severity.rank >= fail_on.rank:
+            why = f"waived until {r.waiver.get('expires')}, which has passed" if _expired(r, now) and r.waiver \
+                else r.verdict.value
+            reasons.append(f"{area_of(r)}: {r.check} {why} ({r.severity.value}) — {r.explain()}")
     return Decision(go=not reasons, reasons=reasons, areas=areas, missing=missing,
-                    waived=[r for r in current if r.verdict is Verdict.WAIVED],
+                    waived=[r for r in current if r.verdict is Verdict.WAIVED and not _expired(r, now)],
                     below=[r for r in failing if r.severity.rank < fail_on.rank], fail_on=fail_on)
+
+
+def _area_reasons(name: str, rule: AreaRule, records: Sequence[CheckRecord], now: float) -> list[str]:
+    if not records:
+        return [f"{name}: required, and no evidence of it was found"]
+    reasons = []
+    newest = max((r.at for r in records if r.at is not None), default=None)
+    if rule.max_age is not None and (newest is None or now - newest > rule.max_age):
+        seen = "with no time" if newest is None else f"{_span(now - newest)} old"
+        reasons.append(f"{name}: the latest evidence is {seen} (policy: within {_span(rule.max_age)})")
+    for alert in getattr(rule, "alerts", []):
+        proofs = [r for r in records if r.check == "chaos.detection" and r.target == f"alert[{alert}]"]
+        fresh = [r for r in proofs if rule.max_age is None or (r.at is not None and now - r.at <= rule.max_age)]
+        if not any(r.verdict is Verdict.PASS for r in fresh):
+            last = max(proofs, key=lambda r: r.at or 0.0, default=None)
+            seen = "never proven" if last is None else f"last {last.verdict.value}: {last.explain()}"
+            within = f" within {_span(rule.max_age)}" if rule.max_age is not None else ""
+            reasons.append(f"chaos: alert {alert} not proven by an experiment{within} ({seen})")
+    return reasons
+
+
+def _expired(r: CheckRecord, now: float) -> bool:
+    """A waived record whose waiver ran out since the run: the failure counts again."""
+    if r.verdict is not Verdict.WAIVED or not r.waiver:
+        return False
+    try:
+        expires = dt.date.fromisoformat(str(r.waiver.get("expires")))
+    except ValueError:
+        return True  # a waiver without a readable date holds nothing
+    return dt.datetime.fromtimestamp(now, dt.UTC).date() > expires
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def _order(r: CheckRecord) -> tuple[int, int, str, str]:

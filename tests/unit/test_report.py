@@ -16,7 +16,8 @@ from opsproof.report import RecordError, Verdict, parse, read_jsonl
 from opsproof.report.cli import since_time
 from opsproof.report.collect import collect
 from opsproof.report.judge import decide
-from opsproof.report.render import render_all
+from opsproof.report.policy import PolicyError, default_policy, loads_policy
+from opsproof.report.render import Report, render_all
 from opsproof.result import Severity
 
 DATA = Path(__file__).parent / "data" / "report"
@@ -100,7 +101,7 @@ def test_every_suites_evidence_is_collected_and_a_healthy_change_is_go(tmp_path:
     root = evidence_root(tmp_path)
     shutil.copy(DATA / "smoke.jsonl", root / "results.jsonl")  # the same run under its second name: once only
     evidence = collect([root])
-    decision = decide(evidence.records, require=("gates", "dr-drill", "chaos", "load"))
+    decision = decide(evidence.records, default_policy(require=("gates", "dr-drill", "chaos", "load")))
     assert decision.go, decision.reasons
     assert {name: len(area.records) for name, area in decision.areas.items()} == {
         "gates": 6, "post-maintenance": 0, "dr-drill": 8, "chaos": 2, "load": 4}
@@ -133,15 +134,14 @@ def test_below_the_gate_and_waived_failures_are_listed_not_counted(tmp_path: Pat
     assert decision.go
     assert [r.check for r in decision.below] == ["http.latency"]
     assert [r.check for r in decision.waived] == ["http.ready"]
-    assert "owner sre, ticket OPS-1, until 2027-01-01" in render_all(decision, collect([root]), None, None,
-                                                                     str)["md"]
+    assert "owner sre, ticket OPS-1, until 2027-01-01" in render_all(Report(decision, collect([root])), str)["md"]
 
 
 def test_no_evidence_and_a_missing_required_area_are_no_go(tmp_path: Path) -> None:
     assert decide([]).reasons == ["no evidence: no record of any check was found"]
     root = tmp_path / "reports"
     write_run(root, "r", a_record())
-    assert decide(collect([root]).records, require=("gates", "dr-drill")).reasons == [
+    assert decide(collect([root]).records, default_policy(require=("gates", "dr-drill"))).reasons == [
         "dr-drill: required, and no evidence of it was found"]
 
 
@@ -170,7 +170,7 @@ def test_the_html_is_self_contained_and_escapes_what_targets_said(tmp_path: Path
     root = evidence_root(tmp_path)
     write_run(root, "r2", a_record(run="r2", at=2e9, verdict="fail", observed="<script>alert(1)</script>"))
     evidence = collect([root])
-    rendered = render_all(decide(evidence.records), evidence, "CHG-42", "sandbox", str)
+    rendered = render_all(Report(decide(evidence.records), evidence, "CHG-42", "sandbox"), str)
     page = rendered["html"]
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -188,7 +188,7 @@ def test_secrets_are_masked_in_every_format(tmp_path: Path) -> None:
     root = tmp_path / "reports"
     write_run(root, "r", a_record(verdict="fail", observed="login failed for s3cr3t-canary"))
     evidence = collect([root])
-    for text in render_all(decide(evidence.records), evidence, None, None,
+    for text in render_all(Report(decide(evidence.records), evidence),
                            lambda t: t.replace("s3cr3t-canary", "***")).values():
         assert "s3cr3t-canary" not in text
         assert "***" in text
@@ -210,3 +210,90 @@ def test_the_exit_status_gates_a_pipeline(tmp_path: Path, capsys: pytest.Capture
     assert f"{root / 'runs' / 'r3.jsonl'}:1: not JSON" in capsys.readouterr().err
     assert main(["report", "--out", str(root), "--require", "gates,drills"]) == 2
     assert "--require drills: not an area" in capsys.readouterr().err
+    (root / "runs" / "r3.jsonl").unlink()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("fail_on: critical\ngates: {max_age: 100000d}\n")
+    assert main(["report", "--out", str(root), "--policy", str(policy)]) == 1  # r2's failure is critical
+    policy.write_text("gates:\n  max_age: 1d\n  maxage: 2d\n")
+    assert main(["report", "--out", str(root), "--policy", str(policy)]) == 2
+    assert f"{policy}:3: gates.maxage: unknown key 'maxage'. Fix: did you mean 'max_age'" in capsys.readouterr().err
+
+
+# --- the policy --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "problem"), [
+    ("fail_on: urgent\n", "<policy>:1: fail_on: Input should be 'critical', 'high', 'medium' or 'low'"),
+    ("gates: {}\ndr_drill:\n  max_age: soon\n", "<policy>:3: dr_drill.max_age: 'soon' is not a duration"),
+    ("gates: {}\nchaos: {alert: [HighLatency]}\n", "<policy>:2: chaos.alert: unknown key 'alert'. Fix: did you "
+     "mean 'alerts'"),
+    ("gate: {}\n", "<policy>:1: gate: unknown key 'gate'. Fix: did you mean 'gates'"),
+    ("- gates\n", "<policy>:1: (top level): expected a mapping, got a list"),
+    ("gates: {}\ngates: {}\n", "<policy>:2: gates: duplicate key 'gates', also at line 1"),
+])
+def test_a_policy_with_a_typo_is_an_error_naming_line_key_and_fix(text: str, problem: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        loads_policy(text)
+    assert problem in str(caught.value)
+
+
+DAY = 86400.0
+
+
+def test_stale_evidence_and_an_unproven_alert_are_no_go(tmp_path: Path) -> None:
+    records = collect([evidence_root(tmp_path)]).records
+    chaos_at = max(r.at or 0 for r in records if r.suite == "chaos")
+    policy = loads_policy("gates: {}\ndr_drill: {max_age: 35d}\nchaos: {max_age: 90d, alerts: [HighLatency, "
+                          "PostgresDown]}\n")
+    assert decide(records, policy, now=chaos_at + DAY).reasons == [
+        "chaos: alert PostgresDown not proven by an experiment within 90 d (never proven)"]
+    late = decide(records, policy, now=chaos_at + 100 * DAY).reasons
+    assert late[0].startswith("dr-drill: the latest evidence is 100 d old (policy: within 35 d)")
+    assert "chaos: the latest evidence is 100 d old (policy: within 90 d)" in late
+    assert "chaos: alert HighLatency not proven by an experiment within 90 d (last pass: alert[HighLatency]: " \
+           "fired after" in " | ".join(late)
+
+
+def test_a_waiver_that_expired_since_the_run_counts_again(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    waiver = {"owner": "sre", "ticket": "OPS-1", "expires": "2026-12-31", "reason": "known", "check": "http.*"}
+    write_run(root, "r", a_record(check="http.ready", verdict="waived", waived=waiver, at=2e9))
+    records = collect([root]).records
+    assert decide(records, now=1_798_675_200.0).go  # 2026-12-31: the last day it holds
+    reasons = decide(records, now=1_798_761_600.0).reasons  # 2027-01-01
+    assert reasons == ["gates: http.ready waived until 2026-12-31, which has passed (critical) — http[app]: GET "
+                       "/health → HTTP 200 with status='ok', expected HTTP 200 with status='ok'"]
+
+
+def test_each_experiment_gets_its_timeline_against_its_budget(tmp_path: Path) -> None:
+    evidence = collect([evidence_root(tmp_path)])
+    page = render_all(Report(decide(evidence.records), evidence), str)["html"]
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert "budget 6.5 s" in svg
+    for stage in ("fault +0.00 s (pgproxy latency 520 ms)", "firing +3.63 s (HighLatency)", "recovered +4.79 s",
+                  "resolved +6.63 s"):
+        assert stage in svg
+    loads = {r.target for r in decide(evidence.records).areas["load"].records}
+    assert loads == {"load[browse]", "load[browse/item]"}
+
+
+def test_the_trend_names_new_failures_fixes_and_measured_changes(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from opsproof.cli import main
+
+    root = evidence_root(tmp_path)
+    assert main(["report", "--out", str(root)]) == 0
+    previous = tmp_path / "previous.json"
+    shutil.move(root / "readiness" / "readiness.json", previous)
+    drill = json.loads((root / "drills" / "drill.json").read_text())
+    rto = next(p for p in drill["phases"] if p["phase"] == "rto")
+    rto["evidence"]["measured_s"] = 41.5  # the restore took longer this time
+    (root / "drills" / "drill.json").write_text(json.dumps(drill))
+    write_run(root, "r2", a_record(run="r2", at=2e9, verdict="fail"))
+    assert main(["report", "--out", str(root), "--previous", str(previous)]) == 1
+    change = json.loads((root / "readiness" / "readiness.json").read_text())["trend"]
+    assert change["new_failures"] == ["http.health@http[app]"]
+    assert {"check": "drill.rto", "target": "backups[app]", "before": 3.459, "after": 41.5, "change": "up"} in \
+        change["values"]
+    assert "drill.rto@backups[app]: 3.459 → 41.5 (up)" in (root / "readiness" / "readiness.md").read_text()
+    (tmp_path / "bad.json").write_text("[]")
+    assert main(["report", "--out", str(root), "--previous", str(tmp_path / "bad.json")]) == 2
+    assert "not the readiness.json of an opsproof report" in capsys.readouterr().err
