@@ -27,7 +27,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-deps: services $(VENV)/.installed
+node_modules/.bin/allure: package.json  ## Allure 3 (npm), to render allure-pytest's results without Java
+	@if command -v npm >/dev/null; then npm install --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the Allure rendering test will be skipped (apt-get install npm)"; fi
+
+deps: services $(VENV)/.installed node_modules/.bin/allure
 
 demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
 	@$(PY) -m opsproof.cli sandbox up --dir /tmp/opsproof-demo; \

@@ -126,7 +126,7 @@ def record_result(item: pytest.Item, result: Result) -> None:
     item.stash[RESULT_KEY] = result
     item.stash[VERDICT_KEY] = {"verdict": result.verdict}
     if item.config.getoption("allure_report_dir", None):
-        _attach_to_allure(result, _severity(item))
+        _attach_to_allure(item, result)
 
 
 def _spec_and_target(item: pytest.Item) -> tuple[ProbeSpec | None, Target[Any] | None]:
@@ -199,25 +199,19 @@ def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
     return judgement.result
 
 
-ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor"}
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     res = item.stash.get(RESULT_KEY, None)
     if res is not None and item.config.getoption("allure_report_dir", None):
-        _attach_to_allure(res, _severity(item))  # in the call phase, so it lands on the test, not the fixture
+        _attach_to_allure(item, res)  # in the call phase, so it lands on the test, not the fixture
     return (yield)
 
 
-def _attach_to_allure(res: Result, severity: Severity | None) -> None:
-    """With allure-pytest active (--alluredir): the evidence as an attachment, the severity as its label."""
-    import allure
+def _attach_to_allure(item: pytest.Item, res: Result) -> None:
+    """With allure-pytest active (--alluredir): labels, evidence (opsproof.report.allure)."""
+    from opsproof.report import allure
 
-    allure.dynamic.label("severity", ALLURE_SEVERITY[severity.value if severity else "medium"])  # type: ignore[no-untyped-call]
-    allure.dynamic.label("opsproof_check", res.check)  # type: ignore[no-untyped-call]
-    allure.attach(json.dumps(res.to_record(), indent=2, default=str, ensure_ascii=False),
-                  name=f"evidence {res.target}", attachment_type=allure.attachment_type.JSON)
+    allure.label_check(res, _severity(item), item.nodeid, _state(item.config).environment_name())
 
 
 @pytest.fixture(scope="session")
@@ -344,6 +338,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run is not None and not hasattr(session.config, "workerinput"):
         stopped = bool(session.shouldfail or session.shouldstop)  # -x/--maxfail: later checks never ran
         session.exitstatus = run.judging.gate.exit_status(int(session.exitstatus), stopped=stopped)
+        allure_dir = session.config.getoption("allure_report_dir", None)
+        if allure_dir:
+            from opsproof.report import allure
+
+            allure.write_run_files(Path(allure_dir), run.environment_name(), run.options.inventory, records.commit(),
+                                   run.env.redact)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

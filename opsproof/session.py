@@ -170,11 +170,11 @@ class Run:
         self.env = Environment(self.options)
         self.judging = Judging(governance.Budget(self.options.time_budget, budget_start(config)))
         self.prober = Prober(self.judging.budget, self.options.concurrency)
-        self.recorder = Recorder(self.options.record_path, run_id(), self._environment_name)
+        self.recorder = Recorder(self.options.record_path, run_id(), self.environment_name)
         self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook
         self.summary = Summary()
 
-    def _environment_name(self) -> str | None:
+    def environment_name(self) -> str | None:
         try:
             return self.env.inventory().environment
         except pytest.UsageError:  # the engine's own tests, or a broken inventory (reported on its own)

@@ -112,12 +112,17 @@ def _verdict(text: object) -> Verdict:
     return Verdict.NO_DATA if text in ("no-verdict", None) else Verdict(str(text))
 
 
+# as checks/dr_drill marks its phases' tests
+DRILL_SEVERITY = {"found": Severity.CRITICAL, "integrity": Severity.CRITICAL, "provision": Severity.HIGH,
+                  "restore": Severity.CRITICAL, "verify": Severity.CRITICAL, "rpo": Severity.HIGH, "rto": Severity.HIGH,
+                  "teardown": Severity.MEDIUM}
+
+
 def _drill(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
     """One record per phase; the RTO and RPO phases carry the measured figures and the targets."""
     at = _time(doc.get("started"))
-    critical = ("restore", "verify", "rto", "rpo")
     return [CheckRecord(check=f"drill.{p['phase']}", target=str(doc["drill"]), suite="dr-drill",
-                        severity=Severity.CRITICAL if p["phase"] in critical else Severity.HIGH,
+                        severity=DRILL_SEVERITY.get(p["phase"], Severity.HIGH),
                         verdict=_verdict(p["verdict"]), observed=str(p["observed"]), expected=str(p["expected"]),
                         evidence={**p.get("evidence", {}), **({"target_s": doc[p["phase"]].get("target_s")}
                                                              if p["phase"] in ("rto", "rpo") else {})},
