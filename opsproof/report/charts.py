@@ -1,4 +1,5 @@
-"""Inline SVG for the HTML report (no script, no external file): a chaos experiment's timeline against its budget.
+"""Inline SVG for the HTML report (no script, no external file): a chaos experiment's timeline against its budget,
+and a load run's latency by percentile.
 
 fault → pending → firing → delivered → remediated → recovered → resolved, on one axis of seconds since the fault,
 with the detection budget drawn as a band: a mark right of the band is a late detection, at a glance.
@@ -53,3 +54,48 @@ def _detail(mark: Mapping[str, Any]) -> str:
         if mark.get(key):
             return f"({mark[key]})"
     return ""
+
+
+PERCENTILES = ("p(50)", "p(90)", "p(95)", "p(99)", "p(99.9)", "p(100)")
+COLOURS = ("#1f4e9c", "#b3541e", "#2e7d32", "#6a1b9a", "#00838f", "#5d4037")
+
+
+def latency_percentiles(distribution: Mapping[str, Any]) -> str:
+    """A load run's latency by percentile (log scale, ms), one line per request name and the total; empty when the
+    run has no figures."""
+    import math
+
+    series = {name: [float(us[p]) / 1000 for p in PERCENTILES]
+              for name, us in distribution.items() if name != "scenario" and isinstance(us, Mapping)
+              and all(isinstance(us.get(p), int | float) and us[p] > 0 for p in PERCENTILES)}
+    if not series:
+        return ""
+    low = min(min(v) for v in series.values())
+    high = max(max(v) for v in series.values())
+    top, bottom = math.log10(high * 1.3), math.log10(max(low / 1.3, 1e-3))
+    width, height, left, pad = 560, 220, 60, 20
+
+    def y(ms: float) -> float:
+        return pad + (top - math.log10(ms)) / (top - bottom) * (height - 2 * pad)
+
+    def x(i: int) -> float:
+        return left + i * (width - left - 120) / (len(PERCENTILES) - 1)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img" '
+             'aria-label="latency by percentile" font-size="11" font-family="sans-serif">']
+    for tick in range(math.floor(bottom), math.ceil(top) + 1):
+        ms = 10.0 ** tick
+        if bottom <= tick <= top:
+            parts.append(f'<line x1="{left}" x2="{width - 120}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" stroke="#ddd"/>'
+                         f'<text x="{left - 6}" y="{y(ms) + 4:.1f}" text-anchor="end">{ms:g} ms</text>')
+    for i, name in enumerate(PERCENTILES):
+        parts.append(f'<text x="{x(i):.1f}" y="{height + 8}" text-anchor="middle">{html.escape(name)}</text>')
+    for n, (name, values) in enumerate(series.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        label = html.escape(f"{name}: p95 {values[2]:.1f} ms, p99 {values[3]:.1f} ms")
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2">'
+                     f'<title>{label}</title></polyline>'
+                     f'<text x="{width - 114}" y="{pad + 14 * n:.1f}" fill="{colour}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -14,6 +14,7 @@ kept once per (run, test, check, target), and keeps where it ran. Nothing here c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -161,13 +162,27 @@ def _chaos(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
 def _load(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
     """One record per threshold verdict."""
     scenario, at = str(doc["scenario"]), doc.get("started")
-    return [CheckRecord(check=f"load.{_metric(str(v['threshold']))}", target=_subject(str(v["subject"])), suite="load",
-                        severity=Severity.HIGH, verdict=_verdict(v["verdict"]), observed=str(v["message"]),
-                        expected=str(v["threshold"]), evidence={"value": v.get("value"), "requests": v.get("requests"),
-                                                                "scenario": scenario},
-                        test=str(path), run=f"load:{path.name}", at=float(at) if at is not None else None,
-                        environment=doc.get("environment"))
-            for v in doc["verdicts"]]
+    distribution = {"scenario": scenario, "total": doc.get("total", {}).get("us", {}),
+                    **{n: t.get("us", {}) for n, t in doc.get("names", {}).items()}}
+    records = [CheckRecord(
+        check=f"load.{_metric(str(v['threshold']))}", target=_subject(str(v["subject"])), suite="load",
+        severity=Severity.HIGH, verdict=_verdict(v["verdict"]), observed=_finding(v)[0], expected=_finding(v)[1],
+        evidence={"value": v.get("value"), "requests": v.get("requests"),
+                                                "scenario": scenario},
+        test=str(path), run=f"load:{path.name}", at=float(at) if at is not None else None,
+        environment=doc.get("environment"))
+        for v in doc["verdicts"]]
+    if records:  # the run's latency distribution, charted once per run
+        records[0] = dataclasses.replace(records[0], evidence={**records[0].evidence, "distribution": distribution})
+    return records
+
+
+def _finding(verdict: dict[str, Any]) -> tuple[str, str]:
+    """A threshold's message (``load[x]: p(95) 241 ms over 18,422 requests, expected < 200 ms``) as observed and
+    expected, without the subject the record names already."""
+    text = str(verdict["message"]).removeprefix(f"{verdict['subject']}: ")
+    observed, _, expected = text.rpartition(", expected ")
+    return (observed, expected) if observed else (text, str(verdict["threshold"]))
 
 
 def _metric(threshold: str) -> str:

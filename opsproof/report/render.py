@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsproof.report import trend
-from opsproof.report.charts import chaos_timeline
+from opsproof.report.charts import chaos_timeline, latency_percentiles
 from opsproof.report.collect import Evidence
 from opsproof.report.judge import Decision
 from opsproof.report.records import CheckRecord, Verdict
@@ -155,6 +155,10 @@ def to_html(report: Report) -> str:
         parts += [f"<figure><figcaption>{e(r.target)}</figcaption>{svg}</figure>" for r in area.records
                   if r.check == "chaos.experiment"
                   and (svg := chaos_timeline(r.evidence.get("timeline") or [], r.evidence.get("budget_s")))]
+        parts += [f"<figure><figcaption>load[{e(str(r.evidence['distribution'].get('scenario')))}]: latency by "
+                  f"percentile</figcaption>{svg}</figure>" for r in area.records
+                  if isinstance(r.evidence.get("distribution"), dict)
+                  and (svg := latency_percentiles(r.evidence["distribution"]))]
         parts.append("</section>")
     change_since = trend.trend(to_json(report), report.previous) if report.previous is not None else None
     if change_since:

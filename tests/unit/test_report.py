@@ -297,3 +297,13 @@ def test_the_trend_names_new_failures_fixes_and_measured_changes(tmp_path: Path,
     (tmp_path / "bad.json").write_text("[]")
     assert main(["report", "--out", str(root), "--previous", str(tmp_path / "bad.json")]) == 2
     assert "not the readiness.json of an opsproof report" in capsys.readouterr().err
+
+
+def test_a_load_run_reads_as_its_thresholds_and_its_latency_chart(tmp_path: Path) -> None:
+    evidence = collect([evidence_root(tmp_path)])
+    p95 = next(r for r in evidence.records if r.check == "load.p(95)")
+    assert p95.explain() == "load[browse]: p(95) 20.2 ms over 658 requests (expected < 300 ms)"
+    page = render_all(Report(decide(evidence.records), evidence), str)["html"]
+    chart = page[page.index("latency by percentile</figcaption>"):]
+    assert "<polyline" in chart
+    assert "item: p95 19.8 ms, p99 29.1 ms" in chart  # from the run's exact histograms
