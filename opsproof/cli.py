@@ -17,17 +17,29 @@ from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError
 
 
-def _sandbox(args: argparse.Namespace) -> int:
+def _open_sandbox(args: argparse.Namespace) -> Sandbox:
+    """The provider asked for (``--provider``), else the one the state folder records, else processes."""
     sandbox = Sandbox(args.dir)
+    provider = args.provider or sandbox.meta.get("provider", "process")
+    if provider == "docker":
+        from opsproof.sandbox.docker_provider import DockerSandbox
+
+        return DockerSandbox(args.dir)
+    return sandbox
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    sandbox = _open_sandbox(args)
     if args.action == "up":
         path = sandbox.up()
-        print(f"sandbox up: {sandbox.dir}")
+        print(f"sandbox up ({getattr(sandbox, 'provider', 'process')}): {sandbox.dir}")
         for name, state in sandbox.status().items():
             print(f"  {name:<18} {state}")
         print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
     elif args.action == "down":
         sandbox.down()
-        print(f"sandbox down: {sandbox.dir} (no process left)")
+        left = "container, network or volume" if getattr(sandbox, "provider", "") == "docker" else "process"
+        print(f"sandbox down: {sandbox.dir} (no {left} left)")
     else:
         from opsproof.chaos import faultjournal
 
@@ -148,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     sb = sub.add_parser("sandbox", help="real services on loopback to run the suites against")
     sb.add_argument("action", choices=["up", "down", "status"])
     sb.add_argument("--dir", default=None, help="state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
+    sb.add_argument("--provider", choices=["process", "docker"], default=None,
+                    help="processes from Debian's packages (default), or containers of the sandbox image "
+                         "(down/status: the one the state folder records)")
     sb.set_defaults(func=_sandbox)
     va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
     va.add_argument("inventory")
