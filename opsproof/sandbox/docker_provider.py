@@ -32,7 +32,7 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 from opsproof.sandbox import configs
 from opsproof.sandbox.control import SERVICES, START_TIMEOUT, Sandbox
 from opsproof.sandbox.docker_services import PORTS, STATE, Service, alias, services
-from opsproof.sandbox.process import SandboxError, wait_for
+from opsproof.sandbox.process import SandboxError, free_port, wait_for
 from opsproof.util.process import private_dir
 
 if TYPE_CHECKING:
@@ -188,6 +188,16 @@ class DockerSandbox(Sandbox):
         except SandboxError as exc:
             raise SandboxError(f"{exc}; last lines of its log:\n{self._log_tail(name)}") from None
 
+    def restore(self, name: str) -> None:
+        """Undo what was done to the container of ``name`` — paused, off its network, stopped — idempotently."""
+        state = self._state(name)
+        if state == "paused":
+            self.container(name).unpause()
+        elif state == "disconnected":
+            self.network().connect(self.container(name), aliases=[alias(name)])
+        elif state == "down":
+            self.start_service(name)
+
     def signal(self, name: str, sig: int) -> None:
         self.container(name).kill(signal=int(sig))
 
@@ -209,7 +219,10 @@ class DockerSandbox(Sandbox):
         (self.dir / "webhook" / "deliveries.jsonl").touch()
         passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "opsproof_backup",
                                                               "redis")}
-        self.meta = {"provider": self.provider, "id": self.id, "image": self.image, "ports": {}, "containers": {},
+        # host ports chosen here, not by Docker: a container started again after a stop keeps them (Docker would
+        # pick new ones, and the inventory would point at nothing)
+        ports = {name: free_port() for name in PORTS}
+        self.meta = {"provider": self.provider, "id": self.id, "image": self.image, "ports": ports, "containers": {},
                      "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
         self._save_meta()  # before anything is created: `down` from another process finds the id
         network = self.client.networks.create(f"opsproof-{self.id}", labels=self.labels())
@@ -240,14 +253,13 @@ class DockerSandbox(Sandbox):
         for host, inside, mode in service.mounts:
             box.with_volume_mapping(host, inside, mode)
         for port_name in service.published:
-            box.ports[f"{PORTS[port_name]}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+            box.ports[f"{PORTS[port_name]}/tcp"] = ("127.0.0.1", self.port(port_name))  # type: ignore[assignment]
         box.waiting_for(self._wait_strategy(service))
         try:
             box.start()
         finally:
             if box._container is not None:  # recorded even if it never became ready: `down` removes it by label
                 self.meta["containers"][service.name] = box._container.id
-                self._record_ports(service, box._container.id)
                 self._save_meta()
 
     def _wait_strategy(self, service: Service) -> Any:
@@ -265,13 +277,6 @@ class DockerSandbox(Sandbox):
         else:
             strategy = ContainerStatusWaitStrategy()
         return strategy.with_startup_timeout(int(START_TIMEOUT)).with_poll_interval(0.1)
-
-    def _record_ports(self, service: Service, container_id: str) -> None:
-        info = self.client.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
-        for port_name in service.published:
-            bound = info.get(f"{PORTS[port_name]}/tcp") or []
-            if bound:
-                self.meta["ports"][port_name] = int(bound[0]["HostPort"])
 
     def _ready_check(self, name: str) -> Any:
         """What the process provider checks, from the host through the published port."""

@@ -1,0 +1,217 @@
+"""The sandbox's docker provider: one sandbox of containers for the module, the suites run unchanged against it,
+containers broken for real (stopped, paused, cut off their network) fail exactly the expected checks, and no
+container, network or volume outlives an up that failed, was interrupted (SIGINT, SIGTERM) or was taken down from
+another process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from support import REPO, SandboxHelper, interruptible, run_suite, traffic
+
+from opsproof.sandbox import docker_provider
+from opsproof.sandbox.docker_provider import EXTRA_LABELS_ENV, LABEL, DockerSandbox, sandbox_id
+from opsproof.sandbox.process import SandboxError
+from opsproof.util.poll import wait_until
+from opsproof.util.process import owned_dir
+
+if TYPE_CHECKING:
+    import docker
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker-sandbox")]
+
+TEST_LABEL = "org.opsproof.test=h21"  # PREAMBLE rule 10: every container these tests start carries it
+
+
+def message(run: Any, check: str) -> str:
+    record = run.record(check)
+    return f"{record['target']}: {record['observed']}, expected {record['expected']}"
+
+
+def leftovers(client: docker.DockerClient, label: str) -> list[str]:
+    """Containers, networks and volumes still carrying ``label``."""
+    filters = {"label": label}
+    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+            + [f"network {n.name}" for n in client.networks.list(filters=filters)]
+            + [f"volume {v.name}" for v in client.volumes.list(filters=filters)])
+
+
+@pytest.fixture(scope="module")
+def labelled() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(EXTRA_LABELS_ENV, TEST_LABEL)
+        yield
+
+
+@pytest.fixture(scope="module")
+def docker_sandbox(labelled: None, sandbox_image: str, docker_client: docker.DockerClient) -> Iterator[SandboxHelper]:
+    """One sandbox of containers for the module; taken down by `opsproof sandbox down` in another process."""
+    state = owned_dir("opsproof-test-docker-", Path("/tmp"))
+    box = DockerSandbox(state, ephemeral=True, image=sandbox_image)
+    try:
+        box.up()
+        yield SandboxHelper(box)
+    finally:
+        done = subprocess.run([sys.executable, "-m", "opsproof.cli", "sandbox", "down", "--dir", str(state)],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        left = leftovers(docker_client, f"{LABEL}={box.id}")
+        box.down()  # whatever the other process missed, so a failure here leaves nothing behind either
+        shutil.rmtree(state, ignore_errors=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "no container, network or volume left" in done.stdout
+        assert left == [], f"`opsproof sandbox down` from another process left {left}"
+        assert not state.exists()
+
+
+@pytest.fixture
+def docker_healthy(docker_sandbox: SandboxHelper) -> Iterator[SandboxHelper]:
+    """The docker sandbox healthy before the test, and every container mended after it (unpaused, reconnected,
+    started again) until monitoring sees all of it healthy."""
+    docker_sandbox.wait_healthy()
+    yield docker_sandbox
+    box = docker_sandbox.box
+    assert isinstance(box, DockerSandbox)
+    for name in box.meta["containers"]:
+        box.restore(name)
+    docker_sandbox.wait_healthy()
+
+
+def test_the_smoke_suite_passes_unchanged(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    box = docker_healthy.box
+    assert box.meta["provider"] == "docker"
+    inventory = box.inventory_path.read_text()
+    assert "127.0.0.1:" in inventory and "0.0.0.0" not in inventory
+    run = run_suite(docker_healthy.inventory, tmp_path)
+    assert run.code == 0, run.output
+    assert run.failed_checks == set() and len(run.records) >= 30
+    # published on loopback only
+    for name in box.meta["containers"]:
+        for bindings in (box.container(name).attrs["NetworkSettings"]["Ports"] or {}).values():
+            assert {b["HostIp"] for b in bindings or []} <= {"127.0.0.1"}, name
+
+
+def test_the_post_deploy_gate_passes(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    app = docker_healthy.box.url("app")
+    docker_healthy.wait_quiet(6)  # the up's warm-up traffic is out of the window before the deploy
+    httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": 60}, timeout=5).raise_for_status()
+    try:
+        traffic(app, 4)
+        docker_healthy.wait_scrapes(1)
+        at = dt.datetime.now(dt.UTC).isoformat()
+        httpx.post(app + "/admin/release", json={"version": "v2", "latency_ms": 60}, timeout=5).raise_for_status()
+        traffic(app, 4)
+        docker_healthy.wait_scrapes(2)
+        run = run_suite(docker_healthy.inventory, tmp_path, suite="checks/post_deploy",
+                        env={"OPSPROOF_DEPLOYED_AT": at})
+    finally:
+        httpx.post(app + "/admin/release", json={"version": "v1", "error_rate": 0, "latency_ms": 0}, timeout=5)
+    assert run.code == 0, run.output
+    passed = {r["check"] for r in run.records if r["outcome"] == "passed"}
+    assert {"slo.error_ratio", "slo.latency_p95", "slo.canary_errors", "slo.canary_latency"} <= passed
+
+
+def test_a_stopped_container(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    docker_healthy.box.stop_service("redis")
+    assert docker_healthy.box.status()["redis"].startswith("down")
+    run = run_suite(docker_healthy.inventory, tmp_path)
+    assert run.code == 1
+    assert run.failed_checks == {"redis.ping", "http.health"}, run.output
+    assert set(run.blocked) == {"redis.memory", "redis.eviction_policy", "redis.hit_rate", "redis.queues"}
+    port = docker_healthy.box.port("redis")
+    assert message(run, "redis.ping").startswith(f"redis[cache]: unreachable (ConnectionError: Error 111 "
+                                                 f"connecting to 127.0.0.1:{port}. Connection refused.)")
+    assert message(run, "redis.ping").endswith("expected PONG")
+    assert message(run, "http.health") == (
+        "http[app]: GET /health → status='degraded', expected HTTP 200 with status='ok'")
+
+
+def test_a_paused_container(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    """A frozen Redis holds its port and answers nothing: every client of it waits out its own timeout — the
+    check's (3 s), the app's (so /health is slow and degraded) and the exporter's (Prometheus marks it down)."""
+    docker_healthy.box.container("redis").pause()
+    assert docker_healthy.box.status()["redis"].startswith("paused")
+    wait_until(lambda: docker_healthy.target_health("redis") == "down", 15, "Prometheus sees the redis job down")
+    run = run_suite(docker_healthy.inventory, tmp_path)
+    assert run.failed_checks == {"redis.ping", "http.health", "http.latency", "prometheus.targets"}, run.output
+    assert message(run, "redis.ping") == "redis[cache]: no answer within 3 s (the server sent nothing), expected PONG"
+    assert message(run, "http.health").startswith("http[app]: GET /health → status='degraded', expected HTTP 200")
+    assert message(run, "http.latency").startswith("http[app]: GET /health took ")
+    assert "job redis target redis-exporter:9121 is down" in message(run, "prometheus.targets")
+
+
+def test_a_container_cut_off_its_network(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    box = docker_healthy.box
+    assert isinstance(box, DockerSandbox)
+    box.network().disconnect(box.container("redis_exporter"))
+    assert box.status()["redis_exporter"].startswith("disconnected")
+    wait_until(lambda: docker_healthy.target_health("redis") == "down", 15, "Prometheus sees the redis job down")
+    run = run_suite(docker_healthy.inventory, tmp_path)
+    assert run.failed_checks == {"prometheus.targets"}, run.output
+    text = message(run, "prometheus.targets")
+    assert text.startswith("prometheus[main]: job redis target redis-exporter:9121 is down (")
+    assert "redis 0/1 up" in text and "app 1/1 up" in text
+
+
+# --- teardown guarantees ------------------------------------------------------------------------------------
+
+
+def test_a_failed_up_leaves_nothing(labelled: None, sandbox_image: str, docker_client: docker.DockerClient,
+                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = docker_provider.services
+
+    def broken(state_dir: Path, pw: dict[str, str]) -> dict[str, docker_provider.Service]:
+        found = real(state_dir, pw)
+        found["redis"] = docker_provider.Service("redis", ["sh", "-c", "echo no redis today; exit 3"])
+        return found
+
+    monkeypatch.setattr(docker_provider, "services", broken)
+    box = DockerSandbox(tmp_path / "state", image=sandbox_image)
+    with pytest.raises(SandboxError, match=r"^redis exited during start; last lines of its log:\nno redis today"):
+        box.up()
+    assert leftovers(docker_client, f"{LABEL}={box.id}") == []
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_up_leaves_nothing(labelled: None, sandbox_image: str, docker_client: docker.DockerClient,
+                                          tmp_path: Path, sig: signal.Signals) -> None:
+    state = tmp_path / "state"
+    label = f"{LABEL}={sandbox_id(state)}"
+    child = subprocess.Popen([sys.executable, "-m", "opsproof.cli", "sandbox", "up", "--provider", "docker",
+                              "--dir", str(state)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env={**os.environ}, preexec_fn=interruptible)
+    try:
+        # interrupted mid-way: some containers are up, others not yet
+        wait_until(lambda: len(docker_client.containers.list(filters={"label": label})) >= 2, 60,
+                   "two containers of the interrupted sandbox running")
+        child.send_signal(sig)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        left = leftovers(docker_client, label)
+        docker_provider.remove_labelled(docker_client, label)
+    assert child.returncode == (130 if sig == signal.SIGINT else 128 + sig), out
+    assert left == [], f"after {sig.name}: {left}\n{out}"
+    assert not state.exists()
+
+
+def test_no_daemon_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "opsproof.cli", "sandbox", "up", "--provider", "docker",
+                           "--dir", str(tmp_path / "state")], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
+    assert done.returncode != 0
+    assert "--provider docker: no Docker daemon answers" in done.stderr, done.stderr
+    assert "use the process provider (`opsproof sandbox up`)" in done.stderr
+    assert "Traceback" not in done.stderr
