@@ -38,8 +38,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
     elif args.action == "down":
         sandbox.down()
-        left = "container, network or volume" if getattr(sandbox, "provider", "") == "docker" else "process"
-        print(f"sandbox down: {sandbox.dir} (no {left} left)")
+        kind = "container, network or volume" if getattr(sandbox, "provider", "") == "docker" else "process"
+        print(f"sandbox down: {sandbox.dir} (no {kind} left)")
     else:
         from opsproof.chaos import faultjournal
 

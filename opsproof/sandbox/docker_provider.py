@@ -19,8 +19,7 @@ import json
 import os
 import secrets
 import shutil
-import signal
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
+from opsproof.containers.labels import EXTRA_LABELS_ENV as EXTRA_LABELS_ENV  # re-exported
+from opsproof.containers.labels import cleanup_on_signals, extra_labels, remove_labelled
 from opsproof.sandbox import configs
 from opsproof.sandbox.control import SERVICES, START_TIMEOUT, Sandbox
-from opsproof.sandbox.docker_services import PORTS, STATE, Service, alias, services
+from opsproof.sandbox.docker_services import PORTS, STATE, WAVES, Service, alias, services
 from opsproof.sandbox.process import SandboxError, free_port, wait_for
 from opsproof.util.process import private_dir
 
@@ -40,56 +41,11 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 LABEL = "org.opsproof.sandbox"
-EXTRA_LABELS_ENV = "OPSPROOF_CONTAINER_LABELS"  # more labels, "k=v,k2=v2" (a CI job's, a test's own)
 
 
 def sandbox_id(state_dir: Path) -> str:
     """The label value of a state folder's containers: any process finds them from the folder alone."""
     return hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
-
-
-def extra_labels() -> dict[str, str]:
-    pairs = [p.partition("=") for p in os.environ.get(EXTRA_LABELS_ENV, "").split(",") if p.strip()]
-    return {k.strip(): v.strip() for k, _, v in pairs}
-
-
-def remove_labelled(client: docker.DockerClient, label: str) -> list[str]:
-    """Remove every container (with its volumes), network and volume carrying ``label`` (``key=value``)."""
-    import docker as docker_sdk
-
-    removed = []
-    filters = {"label": label}
-    for container in client.containers.list(all=True, filters=filters):
-        with contextlib.suppress(docker_sdk.errors.NotFound):
-            container.remove(force=True, v=True)
-            removed.append(f"container {container.name}")
-    for network in client.networks.list(filters=filters):
-        with contextlib.suppress(docker_sdk.errors.NotFound):
-            network.remove()
-            removed.append(f"network {network.name}")
-    for volume in client.volumes.list(filters=filters):
-        with contextlib.suppress(docker_sdk.errors.NotFound):
-            volume.remove(force=True)
-            removed.append(f"volume {volume.name}")
-    return removed
-
-
-@contextlib.contextmanager
-def cleanup_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM become exceptions while the block runs (so its cleanup runs), then the old handlers."""
-    def interrupt(signum: int, frame: Any) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the cleanup short
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class DockerSandbox(Sandbox):
@@ -103,6 +59,9 @@ class DockerSandbox(Sandbox):
         self.id = sandbox_id(self.dir)
         self.image = image or self.meta.get("image")
         self._client: docker.DockerClient | None = None
+        self._cancelled = False
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()  # the meta, written by the threads of an up
 
     # --- Docker ---------------------------------------------------------------------------------------
     @property
@@ -140,15 +99,41 @@ class DockerSandbox(Sandbox):
         with cleanup_on_signals():
             try:
                 self._prepare()
-                for name in SERVICES:
-                    self.start_service(name)
+                for wave in WAVES:
+                    self._start_wave(wave)
                 self._warm_up()
                 self._nightly_backup()
                 self._write_inventory()
             except BaseException:
+                self._cancelled = True  # no thread creates a container after this
                 self.down()
+                for thread in self._threads:  # one may be creating a container just now: let it finish
+                    thread.join(timeout=3)
+                self.down()  # and remove that one too
                 raise
         return self.inventory_path
+
+    def _start_wave(self, wave: tuple[str, ...]) -> None:
+        """Start the services of a wave together; the first failure (in wave order) is raised. The threads are
+        daemons: one still waiting for a container that a cancelled up removed must not hold the process."""
+        errors: dict[str, BaseException] = {}
+
+        def start(name: str) -> None:
+            try:
+                self.start_service(name)
+            except BaseException as exc:
+                errors[name] = exc
+
+        threads = [threading.Thread(target=start, args=(n,), name=f"sandbox-up-{n}", daemon=True) for n in wave]
+        self._threads += threads
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # short joins: SIGINT and SIGTERM are handled in this thread meanwhile
+                thread.join(0.2)
+        for name in wave:
+            if name in errors:
+                raise errors[name]
 
     def down(self) -> None:
         """Remove every container, network and volume labelled with this state folder's id, and the folder."""
@@ -235,20 +220,26 @@ class DockerSandbox(Sandbox):
             configs.alertmanager_yaml(PORTS["webhook"], alias("webhook")))
         self._save_meta()
 
-    def _save_meta(self) -> None:
-        fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.meta, f)
+    def _save_meta(self, **changes: Any) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                self.meta[key] = value
+            fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.meta, f)
 
     def _create(self, service: Service) -> None:
+        import docker as docker_sdk
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.network import Network
 
+        if self._cancelled:
+            raise SandboxError("the up was cancelled")
         network = Network()
         network.name = self.meta["network"]  # ours, created labelled: testcontainers only names it to the container
         box = (DockerContainer(self.image or "", name=f"opsproof-{self.id}-{alias(service.name)}",
-                               command=service.command, env=dict(service.env), network=network,
-                               network_aliases=[alias(service.name)])
+                               env=dict(service.env), network=network, network_aliases=[alias(service.name)])
+               .with_command(service.command)
                .with_kwargs(labels=self.labels(), user=service.user or "root", init=True))
         for host, inside, mode in service.mounts:
             box.with_volume_mapping(host, inside, mode)
@@ -257,10 +248,15 @@ class DockerSandbox(Sandbox):
         box.waiting_for(self._wait_strategy(service))
         try:
             box.start()
+        except (TimeoutError, RuntimeError, docker_sdk.errors.DockerException) as exc:
+            tail = "(no container)"
+            with contextlib.suppress(docker_sdk.errors.DockerException):
+                tail = box._container.logs(tail=15).decode(errors="replace").strip() if box._container else tail
+            raise SandboxError(f"{service.name} did not start ({str(exc).splitlines()[0]}); last lines of its "
+                               f"log:\n{tail}") from None
         finally:
             if box._container is not None:  # recorded even if it never became ready: `down` removes it by label
-                self.meta["containers"][service.name] = box._container.id
-                self._save_meta()
+                self._save_meta(containers={**self.meta["containers"], service.name: box._container.id})
 
     def _wait_strategy(self, service: Service) -> Any:
         from testcontainers.core.wait_strategies import (
@@ -310,8 +306,7 @@ class DockerSandbox(Sandbox):
         configs.seed(lambda db: psycopg.connect(host="127.0.0.1", port=self.port("postgres"), user="postgres",
                                                 password=self.meta["passwords"]["postgres"], dbname=db,
                                                 autocommit=True, connect_timeout=3), self.meta["passwords"])
-        self.meta["seeded"] = True
-        self._save_meta()
+        self._save_meta(seeded=True)
         return True
 
     def _state(self, name: str) -> str:

@@ -26,6 +26,14 @@ PORTS: dict[str, int] = {
 # which published ports belong to which container (the others publish only their own name)
 PUBLISHED: dict[str, tuple[str, ...]] = {"proxy": ("proxy", "proxy_control"),
                                          "pgproxy": ("pgproxy", "pgproxy_control"), "app": ("app", "app_tls")}
+# the start order: each wave needs only those before it (the replica its primary, a proxy its upstream, the app its
+# proxies, Prometheus every target it scrapes); the services of a wave start together
+WAVES: tuple[tuple[str, ...], ...] = (
+    ("postgres", "redis", "webhook"),
+    ("replica", "alertmanager", "postgres_exporter", "redis_exporter", "proxy", "pgproxy"),
+    ("app",),
+    ("prometheus",),
+)
 PG_FLAGS = ("-c listen_addresses='*' -c unix_socket_directories=/tmp -c max_connections=40 -c shared_buffers=32MB "
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c log_min_messages=warning")
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from support import REPO, SandboxHelper, interruptible, run_suite, traffic
+from test_smoke_sandbox import ALL_CHECKS
 
 from opsproof.sandbox import docker_provider
 from opsproof.sandbox.docker_provider import EXTRA_LABELS_ENV, LABEL, DockerSandbox, sandbox_id
@@ -90,10 +91,12 @@ def test_the_smoke_suite_passes_unchanged(docker_healthy: SandboxHelper, tmp_pat
     box = docker_healthy.box
     assert box.meta["provider"] == "docker"
     inventory = box.inventory_path.read_text()
-    assert "127.0.0.1:" in inventory and "0.0.0.0" not in inventory
+    assert "127.0.0.1:" in inventory
+    assert "0.0.0.0" not in inventory
     run = run_suite(docker_healthy.inventory, tmp_path)
     assert run.code == 0, run.output
-    assert run.failed_checks == set() and len(run.records) >= 30
+    # every check kind the process sandbox passes, passed here (the hit rate too: the up warmed the cache)
+    assert {r["check"] for r in run.records if r["outcome"] == "passed"} == ALL_CHECKS, run.output
     # published on loopback only
     for name in box.meta["containers"]:
         for bindings in (box.container(name).attrs["NetworkSettings"]["Ports"] or {}).values():
@@ -159,7 +162,8 @@ def test_a_container_cut_off_its_network(docker_healthy: SandboxHelper, tmp_path
     assert run.failed_checks == {"prometheus.targets"}, run.output
     text = message(run, "prometheus.targets")
     assert text.startswith("prometheus[main]: job redis target redis-exporter:9121 is down (")
-    assert "redis 0/1 up" in text and "app 1/1 up" in text
+    assert "redis 0/1 up" in text
+    assert "app 1/1 up" in text
 
 
 # --- teardown guarantees ------------------------------------------------------------------------------------
@@ -171,12 +175,13 @@ def test_a_failed_up_leaves_nothing(labelled: None, sandbox_image: str, docker_c
 
     def broken(state_dir: Path, pw: dict[str, str]) -> dict[str, docker_provider.Service]:
         found = real(state_dir, pw)
-        found["redis"] = docker_provider.Service("redis", ["sh", "-c", "echo no redis today; exit 3"])
+        found["redis"] = docker_provider.Service("redis", ["sh", "-c", "echo no redis today; exit 3"],
+                                                 ready_log="Ready to accept connections")
         return found
 
     monkeypatch.setattr(docker_provider, "services", broken)
     box = DockerSandbox(tmp_path / "state", image=sandbox_image)
-    with pytest.raises(SandboxError, match=r"^redis exited during start; last lines of its log:\nno redis today"):
+    with pytest.raises(SandboxError, match=r"^redis did not start \(.*\); last lines of its log:\nno redis today"):
         box.up()
     assert leftovers(docker_client, f"{LABEL}={box.id}") == []
     assert not (tmp_path / "state").exists()
@@ -193,7 +198,7 @@ def test_an_interrupted_up_leaves_nothing(labelled: None, sandbox_image: str, do
     try:
         # interrupted mid-way: some containers are up, others not yet
         wait_until(lambda: len(docker_client.containers.list(filters={"label": label})) >= 2, 60,
-                   "two containers of the interrupted sandbox running")
+                   "containers of the interrupted sandbox running")
         child.send_signal(sig)
         out, _ = child.communicate(timeout=60)
     finally:
