@@ -220,3 +220,60 @@ def test_no_daemon_is_a_clear_error(tmp_path: Path) -> None:
     assert "--provider docker: no Docker daemon answers" in done.stderr, done.stderr
     assert "use the process provider (`opsproof sandbox up`)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- the users' fixture -------------------------------------------------------------------------------------
+
+USER_TEST = '''
+import subprocess, sys
+
+def test_post_deploy_gate_on_my_containers(opsproof_environment):
+    assert opsproof_environment.inventory.environment == "ci"
+    done = subprocess.run([sys.executable, "-m", "pytest", "smoke", "--inventory", str(opsproof_environment.path),
+                           "-p", "no:cacheprovider", "-q", "--opsproof-out", sys.argv[0] + "-out"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    print(done.stdout[-3000:], done.stderr[-2000:])
+    assert done.returncode == 0
+'''
+
+
+def test_the_opsproof_environment_fixture(labelled: None, sandbox_image: str, docker_client: docker.DockerClient,
+                                          tmp_path: Path) -> None:
+    """A team's own test: containers from a spec (PostgreSQL and Redis of the sandbox image), the smoke suite
+    against the inventory the fixture yields, and nothing left once its session ends."""
+    pg = "/usr/lib/postgresql/15/bin"
+    spec = {
+        "environment": "ci",
+        "services": {
+            "db": {"image": sandbox_image, "user": "postgres", "env": {"PGPASSWORD": "ci-only-secret"},
+                   "ports": [5432],
+                   "command": ["sh", "-ec", f'printf %s "$PGPASSWORD" > /tmp/pw; {pg}/initdb -D /tmp/d -U postgres '
+                               "--pwfile /tmp/pw --auth-host=scram-sha-256 >/dev/null; "
+                               "echo 'host all all 0.0.0.0/0 scram-sha-256' >> /tmp/d/pg_hba.conf; "
+                               f"exec {pg}/postgres -D /tmp/d -c listen_addresses='*' -c unix_socket_directories=/tmp"],
+                   "wait": {"log": "database system is ready to accept connections"}},
+            "cache": {"image": sandbox_image, "ports": [6379],
+                      "command": ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""],
+                      "wait": {"log": "Ready to accept connections"}},
+        },
+        "inventory": {
+            "postgres": {"main": {"dsn": "postgresql://postgres:ci-only-secret@{db.host}:{db.port.5432}/postgres"}},
+            "redis": {"cache": {"url": "redis://{cache.host}:{cache.port.6379}/0"}},
+        },
+    }
+    import yaml
+
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "test_mine.py").write_text(f"REPO = {str(REPO)!r}\n" + USER_TEST)
+    before = {c.id for c in docker_client.containers.list(all=True, filters={"label": TEST_LABEL})}
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_mine.py"), "-p", "no:cacheprovider",
+                           "--opsproof-environment", str(tmp_path / "spec.yaml"), "-q", "-s",
+                           "--rootdir", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout
+    assert "ci-only-secret" not in done.stdout + done.stderr
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": "org.opsproof.environment"})
+            if c.id not in before]
+    assert left == []
+    assert docker_client.networks.list(filters={"label": "org.opsproof.environment"}) == []
