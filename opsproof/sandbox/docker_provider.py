@@ -269,7 +269,7 @@ class DockerSandbox(Sandbox):
         if service.ready_log:
             strategy = LogMessageWaitStrategy(service.ready_log)
         elif service.ready_http:
-            strategy = HttpWaitStrategy(PORTS[service.name], service.ready_http)
+            strategy = HttpWaitStrategy(PORTS[service.ready_port or service.name], service.ready_http)
         else:
             strategy = ContainerStatusWaitStrategy()
         return strategy.with_startup_timeout(int(START_TIMEOUT)).with_poll_interval(0.1)
@@ -291,10 +291,8 @@ class DockerSandbox(Sandbox):
                 return bool(self._redis().ping())
             if name == "prometheus":
                 return self._prometheus_ready(port)
-            if name in ("proxy", "pgproxy"):
-                return self._http_ok(f"{self.url(name + '_control')}/health")
-            path = services(self.dir, self.meta["passwords"])[name].ready_http or "/"
-            return self._http_ok(f"{self.url(name)}{path}")
+            service = services(self.dir, self.meta["passwords"])[name]
+            return self._http_ok(f"{self.url(service.ready_port or name)}{service.ready_http or '/'}")
 
         return check
 

@@ -53,7 +53,8 @@ class Service:
     user: str | None = None
     mounts: tuple[tuple[str, str, str], ...] = ()
     ready_log: str | None = None  # a line the service logs once it serves
-    ready_http: str | None = None  # else an HTTP path answering 200 on its own port
+    ready_http: str | None = None  # else an HTTP path answering 200 on its own port (or on ready_port)
+    ready_port: str | None = None
 
     @property
     def published(self) -> tuple[str, ...]:
@@ -89,7 +90,7 @@ def services(state_dir: Path, pw: dict[str, str]) -> dict[str, Service]:
     def proxy(name: str, upstream: str) -> Service:
         return Service(name, ["python3", f"{CODE}/faultproxy.py", "--bind", "0.0.0.0", "--listen", str(PORTS[name]),
                               "--upstream", upstream, "--control", str(PORTS[f"{name}_control"])],
-                       env=py, mounts=code)
+                       env=py, mounts=code, ready_http="/health", ready_port=f"{name}_control")
 
     return {s.name: s for s in (
         Service("postgres", _sh(primary), env={"PGPASSWORD": pw["postgres"]}, user="postgres",

@@ -95,6 +95,8 @@ def test_the_smoke_suite_passes_unchanged(docker_healthy: SandboxHelper, tmp_pat
     assert "0.0.0.0" not in inventory
     run = run_suite(docker_healthy.inventory, tmp_path)
     assert run.code == 0, run.output
+    written = run.output + run.junit + (tmp_path / "results.jsonl").read_text()
+    assert [p for p in box.meta["passwords"].values() if p in written] == [], "a sandbox password in the output"
     # every check kind the process sandbox passes, passed here (the hit rate too: the up warmed the cache)
     assert {r["check"] for r in run.records if r["outcome"] == "passed"} == ALL_CHECKS, run.output
     # published on loopback only
@@ -108,11 +110,11 @@ def test_the_post_deploy_gate_passes(docker_healthy: SandboxHelper, tmp_path: Pa
     docker_healthy.wait_quiet(6)  # the up's warm-up traffic is out of the window before the deploy
     httpx.post(app + "/admin/release", json={"version": "v1", "latency_ms": 60}, timeout=5).raise_for_status()
     try:
-        traffic(app, 4)
+        traffic(app, 3)
         docker_healthy.wait_scrapes(1)
         at = dt.datetime.now(dt.UTC).isoformat()
         httpx.post(app + "/admin/release", json={"version": "v2", "latency_ms": 60}, timeout=5).raise_for_status()
-        traffic(app, 4)
+        traffic(app, 3)
         docker_healthy.wait_scrapes(2)
         run = run_suite(docker_healthy.inventory, tmp_path, suite="checks/post_deploy",
                         env={"OPSPROOF_DEPLOYED_AT": at})
