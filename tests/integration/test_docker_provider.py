@@ -189,29 +189,38 @@ def test_a_failed_up_leaves_nothing(labelled: None, sandbox_image: str, docker_c
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_up_leaves_nothing(labelled: None, sandbox_image: str, docker_client: docker.DockerClient,
-                                          tmp_path: Path, sig: signal.Signals) -> None:
-    state = tmp_path / "state"
-    label = f"{LABEL}={sandbox_id(state)}"
-    child = subprocess.Popen([sys.executable, "-m", "opsproof.cli", "sandbox", "up", "--provider", "docker",
-                              "--dir", str(state)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env={**os.environ}, preexec_fn=interruptible)
+                                          tmp_path: Path) -> None:
+    """Two real `opsproof sandbox up --provider docker`, at once: one gets SIGINT (Ctrl-C), the other SIGTERM,
+    each while some of its containers run and others are not made yet."""
+    signals = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+    states = {name: tmp_path / name for name in signals}
+    labels = {name: f"{LABEL}={sandbox_id(state)}" for name, state in states.items()}
+    children = {name: subprocess.Popen([sys.executable, "-m", "opsproof.cli", "sandbox", "up", "--provider", "docker",
+                                        "--dir", str(state)], cwd=REPO, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
+                for name, state in states.items()}
+    outputs: dict[str, str] = {}
+    left: dict[str, list[str]] = {}
     try:
-        # interrupted mid-way: some containers are up, others not yet
-        wait_until(lambda: len(docker_client.containers.list(filters={"label": label})) >= 2, 60,
-                   "containers of the interrupted sandbox running")
-        child.send_signal(sig)
-        out, _ = child.communicate(timeout=60)
+        for name, child in children.items():
+            wait_until(lambda n=name: len(docker_client.containers.list(filters={"label": labels[n]})) >= 1, 60,
+                       f"a container of the sandbox to {name} running")
+            child.send_signal(signals[name])
+        for name, child in children.items():
+            outputs[name], _ = child.communicate(timeout=60)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
-        left = leftovers(docker_client, label)
-        docker_provider.remove_labelled(docker_client, label)
-    assert child.returncode == (130 if sig == signal.SIGINT else 128 + sig), out
-    assert left == [], f"after {sig.name}: {left}\n{out}"
-    assert not state.exists()
+        for name, child in children.items():
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+            left[name] = leftovers(docker_client, labels[name])
+            docker_provider.remove_labelled(docker_client, labels[name])
+    assert children["SIGINT"].returncode == 130, outputs["SIGINT"]
+    assert "opsproof: interrupted" in outputs["SIGINT"]
+    assert children["SIGTERM"].returncode == 128 + signal.SIGTERM, outputs["SIGTERM"]
+    assert left == {"SIGINT": [], "SIGTERM": []}, outputs
+    assert not any(state.exists() for state in states.values())
 
 
 def test_no_daemon_is_a_clear_error(tmp_path: Path) -> None:
