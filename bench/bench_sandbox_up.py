@@ -44,6 +44,7 @@ def timed(argv: list[str]) -> float:
 
 def round_of(provider: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"opsproof-bench-{provider}-") as parent:
+        Path(parent).chmod(0o755)  # the postgres user must reach the process provider's folder
         state = str(Path(parent) / "sandbox")
         cli = [sys.executable, "-m", "opsproof.cli", "sandbox"]
         extra = ["--provider", "docker"] if provider == "docker" else []

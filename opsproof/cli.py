@@ -20,7 +20,11 @@ from opsproof.sandbox.process import SandboxError
 def _open_sandbox(args: argparse.Namespace) -> Sandbox:
     """The provider asked for (``--provider``), else the one the state folder records, else processes."""
     sandbox = Sandbox(args.dir)
-    provider = args.provider or sandbox.meta.get("provider", "process")
+    recorded = sandbox.meta.get("provider", "process") if sandbox.meta else None
+    provider = args.provider or recorded or "process"
+    if recorded and provider != recorded:
+        raise SandboxError(f"{sandbox.dir} holds a sandbox of the {recorded} provider: take it down first "
+                           f"(opsproof sandbox down --dir {sandbox.dir}), or use another --dir")
     if provider == "docker":
         from opsproof.sandbox.docker_provider import DockerSandbox
 

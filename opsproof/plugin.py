@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from opsproof import baseline, governance, lean, output, records
-from opsproof.containers.fixtures import opsproof_environment as opsproof_environment  # the users' fixture
-from opsproof.containers.fixtures import opsproof_environment_spec as opsproof_environment_spec
+from opsproof.environment import opsproof_environment as opsproof_environment  # the users' fixture
+from opsproof.environment import opsproof_environment_spec as opsproof_environment_spec
 from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target

@@ -20,9 +20,10 @@ The spec (a YAML file or a dict) names the containers and the inventory that des
       redis:
         cache: {url: "redis://{cache.host}:{cache.port.6379}/0"}
 
-:func:`environment` starts it and yields an :class:`Environment` (the validated :class:`Inventory`, and the file it
-was written to, for ``pytest … --inventory``); on leaving — or on any failure while starting — every container
-and the network are removed by their label (no reaper is needed: Ryuk cannot be pulled everywhere).
+:func:`start` starts it and yields a :class:`Started` (the inventory document, the file it was written to and each
+service's host ports); on leaving — or on any failure while starting — every container and the network are
+removed by their label (no reaper is needed: Ryuk cannot be pulled everywhere). :mod:`opsproof.environment` adds
+the validated ``Inventory`` and the pytest fixture (this package knows only the neutral helpers).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import Any
 import yaml
 
 from opsproof.containers.labels import extra_labels, remove_labelled
-from opsproof.inventory import Inventory, load
 
 LABEL = "org.opsproof.environment"
 WAIT_TIMEOUT_S = 60
@@ -52,11 +52,11 @@ class SpecError(ValueError):
 
 
 @dataclass
-class Environment:
-    """What :func:`environment` started: the inventory of it, where it was written, each service's host ports."""
+class Started:
+    """What :func:`start` started: the inventory document of it, where it was written, each service's host ports."""
 
-    inventory: Inventory
     path: Path
+    document: dict[str, Any] = field(default_factory=dict)
     ports: dict[str, dict[int, int]] = field(default_factory=dict)  # service → container port → host port
     containers: dict[str, Any] = field(default_factory=dict)  # service → testcontainers DockerContainer
 
@@ -117,9 +117,9 @@ def _fill(node: Any, hosts: Mapping[str, dict[int, int]]) -> Any:
 
 
 @contextlib.contextmanager
-def environment(spec: Mapping[str, Any] | str | Path, workdir: Path | None = None,
-                labels: Mapping[str, str] | None = None) -> Iterator[Environment]:
-    """Start the spec's containers, yield the :class:`Environment`, remove everything on leaving."""
+def start(spec: Mapping[str, Any] | str | Path, workdir: Path | None = None,
+          labels: Mapping[str, str] | None = None) -> Iterator[Started]:
+    """Start the spec's containers, yield what was started, remove everything on leaving."""
     from testcontainers.core.config import ConnectionMode
     from testcontainers.core.config import testcontainers_config as tc
     from testcontainers.core.container import DockerContainer
@@ -136,7 +136,7 @@ def environment(spec: Mapping[str, Any] | str | Path, workdir: Path | None = Non
     run_id = uuid.uuid4().hex[:12]
     all_labels = {**extra_labels(), **(labels or {}), LABEL: run_id}
     folder = Path(workdir or tempfile.mkdtemp(prefix="opsproof-environment-"))
-    env = Environment(inventory=None, path=folder / "inventory.yaml")  # type: ignore[arg-type]
+    env = Started(path=folder / "inventory.yaml")
     try:
         network = Network(docker_network_kw={"labels": all_labels}).create()
         for name, service in data["services"].items():
@@ -157,13 +157,12 @@ def environment(spec: Mapping[str, Any] | str | Path, workdir: Path | None = Non
                                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                                         f"\n{logs}".rstrip()) from None
             env.ports[name] = {int(p): int(box.get_exposed_port(int(p))) for p in service.get("ports") or []}
-        document = {"environment": data.get("environment", "containers"), "production": False,
+        env.document = {"environment": data.get("environment", "containers"), "production": False,
                     **_fill(data.get("inventory") or {}, env.ports)}
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(env.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold the spec's passwords
         with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(document, f, sort_keys=False)
-        env.inventory = load(env.path)
+            yaml.safe_dump(env.document, f, sort_keys=False)
         yield env
     finally:
         remove_labelled(client, f"{LABEL}={run_id}")
