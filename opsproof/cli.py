@@ -17,17 +17,33 @@ from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.process import SandboxError
 
 
-def _sandbox(args: argparse.Namespace) -> int:
+def _open_sandbox(args: argparse.Namespace) -> Sandbox:
+    """The provider asked for (``--provider``), else the one the state folder records, else processes."""
     sandbox = Sandbox(args.dir)
+    recorded = sandbox.meta.get("provider", "process") if sandbox.meta else None
+    provider = args.provider or recorded or "process"
+    if recorded and provider != recorded:
+        raise SandboxError(f"{sandbox.dir} holds a sandbox of the {recorded} provider: take it down first "
+                           f"(opsproof sandbox down --dir {sandbox.dir}), or use another --dir")
+    if provider == "docker":
+        from opsproof.sandbox.docker_provider import DockerSandbox
+
+        return DockerSandbox(args.dir)
+    return sandbox
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    sandbox = _open_sandbox(args)
     if args.action == "up":
         path = sandbox.up()
-        print(f"sandbox up: {sandbox.dir}")
+        print(f"sandbox up ({getattr(sandbox, 'provider', 'process')}): {sandbox.dir}")
         for name, state in sandbox.status().items():
             print(f"  {name:<18} {state}")
         print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
     elif args.action == "down":
         sandbox.down()
-        print(f"sandbox down: {sandbox.dir} (no process left)")
+        kind = "container, network or volume" if getattr(sandbox, "provider", "") == "docker" else "process"
+        print(f"sandbox down: {sandbox.dir} (no {kind} left)")
     else:
         from opsproof.chaos import faultjournal
 
@@ -148,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     sb = sub.add_parser("sandbox", help="real services on loopback to run the suites against")
     sb.add_argument("action", choices=["up", "down", "status"])
     sb.add_argument("--dir", default=None, help="state folder (default $OPSPROOF_SANDBOX_DIR or /tmp/…)")
+    sb.add_argument("--provider", choices=["process", "docker"], default=None,
+                    help="processes from Debian's packages (default), or containers of the sandbox image "
+                         "(down/status: the one the state folder records)")
     sb.set_defaults(func=_sandbox)
     va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
     va.add_argument("inventory")

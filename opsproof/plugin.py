@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from opsproof import baseline, governance, lean, output, records
+from opsproof.environment import opsproof_environment as opsproof_environment  # the users' fixture
+from opsproof.environment import opsproof_environment_spec as opsproof_environment_spec
 from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
@@ -41,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail instead of using the sandbox when no --inventory is given")
     group.addoption("--sandbox-dir", metavar="DIR", default=None,
                     help="state folder of the sandbox (default: $OPSPROOF_SANDBOX_DIR or ~/.local/state/opsproof)")
+    group.addoption("--opsproof-environment", metavar="FILE", default=None,
+                    help="a containers spec for the opsproof_environment fixture (README: Containers)")
     group.addoption("--opsproof-out", metavar="DIR", default=None,
                     help="where every output goes: results.jsonl, baselines/, drills/, chaos/ (env: OPSPROOF_OUT; "
                     "default: reports). Relative paths resolve against the working directory, as --junitxml")

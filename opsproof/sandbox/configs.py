@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -19,32 +19,38 @@ def rules_yaml(rules: list[dict[str, object]] = RULES) -> str:
                           sort_keys=False)
 
 
-def prometheus_yaml(ports: Mapping[str, int], rules_file: str) -> str:
-    def job(name: str, port: int, **extra: str) -> dict[str, object]:
-        return {"job_name": name, **extra, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None) -> str:
+    """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1."""
+    def host(name: str) -> str:
+        return (hosts or {}).get(name, "127.0.0.1")
+
+    def job(name: str, port: int, service: str | None = None, **extra: str) -> dict[str, object]:
+        return {"job_name": name, **extra, "static_configs": [{"targets": [f"{host(service or name)}:{port}"]}]}
 
     return yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
         "rule_files": [rules_file],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
+        "alerting": {"alertmanagers": [{"static_configs": [
+            {"targets": [f"{host('alertmanager')}:{ports['alertmanager']}"]}]}]},
         "scrape_configs": [
             job("prometheus", ports["prometheus"]),
             job("app", ports["app"]),
             # postgres_exporter 0.11 takes ≈ 3 s to answer while PostgreSQL is down (it retries the
             # connection): give it time, or pg_up == 0 is never scraped and PostgresDown never fires.
-            job("postgres", ports["postgres_exporter"], scrape_interval="5s", scrape_timeout="4500ms"),
-            job("redis", ports["redis_exporter"]),
+            job("postgres", ports["postgres_exporter"], "postgres_exporter", scrape_interval="5s",
+                scrape_timeout="4500ms"),
+            job("redis", ports["redis_exporter"], "redis_exporter"),
             job("alertmanager", ports["alertmanager"]),
         ],
     }, sort_keys=False)
 
 
-def alertmanager_yaml(webhook_port: int) -> str:
+def alertmanager_yaml(webhook_port: int, webhook_host: str = "127.0.0.1") -> str:
     return yaml.safe_dump({
         "route": {"receiver": "sandbox-webhook", "group_by": ["alertname"], "group_wait": "1s",
                   "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "sandbox-webhook", "webhook_configs": [
-            {"url": f"http://127.0.0.1:{webhook_port}/alerts", "send_resolved": True}]}],
+            {"url": f"http://{webhook_host}:{webhook_port}/alerts", "send_resolved": True}]}],
     }, sort_keys=False)
 
 
@@ -72,6 +78,25 @@ INSERT INTO items (tenant_id, name, price_cents)
   SELECT 1 + g % 10, 'item ' || g, (g * 37) % 10000 FROM generate_series(1, 1000) g;
 ANALYZE;
 """
+
+
+def seed(connect: Callable[[str], Any], pw: Mapping[str, str]) -> None:
+    """The roles, the app database and its rows; ``connect(dbname)`` gives an autocommit superuser connection."""
+    with connect("postgres") as conn:
+        conn.execute(f"CREATE ROLE app LOGIN PASSWORD '{pw['app']}'")
+        conn.execute(f"CREATE ROLE opsproof_monitor LOGIN PASSWORD '{pw['opsproof_monitor']}' IN ROLE pg_monitor")
+        # backups read every row: pg_read_all_data, and BYPASSRLS (pg_dump refuses tables under RLS otherwise)
+        conn.execute(f"CREATE ROLE opsproof_backup LOGIN BYPASSRLS PASSWORD '{pw['opsproof_backup']}' "
+                     "IN ROLE pg_read_all_data")
+        conn.execute("CREATE DATABASE app OWNER app")
+    with connect("app") as conn:
+        conn.execute(SEED_SQL)
+        conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app")
+        conn.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
+        conn.execute("ALTER TABLE items OWNER TO app")
+        conn.execute("ALTER TABLE tenants OWNER TO app")
+        conn.execute("ALTER TABLE audit_log OWNER TO app")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO opsproof_monitor")
 
 
 def inventory(box: Sandbox) -> dict[str, Any]:

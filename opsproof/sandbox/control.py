@@ -299,25 +299,9 @@ class Sandbox:
         marker = self.dir / "pg" / "seeded"
         if marker.exists():
             return True
-        pw = self.meta["passwords"]
         sock = str(self.dir / "pg" / "run")
-        with psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE app LOGIN PASSWORD '{pw['app']}'")
-            conn.execute(f"CREATE ROLE opsproof_monitor LOGIN PASSWORD '{pw['opsproof_monitor']}' IN ROLE pg_monitor")
-            # backups read every row: pg_read_all_data, and BYPASSRLS (pg_dump refuses tables under RLS otherwise)
-            conn.execute(f"CREATE ROLE opsproof_backup LOGIN BYPASSRLS PASSWORD '{pw['opsproof_backup']}' "
-                         "IN ROLE pg_read_all_data")
-            conn.execute("CREATE DATABASE app OWNER app")
-        with psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname="app",
-                             autocommit=True) as conn:
-            conn.execute(configs.SEED_SQL)
-            conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO app")
-            conn.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
-            conn.execute("ALTER TABLE items OWNER TO app")
-            conn.execute("ALTER TABLE tenants OWNER TO app")
-            conn.execute("ALTER TABLE audit_log OWNER TO app")
-            conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO opsproof_monitor")
+        configs.seed(lambda db: psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname=db,
+                                                autocommit=True), self.meta["passwords"])
         marker.touch()
         return True
 

@@ -145,10 +145,10 @@ class Proxy:
         return 200, {**asdict(self.fault), "connections": len(self.pairs)}
 
 
-async def serve(listen: int, upstream: tuple[str, int], control_port: int) -> None:
+async def serve(listen: int, upstream: tuple[str, int], control_port: int, bind: str = "127.0.0.1") -> None:
     proxy = Proxy(upstream)
-    data = await asyncio.start_server(proxy.handle, "127.0.0.1", listen)
-    ctl = await asyncio.start_server(proxy.control, "127.0.0.1", control_port)
+    data = await asyncio.start_server(proxy.handle, bind, listen)
+    ctl = await asyncio.start_server(proxy.control, bind, control_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="HOST:PORT")
     parser.add_argument("--control", type=int, required=True)
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (a container's: 0.0.0.0)")
     args = parser.parse_args(argv)
     host, _, port = args.upstream.rpartition(":")
-    asyncio.run(serve(args.listen, (host, int(port)), args.control))
+    asyncio.run(serve(args.listen, (host, int(port)), args.control, args.bind))
     return 0
 
 
