@@ -150,6 +150,8 @@ class ScratchContainer:
 
         testcontainers_config.ryuk_disabled = True  # its reaper's image is on Docker Hub; we remove by label
         client = docker_client()
+        with contextlib.suppress(Exception):  # best effort: a killed drill's container must not wait for a human
+            sweep_containers(client)
         self.reference = image_for(self.major, self.image, client)
         script = SCRIPT.replace("{data}", DATA).replace("{socket}", SOCKET).replace("{jobs}", str(max(2, self.jobs)))
         mount = str(self.backup.resolve())

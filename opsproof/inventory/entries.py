@@ -300,7 +300,8 @@ class Scratch(_Model):
             raise ValueError(f"kind: {kind} with a dsn (a scratch server's). Fix: remove dsn:, or write kind: server")
         extra = [k for k in ("major", "image") if getattr(self, k) is not None]
         if kind != "container" and extra:
-            raise ValueError(f"{' and '.join(extra)} {'apply' if len(extra) > 1 else 'applies'} only to kind: container. Fix: add kind: container, or "
+            verb = "apply" if len(extra) > 1 else "applies"
+            raise ValueError(f"{' and '.join(extra)} {verb} only to kind: container. Fix: add kind: container, or "
                              f"remove {', '.join(extra)}")
         object.__setattr__(self, "kind", kind)  # frozen model: the resolved kind, once
         return self

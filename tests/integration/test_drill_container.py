@@ -1,0 +1,195 @@
+"""DR drills into containers: a dump of the sandbox's PostgreSQL 15 restored for real into a PostgreSQL 17
+container (a cross-version drill) and into a container of its own major, verified and timed; a corrupted dump
+fails the drill with a finding naming the target, what was observed and what was expected. Every container the
+drills start carries ``org.opsproof.test=h22`` and is gone after each test."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+import yaml
+from support import SandboxHelper
+
+from opsproof.drill import Drill, open_drill
+from opsproof.drill.archive import read_header
+from opsproof.drill.backup import manifest_path, take_postgres
+from opsproof.drill.container import LABEL, remove_labelled
+from opsproof.drill.tools import pg_tool
+from opsproof.inventory import loads
+
+if TYPE_CHECKING:
+    import docker
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("drill-container")]
+
+TEST_LABEL = ("org.opsproof.test", "h22")
+SQL = """
+CREATE TABLE customers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL UNIQUE,
+  name text, created_at timestamptz NOT NULL, meta jsonb);
+INSERT INTO customers (email, name, created_at, meta)
+  SELECT 'user' || g || '@example.com', 'Zoë Ünal ' || g, timestamptz '2024-01-01' + g * interval '17 minutes',
+         jsonb_build_object('tier', g % 4) FROM generate_series(1, 2000) g;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
+  amount numeric(12,2) NOT NULL, updated_at timestamptz NOT NULL, note text, receipt bytea);
+INSERT INTO orders (customer_id, amount, updated_at, note, receipt)
+  SELECT 1 + g % 2000, round((g * 7.31) % 1000, 2), now() - (20000 - g) * interval '1 minute',
+         CASE WHEN g % 10 = 0 THEN NULL ELSE 'note ' || md5(g::text) END, decode(md5(g::text), 'hex')
+  FROM generate_series(1, 20000) g;
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE VIEW revenue AS SELECT customer_id, sum(amount) AS total FROM orders GROUP BY 1;
+CREATE SEQUENCE invoice_no START 1000;
+"""
+
+
+@pytest.fixture(scope="module")
+def source(sandbox: SandboxHelper) -> str:
+    """DSN of a `ctshop` database on the sandbox's primary (PostgreSQL 15), for the backup role."""
+    with sandbox.superuser() as conn:
+        conn.execute("DROP DATABASE IF EXISTS ctshop WITH (FORCE)")
+        conn.execute("CREATE DATABASE ctshop OWNER app")
+    with sandbox.superuser(db="ctshop") as conn:
+        conn.execute("SET ROLE app")
+        conn.execute(SQL)
+    return sandbox.box.dsn("opsproof_backup", db="ctshop")
+
+
+@pytest.fixture(scope="module")
+def backup(source: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """`opsproof backup`'s custom-format dump of it, with the manifest the drill verifies against."""
+    return take_postgres(source, tmp_path_factory.mktemp("backups"), "ctshop_*.dump", source="postgres[ctshop]")
+
+
+@pytest.fixture(autouse=True)
+def labelled(monkeypatch: pytest.MonkeyPatch, docker_client: docker.DockerClient) -> Iterator[None]:
+    """Every container a drill starts carries this branch's test label; none is left after the test."""
+    monkeypatch.setenv("OPSPROOF_CONTAINER_LABELS", "=".join(TEST_LABEL))
+    yield
+    left = remove_labelled(dict([TEST_LABEL]), docker_client)
+    assert left == [], f"containers left behind: {left}"
+
+
+def drill(source: str, directory: Path, pattern: str, tmp_path: Path, **scratch: Any) -> Drill:
+    data = {"environment": "drill-container-test", "postgres": {"ctshop": {"dsn": source, "connect_timeout_s": 3}},
+            "backups": {"ctshop": {"postgres": "ctshop", "directory": str(directory), "pattern": pattern,
+                                   "rpo": "24h", "rto": "5m", "tables": ["public.orders", "public.customers"],
+                                   "freshness_query": "SELECT max(updated_at) FROM public.orders",
+                                   "scratch": {"kind": "container", **scratch}}}}
+    return open_drill(loads(yaml.safe_dump(data)), "ctshop", tmp_path / "evidence")
+
+
+def finding(the_drill: Drill, phase: str) -> str:
+    result = the_drill.records[phase].result
+    return f"{result.verdict.upper()} {result.explain()}"
+
+
+def verdicts(the_drill: Drill) -> dict[str, str]:
+    return {name: record.result.verdict for name, record in the_drill.records.items()}
+
+
+def drill_containers(client: docker.DockerClient, the_drill: Drill) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{LABEL}={the_drill.folder.name}"}))
+
+
+def test_a_15_dump_restores_into_17_in_a_container(backup: tuple[Path, dict[str, Any]], source: str,
+                                                    tmp_path: Path, docker_client: docker.DockerClient,
+                                                    postgres17_image: str) -> None:
+    """The cross-version drill: PostgreSQL 15's dump into a 17 container (the host has only 15), verified against
+    the manifest, RTO and RPO measured; the container is on loopback only, and gone afterwards."""
+    path, manifest = backup
+    assert manifest["server_version_num"] // 10000 == 15
+    the_drill = drill(source, path.parent, "ctshop_*.dump", tmp_path, major=17)
+    try:
+        for name in ("found", "integrity", "provision"):
+            assert the_drill.phase(name).ok, the_drill.summary()
+        [container] = drill_containers(docker_client, the_drill)
+        assert container.labels["org.opsproof.test"] == "h22"
+        assert container.image.tags == [postgres17_image]
+        bindings = container.attrs["HostConfig"]["PortBindings"]["5432/tcp"]
+        assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+        the_drill.run()
+    finally:
+        the_drill.close()
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert re.fullmatch(rf"PASS backups\[ctshop\]: a PostgreSQL 17 container \({re.escape(postgres17_image)}\) on "
+                        r"127\.0\.0\.1:\d+ \(expected a scratch PostgreSQL 17\)", finding(the_drill, "provision"))
+    restore = the_drill.records["restore"].result.evidence
+    assert (restore["tool"], restore["in"]) == ("/usr/lib/postgresql/17/bin/pg_restore", "container")
+    assert "row counts and checksums = manifest (22,000 rows)" in finding(the_drill, "verify")
+    assert "pg_amcheck: every B-tree index consistent" in finding(the_drill, "verify")
+    doc = json.loads(Path(str(the_drill.evidence_file)).read_text())
+    assert doc["verdict"] == "PASS"
+    provision = next(p for p in doc["phases"] if p["phase"] == "provision")["evidence"]
+    assert (provision["major"], provision["dump_major"], provision["pg_dump_major"]) == (17, 15, 15)
+    assert doc["rto"]["measured_s"] == pytest.approx(sum(doc["rto"]["parts_s"].values()), abs=0.01)
+    assert set(doc["rto"]["parts_s"]) == {"provision", "restore", "verify"}
+    assert doc["rpo"]["basis"] == "the freshness query on the restore"
+    assert 0 <= doc["rpo"]["measured_s"] <= 86400
+    assert drill_containers(docker_client, the_drill) == []
+    assert the_drill.records["teardown"].result.observed == "scratch instance stopped, working folder removed"
+
+
+def test_a_plain_dump_restores_into_a_container_of_its_own_major(source: str, tmp_path: Path,
+                                                                 docker_client: docker.DockerClient,
+                                                                 sandbox_image: str) -> None:
+    """No major given: the dump's (15, from its own header), in opsproof's image of it; psql is the container's,
+    fed the gunzipped dump on its standard input."""
+    params = psycopg.conninfo.conninfo_to_dict(source)
+    env = {**os.environ, "PGPASSWORD": str(params.pop("password"))}
+    plain = subprocess.run([pg_tool("pg_dump", 15), "--dbname", psycopg.conninfo.make_conninfo(**params)],  # type: ignore[arg-type]
+                           env=env, check=True, capture_output=True, timeout=60).stdout
+    dump = tmp_path / "ctshop_full_1.sql.gz"
+    dump.write_bytes(gzip.compress(plain))
+    assert read_header(dump).server_major == 15
+    the_drill = drill(source, tmp_path, "ctshop_full_*.sql.gz", tmp_path)
+    the_drill.run()
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert f"a PostgreSQL 15 container ({sandbox_image}) on 127.0.0.1:" in finding(the_drill, "provision")
+    assert "gzip -dc | psql -X -q" in finding(the_drill, "restore")
+    assert drill_containers(docker_client, the_drill) == []
+
+
+@pytest.mark.parametrize("manifest", ["vouching", "absent"])
+def test_a_corrupted_dump_fails_the_cross_version_drill(backup: tuple[Path, dict[str, Any]], source: str,
+                                                        tmp_path: Path, docker_client: docker.DockerClient,
+                                                        postgres17_image: str, manifest: str) -> None:
+    """Bytes in the orders' data block flipped. With a manifest that vouches for the file as it is (corrupted
+    before it was checksummed), the container's pg_restore fails the restore; without one, the integrity check's
+    full read fails first and no container is started."""
+    path, meta = backup
+    damaged = tmp_path / "dumps" / path.name
+    damaged.parent.mkdir()
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    if manifest == "vouching":
+        import hashlib
+
+        meta = {**meta, "sha256": hashlib.sha256(bytes(data)).hexdigest()}
+        manifest_path(damaged).write_text(json.dumps(meta))
+    the_drill = drill(source, damaged.parent, "ctshop_*.dump", tmp_path, major=17)
+    the_drill.run()
+    phase = "restore" if manifest == "vouching" else "integrity"
+    text = finding(the_drill, phase)
+    if manifest == "vouching":
+        assert re.fullmatch(r"FAIL backups\[ctshop\]: restore failed: pg_restore: error: .+, expected the backup "
+                            r"restored without error", text), text
+        assert the_drill.records["provision"].result.ok, the_drill.summary()
+    else:
+        assert re.fullmatch(r"FAIL backups\[ctshop\]: damaged archive: pg_restore: error: .+, expected an intact "
+                            r"archive \(pg_restore --list, every data block read \(pg_restore -f /dev/null\)\)",
+                            text), text
+        assert verdicts(the_drill)["provision"] == "no-data"
+    assert verdicts(the_drill)["verify"] == "no-data"
+    assert the_drill.verdict() == "FAIL"
+    assert the_drill.records["teardown"].result.ok
+    assert drill_containers(docker_client, the_drill) == []
