@@ -213,6 +213,22 @@ class ScratchContainer:
         return [f"container {c.name} ({c.short_id})" for c in _labelled({LABEL: self.run_id})]
 
 
+def archive_tool(name: str, major: int, image: str | None, backup: Path, run_id: str) -> list[str]:
+    """argv prefix of ``name`` (pg_restore) of PostgreSQL ``major`` in a one-off container of its image, the backup
+    mounted read-only at its own path and no network: for reading an archive the host's tools are too old for (a
+    17 dump on a host with 15), before the scratch server exists. Removed when it exits, and by label at teardown."""
+    if shutil.which("docker") is None:
+        raise DrillError(f"no {name} of PostgreSQL {major} or newer on this host, and the docker command is not "
+                         "installed to run the container's. Fix: apt-get install docker.io")
+    reference = image_for(major, image, docker_client())
+    mount = str(backup.resolve())
+    finder = SCRIPT.split("umask", 1)[0].replace("initdb", name)  # the same search for the image's binaries
+    label_args = [arg for k, v in labels(run_id).items() for arg in ("--label", f"{k}={v}")]
+    return ["docker", "run", "--rm", "-i", "--network", "none", *label_args, "-v", f"{mount}:{mount}:ro",
+            "-e", f"OPSPROOF_MAJOR={major}", "--entrypoint", "/bin/sh", reference, "-c",
+            f'{finder}exec "$BIN/{name}" "$@"', name]
+
+
 def _labelled(wanted: dict[str, str], client: docker.DockerClient | None = None) -> list[Any]:
     client = client or docker_client()
     return list(client.containers.list(all=True, filters={"label": [f"{k}={v}" for k, v in wanted.items()]}))

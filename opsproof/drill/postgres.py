@@ -29,7 +29,7 @@ from opsproof.drill import pgdata
 from opsproof.drill.archive import HeaderError, read_header, read_plain, toc_objects
 from opsproof.drill.archive import detect as _detect
 from opsproof.drill.archive import gzipped as _gzipped
-from opsproof.drill.container import ScratchContainer
+from opsproof.drill.container import ScratchContainer, archive_tool
 from opsproof.drill.phases import Drill, Outcome, _span
 from opsproof.drill.scratch import ScratchPostgres, ScratchServer
 from opsproof.drill.tools import DrillError, last_line, pg_tool, run_tool, spawn, stop_process
@@ -116,9 +116,8 @@ class PostgresDrill(Drill):
                                 f"'{TRAILER.decode()}'")
                 return True
             return False
-        # not older than the pg_dump that wrote it (unknown: the newest installed reads it)
-        pg_restore = pg_tool("pg_restore", max(self.major or 0, self.dumper or 0) or None, at_least=True)
-        listing = run_tool([pg_restore, "--list", str(self.backup)], timeout=600)
+        pg_restore = self._lister()
+        listing = run_tool([*pg_restore, "--list", str(self.backup)], timeout=600)
         checked.append("pg_restore --list")
         if listing.returncode != 0:
             problems.append(f"pg_restore --list fails: {last_line(listing.stderr)}")
@@ -128,12 +127,25 @@ class PostgresDrill(Drill):
         m = TOC_VERSION.search(listing.stdout)
         self.major = self.major or (int(m.group(1)) if m else None)
         if not vouched:  # nothing vouches for the data blocks: read them all once
-            whole = run_tool([pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
+            whole = run_tool([*pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
             checked.append("every data block read (pg_restore -f /dev/null)")
             if whole.returncode != 0:
                 problems.append(f"damaged archive: {last_line(whole.stderr)}")
                 return True
         return False
+
+    def _lister(self) -> list[str]:
+        """pg_restore to read the archive with: the host's, not older than the pg_dump that wrote it (unknown: the
+        newest installed); for a container scratch without one here, the scratch image's, in a one-off container."""
+        need = max(self.major or 0, self.dumper or 0) or None
+        try:
+            return [pg_tool("pg_restore", need, at_least=True)]
+        except DrillError:
+            if self.cfg.scratch.kind != "container" or need is None:
+                raise
+        assert self.backup is not None
+        return archive_tool("pg_restore", max(need, self.cfg.scratch.major or 0), self.cfg.scratch.image,
+                            self.backup, self.folder.name)
 
     # --- provision -----------------------------------------------------------------------------------------
     def _provision(self) -> Outcome:
