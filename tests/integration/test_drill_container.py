@@ -20,9 +20,10 @@ import yaml
 from support import SandboxHelper
 
 from opsproof.drill import Drill, open_drill
-from opsproof.drill.archive import read_header
+from opsproof.drill.archive import Header, read_header
 from opsproof.drill.backup import manifest_path, take_postgres
-from opsproof.drill.container import LABEL, remove_labelled
+from opsproof.drill.container import LABEL, ScratchContainer, remove_labelled
+from opsproof.drill.scratch import workdir
 from opsproof.drill.tools import pg_tool
 from opsproof.inventory import loads
 
@@ -192,4 +193,33 @@ def test_a_corrupted_dump_fails_the_cross_version_drill(backup: tuple[Path, dict
     assert verdicts(the_drill)["verify"] == "no-data"
     assert the_drill.verdict() == "FAIL"
     assert the_drill.records["teardown"].result.ok
+    assert drill_containers(docker_client, the_drill) == []
+
+
+def test_a_17_dump_drills_on_a_host_that_has_only_15(source: str, tmp_path: Path,
+                                                      docker_client: docker.DockerClient,
+                                                      postgres17_image: str) -> None:
+    """A dump by PostgreSQL 17's pg_dump, which the host's pg_restore 15 cannot read ("unsupported version (1.16)
+    in file header"): its major comes from its header, the integrity check runs the 17 image's pg_restore in a
+    one-off container, and the restore goes into a 17 container — whatever the host has."""
+    if Path("/usr/lib/postgresql/17/bin/pg_restore").exists():
+        pytest.skip("this host has PostgreSQL 17's tools: the test is about one that has not")
+    dump = tmp_path / "ct17_1.dump"
+    origin = ScratchContainer(workdir(tmp_path), 17, None, tmp_path)  # a PostgreSQL 17 source of its own
+    try:
+        origin.start()
+        with origin.connect() as conn:
+            conn.execute(SQL)
+        with dump.open("wb") as out:
+            subprocess.run(["docker", "exec", str(origin.container_id), f"{origin.bin}/pg_dump", "-Fc", "-h", "/tmp",
+                            "-U", "postgres", "opsproof_restore"], stdout=out, check=True, timeout=60)
+    finally:
+        origin.stop()
+    assert read_header(dump) == Header((1, 16), 17, 17)
+    the_drill = drill(source, tmp_path, "ct17_*.dump", tmp_path)
+    the_drill.run()
+    assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
+    assert f"a PostgreSQL 17 container ({postgres17_image}) on 127.0.0.1:" in finding(the_drill, "provision")
+    assert "listed tables present and non-empty: public.orders, public.customers" in finding(the_drill, "verify")
+    assert "schema objects of the archive's table of contents present" in finding(the_drill, "verify")
     assert drill_containers(docker_client, the_drill) == []
