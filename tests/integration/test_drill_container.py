@@ -9,7 +9,11 @@ import gzip
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,15 +21,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 import yaml
-from support import SandboxHelper
+from support import REPO, SandboxHelper, interruptible
 
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.archive import Header, read_header
 from opsproof.drill.backup import manifest_path, take_postgres
-from opsproof.drill.container import LABEL, ScratchContainer, remove_labelled
+from opsproof.drill.container import HOST_LABEL, LABEL, ScratchContainer, remove_labelled, sweep_containers
 from opsproof.drill.scratch import workdir
 from opsproof.drill.tools import pg_tool
 from opsproof.inventory import loads
+from opsproof.util.poll import wait_until
 
 if TYPE_CHECKING:
     import docker
@@ -223,3 +228,93 @@ def test_a_17_dump_drills_on_a_host_that_has_only_15(source: str, tmp_path: Path
     assert "listed tables present and non-empty: public.orders, public.customers" in finding(the_drill, "verify")
     assert "schema objects of the archive's table of contents present" in finding(the_drill, "verify")
     assert drill_containers(docker_client, the_drill) == []
+
+
+# an index whose build takes seconds in a restore (its function sleeps; it was fast when the source built it)
+SLOW_SQL = """
+CREATE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN i; END';
+CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 6000) g;
+CREATE INDEX t_slow ON t (slow_id(id));
+CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+  AS 'BEGIN PERFORM pg_sleep(0.005); RETURN i; END';
+"""
+
+
+def test_interrupting_a_container_drill_mid_restore_removes_its_container(
+        sandbox: SandboxHelper, tmp_path: Path, docker_client: docker.DockerClient, postgres17_image: str) -> None:
+    """`pytest checks/dr_drill` sent SIGTERM while the container's pg_restore runs: teardown removes the container
+    (by its label), and the evidence says so. (SIGTERM is turned into the KeyboardInterrupt of Ctrl-C, so this is
+    Ctrl-C's path too; test_dr_drill sends both to the local cluster's drill.)"""
+    sig = signal.SIGTERM
+    t0 = time.perf_counter()
+    with sandbox.superuser() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS ctslow_{int(sig)} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE ctslow_{int(sig)} OWNER app")
+    with sandbox.superuser(db=f"ctslow_{int(sig)}") as conn:
+        conn.execute("SET ROLE app")
+        conn.execute(SLOW_SQL)
+    dsn = sandbox.box.dsn("opsproof_backup", db=f"ctslow_{int(sig)}")
+    take_postgres(dsn, tmp_path / "backups", "slow_*.dump")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({
+        "environment": "drill-container-test", "postgres": {"slow": {"dsn": dsn}},
+        "backups": {"slow": {"postgres": "slow", "directory": str(tmp_path / "backups"), "pattern": "slow_*.dump",
+                             "scratch": {"kind": "container", "major": 17}}}}))
+    out = tmp_path / "out"
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "checks/dr_drill", "--inventory", str(inventory), "-p", "no:cacheprovider",
+         "--opsproof-out", str(out), "-q"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
+    try:
+        wait_until(lambda: _restoring_in_container(suite.pid), 90, "the container's pg_restore to start")
+        print(f"restoring after {time.perf_counter() - t0:.1f} s")
+        assert len(docker_client.containers.list(filters={"label": "=".join(TEST_LABEL)})) == 1
+        suite.send_signal(sig)
+        output, _ = suite.communicate(timeout=60)
+        print(f"ended after {time.perf_counter() - t0:.1f} s")
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+    assert suite.returncode != 0
+    assert docker_client.containers.list(all=True, filters={"label": "=".join(TEST_LABEL)}) == [], output
+    [evidence] = (out / "drills").glob("slow-*.json")
+    phases = {p["phase"]: p for p in json.loads(evidence.read_text())["phases"]}
+    assert phases["teardown"]["verdict"] == "pass", output
+    assert phases["provision"]["verdict"] == "pass", output
+    assert "restore" not in phases or phases["restore"]["verdict"] != "pass"
+
+
+def _restoring_in_container(pid: int) -> bool:
+    """A `docker exec … pg_restore` child of ``pid`` runs."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and argv[:2] == [b"docker", b"exec"] and any(a.endswith(b"/pg_restore") for a in argv):
+            return True
+    return False
+
+
+def test_a_killed_drills_container_is_swept_by_the_next(docker_client: docker.DockerClient,
+                                                        sandbox_image: str) -> None:
+    """A container of a drill whose process is gone (SIGKILL: no teardown ran) is removed by the next drill's
+    sweep; one of a live drill, or of another machine, is left alone."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runs = {"dead": f"opsproof-drill-{dead.stdout.strip()}-abc", "alive": f"opsproof-drill-{os.getpid()}-abc"}
+    made = {}
+    for who, run_id in runs.items():
+        made[who] = docker_client.containers.create(sandbox_image, ["sleep", "60"], labels={
+            **dict([TEST_LABEL]), LABEL: run_id, HOST_LABEL: socket.gethostname()})
+    elsewhere = docker_client.containers.create(sandbox_image, ["sleep", "60"], labels={
+        **dict([TEST_LABEL]), LABEL: runs["dead"] + "x", HOST_LABEL: "another-host"})
+    try:
+        assert sweep_containers(docker_client) == [made["dead"].name]
+        left = {c.id for c in docker_client.containers.list(all=True, filters={"label": "=".join(TEST_LABEL)})}
+        assert left == {made["alive"].id, elsewhere.id}
+    finally:
+        for container in (made["alive"], elsewhere):
+            container.remove(force=True)
