@@ -208,6 +208,9 @@ class ScratchContainer:
     def stop(self) -> None:
         """Remove every container of this drill (by its label), with its anonymous volumes."""
         remove_labelled({LABEL: self.run_id})
+        if self._tc is not None:
+            with contextlib.suppress(Exception):
+                self._tc.get_docker_client().client.close()
 
     def leftovers(self) -> list[str]:
         return [f"container {c.name} ({c.short_id})" for c in _labelled({LABEL: self.run_id})]

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,11 +241,10 @@ CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
 
 def test_interrupting_a_container_drill_mid_restore_removes_its_container(
         sandbox: SandboxHelper, tmp_path: Path, docker_client: docker.DockerClient, postgres17_image: str) -> None:
-    """`pytest checks/dr_drill` sent SIGTERM while the container's pg_restore runs: teardown removes the container
-    (by its label), and the evidence says so. (SIGTERM is turned into the KeyboardInterrupt of Ctrl-C, so this is
-    Ctrl-C's path too; test_dr_drill sends both to the local cluster's drill.)"""
+    """`opsproof drill` sent SIGTERM while the container's pg_restore runs: teardown removes the container (by its
+    label), and the evidence says so. (SIGTERM is turned into the KeyboardInterrupt of Ctrl-C, the same path under
+    pytest; test_dr_drill sends both to `pytest checks/dr_drill` with a local cluster.)"""
     sig = signal.SIGTERM
-    t0 = time.perf_counter()
     with sandbox.superuser() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS ctslow_{int(sig)} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE ctslow_{int(sig)} OWNER app")
@@ -262,16 +260,13 @@ def test_interrupting_a_container_drill_mid_restore_removes_its_container(
                              "scratch": {"kind": "container", "major": 17}}}}))
     out = tmp_path / "out"
     suite = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "checks/dr_drill", "--inventory", str(inventory), "-p", "no:cacheprovider",
-         "--opsproof-out", str(out), "-q"],
+        [sys.executable, "-m", "opsproof.cli", "drill", "--inventory", str(inventory), "--out", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
     try:
         wait_until(lambda: _restoring_in_container(suite.pid), 90, "the container's pg_restore to start")
-        print(f"restoring after {time.perf_counter() - t0:.1f} s")
         assert len(docker_client.containers.list(filters={"label": "=".join(TEST_LABEL)})) == 1
         suite.send_signal(sig)
         output, _ = suite.communicate(timeout=60)
-        print(f"ended after {time.perf_counter() - t0:.1f} s")
     finally:
         if suite.poll() is None:
             suite.kill()
