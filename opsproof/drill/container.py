@@ -135,7 +135,12 @@ class ScratchContainer:
         """(argv prefix, conninfo, environment) of ``name`` against the restore database: the container's own
         tool, unless it is pg_restore and the archive's pg_dump is newer than this server (see the class)."""
         if name == "pg_restore" and dumper_major is not None and dumper_major > self.major:
-            return [pg_tool("pg_restore", dumper_major, at_least=True)], self.conninfo, self.tool_env()
+            try:
+                return [pg_tool("pg_restore", dumper_major, at_least=True)], self.conninfo, self.tool_env()
+            except DrillError as e:
+                raise DrillError(f"the archive was written by pg_dump {dumper_major}, newer than the scratch "
+                                 f"server's PostgreSQL {self.major}, and {e}; or set scratch.major: {dumper_major} "
+                                 "to restore with that container's own") from None
         if shutil.which("docker") is None:
             raise DrillError("the docker command is not installed (it runs the scratch container's own "
                              f"{name}). Fix: apt-get install docker.io (or docker-ce-cli)")

@@ -91,3 +91,18 @@ def test_a_cut_header_is_an_error_and_a_plain_dump_says_its_versions_in_comments
     plain.write_text("--\n-- Dumped from database version 16.4\n-- Dumped by pg_dump version 17.0\n")
     assert read_header(plain) == Header(None, 16, 17)
     assert [major_of(v) for v in ("17beta2", "9.6.24", "x")] == [17, 9, None]
+
+
+@pytest.mark.skipif(Path("/usr/lib/postgresql/17/bin/pg_restore").exists(), reason="this host has pg_restore 17")
+def test_an_archive_of_a_newer_pg_dump_than_the_container_names_both_fixes(tmp_path: Path) -> None:
+    """pg_dump 17 of a 15 server, into a 15 container: its pg_restore 15 cannot read the archive, and the host has
+    no pg_restore 17 either."""
+    from opsproof.drill.container import ScratchContainer
+    from opsproof.drill.tools import DrillError
+
+    scratch = ScratchContainer(tmp_path / "opsproof-drill-1-x", 15, None, tmp_path)
+    with pytest.raises(DrillError, match=r"^the archive was written by pg_dump 17, newer than the scratch server's "
+                                         r"PostgreSQL 15, and pg_restore of PostgreSQL 17 or newer is not installed\. "
+                                         r"Fix: apt-get install -y postgresql-17 .+; or set scratch\.major: 17 to "
+                                         r"restore with that container's own$"):
+        scratch.tool("pg_restore", 17)
