@@ -313,3 +313,34 @@ def test_a_killed_drills_container_is_swept_by_the_next(docker_client: docker.Do
     finally:
         for container in (made["alive"], elsewhere):
             container.remove(force=True)
+
+
+@pytest.fixture
+def own_image(docker_client: docker.DockerClient, postgres17_image: str) -> Iterator[str]:
+    """The PostgreSQL 17 image under a name of a team's own registry (a tag of this test's, removed after)."""
+    docker_client.images.get(postgres17_image).tag("opsproof-test-h22/pg", "17")
+    yield "opsproof-test-h22/pg:{major}"
+    docker_client.images.remove("opsproof-test-h22/pg:17")  # the tag only: the image keeps its own
+
+
+def test_an_image_of_the_inventorys_own_is_used_and_its_major_checked(backup: tuple[Path, dict[str, Any]],
+                                                                      source: str, tmp_path: Path,
+                                                                      docker_client: docker.DockerClient,
+                                                                      own_image: str) -> None:
+    """`scratch.image` with {major}: the team's image of 17 runs; named for a 15 dump without `major: 17`, its
+    server's version is not the one wanted, and the provision fails naming both (and leaves nothing)."""
+    path, _ = backup
+    the_drill = drill(source, path.parent, "ctshop_*.dump", tmp_path, major=17, image=own_image)
+    try:
+        for name in ("found", "integrity", "provision"):
+            assert the_drill.phase(name).ok, the_drill.summary()
+        assert "a PostgreSQL 17 container (opsproof-test-h22/pg:17) on 127.0.0.1:" in finding(the_drill, "provision")
+    finally:
+        the_drill.close()
+    wrong = drill(source, path.parent, "ctshop_*.dump", tmp_path / "wrong", image="opsproof-test-h22/pg:17")
+    wrong.run()
+    assert finding(wrong, "provision") == (
+        "FAIL backups[ctshop]: the scratch container's image opsproof-test-h22/pg:17 runs PostgreSQL 17, expected "
+        "15. Fix: name an image of PostgreSQL 15 in scratch.image, expected a scratch instance")
+    assert wrong.records["teardown"].result.ok, wrong.summary()
+    assert drill_containers(docker_client, wrong) == []
