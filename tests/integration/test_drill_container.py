@@ -73,6 +73,16 @@ def backup(source: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     return take_postgres(source, tmp_path_factory.mktemp("backups"), "ctshop_*.dump", source="postgres[ctshop]")
 
 
+@pytest.fixture
+def own_image(docker_client: docker.DockerClient, postgres17_image: str) -> Iterator[str]:
+    """The PostgreSQL 17 image under a name of a team's own registry (a tag of this test process's, removed after);
+    returned as the inventory writes it, with {major}."""
+    tag = f"17-{os.getpid()}"
+    docker_client.images.get(postgres17_image).tag("opsproof-test-h22/pg", tag)
+    yield f"opsproof-test-h22/pg:{{major}}-{os.getpid()}"
+    docker_client.images.remove(f"opsproof-test-h22/pg:{tag}")  # the tag only: the image keeps its own
+
+
 @pytest.fixture(autouse=True)
 def labelled(monkeypatch: pytest.MonkeyPatch, docker_client: docker.DockerClient) -> Iterator[None]:
     """Every container a drill starts carries this branch's test label; none is left after the test."""
@@ -106,25 +116,27 @@ def drill_containers(client: docker.DockerClient, the_drill: Drill) -> list[Any]
 
 def test_a_15_dump_restores_into_17_in_a_container(backup: tuple[Path, dict[str, Any]], source: str,
                                                     tmp_path: Path, docker_client: docker.DockerClient,
-                                                    postgres17_image: str) -> None:
+                                                    own_image: str) -> None:
     """The cross-version drill: PostgreSQL 15's dump into a 17 container (the host has only 15), verified against
-    the manifest, RTO and RPO measured; the container is on loopback only, and gone afterwards."""
+    the manifest, RTO and RPO measured; the container is on loopback only, and gone afterwards. The image is named
+    as a team with a registry names it (`scratch.image` with {major}); opsproof's own 17 image is the next test's."""
     path, manifest = backup
     assert manifest["server_version_num"] // 10000 == 15
-    the_drill = drill(source, path.parent, "ctshop_*.dump", tmp_path, major=17)
+    the_drill = drill(source, path.parent, "ctshop_*.dump", tmp_path, major=17, image=own_image)
     try:
         for name in ("found", "integrity", "provision"):
             assert the_drill.phase(name).ok, the_drill.summary()
         [container] = drill_containers(docker_client, the_drill)
         assert container.labels["org.opsproof.test"] == "h22"
-        assert container.image.tags == [postgres17_image]
+        assert own_image.format(major=17) in container.image.tags
         bindings = container.attrs["HostConfig"]["PortBindings"]["5432/tcp"]
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
         the_drill.run()
     finally:
         the_drill.close()
     assert set(verdicts(the_drill).values()) == {"pass"}, the_drill.summary()
-    assert re.fullmatch(rf"PASS backups\[ctshop\]: a PostgreSQL 17 container \({re.escape(postgres17_image)}\) on "
+    image = re.escape(own_image.format(major=17))
+    assert re.fullmatch(rf"PASS backups\[ctshop\]: a PostgreSQL 17 container \({image}\) on "
                         r"127\.0\.0\.1:\d+ \(expected a scratch PostgreSQL 17\)", finding(the_drill, "provision"))
     restore = the_drill.records["restore"].result.evidence
     assert (restore["tool"], restore["in"]) == ("/usr/lib/postgresql/17/bin/pg_restore", "container")
@@ -186,11 +198,12 @@ def test_a_corrupted_dump_fails_the_cross_version_drill(backup: tuple[Path, dict
     phase = "restore" if manifest == "vouching" else "integrity"
     text = finding(the_drill, phase)
     if manifest == "vouching":
-        assert re.fullmatch(r"FAIL backups\[ctshop\]: restore failed: pg_restore: error: .+, expected the backup "
+        assert re.fullmatch(r"FAIL backups\[ctshop\]: restore failed: pg_restore: .+, expected the backup "
                             r"restored without error", text), text
         assert the_drill.records["provision"].result.ok, the_drill.summary()
     else:
-        assert re.fullmatch(r"FAIL backups\[ctshop\]: damaged archive: pg_restore: error: .+, expected an intact "
+        # the tool's own words vary with where the flipped bytes land (zlib's check, a chunk's length)
+        assert re.fullmatch(r"FAIL backups\[ctshop\]: damaged archive: .+, expected an intact "
                             r"archive \(pg_restore --list, every data block read \(pg_restore -f /dev/null\)\)",
                             text), text
         assert verdicts(the_drill)["provision"] == "no-data"
@@ -315,32 +328,17 @@ def test_a_killed_drills_container_is_swept_by_the_next(docker_client: docker.Do
             container.remove(force=True)
 
 
-@pytest.fixture
-def own_image(docker_client: docker.DockerClient, postgres17_image: str) -> Iterator[str]:
-    """The PostgreSQL 17 image under a name of a team's own registry (a tag of this test's, removed after)."""
-    docker_client.images.get(postgres17_image).tag("opsproof-test-h22/pg", "17")
-    yield "opsproof-test-h22/pg:{major}"
-    docker_client.images.remove("opsproof-test-h22/pg:17")  # the tag only: the image keeps its own
-
-
-def test_an_image_of_the_inventorys_own_is_used_and_its_major_checked(backup: tuple[Path, dict[str, Any]],
-                                                                      source: str, tmp_path: Path,
-                                                                      docker_client: docker.DockerClient,
-                                                                      own_image: str) -> None:
-    """`scratch.image` with {major}: the team's image of 17 runs; named for a 15 dump without `major: 17`, its
-    server's version is not the one wanted, and the provision fails naming both (and leaves nothing)."""
+def test_an_image_of_another_major_fails_the_provision(backup: tuple[Path, dict[str, Any]], source: str,
+                                                       tmp_path: Path, docker_client: docker.DockerClient,
+                                                       own_image: str) -> None:
+    """`scratch.image` naming a PostgreSQL 17 image for a 15 dump without `major: 17`: its server is not the
+    version wanted, and the provision fails naming both (and leaves nothing)."""
     path, _ = backup
-    the_drill = drill(source, path.parent, "ctshop_*.dump", tmp_path, major=17, image=own_image)
-    try:
-        for name in ("found", "integrity", "provision"):
-            assert the_drill.phase(name).ok, the_drill.summary()
-        assert "a PostgreSQL 17 container (opsproof-test-h22/pg:17) on 127.0.0.1:" in finding(the_drill, "provision")
-    finally:
-        the_drill.close()
-    wrong = drill(source, path.parent, "ctshop_*.dump", tmp_path / "wrong", image="opsproof-test-h22/pg:17")
+    image = own_image.format(major=17)
+    wrong = drill(source, path.parent, "ctshop_*.dump", tmp_path, image=image)
     wrong.run()
     assert finding(wrong, "provision") == (
-        "FAIL backups[ctshop]: the scratch container's image opsproof-test-h22/pg:17 runs PostgreSQL 17, expected "
-        "15. Fix: name an image of PostgreSQL 15 in scratch.image, expected a scratch instance")
+        f"FAIL backups[ctshop]: the scratch container's image {image} runs PostgreSQL 17, expected 15. Fix: name an "
+        "image of PostgreSQL 15 in scratch.image, expected a scratch instance")
     assert wrong.records["teardown"].result.ok, wrong.summary()
     assert drill_containers(docker_client, wrong) == []
