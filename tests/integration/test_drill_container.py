@@ -197,12 +197,13 @@ def test_a_corrupted_dump_fails_the_cross_version_drill(backup: tuple[Path, dict
     the_drill.run()
     phase = "restore" if manifest == "vouching" else "integrity"
     text = finding(the_drill, phase)
+    # pg_restore's own words vary with where the flipped bytes land: zlib's check ("could not uncompress data:
+    # incorrect data check") mostly, "out of memory" when they hit a data chunk's length (≈ 2 % of offsets)
     if manifest == "vouching":
-        assert re.fullmatch(r"FAIL backups\[ctshop\]: restore failed: pg_restore: .+, expected the backup "
+        assert re.fullmatch(r"FAIL backups\[ctshop\]: restore failed: .+, expected the backup "
                             r"restored without error", text), text
         assert the_drill.records["provision"].result.ok, the_drill.summary()
     else:
-        # the tool's own words vary with where the flipped bytes land (zlib's check, a chunk's length)
         assert re.fullmatch(r"FAIL backups\[ctshop\]: damaged archive: .+, expected an intact "
                             r"archive \(pg_restore --list, every data block read \(pg_restore -f /dev/null\)\)",
                             text), text
