@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,17 @@ from psycopg.conninfo import conninfo_to_dict
 
 from opsproof.drill import backup as backups
 from opsproof.drill import pgdata
+from opsproof.drill.archive import HeaderError, read_header, read_plain, toc_objects
+from opsproof.drill.archive import detect as _detect
+from opsproof.drill.archive import gzipped as _gzipped
+from opsproof.drill.container import ScratchContainer, archive_tool
 from opsproof.drill.phases import Drill, Outcome, _span
 from opsproof.drill.scratch import ScratchPostgres, ScratchServer
 from opsproof.drill.tools import DrillError, last_line, pg_tool, run_tool, spawn, stop_process
 from opsproof.inventory import Backups, Postgres
 
 TRAILER = b"-- PostgreSQL database dump complete"
-VERSION_LINE = re.compile(rb"-- Dumped from database version (\d+)")
 TOC_VERSION = re.compile(r"Dumped from database version: (\d+)")
-TOC_OBJECT = re.compile(
-    r"^\d+; \d+ \d+ (TABLE|INDEX|SEQUENCE|VIEW|MATERIALIZED VIEW) (?!DATA |OWNED BY |SET )(\S+) (\S+) ")
-TOC_KINDS = {"TABLE": "table", "INDEX": "index", "SEQUENCE": "sequence", "VIEW": "view",
-             "MATERIALIZED VIEW": "materialized view"}
 ROLE_MISSING = re.compile(r'role "[^"]+" does not exist')
 
 
@@ -51,8 +49,9 @@ class PostgresDrill(Drill):
         self.source = source
         self.dsn = cfg.dsn or source.dsn  # reads every table: pg_dump and the manifest need more than monitoring
         self.format: str = cfg.format
-        self.major: int | None = None
-        self.scratch: ScratchPostgres | ScratchServer | None = None
+        self.major: int | None = None  # the dump's server's (manifest, else the dump's header)
+        self.dumper: int | None = None  # the pg_dump's that wrote it (the header): pg_restore must not be older
+        self.scratch: ScratchPostgres | ScratchServer | ScratchContainer | None = None
         self.toc: dict[str, list[str]] | None = None
         self.freshness: Any = None
 
@@ -97,8 +96,16 @@ class PostgresDrill(Drill):
                         vouched: bool) -> bool:
         """The format's own checks; True when one makes restoring pointless."""
         assert self.backup is not None
+        try:  # the dump's own word on its versions, whatever PostgreSQL this host has
+            header = read_header(self.backup)
+        except (HeaderError, OSError) as e:
+            problems.append(f"unreadable archive header: {e}")
+            return True
+        self.major = self.major or header.server_major
+        self.dumper = header.dumper_major
+        evidence.update(dumped_from=header.server_major, dumped_by=header.dumper_major)
         if self.format == "plain":
-            head, tail, error = _read_plain(self.backup)
+            _, tail, error = read_plain(self.backup)
             checked.append("gzip stream whole" if _gzipped(self.backup) else "readable")
             checked.append("pg_dump's closing line present")
             if error:
@@ -108,26 +115,37 @@ class PostgresDrill(Drill):
                 problems.append(f"truncated: {self.backup.name} ends before pg_dump's closing line "
                                 f"'{TRAILER.decode()}'")
                 return True
-            line = VERSION_LINE.search(head)
-            self.major = self.major or (int(line.group(1)) if line else None)
             return False
-        pg_restore = pg_tool("pg_restore", self.major, at_least=True)  # unknown version: the newest reads it
-        listing = run_tool([pg_restore, "--list", str(self.backup)], timeout=600)
+        pg_restore = self._lister()
+        listing = run_tool([*pg_restore, "--list", str(self.backup)], timeout=600)
         checked.append("pg_restore --list")
         if listing.returncode != 0:
             problems.append(f"pg_restore --list fails: {last_line(listing.stderr)}")
             return True
-        self.toc = _toc_objects(listing.stdout)
+        self.toc = toc_objects(listing.stdout)
         evidence["toc_entries"] = sum(1 for ln in listing.stdout.splitlines() if ln and not ln.startswith(";"))
         m = TOC_VERSION.search(listing.stdout)
         self.major = self.major or (int(m.group(1)) if m else None)
         if not vouched:  # nothing vouches for the data blocks: read them all once
-            whole = run_tool([pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
+            whole = run_tool([*pg_restore, "--file=/dev/null", str(self.backup)], timeout=3600)
             checked.append("every data block read (pg_restore -f /dev/null)")
             if whole.returncode != 0:
                 problems.append(f"damaged archive: {last_line(whole.stderr)}")
                 return True
         return False
+
+    def _lister(self) -> list[str]:
+        """pg_restore to read the archive with: the host's, not older than the pg_dump that wrote it (unknown: the
+        newest installed); for a container scratch without one here, the scratch image's, in a one-off container."""
+        need = max(self.major or 0, self.dumper or 0) or None
+        try:
+            return [pg_tool("pg_restore", need, at_least=True)]
+        except DrillError:
+            if self.cfg.scratch.kind != "container" or need is None:
+                raise
+        assert self.backup is not None
+        return archive_tool("pg_restore", max(need, self.cfg.scratch.major or 0), self.cfg.scratch.image,
+                            self.backup, self.folder.name)
 
     # --- provision -----------------------------------------------------------------------------------------
     def _provision(self) -> Outcome:
@@ -138,15 +156,33 @@ class PostgresDrill(Drill):
                            "scratch.dsn would have the drill create and drop a database on that server",
                            "a scratch PostgreSQL. Fix: run with --allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 "
                            "under pytest), or remove scratch.dsn to restore into a local scratch cluster")
-        if self.cfg.scratch.dsn:
+        scratch, target = self.cfg.scratch, self.cfg.scratch.major or self.major
+        if target < self.major:
+            return Outcome(False, f"refused: scratch.major {target} is older than the dump's server (PostgreSQL "
+                           f"{self.major}); a dump restores into its own major or a newer one",
+                           f"a scratch PostgreSQL {self.major} or newer. Fix: set scratch.major to {self.major} or "
+                           "more, or remove it")
+        if scratch.dsn:
             identity = (self.manifest or {}).get("system_identifier")
-            self.scratch = ScratchServer(self.cfg.scratch.dsn, self.dsn, self.source_name,
-                                         str(identity) if identity else None)
+            self.scratch = ScratchServer(scratch.dsn, self.dsn, self.source_name, str(identity) if identity else None)
+        elif scratch.kind == "container":
+            assert self.backup is not None
+            self.scratch = ScratchContainer(self.folder, target, scratch.image, self.backup, scratch.jobs)
         else:
-            self.scratch = ScratchPostgres(self.folder, self.major, self.cfg.scratch.jobs)
+            self.scratch = ScratchPostgres(self.folder, self.major, scratch.jobs)
         self.scratch.start()
-        return Outcome(True, f"{self.scratch.where}", f"a scratch PostgreSQL {self.major}",
-                       {"scratch": self.scratch.where, "major": self.major})
+        return Outcome(True, f"{self.scratch.where}", f"a scratch PostgreSQL {target}",
+                       {"scratch": self.scratch.where, "major": target, "dump_major": self.major,
+                        "pg_dump_major": self.dumper})
+
+    def _tool(self, name: str) -> tuple[list[str], str, dict[str, str]]:
+        """(argv prefix, conninfo, environment) of a client tool against the restore database: a container's own
+        (see :class:`ScratchContainer`), else the host's, not older than the dump's server and its pg_dump."""
+        assert self.scratch is not None
+        if isinstance(self.scratch, ScratchContainer):
+            return self.scratch.tool(name, self.dumper)
+        need = max(self.major or 0, self.dumper or 0) or None
+        return [pg_tool(name, need, at_least=True)], self.scratch.conninfo, self.scratch.tool_env()
 
     # --- restore -------------------------------------------------------------------------------------------
     def _restore(self) -> Outcome:
@@ -158,19 +194,22 @@ class PostgresDrill(Drill):
         size = int(self.records["found"].result.evidence["size_bytes"])
         t0 = time.perf_counter()
         if self.format in ("custom", "directory"):
-            argv = [pg_tool("pg_restore", self.major, at_least=True), f"--jobs={jobs}", "--no-owner",
-                    "--no-privileges", "--exit-on-error", "--dbname", self.scratch.conninfo, str(self.backup)]
-            done = run_tool(argv, env=self.scratch.tool_env(), timeout=timeout)
+            tool, conninfo, env = self._tool("pg_restore")
+            argv = [*tool, f"--jobs={jobs}", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname",
+                    conninfo, str(self.backup)]
+            done = run_tool(argv, env=env, timeout=timeout)
             how = f"pg_restore --jobs={jobs} --no-owner --no-privileges --exit-on-error"
+            used = {"tool": tool[-1], "in": "container" if tool[0] == "docker" else "host"}
             errors = [] if done.returncode == 0 else [last_line(done.stderr)]
             tolerated: list[str] = []
         else:
             how = ("gzip -dc | " if _gzipped(self.backup) else "") + "psql -X -q"
             errors, tolerated = self._psql(timeout)
+            used = {}
         elapsed = time.perf_counter() - t0
         mb_s = size / 1e6 / elapsed if elapsed > 0 else 0.0
         evidence = {"command": how, "duration_s": round(elapsed, 3), "bytes": size, "mb_per_s": round(mb_s, 1),
-                    "ignored": tolerated[:20]}
+                    "ignored": tolerated[:20], **used}
         if errors:
             return Outcome(False, f"restore failed: {errors[0]}", "the backup restored without error", evidence)
         note = f"; ignored {len(tolerated)} ownership/grant statement(s) for roles absent on scratch" if tolerated \
@@ -183,10 +222,10 @@ class PostgresDrill(Drill):
         assert self.backup is not None
         assert self.scratch is not None
         assert self.major is not None
-        psql = [pg_tool("psql", self.major, at_least=True), "-X", "-q", "-v", "ON_ERROR_STOP=0",
-                "--dbname", self.scratch.conninfo]
+        tool, conninfo, env = self._tool("psql")
+        psql = [*tool, "-X", "-q", "-v", "ON_ERROR_STOP=0", "--dbname", conninfo]
         gunzip = spawn(["gzip", "-dc", str(self.backup)]) if _gzipped(self.backup) else None
-        proc = spawn([*psql, "-f", "-" if gunzip else str(self.backup)], env=self.scratch.tool_env(),
+        proc = spawn([*psql, "-f", "-" if gunzip else str(self.backup)], env=env,
                      stdin=gunzip.stdout.fileno() if gunzip and gunzip.stdout else subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL)
         if gunzip is not None and gunzip.stdout is not None:
@@ -311,12 +350,13 @@ class PostgresDrill(Drill):
     def _amcheck(self, evidence: dict[str, Any]) -> list[str]:
         assert self.scratch is not None
         assert self.major is not None
-        params = conninfo_to_dict(self.scratch.conninfo)
-        argv = [pg_tool("pg_amcheck", self.major, at_least=True), "--install-missing",
+        tool, conninfo, env = self._tool("pg_amcheck")
+        params = conninfo_to_dict(conninfo)
+        argv = [*tool, "--install-missing",
                 f"--jobs={self.cfg.scratch.jobs}", "--index=*.*", "--no-strict-names",
                 "-h", str(params.get("host", "")), "-p", str(params.get("port", 5432)),
                 "-U", str(params.get("user", "postgres")), str(params.get("dbname"))]
-        done = run_tool(argv, env=self.scratch.tool_env(), timeout=3600)
+        done = run_tool(argv, env=env, timeout=3600)
         evidence["amcheck"] = {"exit": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
         if done.returncode != 0:
             return [f"pg_amcheck found problems: {_amcheck_finding(done.stdout + done.stderr)}"]
@@ -331,57 +371,6 @@ class PostgresDrill(Drill):
                 moment = moment.replace(tzinfo=dt.UTC)
             return float(moment.timestamp()), "the freshness query on the restore"
         return super()._data_time()
-
-
-def _detect(path: Path) -> str:
-    if path.is_dir():
-        return "directory"
-    with path.open("rb") as f:
-        magic = f.read(5)
-    return "custom" if magic == b"PGDMP" else "plain"
-
-
-def _gzipped(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
-def _read_plain(path: Path) -> tuple[bytes, bytes, str | None]:
-    """(first 8 KiB, last 8 KiB, error) of a plain dump, decompressing a gzipped one in full on the way."""
-    head = b""
-    tail = b""
-    gz = _gzipped(path)
-    if not gz:  # the two ends are enough
-        with path.open("rb") as f:
-            head = f.read(8192)
-            f.seek(max(0, path.stat().st_size - 8192))
-            return head, f.read(), None
-    inflate = zlib.decompressobj(wbits=31)
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                data = inflate.decompress(chunk)
-                while inflate.eof and inflate.unused_data:  # concatenated gzip members
-                    rest = inflate.unused_data
-                    inflate = zlib.decompressobj(wbits=31)
-                    data += inflate.decompress(rest)
-                if len(head) < 8192:
-                    head += data[: 8192 - len(head)]
-                tail = (tail + data[-8192:])[-8192:]
-        if not inflate.eof:
-            return head, tail, f"truncated: the gzip stream of {path.name} ends early (gzip -t would fail)"
-    except zlib.error as e:
-        return head, tail, f"corrupt gzip stream in {path.name} ({e})"
-    return head, tail, None
-
-
-def _toc_objects(listing: str) -> dict[str, list[str]]:
-    found: dict[str, set[str]] = {}
-    for line in listing.splitlines():
-        m = TOC_OBJECT.match(line)
-        if m:
-            found.setdefault(TOC_KINDS[m.group(1)], set()).add(f"{m.group(2)}.{m.group(3)}")
-    return {k: sorted(v) for k, v in found.items()}
 
 
 def _amcheck_finding(text: str) -> str:

@@ -278,11 +278,33 @@ def human_duration(seconds: float) -> str:
 
 
 class Scratch(_Model):
-    """Where a DR drill restores: a throwaway local cluster (default), or a server given by ``dsn`` on which the
-    drill creates a database of its own and drops it afterwards."""
+    """Where a DR drill restores: a throwaway local cluster (``kind: local``, the default), a server given by
+    ``dsn`` on which the drill creates a database of its own and drops it afterwards (``kind: server``), or a
+    throwaway container of the dump's PostgreSQL major, whatever the host has installed (``kind: container``)."""
 
+    kind: Literal["local", "server", "container"] | None = None  # unsaid: server with a dsn, else local
     dsn: Dsn | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
     jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs, and parallel verification
+    # container: the scratch server's major (default: the dump's; a newer one rehearses an upgrade), and the image
+    # to run instead of the one opsproof builds for that major ("{major}" is replaced by it)
+    major: int | None = Field(None, ge=10, le=99, description="17")
+    image: str | None = Field(None, pattern=r"^[^\s]+$", description="postgres:16, or registry.example.com/pg:{major}")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Scratch:
+        kind = self.kind or ("server" if self.dsn else "local")
+        if kind == "server" and not self.dsn:
+            raise ValueError("kind: server without a dsn. Fix: add dsn: postgresql://…@scratch-db/postgres, or "
+                             "use kind: local or kind: container")
+        if kind != "server" and self.dsn:
+            raise ValueError(f"kind: {kind} with a dsn (a scratch server's). Fix: remove dsn:, or write kind: server")
+        extra = [k for k in ("major", "image") if getattr(self, k) is not None]
+        if kind != "container" and extra:
+            verb = "apply" if len(extra) > 1 else "applies"
+            raise ValueError(f"{' and '.join(extra)} {verb} only to kind: container. Fix: add kind: container, or "
+                             f"remove {', '.join(extra)}")
+        object.__setattr__(self, "kind", kind)  # frozen model: the resolved kind, once
+        return self
 
 
 class Backups(_Entry):
@@ -312,6 +334,9 @@ class Backups(_Entry):
         if self.directory is None and not self.fresh:
             raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
                              "or fresh: true to take a backup at the start of each drill")
+        if self.redis and self.scratch.kind != "local":
+            raise ValueError(f"scratch.kind: {self.scratch.kind} is for PostgreSQL drills; a Redis drill restores into "
+                             "a local redis-server. Fix: remove scratch:")
         if self.fresh and not (self.postgres or self.redis):
             raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
         return self
