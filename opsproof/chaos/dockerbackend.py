@@ -9,6 +9,7 @@ the run's still paused, stopped, or off a network the run disconnected it from.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from opsproof.chaos.context import ChaosError, Context, fail
@@ -44,11 +45,20 @@ class DockerBackend:
             return "the Docker SDK is not installed (pip install docker)"
         hosts = {c.docker_host for c in self.inventory.chaos.containers.values()} or {None}
         for host in hosts:
+            socket = (host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix("unix://")
+            if "://" not in socket and not os.path.exists(socket):
+                return f"no Docker daemon answers at {host or 'DOCKER_HOST / the local socket'} (no socket {socket})"
             try:
                 self._client(host).ping()
             except Exception as e:
+                self.close()
                 return f"no Docker daemon answers at {host or 'DOCKER_HOST / the local socket'} ({type(e).__name__})"
         return None
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def _entry(self, target: str) -> Any:
         entry = self.inventory.chaos.containers.get(target)

@@ -47,6 +47,7 @@ class ChaosRun:
     held: dict[str, list[Any]] = field(default_factory=dict)  # postgres target → connections a fault holds
     redis_clients: dict[Any, Any] = field(default_factory=dict)  # (target, timeout) → redis client
     pause_ends: dict[str, float] = field(default_factory=dict)  # redis target → when the pause it set ends
+    backends: dict[Any, Any] = field(default_factory=dict)  # (name, context) → the run's target backend objects
     children: list[Any] = field(default_factory=list)  # processes a rollback started (Popen), reaped at exit
 
     def note(self, backend: str, target: str, fault: str, options: dict[str, Any]) -> Injected:
@@ -75,6 +76,10 @@ class ChaosRun:
             with contextlib.suppress(Exception):
                 client.close()
         self.redis_clients.clear()
+        for backend in self.backends.values():
+            with contextlib.suppress(Exception):
+                getattr(backend, "close", lambda: None)()
+        self.backends.clear()
         _LEFT.extend(self.sandboxes.values())
         _LEFT.extend(self.children)
 

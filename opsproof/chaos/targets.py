@@ -46,7 +46,17 @@ def _backend(ctx: Context, target: str) -> tuple[str, TargetBackend]:
         known = [*ctx.inventory.chaos.containers, *ctx.inventory.chaos.processes, *ctx.inventory.kubernetes]
         raise fail(f"target[{target}]", "not in the inventory's chaos.containers, chaos.processes or kubernetes",
                    f"one of {', '.join(known) or '(none)'}")
-    return name, open_target_backend(name, ctx)
+    return name, _open(name, ctx)
+
+
+def _open(name: str, ctx: Context) -> TargetBackend:
+    """The run's backend object of that name (its clients live as long as the run)."""
+    backends = run.current().backends
+    key = (name, id(ctx))
+    if key not in backends:
+        backends[key] = open_target_backend(name, ctx)
+    backend: TargetBackend = backends[key]
+    return backend
 
 
 def _key(target: str, fault: str) -> str:
@@ -116,4 +126,4 @@ def audit_checks(configuration: Configuration = None) -> list[tuple[str, Callabl
 
 
 def _leftovers(ctx: Context, injected: run.Injected) -> str:
-    return open_target_backend(injected.backend, ctx).leftovers(injected.target, injected.fault, injected.options)
+    return _open(injected.backend, ctx).leftovers(injected.target, injected.fault, injected.options)
