@@ -67,7 +67,13 @@ class ChaosRun:
             return [e for e in self.injected if e.backend == backend]
 
     def close(self) -> None:
-        """Close the clients the run opened; processes it restarted are reaped at exit."""
+        """Close the clients the run opened (and connections a fault of it still held: its rollbacks have run);
+        processes it restarted are reaped at exit."""
+        for conns in self.held.values():
+            for conn in conns:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self.held.clear()
         for conns in self.connections:
             with contextlib.suppress(Exception):
                 conns.close()
