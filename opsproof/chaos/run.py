@@ -30,6 +30,7 @@ class Injected:
     fault: str
     options: dict[str, Any]
     at: float
+    inventory: str = ""  # the inventory's source: an audit looks at the faults on its own inventory only
     rolled_back: bool = False
 
 
@@ -50,8 +51,8 @@ class ChaosRun:
     backends: dict[Any, Any] = field(default_factory=dict)  # (name, context) → the run's target backend objects
     children: list[Any] = field(default_factory=list)  # processes a rollback started (Popen), reaped at exit
 
-    def note(self, backend: str, target: str, fault: str, options: dict[str, Any]) -> Injected:
-        entry = Injected(backend, target, fault, dict(options), time.time())
+    def note(self, backend: str, target: str, fault: str, options: dict[str, Any], inventory: str = "") -> Injected:
+        entry = Injected(backend, target, fault, dict(options), time.time(), inventory)
         with self.lock:
             self.injected.append(entry)
         return entry

@@ -85,7 +85,7 @@ def inject_fault(target: str, fault: str, signal: str | None = None, network: st
     prepared = backend.prepare(target, fault, options)
     faultjournal.record(configuration, _key(target, fault), f"{fault} {target} ({name})", rollback_fault,
                         target=target, fault=fault, prepared=prepared)
-    run.current().note(name, target, fault, prepared)
+    run.current().note(name, target, fault, prepared, ctx.inventory.source)
     result = backend.inject(target, fault, prepared)
     at = timeline.mark("fault_injected", fault=f"{fault} {target} ({name})")
     return {"target": target, "backend": name, "fault": fault, **result, "injected_at": at}
@@ -119,6 +119,8 @@ def audit_checks(configuration: Configuration = None) -> list[tuple[str, Callabl
     ctx = Context.of(configuration)
     checks: dict[str, Callable[[], str]] = {}
     for injected in run.current().injected:
+        if injected.inventory != ctx.inventory.source:
+            continue  # a fault on another inventory (a test calling faults outside any experiment run)
         what = f"{injected.backend} target {injected.target} after {injected.fault}"
         if what not in checks:
             checks[what] = functools.partial(_leftovers, ctx, injected)

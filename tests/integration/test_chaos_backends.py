@@ -60,9 +60,11 @@ def stack(docker_client: docker.DockerClient, sandbox_image: str, tmp_path_facto
 
 
 @pytest.fixture(autouse=True)
-def own_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def own_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the user's fault journal, this test's own
     run.begin()
+    yield
+    run.begin()  # the next test (in this worker) starts a run of its own
 
 
 def _fails(check: str, cfg: dict[str, Any], target: str | None = None) -> str:

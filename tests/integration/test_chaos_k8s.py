@@ -101,3 +101,4 @@ def test_scale_through_the_target_backend_rolls_back_once_and_audits(tmp_path: P
     deleted = targets.inject_fault("shop", "delete_pods", selector="app=api", configuration=cfg)
     assert deleted["deleted"] == ["api-7c9b4-0"]
     assert targets.rollback_fault("shop", "delete_pods", configuration=cfg)["actions"] == []  # its controller's job
+    run.begin()  # the next test (in this worker) starts a run of its own

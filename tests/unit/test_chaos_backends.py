@@ -6,6 +6,7 @@ outright, recovered from the fault journal)."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,7 +135,7 @@ class Toggle:
 
 
 @pytest.fixture
-def toggle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def toggle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from opsproof.chaos import backend
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # this test's own fault journal
@@ -143,7 +144,8 @@ def toggle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     Toggle.rollbacks.clear()
     (tmp_path / "inv.yaml").write_text("environment: e\nchaos:\n  processes:\n    w: {pidfile: /run/w.pid}\n")
     run.begin()
-    return {"opsproof_inventory": str(tmp_path / "inv.yaml")}
+    yield {"opsproof_inventory": str(tmp_path / "inv.yaml")}
+    run.begin()  # the next test starts a run of its own
 
 
 def test_a_rollback_twice_undoes_once(toggle: dict[str, Any]) -> None:
