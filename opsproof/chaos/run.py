@@ -106,11 +106,15 @@ def current() -> ChaosRun:
 
 
 def begin() -> ChaosRun:
-    """A new run: the previous one's clients are closed, its faults' state is forgotten (its journal is not)."""
+    """A new run: the previous one's faults, timeline and contexts are forgotten (its journal is not) and what it
+    still held is closed. Its client pools (the HTTP client, Redis clients) carry over: they hold nothing of a run,
+    and a new one costs ~50 ms (an HTTP client's TLS context) or ~20 ms (redis-py's metadata) per run."""
     with _guard:
         previous = _state.pop("current", None)
         run = _state["current"] = ChaosRun()
     if previous is not None:
+        run.connections, previous.connections = previous.connections, []
+        run.redis_clients, previous.redis_clients = previous.redis_clients, {}
         previous.close()
     return run
 

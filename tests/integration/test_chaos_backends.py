@@ -75,7 +75,7 @@ def _fails(check: str, cfg: dict[str, Any], target: str | None = None) -> str:
     raise AssertionError(f"{check} passed during the fault")
 
 
-@pytest.mark.parametrize(("fault", "left"), [("pause", "paused"), ("stop", "exited"),
+@pytest.mark.parametrize(("fault", "left"), [("pause", "paused"), ("stop", "exited"), ("kill", "exited"),
                                               ("disconnect", "disconnected from network")])
 def test_a_container_fault_is_seen_rolled_back_and_audited(stack: dict[str, Any], fault: str, left: str) -> None:
     cfg = stack["cfg"]
@@ -90,6 +90,18 @@ def test_a_container_fault_is_seen_rolled_back_and_audited(stack: dict[str, Any]
     wait_until(lambda: probes.check("redis.ping", configuration=cfg), 20, "redis answering after the rollback")
     assert targets.rollback_fault("cache", fault, configuration=cfg)["actions"] == []  # twice: nothing to do
     assert audit.audit(cfg).to_dict()["problems"] == []
+
+
+def test_a_restart_comes_back_by_itself_and_leaves_nothing_to_roll_back(stack: dict[str, Any]) -> None:
+    cfg = stack["cfg"]
+    stack["container"].reload()
+    before = stack["container"].attrs["State"]["StartedAt"]
+    targets.inject_fault("cache", "restart", timeout=1, configuration=cfg)
+    stack["container"].reload()
+    assert stack["container"].attrs["State"]["StartedAt"] != before
+    wait_until(lambda: probes.check("redis.ping", configuration=cfg), 20, "redis answering after the restart")
+    assert targets.rollback_fault("cache", "restart", configuration=cfg)["actions"] == []
+    assert audit.audit(cfg).clean
 
 
 def test_a_rollback_after_the_container_recovered_by_itself_does_nothing(stack: dict[str, Any]) -> None:
