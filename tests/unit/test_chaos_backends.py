@@ -187,3 +187,15 @@ def test_a_fault_on_a_target_not_in_the_inventory_names_the_known_ones(
 def test_the_example_inventory_loads() -> None:
     inv = load(Path(__file__).resolve().parents[2] / "examples" / "chaos" / "compose-stack.yaml")
     assert inv.chaos.containers
+
+
+@pytest.mark.parametrize("name", ["docker", "process", "kubernetes"])
+def test_every_target_backend_is_loaded_by_name_and_has_the_interface(name: str) -> None:
+    from opsproof.chaos.backend import TargetBackend, open_target_backend
+    from opsproof.chaos.context import Context
+
+    backend = open_target_backend(name, Context(loads("environment: e\n"), None))
+    wanted = [n for n in dir(TargetBackend) if not n.startswith("_")] + list(TargetBackend.__annotations__)
+    assert [n for n in wanted if not hasattr(backend, n)] == []
+    assert backend.name == name
+    assert backend.faults
