@@ -1,15 +1,19 @@
 """Every experiment in chaos/experiments, run for real against the sandbox: it completes without deviating from
 its steady state, every expected alert fires within the budget computed from the live configuration (reported
 beside the measured time), the system recovers within the experiment's target, the rollbacks leave nothing
-behind, and the timeline is saved as JSON evidence."""
+behind, and the timeline is saved as JSON evidence.
+
+With ``--inventory FILE`` (and ``--experiments PATH``): the experiments run against that inventory instead; each is
+first validated against it (a fault whose backend the inventory lacks fails with validate's finding, before
+anything is touched), then it must pass, complete without deviating, and leave the audit clean."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import SandboxHelper
 
 from opsproof.chaos import runner
 from opsproof.plugin import output_root
@@ -18,8 +22,26 @@ EXPERIMENTS = sorted((Path(__file__).parent / "experiments").glob("*.yaml"))
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos")]
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
-def test_experiment(path: Path, chaos_sandbox: SandboxHelper, pytestconfig: pytest.Config) -> None:
+def _experiments(config: pytest.Config) -> list[Path]:
+    given = config.getoption("experiments") or []
+    found: list[Path] = []
+    inventory = config.getoption("inventory")
+    for item in map(Path, given):
+        found += sorted(item.glob("*.yaml")) if item.is_dir() else [item]
+    return [p for p in found if not (inventory and p.resolve() == Path(inventory).resolve())] or EXPERIMENTS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "path" in metafunc.fixturenames:
+        paths = _experiments(metafunc.config)
+        metafunc.parametrize("path", paths, ids=[p.stem for p in paths])
+
+
+def test_experiment(path: Path, chaos_env: Any, pytestconfig: pytest.Config) -> None:
+    if chaos_env.helper is None:
+        _on_the_inventory(path, chaos_env, pytestconfig)
+        return
+    chaos_sandbox = chaos_env.helper
     chaos_sandbox.wait_healthy()
     outcome = runner.run(path, sandbox_dir=chaos_sandbox.box.dir, out=output_root(pytestconfig))
     print(outcome.summary())
@@ -45,3 +67,18 @@ def test_experiment(path: Path, chaos_sandbox: SandboxHelper, pytestconfig: pyte
         assert event in events, f"{event} missing from the timeline {events}"
     for secret in chaos_sandbox.box.meta["passwords"].values():
         assert secret not in outcome.evidence_path.read_text()
+
+
+def _on_the_inventory(path: Path, env: Any, pytestconfig: pytest.Config) -> None:
+    from opsproof.chaos.validate import problems
+    from opsproof.inventory import load
+
+    assert env.inventory is not None
+    found = problems(path, load(env.inventory), sandbox=env.sandbox_dir is not None)
+    assert not found, f"{path} is not valid for {env.inventory}:\n  " + "\n  ".join(found)
+    outcome = runner.run(path, inventory=env.inventory, sandbox_dir=env.sandbox_dir, out=output_root(pytestconfig))
+    print(outcome.summary())
+    assert outcome.ok, outcome.summary()
+    assert outcome.status == "completed"
+    assert not outcome.journal["deviated"]
+    assert outcome.evidence["audit"]["problems"] == []

@@ -1,12 +1,14 @@
 """After every run: proof that nothing was left behind — no stopped process, no service down, no supervisor left
-disabled, no held connection, no paused or filled Redis, no proxy fault."""
+disabled, no held connection, no paused or filled Redis, no proxy fault — and, for the faults of the target
+backends (opsproof.chaos.targets), no paused or stopped container, no disconnected network, no stopped process or
+unit, no deployment left scaled."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsproof.chaos import faults, pgfaults, proxy, redisfaults
+from opsproof.chaos import faults, pgfaults, proxy, redisfaults, targets
 from opsproof.chaos.backend import ProcessBackend
 from opsproof.chaos.context import Configuration, Context
 from opsproof.shape import SERVICES
@@ -55,6 +57,8 @@ def audit(configuration: Configuration = None) -> Audit:
             redisfaults.filled_keys(name, configuration), "filled key(s) left"))
         look(f"redis[{name}] client pause", lambda name=name: "clients paused"
              if redisfaults.paused(name, configuration) else "")
+    for what, check in targets.audit_checks(configuration):
+        look(what, check)
     return report
 
 

@@ -10,7 +10,6 @@ Configuration keys (an experiment declares them as ``type: env`` entries, so pla
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from opsproof.chaos import run
 from opsproof.chaos.backend import ProcessBackend, open_backend
 from opsproof.inventory import Inventory, Kind, load
 from opsproof.probes import Connections, Target
@@ -26,27 +26,17 @@ from opsproof.shape import default_dir
 
 Configuration = Mapping[str, Any] | None
 CHAOS_APPLICATION = "opsproof-chaos"  # application_name of every connection a fault holds
-_SANDBOXES: dict[Path, ProcessBackend] = {}
-_CONTEXTS: dict[tuple[str, int], Context] = {}
-_CONNECTIONS: list[Connections] = []  # one per process: its clients are reused by every chaos call
-
-
-@atexit.register
-def _close() -> None:
-    """At exit: close the shared client, and reap the services this process restarted that another process (or
-    another backend object) stopped since — else their Popen handles warn that they are still running."""
-    for conns in _CONNECTIONS:
-        conns.close()
-    for box in _SANDBOXES.values():
-        box.sup.reap()
 
 
 def connections() -> Connections:
-    """The process's clients for chaos calls that outlive no fault (HTTP APIs): each new HTTP client builds a TLS
-    context, ~50 ms. Probes that run across a fault open Connections of their own."""
-    if not _CONNECTIONS:
-        _CONNECTIONS.append(Connections())
-    return _CONNECTIONS[0]
+    """The run's clients for chaos calls that outlive no fault (HTTP APIs): each new HTTP client builds a TLS
+    context, ~50 ms. Probes that run across a fault open Connections of their own. Closed when the run ends
+    (:mod:`opsproof.chaos.run`)."""
+    shared = run.current().connections
+    if not shared:
+        shared.append(Connections())
+    conns: Connections = shared[0]
+    return conns
 
 
 def http(verify: bool | str = True) -> httpx.Client:
@@ -80,7 +70,8 @@ class Context:
 
     @classmethod
     def of(cls, configuration: Configuration) -> Context:
-        """The context of a configuration; cached while the inventory file is unchanged (a run asks often)."""
+        """The context of a configuration; cached in the run while the inventory file is unchanged (a run asks
+        often)."""
         cfg = {k: v for k, v in (configuration or {}).items() if k.startswith("opsproof_")}
         sandbox_dir = Path(cfg["opsproof_sandbox_dir"]) if cfg.get("opsproof_sandbox_dir") else None
         inventory_path = Path(cfg.get("opsproof_inventory") or (sandbox_dir or default_dir()) / "inventory.yaml")
@@ -89,10 +80,12 @@ class Context:
         except OSError:
             stamp = 0
         key = (repr(sorted(cfg.items())), stamp)
-        if key not in _CONTEXTS:
-            _CONTEXTS.clear()
-            _CONTEXTS[key] = cls._load(cfg)
-        return _CONTEXTS[key]
+        contexts = run.current().contexts
+        if key not in contexts:
+            contexts.clear()
+            contexts[key] = cls._load(cfg)
+        found: Context = contexts[key]
+        return found
 
     @classmethod
     def _load(cls, cfg: dict[str, Any]) -> Context:
@@ -120,12 +113,14 @@ class Context:
         if self.sandbox_dir is None or not (self.sandbox_dir / "sandbox.json").exists():
             raise ChaosError(f"sandbox: no sandbox state at {self.sandbox_dir or '(unset)'}, expected the folder "
                              "of a running sandbox in opsproof_sandbox_dir (OPSPROOF_SANDBOX_DIR)")
-        # one backend object per folder and process: the processes a fault or rollback starts keep their Popen handle
-        # (and get reaped) for as long as this process lives
+        # one backend object per folder and run: the processes a fault or rollback starts keep their Popen handle,
+        # handed over at the end of the run to be reaped when this process exits (opsproof.chaos.run)
         key = self.sandbox_dir.absolute()
-        if key not in _SANDBOXES:
-            _SANDBOXES[key] = open_backend(key)
-        return _SANDBOXES[key]
+        boxes = run.current().sandboxes
+        if key not in boxes:
+            boxes[key] = open_backend(key)
+        box: ProcessBackend = boxes[key]
+        return box
 
     def target(self, kind: Kind, name: str | None) -> Target[Any]:
         """The inventory entry ``kind[name]`` (the only one of its kind when ``name`` is None)."""

@@ -1,6 +1,7 @@
 """The opsproof Chaos Toolkit control: declared in every experiment, so plain ``chaos run`` gets the same safety.
 
-* before the experiment: SIGINT/SIGTERM noted (:mod:`opsproof.chaos.signals`), a new timeline, the production
+* before the experiment: SIGINT/SIGTERM noted (:mod:`opsproof.chaos.signals`), a new run
+  (:mod:`opsproof.chaos.run`: its timeline, faults, clients), the production
   refusal (a refused run plays no rollback and no audit: it touches nothing), then the recovery of whatever an
   earlier run killed outright left in the fault journal (:mod:`opsproof.chaos.faultjournal`);
 * during the method: the first action of another provider than opsproof's (a ``process`` action ``docker stop db``,
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-from opsproof.chaos import evidence, faultjournal, notifications, signals, timeline
+from opsproof.chaos import evidence, faultjournal, notifications, run, signals, timeline
 from opsproof.chaos.context import ChaosRefused, Configuration, Context
 
 log = logging.getLogger("chaostoolkit")
@@ -32,8 +32,7 @@ REFUSED = "opsproof_refused"  # set in the experiment when the control refused i
 
 def before_experiment_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
     signals.watch()
-    timeline.reset()
-    _in_method.clear()
+    run.begin()  # a new run: its own timeline, faults, clients and contexts
     try:
         Context.of(configuration).destructive(f"run the experiment {context.get('title')!r}")
     except ChaosRefused as e:
@@ -45,16 +44,13 @@ def before_experiment_control(context: dict[str, Any], configuration: Configurat
         log.error("opsproof: could not roll back a fault an earlier run left: %s", problem)
 
 
-_in_method = threading.Event()  # set while the experiment's method runs (not the hypothesis, not the rollbacks)
-
-
 def before_method_control(context: dict[str, Any], configuration: Configuration = None, **_: Any) -> None:
-    _in_method.set()
+    run.current().in_method.set()
     notifications.remember(configuration)  # Alertmanager's notification counts, for a delivery opsproof cannot see
 
 
 def after_method_control(context: dict[str, Any], **_: Any) -> None:
-    _in_method.clear()
+    run.current().in_method.clear()
 
 
 def after_activity_control(context: dict[str, Any], state: dict[str, Any], **_: Any) -> None:
@@ -68,7 +64,7 @@ def stamp_fault(activity: dict[str, Any], state: dict[str, Any] | None) -> None:
     nothing marked a fault yet: such an action marks nothing itself, and without the mark timings started when the
     first probe did ("recovered in 0.27 s" for a 5 s outage). A background action does not end with its fault."""
     provider = activity.get("provider") or {}
-    if (not _in_method.is_set() or activity.get("type") != "action" or activity.get("background")
+    if (not run.current().in_method.is_set() or activity.get("type") != "action" or activity.get("background")
             or str(provider.get("module", "")).startswith("opsproof.") or (state or {}).get("status") != "succeeded"
             or timeline.first("fault_injected") is not None):
         return

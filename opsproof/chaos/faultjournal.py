@@ -31,7 +31,7 @@ FILE = "chaos-journal.jsonl"
 UNDO = frozenset({  # every rollback a journal entry may name: nothing else is ever imported or called from one
     "opsproof.chaos.faults:ensure_running", "opsproof.chaos.faults:enable_supervisor",
     "opsproof.chaos.proxy:proxy_clear", "opsproof.chaos.redisfaults:unpause_clients",
-    "opsproof.chaos.redisfaults:release_memory"})
+    "opsproof.chaos.redisfaults:release_memory", "opsproof.chaos.targets:rollback_fault"})
 _PATHS = ("opsproof_inventory", "opsproof_sandbox_dir", "opsproof_out")
 _SECRET = ("opsproof_pg_dsn",)
 log = logging.getLogger("opsproof.chaos")
@@ -70,7 +70,8 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def record(configuration: Configuration, key: str, fault: str, undo: Callable[..., Any], **arguments: Any) -> None:
+def record(configuration: Configuration, key: str, fault: str, undo: Callable[..., Any], /,
+           **arguments: Any) -> None:
     """Before injecting ``fault`` on ``key`` (``service[redis]``, ``proxy[pgproxy]`` …): how to undo it."""
     if _name(undo) not in UNDO:
         raise ValueError(f"{_name(undo)} is not a rollback of the journal's catalogue")

@@ -8,12 +8,11 @@ with it even if it is killed.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import psycopg
 
-from opsproof.chaos import timeline
+from opsproof.chaos import run, timeline
 from opsproof.chaos.context import CHAOS_APPLICATION, ChaosError, Configuration, Context, fail
 from opsproof.result import reason
 from opsproof.util.process import ProcessError, wait_for
@@ -21,8 +20,6 @@ from opsproof.util.process import ProcessError, wait_for
 CONNECT_TIMEOUT_S = 3
 MAX_HELD = 500
 CLOSE_TIMEOUT_S = 5.0
-_held: dict[str, list[psycopg.Connection[Any]]] = {}
-_lock = threading.Lock()
 _USAGE = ("SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL),"
           " current_setting('max_connections')::int")
 
@@ -37,14 +34,15 @@ def exhaust_connections(target: str | None = None, ratio: float = 0.85,
     ctx = Context.of(configuration)
     ctx.destructive("exhaust PostgreSQL connections")
     name, dsn = ctx.pg_dsn(target)
-    with _lock:
-        held = _held.setdefault(name, [])  # registered as they open: an interrupt midway leaves them to the rollback
+    current = run.current()  # the connections a fault holds belong to its run
+    with current.lock:  # registered as they open: an interrupt midway leaves them to the rollback
+        held = current.held.setdefault(name, [])
     try:
         with _connect(dsn) as probe:
             used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
             while used / limit < ratio and len(held) < MAX_HELD:
                 conn = _connect(dsn)
-                with _lock:
+                with current.lock:
                     held.append(conn)
                 used, limit = probe.execute(_USAGE).fetchone() or (0, 0)
     except psycopg.Error as e:
@@ -70,8 +68,9 @@ def release_connections(target: str | None = None, configuration: Configuration 
 
 
 def _drop(name: str, dsn: str) -> int:
-    with _lock:
-        held = _held.pop(name, [])
+    current = run.current()
+    with current.lock:
+        held = current.held.pop(name, [])
     _close(held, dsn)
     return len(held)
 

@@ -6,7 +6,6 @@ named ``opsproof:chaos:fill:*``, so the rollback and the audit find them from an
 
 from __future__ import annotations
 
-import atexit
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from opsproof.chaos import faultjournal, timeline
+from opsproof.chaos import faultjournal, run, timeline
 from opsproof.chaos.context import Configuration, Context, fail
 
 FILL_PREFIX = "opsproof:chaos:fill:"
@@ -22,24 +21,18 @@ FILL_CHUNK = "x" * 100_000
 FILL_TIMEOUT_S = 30.0
 PAUSE_MODES = ("WRITE", "ALL")
 UNPAUSE_TIMEOUT_S = 3.0
-_clients: dict[tuple[str, float], redis.Redis] = {}
-_pause_ends: dict[str, float] = {}  # target → when the pause this process set ends (Unix time)
-
-
-@atexit.register
-def _close() -> None:
-    for client in _clients.values():
-        client.close()
 
 
 def _client(ctx: Context, target: str | None, timeout: float = 3) -> tuple[str, redis.Redis]:
-    """One client (and connection pool) per URL and timeout in this process: a new redis-py client reads its
-    package metadata (~20 ms)."""
+    """One client (and connection pool) per URL and timeout in this run (closed when it ends): a new redis-py client
+    reads its package metadata (~20 ms)."""
     name, entry = ctx.entry("redis", target)
     key = (entry.url, timeout)
-    if key not in _clients:
-        _clients[key] = redis.Redis.from_url(entry.url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    return name, _clients[key]
+    clients = run.current().redis_clients
+    if key not in clients:
+        clients[key] = redis.Redis.from_url(entry.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client: redis.Redis = clients[key]
+    return name, client
 
 
 def pause_clients(seconds: float = 10, mode: str = "WRITE", target: str | None = None,
@@ -64,7 +57,7 @@ def pause_clients(seconds: float = 10, mode: str = "WRITE", target: str | None =
     except (redis.RedisError, OSError) as e:
         raise fail(name, f"CLIENT PAUSE failed ({ctx.redact(str(e))})",
                    f"clients paused for {seconds:g} s") from None
-    _pause_ends[name] = until
+    run.current().pause_ends[name] = until
     at = timeline.mark("fault_injected", fault=fault)
     return {"target": name, "seconds": seconds, "mode": mode, "injected_at": at}
 
@@ -78,7 +71,7 @@ def unpause_clients(target: str | None = None, until: float | None = None,
     """
     ctx = Context.of(configuration)
     name, entry = ctx.entry("redis", target)
-    end = until or _pause_ends.get(name)
+    end = until or run.current().pause_ends.get(name)
     wait = max(end - time.time(), 0.0) + UNPAUSE_TIMEOUT_S if end else UNPAUSE_TIMEOUT_S
     r = redis.Redis.from_url(entry.url, socket_timeout=wait, socket_connect_timeout=UNPAUSE_TIMEOUT_S,
                              retry=Retry(NoBackoff(), 0))
@@ -89,7 +82,7 @@ def unpause_clients(target: str | None = None, until: float | None = None,
                    "clients unpaused (a pause of mode ALL blocks CLIENT UNPAUSE as well until it ends)") from None
     finally:
         r.close()
-    _pause_ends.pop(name, None)
+    run.current().pause_ends.pop(name, None)
     faultjournal.undone(configuration, f"{name} pause")
     return {"target": name, "unpaused": True}
 

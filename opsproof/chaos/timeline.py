@@ -1,41 +1,45 @@
 """The timeline of one experiment run: fault injected → pending → firing → delivered → remediated → recovered →
 resolved. Faults and probes mark the moments they see (Unix times); the runner saves them as JSON evidence.
 
-One run at a time per process (Chaos Toolkit's rule too); :func:`reset` starts a new one.
+The marks belong to the run in progress (:class:`opsproof.chaos.run.ChaosRun`): one run at a time per process
+(Chaos Toolkit's rule too); :func:`reset` clears the current run's timeline.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
+from opsproof.chaos import run
+
 EVENTS = ("fault_injected", "pending", "firing", "delivered", "remediated", "recovered", "resolved")
-_lock = threading.Lock()
-_marks: list[dict[str, Any]] = []
 
 
 def reset() -> None:
-    with _lock:
-        _marks.clear()
+    current = run.current()
+    with current.lock:
+        current.marks.clear()
 
 
 def mark(event: str, at: float | None = None, **detail: Any) -> float:
     """Record ``event`` at ``at`` (default: now); returns the time recorded."""
     when = time.time() if at is None else at
-    with _lock:
-        _marks.append({"event": event, "at": when, **detail})
+    current = run.current()
+    with current.lock:
+        current.marks.append({"event": event, "at": when, **detail})
     return when
 
 
 def marks() -> list[dict[str, Any]]:
-    with _lock:
-        return sorted((dict(m) for m in _marks), key=lambda m: float(m["at"]))
+    current = run.current()
+    with current.lock:
+        return sorted((dict(m) for m in current.marks), key=lambda m: float(m["at"]))
 
 
 def _times(event: str) -> list[float]:
-    with _lock:
-        return [float(m["at"]) for m in _marks if m["event"] == event]
+    current = run.current()
+    with current.lock:
+        return [float(m["at"]) for m in current.marks if m["event"] == event]
 
 
 def first(event: str) -> float | None:

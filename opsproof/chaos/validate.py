@@ -75,6 +75,9 @@ def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory,
         yield f"{name}: service {args['service']!r} is not a sandbox service ({', '.join(SERVICES)})"
     if "proxy" in args and args["proxy"] not in proxy.PROXIES:
         yield f"{name}: proxy {args['proxy']!r} is not one of {', '.join(proxy.PROXIES)}"
+    if module == "opsproof.chaos.targets":
+        yield from _backend_problems(name, func, args, inventory)
+        return
     kind = KIND_OF_MODULE.get(module)
     if func == "check":
         specs = [s for s in ALL if s.check == args.get("check")]
@@ -96,6 +99,38 @@ def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory,
             yield f"{name}: no target given and the inventory has {len(entries)} {kind} entries"
         elif wanted is not None and wanted not in entries:
             yield f"{name}: {kind}[{wanted}] is not in the inventory ({', '.join(entries) or 'none'})"
+
+
+def _backend_problems(name: str, func: str, args: dict[str, Any], inventory: Inventory) -> Iterator[str]:
+    """A fault on an inventory target: the target is there, its backend has the fault and can act here (a Docker
+    daemon answers, systemctl and the entry's commands exist), the options fit."""
+    from opsproof.chaos.backend import open_target_backend
+    from opsproof.chaos.context import Context
+    from opsproof.chaos.targets import backend_of
+
+    target, fault = args.get("target"), args.get("fault")
+    if func not in ("inject_fault", "rollback_fault") or not isinstance(target, str) or "${" in target:
+        return
+    backend_name = backend_of(inventory, target)
+    if backend_name is None:
+        known = [*inventory.chaos.containers, *inventory.chaos.processes, *inventory.kubernetes]
+        yield (f"{name}: target {target!r} is not in the inventory's chaos.containers, chaos.processes or kubernetes "
+               f"({', '.join(known) or 'none'}). Fix: name it there (README: chaos backends)")
+        return
+    backend = open_target_backend(backend_name, Context(inventory, None))
+    try:
+        if isinstance(fault, str) and fault not in backend.faults:
+            yield f"{name}: the {backend_name} backend has no fault {fault!r} (it has " \
+                  f"{', '.join(sorted(backend.faults))})"
+            return
+        missing = backend.available()
+        if missing:
+            yield f"{name}: the {backend_name} backend cannot act for this inventory: {missing}"
+        if func == "inject_fault" and isinstance(fault, str):
+            options = {k: v for k, v in args.items() if k not in ("target", "fault")}
+            yield from (f"{name}: {p}" for p in backend.option_problems(target, fault, options))
+    finally:
+        getattr(backend, "close", lambda: None)()
 
 
 def problems(path: Path, inventory: Inventory, allowed: Collection[str] = (), sandbox: bool = True) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from opsproof.inventory.base import NAME, EntryProblem, Path_, _Model
+from opsproof.inventory.chaos_targets import ChaosTargets
 from opsproof.inventory.entries import (
     KINDS,
     Alertmanager,
@@ -59,6 +60,7 @@ class Inventory(_Model):
     backups: dict[str, Backups] = Field(default_factory=dict)
     tolerances: Tolerances = Field(default_factory=Tolerances)
     load: dict[str, LoadScenario] = Field(default_factory=dict)  # Locust scenarios (not targets: no checks)
+    chaos: ChaosTargets = Field(default_factory=ChaosTargets)  # containers and processes faults act on
 
     _source: str = PrivateAttr(default="<inventory>")
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)

@@ -81,3 +81,24 @@ def test_an_unreachable_api_server_is_a_failed_fault(tmp_path: Path, emu: Emulat
         k8s.delete_pods("app=api", configuration=cfg)
     with pytest.raises(ChaosError, match=r"^kubernetes\[shop\]: deployment api: API call failed \(MaxRetryError: "):
         k8s.scale_deployment("api", 1, configuration=cfg)
+
+
+def test_scale_through_the_target_backend_rolls_back_once_and_audits(tmp_path: Path, emu: Emulator,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same scale behind the target-backend interface: the rollback restores the replicas read before the
+    fault, a second rollback has nothing to do, and the audit finds the deployment while it is scaled down."""
+    from opsproof.chaos import audit, run, targets
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    run.begin()
+    cfg = configuration(tmp_path, emu)
+    out = targets.inject_fault("shop", "scale", deployment="api", replicas=0, configuration=cfg)
+    assert (out["backend"], out["previous"], out["replicas"]) == ("kubernetes", 3, 0)
+    assert any("deployment api has 0 replicas, 3 before the run" in p for p in audit.audit(cfg).problems)
+    assert targets.rollback_fault("shop", "scale", configuration=cfg)["actions"] == ["api scaled back to 3"]
+    assert targets.rollback_fault("shop", "scale", configuration=cfg)["actions"] == []
+    assert audit.audit(cfg).clean
+    deleted = targets.inject_fault("shop", "delete_pods", selector="app=api", configuration=cfg)
+    assert deleted["deleted"] == ["api-7c9b4-0"]
+    assert targets.rollback_fault("shop", "delete_pods", configuration=cfg)["actions"] == []  # its controller's job
+    run.begin()  # the next test (in this worker) starts a run of its own

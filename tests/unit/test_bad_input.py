@@ -270,7 +270,8 @@ def test_chaos_validate_imports_no_module_outside_the_extension(tmp_path: Path,
         "method 'app-recovers': module 'this' is not part of the opsproof chaos extension, so it was not imported. "
         "Fix: use one of opsproof.chaos.alerts, opsproof.chaos.audit, opsproof.chaos.control, opsproof.chaos.faults, "
         "opsproof.chaos.k8s, opsproof.chaos.pgfaults, opsproof.chaos.probes, opsproof.chaos.proxy, "
-        "opsproof.chaos.redisfaults, or pass --allow-module this for a provider you trust (it is then imported)"]
+        "opsproof.chaos.redisfaults, opsproof.chaos.targets, or pass --allow-module this for a provider you trust "
+        "(it is then imported)"]
     assert "Zen of Python" not in capsys.readouterr().out
 
 

@@ -471,18 +471,19 @@ def test_key_with_newline_stays_on_one_line() -> None:
     message = _error('environment: st\n"a\\nb": 1\n"c\\td": 2\n')
     assert message.splitlines() == [
         "st.yaml: 2 problem(s) in the inventory:",
-        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, backups, environment, http, "
-        "kubernetes, load, postgres, production, prometheus, redis, slo, tls, tolerances.",
-        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, backups, environment, http, "
-        "kubernetes, load, postgres, production, prometheus, redis, slo, tls, tolerances.",
+        "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, backups, chaos, environment, "
+        "http, kubernetes, load, postgres, production, prometheus, redis, slo, tls, tolerances.",
+        "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, backups, chaos, environment, "
+        "http, kubernetes, load, postgres, production, prometheus, redis, slo, tls, tolerances.",
     ]
 
 
 def test_blank_key_is_quoted_in_the_path() -> None:
     # Found by the fuzz test ({' ': None}): the path of a blank key read "st.yaml:2:  : unknown key ' '".
     message = _error("environment: st\n' ': 1\n")
-    assert message == ("st.yaml:2: ' ': unknown key ' '. Fix: known keys here: alertmanager, backups, environment, "
-                       "http, kubernetes, load, postgres, production, prometheus, redis, slo, tls, tolerances.")
+    assert message == ("st.yaml:2: ' ': unknown key ' '. Fix: known keys here: alertmanager, backups, chaos, "
+                       "environment, http, kubernetes, load, postgres, production, prometheus, redis, slo, tls, "
+                       "tolerances.")
 
 
 def test_invalid_yaml_names_the_line() -> None:
