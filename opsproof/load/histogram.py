@@ -97,6 +97,15 @@ class Tally:
             return float(sum(counts[i] * _middle(h, h.get_value_from_index(i)) for i in used) / total)
         raise ValueError(f"not a latency metric: {metric}")
 
+    def below(self, bound_us: float, inclusive: bool = False) -> int:
+        """How many samples are below ``bound_us`` (at most it, ``inclusive``), at the histogram's resolution —
+        a sum over the counters up to the bound's, cheaper than a percentile (for checks made while a run goes)."""
+        h = self.histogram
+        value = min(max(int(bound_us) - (0 if inclusive else 1), 0), HIGHEST_US)
+        if value < LOWEST_US:
+            return 0
+        return sum(h.counts[:min(h.get_counts_array_index(value), h.counts_len - 1) + 1])
+
     def summary(self) -> dict[str, Any]:
         """Figures for the record (µs); a tally with no request has none."""
         out: dict[str, Any] = {"requests": self.requests, "failures": self.failures}

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from opsproof import output
 from opsproof.inventory import Inventory
 from opsproof.inventory.load import LoadScenario
-from opsproof.load import histogram
+from opsproof.load import abort, arrivals, histogram
 from opsproof.load.thresholds import Figures, Verdict, judge_all
 from opsproof.redact import Redactor
 from opsproof.util.process import free_port
@@ -66,7 +66,15 @@ class LoadRun:
 
     def summary(self) -> str:
         marks = {True: "PASS", False: "FAIL", None: "NO VERDICT"}
-        return "\n".join(f"{marks[v.ok]:>10}  {v.message()}" for v in self.verdicts)
+        lines = [f"{marks[v.ok]:>10}  {v.message()}" for v in self.verdicts]
+        plan = self.figures.get("schedule")
+        if plan:
+            lines.append(f"{'':>10}  open model {plan['rate_per_s']:g}/s: {plan['due']:,} requests due, "
+                         f"{plan['late']:,} sent late (> {plan['late_after_ms']:g} ms), {plan['unsent']:,} never sent")
+        aborted = self.figures.get("aborted")
+        if aborted:
+            lines.append(f"{'ABORTED':>10}  {aborted['message']}")
+        return "\n".join(lines)
 
 
 def base_url(url: str) -> tuple[str, dict[str, str]]:
@@ -91,6 +99,7 @@ def spec(inv: Inventory, name: str) -> dict[str, Any]:
     host, auth = base_url(service.url)
     return {
         "scenario": name, "host": host, "think_time": scenario.think_time, "timeout_s": scenario.timeout_s,
+        "arrival_rate": scenario.arrival_rate, "users": scenario.users,
         "headers": {**auth, **service.headers, **scenario.headers},
         "requests": [{"name": r.label, "method": r.method, "path": r.path, "body": r.body, "headers": r.headers,
                       "weight": r.weight} for r in scenario.requests],
@@ -107,7 +116,7 @@ def locustfile(data: dict[str, Any]) -> str:
 
 def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, master_port: int = 5557) -> list[str]:
     users = scenario.users
-    rate = scenario.spawn_rate or users
+    rate = scenario.spawn_rate or users  # the open model: every user at once
     cmd = [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--headless",
            "-u", str(users), "-r", f"{rate:g}", "-t", f"{max(1, round(scenario.duration))}s", "--host", host,
            "--stop-timeout", str(STOP_TIMEOUT_S), "--exit-code-on-error", "0", "--only-summary",
@@ -116,6 +125,12 @@ def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, mas
         cmd += ["--processes", str(scenario.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
                 str(master_port), "--master-host", "127.0.0.1", "--master-port", str(master_port)]
     return cmd
+
+
+def abort_rules(inv: Inventory, name: str) -> list[abort.Rule]:
+    """The scenario's abort_on_fail thresholds, for the plugin to judge while the run goes."""
+    return [abort.Rule(f"load[{name}]" if req is None else f"load[{name}/{req}]", req, t.threshold, t.grace)
+            for req, t in inv.load[name].aborting]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -160,7 +175,8 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
         port = free_port() if scenario.processes > 1 else 5557
         cmd = command(scenario, [own or generated, PLUGIN], data["host"], base, port)
         env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1",
-               "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests)}
+               "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests),
+               abort.ENV: abort.encode(abort_rules(inv, name))}
         started = time.time()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -202,16 +218,26 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
     whole = histogram.total(tallies.values())
     elapsed = float(measured["elapsed_s"])
     cpu = generator_cpu(measured)
+    plan = measured.get("schedule")
+    schedule = None if plan is None else (plan["due"], plan["late"], plan["unsent"])
 
     def figures(t: histogram.Tally) -> Figures:
-        return Figures(t.requests, t.failures, elapsed, t.latency_us)
+        return Figures(t.requests, t.failures, elapsed, t.latency_us, schedule)
 
-    verdicts = judge_all(name, list(scenario.thresholds), scenario.thresholds_by_name,
+    verdicts = judge_all(name, scenario.scenario_thresholds, scenario.thresholds_by_name,
                          {n: figures(t) for n, t in tallies.items()}, figures(whole), cpu)
+    aborted = measured.get("aborted")
+    if aborted:  # the threshold that stopped the run says so, and when
+        verdicts = [replace(v, note=f"aborted the run at {aborted['at_s']:.1f} s (abort_on_fail, grace "
+                                    f"{aborted['grace_s']:g} s)") if (v.subject, v.threshold.text) == (
+                        aborted["subject"], aborted["threshold"]) and v.ok is False else v for v in verdicts]
     shown = Redactor(inv.secrets)
     record = {
         "schema": SCHEMA, "scenario": name, "environment": inv.environment, "service": scenario.service,
         "started": started, "elapsed_s": elapsed, "locust_exit_code": code, "stopped_by": measured["stopped_by"],
+        "model": "open" if scenario.arrival_rate else "closed", "aborted": aborted,
+        "schedule": None if plan is None else {**plan, "rate_per_s": scenario.arrival_rate,
+                                                "late_after_ms": arrivals.LATE_S * 1000},
         "command": [shown(c) for c in cmd], "settings": json.loads(shown(json.dumps(
             scenario.model_dump(mode="json", exclude={"headers"}) | {"requests": [
                 r.model_dump(mode="json", exclude={"headers", "body"}) for r in scenario.requests]}))),
@@ -221,6 +247,7 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
         "total": whole.summary(), "names": {n: t.summary() for n, t in tallies.items()},
         "histograms_us": {n: d["histogram"] for n, d in measured["names"].items()},
         "histogram_format": "HdrHistogram V2 compressed, base64, values in µs, 5 significant digits",
+        "series": measured.get("series", []),  # per second: requests, failures, error_ratio, late, p50/p95/p99 ms
     }
     record_path.write_text(shown(json.dumps(record, indent=1)))
     return LoadRun(name, verdicts, record_path, log_path, cmd, record)
