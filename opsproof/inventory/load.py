@@ -102,6 +102,11 @@ class LoadScenario(_Model):
     thresholds: list[AnyThreshold] = Field(default_factory=list)
     # per request name, as Locust groups requests (the names a locustfile of your own gives them)
     request_thresholds: dict[str, list[AnyThreshold]] = Field(default_factory=dict)
+    # an overload scenario (load/test_overload.py): the alerts this load must fire within their budget, the time
+    # a symptom needs to be measurable (a 1 s answer is seen when it ends), and how soon they resolve after it
+    alerts: list[str] = Field(default_factory=list, description="[HighLatency]")
+    alert_allowance: Seconds = Field(0.0, ge=0, le=600)
+    resolve_within: Seconds = Field(60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _requests(self) -> LoadScenario:

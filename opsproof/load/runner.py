@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from opsproof.inventory.load import LoadScenario
 from opsproof.load import abort, arrivals, histogram
 from opsproof.load.thresholds import Figures, Verdict, judge_all
 from opsproof.redact import Redactor
+from opsproof.util.poll import Expired, wait_until
 from opsproof.util.process import free_port
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
@@ -127,13 +129,31 @@ def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, mas
     return cmd
 
 
+STARTED = b"Ramping to "  # Locust's log line at test start (local runner and master alike)
+
+
+def _wait_started(proc: subprocess.Popen[bytes], log_path: Path,
+                  on_started: Callable[[float, subprocess.Popen[bytes]], None],
+                  bound: float) -> float:
+    """Poll Locust's log until it starts its users (or exits); call ``on_started``; return the seconds waited."""
+    began = time.monotonic()
+    try:
+        wait_until(lambda: proc.poll() is not None or STARTED in log_path.read_bytes(), bound,
+                   "Locust starting its users", interval=0.05)
+    except Expired:
+        raise subprocess.TimeoutExpired(proc.args, bound) from None
+    if proc.poll() is None:
+        on_started(time.time(), proc)
+    return time.monotonic() - began
+
+
 def abort_rules(inv: Inventory, name: str) -> list[abort.Rule]:
     """The scenario's abort_on_fail thresholds, for the plugin to judge while the run goes."""
     return [abort.Rule(f"load[{name}]" if req is None else f"load[{name}/{req}]", req, t.threshold, t.grace)
             for req, t in inv.load[name].aborting]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop Locust and everything it forked (its own process group): SIGTERM, then SIGKILL after 10 s."""
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
@@ -154,8 +174,11 @@ def refuse_production(inv: Inventory, name: str, allow_destructive: bool) -> Non
                           "or pass --allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 for pytest)")
 
 
-def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False) -> LoadRun:
-    """Run scenario ``name`` of ``inv``; evidence under ``out/load/``; raise LoadError if Locust measured nothing."""
+def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False,
+        on_started: Callable[[float, subprocess.Popen[bytes]], None] | None = None) -> LoadRun:
+    """Run scenario ``name`` of ``inv``; evidence under ``out/load/``; raise LoadError if Locust measured nothing.
+    ``on_started(t, process)`` is called (from this thread) once Locust starts its users: when the load began, and
+    the process (group) to :func:`stop` should the caller be interrupted in another thread."""
     refuse_production(inv, name, allow_destructive)
     scenario = inv.load[name]
     folder = output.load(out)
@@ -182,13 +205,16 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     cwd=private)
             try:
-                proc.wait(scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4))
+                bound = scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4)
+                if on_started is not None:
+                    bound -= _wait_started(proc, log_path, on_started, bound)
+                proc.wait(max(bound, 0.1))
             except subprocess.TimeoutExpired:
-                _stop(proc)
+                stop(proc)
                 raise LoadError(f"load[{name}]: Locust did not stop by itself within its bound; stopped it "
                                 f"(see {log_path})") from None
             except BaseException:  # Ctrl-C, SIGTERM as KeyboardInterrupt: no Locust process is left behind
-                _stop(proc)
+                stop(proc)
                 raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
