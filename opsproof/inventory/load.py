@@ -96,6 +96,11 @@ class LoadScenario(_Model):
     duration: Seconds = Field(gt=0, le=24 * 3600, description="30s")
     max_requests: int = Field(10_000_000, ge=1)  # a hard bound: the run stops there even before its duration
     processes: int = Field(1, ge=1, le=256)  # Locust's --processes: one worker per core of this machine
+    # a fleet: this run is Locust's master and waits for this many workers, each started on its machine (or pod)
+    # with `opsproof load --worker --master-host HOST --inventory X SCENARIO`
+    workers: int = Field(0, ge=0, le=10_000)
+    master_bind: str = Field("127.0.0.1", min_length=1, description="0.0.0.0 to accept workers of other machines")
+    master_port: int = Field(5557, ge=1, le=65535)
     think_time: Seconds = Field(0.0, ge=0, le=3600)  # each user's pause between two requests
     timeout_s: float = Field(10, gt=0, le=300)  # a request not answered in time fails
     headers: dict[str, str] = Field(default_factory=dict)  # sent with every request
@@ -110,6 +115,9 @@ class LoadScenario(_Model):
 
     @model_validator(mode="after")
     def _requests(self) -> LoadScenario:
+        if self.workers and self.processes > 1:
+            raise ValueError("workers: a fleet's master generates no load itself, so processes: has nothing to "
+                             "split. Fix: drop processes: (run more workers instead)")
         if self.arrival_rate is not None:
             if self.locustfile:
                 raise ValueError("arrival_rate: the open model schedules the requests opsproof generates; a "

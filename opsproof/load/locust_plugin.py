@@ -139,11 +139,15 @@ def _watch(environment: Environment, rules: list[abort.Rule]) -> None:
             return
 
 
+def _on_stopping(**_: Any) -> None:
+    here = users.SCHEDULE.get("s")
+    if here is not None and here.stopped is None:  # from now on users are stopped: no slot is theirs to send
+        here.stopped = time.time()
+
+
 def _on_stop(**_: Any) -> None:
     _clock["stop"] = time.time()
-    here = users.SCHEDULE.get("s")
-    if here is not None:  # slots due after the stop are not the generator's to send
-        here.stopped = _clock["stop"]
+    _on_stopping()
     _cpu["avg"] = _average_cpu()
 
 
@@ -226,6 +230,7 @@ events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
 events.usage_monitor.add_listener(_on_usage)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(_on_start)  # type: ignore[no-untyped-call]
+events.test_stopping.add_listener(_on_stopping)  # type: ignore[no-untyped-call]
 events.test_stop.add_listener(_on_stop)  # type: ignore[no-untyped-call]
 events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]
 events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]

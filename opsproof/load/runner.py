@@ -123,7 +123,11 @@ def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, mas
            "-u", str(users), "-r", f"{rate:g}", "-t", f"{max(1, round(scenario.duration))}s", "--host", host,
            "--stop-timeout", str(STOP_TIMEOUT_S), "--exit-code-on-error", "0", "--only-summary",
            "--csv", str(out), "--html", f"{out}.html"]
-    if scenario.processes > 1:  # master and workers talk over a loopback port of their own (5557 may be taken)
+    if scenario.workers:  # a fleet: this is the master; it waits (a bounded time) for its workers to connect
+        cmd += ["--master", "--expect-workers", str(scenario.workers), "--expect-workers-max-wait",
+                f"{STARTUP_GRACE_S:.0f}", "--master-bind-host", scenario.master_bind, "--master-bind-port",
+                str(scenario.master_port)]
+    elif scenario.processes > 1:  # master and workers talk over a loopback port of their own (5557 may be taken)
         cmd += ["--processes", str(scenario.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
                 str(master_port), "--master-host", "127.0.0.1", "--master-port", str(master_port)]
     return cmd
@@ -151,6 +155,36 @@ def abort_rules(inv: Inventory, name: str) -> list[abort.Rule]:
     """The scenario's abort_on_fail thresholds, for the plugin to judge while the run goes."""
     return [abort.Rule(f"load[{name}]" if req is None else f"load[{name}/{req}]", req, t.threshold, t.grace)
             for req, t in inv.load[name].aborting]
+
+
+def worker_command(files: list[Path], master_host: str, master_port: int) -> list[str]:
+    """A fleet worker: the same locustfile and plugin as the master, connected to it (the master says when to
+    start, how many users, and when to stop)."""
+    return [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--worker",
+            "--master-host", master_host, "--master-port", str(master_port)]
+
+
+def worker(inv: Inventory, name: str, master_host: str, master_port: int | None = None) -> int:
+    """Run one fleet worker of scenario ``name`` in the foreground until the master ends the run; its exit code.
+    The worker's share of the users (and of an arrival rate) is the master's to give; its samples go to the
+    master in Locust's own reports."""
+    scenario = inv.load[name]
+    private = Path(tempfile.mkdtemp(prefix="opsproof-load-worker-"))
+    try:
+        own = Path(scenario.locustfile).resolve() if scenario.locustfile else None
+        generated = private / f"locustfile_{output.slug(name)}.py"
+        generated.write_text(locustfile(spec(inv, name)))
+        cmd = worker_command([own or generated, PLUGIN], master_host, master_port or scenario.master_port)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "OPSPROOF_LOAD_RECORD": str(private / f"{output.slug(name)}-worker.raw.json")}  # names raw logs only
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd=private)
+        try:
+            return proc.wait()
+        except BaseException:
+            stop(proc)
+            raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -195,7 +229,7 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
     try:
         generated = private / f"locustfile_{output.slug(name)}.py"
         generated.write_text(locustfile(data))
-        port = free_port() if scenario.processes > 1 else 5557
+        port = free_port() if scenario.processes > 1 and not scenario.workers else scenario.master_port
         cmd = command(scenario, [own or generated, PLUGIN], data["host"], base, port)
         env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1",
                "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests),
@@ -205,7 +239,8 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     cwd=private)
             try:
-                bound = scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4)
+                bound = (scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4)
+                         + (STARTUP_GRACE_S if scenario.workers else 0))  # a fleet's master waits for its workers
                 if on_started is not None:
                     bound -= _wait_started(proc, log_path, on_started, bound)
                 proc.wait(max(bound, 0.1))

@@ -27,6 +27,7 @@ import yaml
 from support import REPO, SandboxHelper, SuiteRun, http_server, interruptible, respond, run_suite
 
 from opsproof.util.poll import wait_until
+from opsproof.util.process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("load")]
 
@@ -46,11 +47,14 @@ SCENARIOS = {
     # a locustfile of the user's own; a threshold on a misspelled request name
     "own-file": {**COMMON, "locustfile": str(REPO / "load" / "locustfiles" / "catalogue.py"),
                  "request_thresholds": {"item": ["p(95) < 2s"], "itme": ["p(95) < 2s"]}},
+    # a fleet: this run is the master; two workers, started apart as on other machines, generate the load
+    "fleet": {**COMMON, "duration": "2s", "workers": 2, "master_port": 0, "requests": ITEMS,
+              "thresholds": ["p(95) < 2s", "requests >= 20"]},
     # the open model on the app: 40 requests/s whatever the answers take, at most 8 in flight
-    "open": {"service": "app", "arrival_rate": 40, "users": 8, "duration": "3s", "requests": ITEMS,
+    "open": {"service": "app", "arrival_rate": 40, "users": 8, "duration": "2s", "requests": ITEMS,
              "thresholds": ["rps >= 30", "p(95) < 2s", "error_rate < 1%"]},
     # 50/s asked of a server that answers in 100 ms, with 2 in flight: at most 20/s can go out on time
-    "overrun": {"service": "slow", "arrival_rate": 50, "users": 2, "duration": "3s",
+    "overrun": {"service": "slow", "arrival_rate": 50, "users": 2, "duration": "2s",
                 "requests": [{"name": "slow", "path": "/"}], "thresholds": ["rps >= 5", "p(95) < 30s"]},
     # a 60 s run whose p95 is breached from the first answer: stopped once the 1 s grace period is over
     "abort": {"service": "slow", "users": 4, "duration": "60s", "requests": [{"name": "slow", "path": "/"}],
@@ -89,11 +93,25 @@ class Runs:
 
 def _run_the_suite(sandbox: SandboxHelper, out: Path) -> SuiteRun:
     sandbox.wait_healthy()
+    scenarios = {**SCENARIOS, "fleet": {**SCENARIOS["fleet"], "master_port": free_port()}}
+    raw = out / "raw"
+    raw.mkdir()  # every sample, as a side log, one file per Locust process (the plugin's OPSPROOF_LOAD_RAW)
+    env = {**os.environ, "OPSPROOF_LOAD_RAW": str(raw)}
     with http_server(_Slow) as slow:
-        inventory = sandbox.derive(out, {"load": SCENARIOS, "http.slow": {"url": slow}})
-        raw = out / "raw"
-        raw.mkdir()  # every sample, as a side log, one file per Locust process (the plugin's OPSPROOF_LOAD_RAW)
-        return run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)})
+        inventory = sandbox.derive(out, {"load": scenarios, "http.slow": {"url": slow}})
+        worker = [sys.executable, "-c", "import sys; from opsproof.cli import main; sys.exit(main(sys.argv[1:]))",
+                  "load", "--worker", "--master-host", "127.0.0.1", "--inventory", str(inventory), "fleet"]
+        workers = [subprocess.Popen(worker, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                   for _ in range(2)]  # they wait for the master (Locust retries for 5 minutes)
+        try:
+            return run_suite(inventory, out, "-rA", suite="load", timeout=240, env={"OPSPROOF_LOAD_RAW": str(raw)})
+        finally:
+            for proc in workers:  # the master's quit ended them; one that did not connect is ended here
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +230,25 @@ def test_merged_percentiles_equal_the_raw_samples_to_the_microsecond(runs: Runs)
         assert record["total"]["us"][f"p({pct:g})"] == _rank(every, pct), pct
     for name, samples in by_name.items():
         assert record["names"][name]["us"]["p(95)"] == _rank(samples, 95), name
+
+
+def test_a_master_and_two_workers_give_one_verdict_exact_to_the_microsecond(runs: Runs) -> None:
+    """The fleet form: ``opsproof load`` as master, two ``opsproof load --worker`` processes started apart (as on
+    two machines); the merged p95 equals that of every raw sample the workers wrote, and the count Locust's."""
+    assert runs.outcome("fleet") == "passed", runs.run.output
+    record = runs.record("fleet")
+    assert record["generator"]["runner"] == "master"
+    assert len(record["generator"]["workers"]) == 2
+    assert "--expect-workers" in record["command"]
+    files = sorted((runs.out / "raw").glob("fleet-worker-*.tsv"))
+    assert len(files) == 2
+    samples = [int(line.split("\t")[1]) for path in files for line in path.read_text().splitlines()]
+    assert len(samples) == record["total"]["requests"] >= 20
+    for pct in (50, 95, 99, 100):
+        assert record["total"]["us"][f"p({pct:g})"] == _rank(samples, pct), pct
+    [stats] = (runs.out / "load").glob("fleet-*_stats.csv")
+    with stats.open() as f:
+        assert {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(f)}["Aggregated"] == len(samples)
 
 
 def _locust_p95_ms(stats: Path, name: str) -> float:
