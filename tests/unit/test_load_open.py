@@ -4,6 +4,8 @@ when waiting could not change it, and seconds that merge across processes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from opsproof.inventory import InventoryError, loads
@@ -11,6 +13,8 @@ from opsproof.load import abort, arrivals, runner
 from opsproof.load.histogram import Tally
 from opsproof.load.series import Series, merged
 from opsproof.load.thresholds import Figures, judge, parse
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Clock:
@@ -177,3 +181,49 @@ def test_seconds_merge_across_processes_and_gaps_show_as_zeros() -> None:
                        "p50_ms": None, "p95_ms": None, "p99_ms": None}  # an outage is a row of zeros, not a gap
     assert rows[2]["late"] == 1
     assert rows[2]["p99_ms"] == pytest.approx(500, rel=0.01)
+
+
+# --- the fleet and the overload scenario --------------------------------------------------------------
+
+FLEET = BASE.replace("    users: 10\n",
+                     "    users: 10\n    workers: 3\n    master_bind: 0.0.0.0\n    master_port: 6000\n")
+
+
+def test_a_fleet_s_master_waits_for_its_workers_and_a_worker_joins_it() -> None:
+    inv = loads(FLEET)
+    scenario = inv.load["s"]
+    cmd = runner.command(scenario, [Path("lf.py"), runner.PLUGIN], "http://127.0.0.1:8080", Path("out/s"))
+    at = cmd.index("--master")
+    assert cmd[at:at + 9] == ["--master", "--expect-workers", "3", "--expect-workers-max-wait", "30",
+                              "--master-bind-host", "0.0.0.0", "--master-bind-port", "6000"]
+    assert "--processes" not in cmd
+    worker = runner.worker_command([Path("lf.py"), runner.PLUGIN], "10.0.0.5", 6000)
+    assert worker[worker.index("--worker"):] == ["--worker", "--master-host", "10.0.0.5", "--master-port", "6000"]
+    with pytest.raises(InventoryError, match=r"load\.s: workers: a fleet's master generates no load itself"):
+        loads(FLEET.replace("    workers: 3\n", "    workers: 3\n    processes: 2\n"))
+
+
+def test_the_kubernetes_manifest_runs_the_documented_commands() -> None:
+    import argparse
+
+    import yaml
+
+    from opsproof.load import cli
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all((REPO / "load" / "fleet" / "kubernetes.yaml").read_text())}
+    assert set(docs) == {"Service", "Job", "Deployment"}
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    [master] = docs["Job"]["spec"]["template"]["spec"]["containers"]
+    [worker] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    m, w = parser.parse_args(master["args"][1:]), parser.parse_args(worker["args"][1:])  # opsproof's own parser
+    assert (m.worker, m.scenarios) == (False, ["checkout"])
+    assert (w.worker, w.master_host, w.master_port, w.scenarios) == (True, "opsproof-load-master", 5557, ["checkout"])
+    assert docs["Service"]["metadata"]["name"] == w.master_host
+    assert docs["Service"]["spec"]["ports"][0]["port"] == w.master_port
+
+
+def test_an_overload_scenario_names_its_alerts() -> None:
+    text = BASE.replace("    users: 10\n", "    users: 10\n    alerts: [HighLatency]\n    alert_allowance: 2s\n")
+    scenario = loads(text).load["s"]
+    assert (scenario.alerts, scenario.alert_allowance, scenario.resolve_within) == (["HighLatency"], 2.0, 60.0)
