@@ -42,9 +42,14 @@ class Tally:
     _cum_for: int = field(default=-1, repr=False)
 
     def record(self, response_time_ms: float, failed: bool) -> None:
-        self.histogram.record_value(micros(response_time_ms))
+        self.record_us(micros(response_time_ms), failed)
+
+    def record_us(self, us: int, failed: bool) -> None:
+        """One sample, already in whole µs within the histogram's range (``micros``)."""
+        self.histogram.record_value(us)
         self.requests += 1
-        self.failures += failed
+        if failed:
+            self.failures += 1
 
     def add(self, other: Tally) -> None:
         self.histogram.add(other.histogram)

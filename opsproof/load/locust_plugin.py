@@ -32,6 +32,8 @@ from opsproof.load.series import Series
 RECORD_ENV = "OPSPROOF_LOAD_RECORD"
 MAX_ENV = "OPSPROOF_LOAD_MAX_REQUESTS"  # the run's hard bound on requests: the master (or local process) quits there
 RAW_ENV = "OPSPROOF_LOAD_RAW"  # a folder: every sample also written there, RUN-PID.tsv per process (tests, bench)
+_LIMIT = int(os.environ.get(MAX_ENV) or 0)  # read once: os.environ costs ≈ 1 µs a look, per request that counts
+_RAW = os.environ.get(RAW_ENV)
 
 _tallies: dict[str, Tally] = {}  # this process's, since its last report
 _merged: dict[str, Tally] = {}  # the master's (or the local process'): everything reported so far
@@ -46,21 +48,21 @@ _aborted: dict[str, Any] = {}
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
-    _bound["env"] = environment
+    _bound["env"] = environment  # Locust fires init once its runner exists
+    _bound["counts"] = environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
 
 
 def _count(n: int) -> None:
     """Count requests toward the bound (local process: each one; master: each worker report's) and quit once."""
     _bound["count"] += n
-    limit = int(os.environ.get(MAX_ENV) or 0)
     env = _bound["env"]
-    if limit and not _bound["hit"] and _bound["count"] >= limit and env is not None and env.runner is not None:
+    if _LIMIT and not _bound["hit"] and _bound["count"] >= _LIMIT and env is not None and env.runner is not None:
         _bound["hit"] = True
         gevent.spawn(env.runner.quit)
 
 
 def _flush_raw() -> None:
-    folder = os.environ.get(RAW_ENV)
+    folder = _RAW
     if folder and _raw:
         run = os.path.basename(os.environ.get(RECORD_ENV, "run")).removesuffix(".raw.json")
         with open(os.path.join(folder, f"{run}-{os.getpid()}.tsv"), "a") as f:
@@ -77,12 +79,13 @@ def _on_request(name: str, response_time: float, exception: BaseException | None
     due = context.get(arrivals.INTENDED) if context else None
     if due is not None:  # the open model: latency from when the request was due, not from when it left
         response_time = max((ended - due) * 1000, response_time)
-    tally.record(response_time, exception is not None)
-    _series.record(ended, micros(response_time), exception is not None)
-    if _bound["env"] is not None and not isinstance(_bound["env"].runner, WorkerRunner):
+    us, failed = micros(response_time), exception is not None
+    tally.record_us(us, failed)
+    _series.record(ended, us, failed)
+    if _bound.get("counts"):  # a local run's own process (a master counts its workers' reports)
         _count(1)
-    if RAW_ENV in os.environ:
-        _raw.append(f"{name}\t{micros(response_time)}\n")
+    if _RAW:
+        _raw.append(f"{name}\t{us}\n")
 
 
 def _on_usage(cpu_usage: float, **_: Any) -> None:

@@ -58,9 +58,10 @@ class Series:
         return second
 
     def record(self, ended: float, us: int, failed: bool) -> None:
-        second = self._at(ended)
+        second = self.seconds.get(int(ended)) or self._at(ended)
         second.requests += 1
-        second.failures += failed
+        if failed:
+            second.failures += 1
         second.histogram.record_value(us)
 
     def late(self, due: float) -> None:
