@@ -43,7 +43,21 @@ from opsproof.load.histogram import Tally  # noqa: E402
 from opsproof.load.series import Series  # noqa: E402
 
 LOCUSTFILE = '''
-from locust import FastHttpUser, constant, task
+import json, os
+from locust import FastHttpUser, constant, events, task
+
+_cpu = {}
+
+@events.test_start.add_listener
+def _start(**_):  # the process's CPU while the test runs: start-up and shut-down (imports, the record) left out
+    t = os.times()
+    _cpu["start"] = t.user + t.system
+
+@events.test_stop.add_listener
+def _stop(**_):
+    t = os.times()
+    with open(os.environ["BENCH_CPU"], "w") as f:
+        json.dump({"cpu_s": t.user + t.system - _cpu["start"]}, f)
 
 class Bench(FastHttpUser):
     wait_time = constant(0)
@@ -105,11 +119,14 @@ def locust(folder: Path, host: str, seconds: int, plugin: bool, tag: str, raw: P
         env["OPSPROOF_LOAD_RAW"] = str(raw)
     cmd = [sys.executable, "-m", "locust", "-f", files, "--headless", "-u", "20", "-r", "20", "-t", f"{seconds}s",
            "--host", host, "--only-summary", "--csv", str(out), "--stop-timeout", "1"]
+    env["BENCH_CPU"] = f"{out}.cpu.json"
     subprocess.run(cmd, cwd=folder, capture_output=True, timeout=seconds + 60, check=True, env=env)
+    cpu_s = float(json.loads(Path(f"{out}.cpu.json").read_text())["cpu_s"])
     with open(f"{out}_stats.csv") as f:
         rows = {r["Name"]: r for r in csv.DictReader(f)}
     agg = rows["Aggregated"]
     result: dict[str, Any] = {"rps": float(agg["Requests/s"]), "requests": int(agg["Request Count"]),
+                              "cpu_s": cpu_s, "cpu_us_per_request": 1e6 * cpu_s / max(int(agg["Request Count"]), 1),
                               "locust_pct_ms": {p: float(agg[f"{p}%"]) for p in ("50", "95", "99")}}
     if plugin:
         record = json.loads(Path(f"{out}.raw.json").read_text())
@@ -148,9 +165,9 @@ def memory() -> dict[str, Any]:
     grown = rss_kb() - before
     before = rss_kb()
     series = Series()
-    for s in range(100):
+    for s in range(1000):
         series.record(1000.0 + s, 5_000, False)
-    per_second = (rss_kb() - before) / 100
+    per_second = (rss_kb() - before) / 1000
     del keep
     return {"per_name_kb": round(ten / 10), "after_1M_samples_kb": grown, "per_second_series_kb": round(per_second, 1)}
 
@@ -169,10 +186,14 @@ def main() -> int:
             for i in range(args.rounds):
                 for kind in ("bare", "plugin"):
                     runs[kind].append(locust(folder, host, args.seconds, kind == "plugin", f"{kind}{i}"))
-                    print(f"round {i + 1} {kind:>6}: {runs[kind][-1]['rps']:,.0f} requests/s", flush=True)
+                    print(f"round {i + 1} {kind:>6}: {runs[kind][-1]['rps']:,.0f} requests/s, "
+                          f"{runs[kind][-1]['cpu_us_per_request']:.0f} µs CPU each", flush=True)
         bare = statistics.median(r["rps"] for r in runs["bare"])
         plugged = statistics.median(r["rps"] for r in runs["plugin"])
-        results["throughput"] = {"bare_rps": bare, "plugin_rps": plugged, "ratio": plugged / bare, "runs": runs}
+        cpu_bare = statistics.median(r["cpu_us_per_request"] for r in runs["bare"])
+        cpu_plugged = statistics.median(r["cpu_us_per_request"] for r in runs["plugin"])
+        results["throughput"] = {"bare_rps": bare, "plugin_rps": plugged, "ratio": plugged / bare, "runs": runs,
+                                 "bare_cpu_us_per_request": cpu_bare, "plugin_cpu_us_per_request": cpu_plugged}
         raw = folder / "raw"
         raw.mkdir()
         with server(slow=True) as host:
@@ -192,6 +213,10 @@ def main() -> int:
         results["exactness"]["requests"] == exact["opsproof_requests"]
     print(f"\nthroughput, one Locust process, 20 users: bare {bare:,.0f}/s, with opsproof's plugin {plugged:,.0f}/s "
           f"({100 * results['throughput']['ratio']:.1f} %, gate ≥ 95 %) {'PASS' if ratio_ok else 'FAIL'}")
+    print(f"CPU per request (Locust's process while the test ran; robust to a busy machine): bare {cpu_bare:.0f} µs, "
+          f"with the plugin {cpu_plugged:.0f} µs (+{cpu_plugged - cpu_bare:.0f} µs, "
+          f"{100 * (cpu_plugged / cpu_bare - 1):+.1f} %): at most {1e6 / cpu_bare:,.0f} and {1e6 / cpu_plugged:,.0f} "
+          "requests/s per core")
     print(f"exactness over {results['exactness']['requests']:,} samples (1–300 ms):")
     for r in results["exactness"]["rows"]:
         print(f"  p({r['pct']}): raw {r['raw_us']:,} µs  opsproof {r['opsproof_us']:,.0f} µs  Locust "
