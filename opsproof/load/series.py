@@ -75,10 +75,13 @@ class Series:
             self._at(int(key)).add(data)
 
     def rows(self, start: float, stop: float) -> list[dict[str, Any]]:
-        """One row per second from the run's start to its stop (a second without a response has zeros, not a
+        """One row per second from the run's start to its stop, and any second a response ended in outside them
+        (a second without a response has zeros, not a
         gap: a chart of an outage must show the outage): t (s since start), requests (= rps), failures,
         error_ratio, late, and p50/p95/p99 in ms (None when nothing ended in that second)."""
         first, last = int(start), int(stop)
+        if self.seconds:  # a worker's last answers may end after the master stopped: every second is kept
+            first, last = min(first, min(self.seconds)), max(last, max(self.seconds))
         rows = []
         for key in range(first, last + 1):
             s = self.seconds.get(key, Second())

@@ -227,3 +227,11 @@ def test_an_overload_scenario_names_its_alerts() -> None:
     text = BASE.replace("    users: 10\n", "    users: 10\n    alerts: [HighLatency]\n    alert_allowance: 2s\n")
     scenario = loads(text).load["s"]
     assert (scenario.alerts, scenario.alert_allowance, scenario.resolve_within) == (["HighLatency"], 2.0, 60.0)
+
+
+def test_a_second_outside_the_run_s_span_is_kept() -> None:
+    s = Series()
+    s.record(105.2, 1_000, False)  # a worker's answer that ended after the master stopped
+    rows = s.rows(100.5, 103.9)
+    assert [r["t"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert sum(r["requests"] for r in rows) == 1
