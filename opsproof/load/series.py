@@ -77,7 +77,7 @@ class Series:
     def rows(self, start: float, stop: float) -> list[dict[str, Any]]:
         """One row per second from the run's start to its stop, and any second a response ended in outside them
         (a second without a response has zeros, not a
-        gap: a chart of an outage must show the outage): t (s since start), requests (= rps), failures,
+        gap: a chart of an outage must show the outage): t (s since the first row), at (its epoch second), requests (= rps), failures,
         error_ratio, late, and p50/p95/p99 in ms (None when nothing ended in that second)."""
         first, last = int(start), int(stop)
         if self.seconds:  # a worker's last answers may end after the master stopped: every second is kept
@@ -85,7 +85,7 @@ class Series:
         rows = []
         for key in range(first, last + 1):
             s = self.seconds.get(key, Second())
-            row: dict[str, Any] = {"t": key - first, "requests": s.requests, "failures": s.failures,
+            row: dict[str, Any] = {"t": key - first, "at": key, "requests": s.requests, "failures": s.failures,
                                    "error_ratio": round(s.failures / s.requests, 4) if s.requests else 0.0,
                                    "late": s.late}
             for p in SHOWN:

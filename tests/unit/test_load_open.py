@@ -174,10 +174,10 @@ def test_seconds_merge_across_processes_and_gaps_show_as_zeros() -> None:
     rows = merged([a.encode(), b.encode()]).rows(100.1, 102.9)
     assert [r["t"] for r in rows] == [0, 1, 2]
     assert rows[0] | {"p50_ms": None, "p95_ms": None, "p99_ms": None} == {
-        "t": 0, "requests": 2, "failures": 1, "error_ratio": 0.5, "late": 0,
+        "t": 0, "at": 100, "requests": 2, "failures": 1, "error_ratio": 0.5, "late": 0,
         "p50_ms": None, "p95_ms": None, "p99_ms": None}
     assert rows[0]["p95_ms"] == pytest.approx(3.0, rel=0.01)  # two significant digits: within 1 %
-    assert rows[1] == {"t": 1, "requests": 0, "failures": 0, "error_ratio": 0.0, "late": 0,
+    assert rows[1] == {"t": 1, "at": 101, "requests": 0, "failures": 0, "error_ratio": 0.0, "late": 0,
                        "p50_ms": None, "p95_ms": None, "p99_ms": None}  # an outage is a row of zeros, not a gap
     assert rows[2]["late"] == 1
     assert rows[2]["p99_ms"] == pytest.approx(500, rel=0.01)
