@@ -76,9 +76,9 @@ class Series:
 
     def rows(self, start: float, stop: float) -> list[dict[str, Any]]:
         """One row per second from the run's start to its stop, and any second a response ended in outside them
-        (a second without a response has zeros, not a
-        gap: a chart of an outage must show the outage): t (s since the first row), at (its epoch second), requests (= rps), failures,
-        error_ratio, late, and p50/p95/p99 in ms (None when nothing ended in that second)."""
+        (a second without a response has zeros, not a gap: a chart of an outage must show the outage): t (s since
+        the first row), at (its epoch second), requests (= rps), failures, error_ratio, late, and p50/p95/p99 in
+        ms (None when nothing ended in that second)."""
         first, last = int(start), int(stop)
         if self.seconds:  # a worker's last answers may end after the master stopped: every second is kept
             first, last = min(first, min(self.seconds)), max(last, max(self.seconds))
