@@ -16,6 +16,10 @@ def register(sub: Any) -> None:
     ld.add_argument("--inventory", required=True)
     ld.add_argument("--allow-destructive", action="store_true",
                     help="allow load on an inventory marked production: true")
+    ld.add_argument("--worker", action="store_true",
+                    help="run as one worker of a fleet: the scenario's Locust master (its workers: N) gives it users")
+    ld.add_argument("--master-host", help="with --worker: the master's address")
+    ld.add_argument("--master-port", type=int, help="with --worker: the master's port (default the scenario's)")
     output.add_option(ld)  # evidence in OUT/load
     ld.set_defaults(func=main)
 
@@ -33,6 +37,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"opsproof: no load scenario {', '.join(map(repr, unknown))} in {inv.source}. Known: {known}"
               if unknown else f"opsproof: {inv.source} has no load: scenarios", file=sys.stderr)
         return 2
+    if args.worker:
+        if len(names) != 1 or not args.master_host:
+            print("opsproof: --worker runs one scenario: give its name and --master-host", file=sys.stderr)
+            return 2
+        try:
+            runner.refuse_production(inv, names[0], args.allow_destructive)
+        except runner.LoadError as e:
+            print(f"opsproof: {e}", file=sys.stderr)
+            return 2
+        return runner.worker(inv, names[0], args.master_host, args.master_port)
     out = output.root(args.out)
     worst = 0
     for name in names:

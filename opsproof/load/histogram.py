@@ -42,9 +42,14 @@ class Tally:
     _cum_for: int = field(default=-1, repr=False)
 
     def record(self, response_time_ms: float, failed: bool) -> None:
-        self.histogram.record_value(micros(response_time_ms))
+        self.record_us(micros(response_time_ms), failed)
+
+    def record_us(self, us: int, failed: bool) -> None:
+        """One sample, already in whole µs within the histogram's range (``micros``)."""
+        self.histogram.record_value(us)
         self.requests += 1
-        self.failures += failed
+        if failed:
+            self.failures += 1
 
     def add(self, other: Tally) -> None:
         self.histogram.add(other.histogram)
@@ -96,6 +101,15 @@ class Tally:
             used = compress(range(h.counts_len), counts[:h.counts_len])  # the counters in use, found at C speed
             return float(sum(counts[i] * _middle(h, h.get_value_from_index(i)) for i in used) / total)
         raise ValueError(f"not a latency metric: {metric}")
+
+    def below(self, bound_us: float, inclusive: bool = False) -> int:
+        """How many samples are below ``bound_us`` (at most it, ``inclusive``), at the histogram's resolution —
+        a sum over the counters up to the bound's, cheaper than a percentile (for checks made while a run goes)."""
+        h = self.histogram
+        value = min(max(int(bound_us) - (0 if inclusive else 1), 0), HIGHEST_US)
+        if value < LOWEST_US:
+            return 0
+        return sum(h.counts[:min(h.get_counts_array_index(value), h.counts_len - 1) + 1])
 
     def summary(self) -> dict[str, Any]:
         """Figures for the record (µs); a tally with no request has none."""

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -26,9 +27,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from opsproof import output
 from opsproof.inventory import Inventory
 from opsproof.inventory.load import LoadScenario
-from opsproof.load import histogram
+from opsproof.load import abort, arrivals, histogram
 from opsproof.load.thresholds import Figures, Verdict, judge_all
 from opsproof.redact import Redactor
+from opsproof.util.poll import Expired, wait_until
 from opsproof.util.process import free_port
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
@@ -66,7 +68,15 @@ class LoadRun:
 
     def summary(self) -> str:
         marks = {True: "PASS", False: "FAIL", None: "NO VERDICT"}
-        return "\n".join(f"{marks[v.ok]:>10}  {v.message()}" for v in self.verdicts)
+        lines = [f"{marks[v.ok]:>10}  {v.message()}" for v in self.verdicts]
+        plan = self.figures.get("schedule")
+        if plan:
+            lines.append(f"{'':>10}  open model {plan['rate_per_s']:g}/s: {plan['due']:,} requests due, "
+                         f"{plan['late']:,} sent late (> {plan['late_after_ms']:g} ms), {plan['unsent']:,} never sent")
+        aborted = self.figures.get("aborted")
+        if aborted:
+            lines.append(f"{'ABORTED':>10}  {aborted['message']}")
+        return "\n".join(lines)
 
 
 def base_url(url: str) -> tuple[str, dict[str, str]]:
@@ -91,6 +101,7 @@ def spec(inv: Inventory, name: str) -> dict[str, Any]:
     host, auth = base_url(service.url)
     return {
         "scenario": name, "host": host, "think_time": scenario.think_time, "timeout_s": scenario.timeout_s,
+        "arrival_rate": scenario.arrival_rate, "users": scenario.users,
         "headers": {**auth, **service.headers, **scenario.headers},
         "requests": [{"name": r.label, "method": r.method, "path": r.path, "body": r.body, "headers": r.headers,
                       "weight": r.weight} for r in scenario.requests],
@@ -107,18 +118,76 @@ def locustfile(data: dict[str, Any]) -> str:
 
 def command(scenario: LoadScenario, files: list[Path], host: str, out: Path, master_port: int = 5557) -> list[str]:
     users = scenario.users
-    rate = scenario.spawn_rate or users
+    rate = scenario.spawn_rate or users  # the open model: every user at once
     cmd = [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--headless",
            "-u", str(users), "-r", f"{rate:g}", "-t", f"{max(1, round(scenario.duration))}s", "--host", host,
            "--stop-timeout", str(STOP_TIMEOUT_S), "--exit-code-on-error", "0", "--only-summary",
            "--csv", str(out), "--html", f"{out}.html"]
-    if scenario.processes > 1:  # master and workers talk over a loopback port of their own (5557 may be taken)
+    if scenario.workers:  # a fleet: this is the master; it waits (a bounded time) for its workers to connect
+        cmd += ["--master", "--expect-workers", str(scenario.workers), "--expect-workers-max-wait",
+                f"{STARTUP_GRACE_S:.0f}", "--master-bind-host", scenario.master_bind, "--master-bind-port",
+                str(scenario.master_port)]
+    elif scenario.processes > 1:  # master and workers talk over a loopback port of their own (5557 may be taken)
         cmd += ["--processes", str(scenario.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
                 str(master_port), "--master-host", "127.0.0.1", "--master-port", str(master_port)]
     return cmd
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+STARTED = b"Ramping to "  # Locust's log line at test start (local runner and master alike)
+
+
+def _wait_started(proc: subprocess.Popen[bytes], log_path: Path,
+                  on_started: Callable[[float, subprocess.Popen[bytes]], None],
+                  bound: float) -> float:
+    """Poll Locust's log until it starts its users (or exits); call ``on_started``; return the seconds waited."""
+    began = time.monotonic()
+    try:
+        wait_until(lambda: proc.poll() is not None or STARTED in log_path.read_bytes(), bound,
+                   "Locust starting its users", interval=0.05)
+    except Expired:
+        raise subprocess.TimeoutExpired(proc.args, bound) from None
+    if proc.poll() is None:
+        on_started(time.time(), proc)
+    return time.monotonic() - began
+
+
+def abort_rules(inv: Inventory, name: str) -> list[abort.Rule]:
+    """The scenario's abort_on_fail thresholds, for the plugin to judge while the run goes."""
+    return [abort.Rule(f"load[{name}]" if req is None else f"load[{name}/{req}]", req, t.threshold, t.grace)
+            for req, t in inv.load[name].aborting]
+
+
+def worker_command(files: list[Path], master_host: str, master_port: int) -> list[str]:
+    """A fleet worker: the same locustfile and plugin as the master, connected to it (the master says when to
+    start, how many users, and when to stop)."""
+    return [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files), "--worker",
+            "--master-host", master_host, "--master-port", str(master_port)]
+
+
+def worker(inv: Inventory, name: str, master_host: str, master_port: int | None = None) -> int:
+    """Run one fleet worker of scenario ``name`` in the foreground until the master ends the run; its exit code.
+    The worker's share of the users (and of an arrival rate) is the master's to give; its samples go to the
+    master in Locust's own reports."""
+    scenario = inv.load[name]
+    private = Path(tempfile.mkdtemp(prefix="opsproof-load-worker-"))
+    try:
+        own = Path(scenario.locustfile).resolve() if scenario.locustfile else None
+        generated = private / f"locustfile_{output.slug(name)}.py"
+        generated.write_text(locustfile(spec(inv, name)))
+        cmd = worker_command([own or generated, PLUGIN], master_host, master_port or scenario.master_port)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "OPSPROOF_LOAD_RECORD": str(private / f"{output.slug(name)}-worker.raw.json")}  # names raw logs only
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd=private)
+        try:
+            return proc.wait()
+        except BaseException:
+            stop(proc)
+            raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop Locust and everything it forked (its own process group): SIGTERM, then SIGKILL after 10 s."""
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
@@ -139,8 +208,11 @@ def refuse_production(inv: Inventory, name: str, allow_destructive: bool) -> Non
                           "or pass --allow-destructive (OPSPROOF_ALLOW_DESTRUCTIVE=1 for pytest)")
 
 
-def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False) -> LoadRun:
-    """Run scenario ``name`` of ``inv``; evidence under ``out/load/``; raise LoadError if Locust measured nothing."""
+def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False,
+        on_started: Callable[[float, subprocess.Popen[bytes]], None] | None = None) -> LoadRun:
+    """Run scenario ``name`` of ``inv``; evidence under ``out/load/``; raise LoadError if Locust measured nothing.
+    ``on_started(t, process)`` is called (from this thread) once Locust starts its users: when the load began, and
+    the process (group) to :func:`stop` should the caller be interrupted in another thread."""
     refuse_production(inv, name, allow_destructive)
     scenario = inv.load[name]
     folder = output.load(out)
@@ -157,22 +229,27 @@ def run(inv: Inventory, name: str, out: Path, *, allow_destructive: bool = False
     try:
         generated = private / f"locustfile_{output.slug(name)}.py"
         generated.write_text(locustfile(data))
-        port = free_port() if scenario.processes > 1 else 5557
+        port = free_port() if scenario.processes > 1 and not scenario.workers else scenario.master_port
         cmd = command(scenario, [own or generated, PLUGIN], data["host"], base, port)
         env = {**os.environ, "OPSPROOF_LOAD_RECORD": str(raw), "PYTHONUNBUFFERED": "1",
-               "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests)}
+               "OPSPROOF_LOAD_MAX_REQUESTS": str(scenario.max_requests),
+               abort.ENV: abort.encode(abort_rules(inv, name))}
         started = time.time()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     cwd=private)
             try:
-                proc.wait(scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4))
+                bound = (scenario.duration + STOP_TIMEOUT_S + STARTUP_GRACE_S * max(1, scenario.processes / 4)
+                         + (STARTUP_GRACE_S if scenario.workers else 0))  # a fleet's master waits for its workers
+                if on_started is not None:
+                    bound -= _wait_started(proc, log_path, on_started, bound)
+                proc.wait(max(bound, 0.1))
             except subprocess.TimeoutExpired:
-                _stop(proc)
+                stop(proc)
                 raise LoadError(f"load[{name}]: Locust did not stop by itself within its bound; stopped it "
                                 f"(see {log_path})") from None
             except BaseException:  # Ctrl-C, SIGTERM as KeyboardInterrupt: no Locust process is left behind
-                _stop(proc)
+                stop(proc)
                 raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -202,16 +279,26 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
     whole = histogram.total(tallies.values())
     elapsed = float(measured["elapsed_s"])
     cpu = generator_cpu(measured)
+    plan = measured.get("schedule")
+    schedule = None if plan is None else (plan["due"], plan["late"], plan["unsent"])
 
     def figures(t: histogram.Tally) -> Figures:
-        return Figures(t.requests, t.failures, elapsed, t.latency_us)
+        return Figures(t.requests, t.failures, elapsed, t.latency_us, schedule)
 
-    verdicts = judge_all(name, list(scenario.thresholds), scenario.thresholds_by_name,
+    verdicts = judge_all(name, scenario.scenario_thresholds, scenario.thresholds_by_name,
                          {n: figures(t) for n, t in tallies.items()}, figures(whole), cpu)
+    aborted = measured.get("aborted")
+    if aborted:  # the threshold that stopped the run says so, and when
+        verdicts = [replace(v, note=f"aborted the run at {aborted['at_s']:.1f} s (abort_on_fail, grace "
+                                    f"{aborted['grace_s']:g} s)") if (v.subject, v.threshold.text) == (
+                        aborted["subject"], aborted["threshold"]) and v.ok is False else v for v in verdicts]
     shown = Redactor(inv.secrets)
     record = {
         "schema": SCHEMA, "scenario": name, "environment": inv.environment, "service": scenario.service,
         "started": started, "elapsed_s": elapsed, "locust_exit_code": code, "stopped_by": measured["stopped_by"],
+        "model": "open" if scenario.arrival_rate else "closed", "aborted": aborted,
+        "schedule": None if plan is None else {**plan, "rate_per_s": scenario.arrival_rate,
+                                                "late_after_ms": arrivals.LATE_S * 1000},
         "command": [shown(c) for c in cmd], "settings": json.loads(shown(json.dumps(
             scenario.model_dump(mode="json", exclude={"headers"}) | {"requests": [
                 r.model_dump(mode="json", exclude={"headers", "body"}) for r in scenario.requests]}))),
@@ -221,6 +308,7 @@ def _judge(inv: Inventory, name: str, measured: dict[str, Any], cmd: list[str], 
         "total": whole.summary(), "names": {n: t.summary() for n, t in tallies.items()},
         "histograms_us": {n: d["histogram"] for n, d in measured["names"].items()},
         "histogram_format": "HdrHistogram V2 compressed, base64, values in µs, 5 significant digits",
+        "series": measured.get("series", []),  # per second: requests, failures, error_ratio, late, p50/p95/p99 ms
     }
     record_path.write_text(shown(json.dumps(record, indent=1)))
     return LoadRun(name, verdicts, record_path, log_path, cmd, record)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opsproof.load.arrivals import LATE_S, held
 from opsproof.util.durations import seconds
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -114,6 +115,7 @@ class Figures:
     failures: int
     elapsed_s: float
     latency: Callable[[str, float | None], float]  # (metric, percentile) → µs
+    schedule: tuple[int, int, int] | None = None  # open model: requests due, sent late, never sent
 
     @property
     def error_rate(self) -> float:
@@ -130,12 +132,14 @@ class Verdict:
     observed: str
     value: float | None
     requests: int
+    note: str = ""  # after the expectation: why a rate was not held, that the run was aborted here
 
     def message(self) -> str:
         """``load[checkout]: p(95) 241.3 ms over 18,422 requests, expected < 200 ms``"""
         if self.ok is None:
             return f"{self.subject}: {self.threshold.metric}: no verdict — {self.observed}"
-        return f"{self.subject}: {self.observed}, expected {self.threshold.shown_bound()}"
+        note = f" — {self.note}" if self.note else ""
+        return f"{self.subject}: {self.observed}, expected {self.threshold.shown_bound()}{note}"
 
     def to_record(self) -> dict[str, Any]:
         return {"subject": self.subject, "threshold": self.threshold.text, "verdict":
@@ -163,13 +167,20 @@ def judge(subject: str, threshold: Threshold, figures: Figures | None, generator
         value = float(figures.requests)
     ok = OPS[threshold.op](value, threshold.bound) if not math.isnan(value) else False
     over = f"{figures.requests:,} request{'s' if figures.requests != 1 else ''}"
+    lag = ""
+    if threshold.metric == "rps" and figures.schedule is not None:
+        due, late, unsent = figures.schedule
+        if not held(due, late, unsent):  # the rate asked for was not the rate sent: not a pass, whatever the figure
+            ok = False
+            lag = (f"the arrival rate was not held: {late + unsent:,} of {due:,} due requests sent late (> "
+                   f"{LATE_S * 1000:g} ms) or never sent ({unsent:,})")
     if threshold.metric == "error_rate":
         observed = f"error_rate {show('error_rate', value)} ({figures.failures:,} failed of {over})"
     elif threshold.metric == "requests":
         observed = f"requests {figures.requests:,} in {figures.elapsed_s:.1f} s"
     else:
         observed = f"{threshold.metric} {show(threshold.metric, value)} over {over}"
-    return Verdict(subject, threshold, ok, observed, value, figures.requests)
+    return Verdict(subject, threshold, ok, observed, value, figures.requests, lag)
 
 
 def judge_all(scenario: str, scenario_thresholds: list[str], request_thresholds: Mapping[str, list[str]],

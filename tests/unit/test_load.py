@@ -177,8 +177,8 @@ def test_a_load_section_is_typed() -> None:
 @pytest.mark.parametrize(("change", "problem"), [
     (("service: app", "service: api"), r"^<inventory>:6: load\.browse\.service: 'api' is not an http entry of this "
                                        r"inventory\. Fix: name one of: app\.$"),
-    (('"p(95) < 200ms"', '"p(95) < 200"'), r"^<inventory>:10: load\.browse\.thresholds\.0: 'p\(95\) < 200': '200' "
-                                           r"has no unit\. Fix: write 200ms or 1s"),
+    (('"p(95) < 200ms"', '"p(95) < 200"'), r"^<inventory>:10: load\.browse\.thresholds\.0\.threshold: "
+                                           r"'p\(95\) < 200': '200' has no unit\. Fix: write 200ms or 1s"),
     (("users: 10", "users: 0"), r"^<inventory>:7: load\.browse\.users: .*Fix: use a larger number\.$"),
     (("duration: 30s", "duraton: 30s"), r"^<inventory>: 2 problem\(s\)(.|\n)*load\.browse\.duraton: unknown key "
                                         r"'duraton'\. Fix: did you mean 'duration'\."),
