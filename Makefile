@@ -40,7 +40,7 @@ demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
 	if [ $$code = 0 ]; then echo "VERDICT: PASS — every smoke check passed"; else echo "VERDICT: FAIL (pytest exit $$code)"; fi; \
 	exit $$code
 
-test: deps  ## lint, types, and the project's tests (unit + integration on real services)
+test: deps docker  ## lint, types, and the project's tests (unit + integration on real services)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/opsproof chaos validate
