@@ -9,7 +9,7 @@ BINARIES := /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/bin/p
             /usr/bin/prometheus-alertmanager /usr/bin/prometheus-postgres-exporter /usr/bin/prometheus-redis-exporter \
             /usr/sbin/dockerd /usr/sbin/debootstrap /usr/bin/chromium
 
-.PHONY: demo test test-fast deps services docker lint bench bench-chaos clean
+.PHONY: demo test test-fast deps services docker images lint bench bench-chaos clean
 
 services:  ## Debian packages of the sandbox's services (installing them starts nothing)
 	@missing=0; for b in $(BINARIES); do [ -x "$$b" ] || missing=1; done; \
@@ -40,7 +40,11 @@ demo: deps  ## sandbox up → smoke suite → verdict → sandbox down
 	if [ $$code = 0 ]; then echo "VERDICT: PASS — every smoke check passed"; else echo "VERDICT: FAIL (pytest exit $$code)"; fi; \
 	exit $$code
 
+images: docker  ## opsproof's own container images (built here from Debian's packages, ~80 s once; then a lookup)
+	@$(PY) -m opsproof.containers
+
 test: deps docker  ## lint, types, and the project's tests (unit + integration on real services)
+	@mkdir -p reports; $(PY) -m opsproof.containers >reports/images.log 2>&1 &  # built beside lint and unit; the container tests wait on its lock
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/opsproof chaos validate
