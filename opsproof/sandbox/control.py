@@ -40,7 +40,7 @@ from opsproof.sandbox.process import (
 from opsproof.shape import PROXIES
 from opsproof.shape import SERVICES as SERVICES  # re-exported: the sandbox's services
 from opsproof.shape import default_dir as default_dir  # re-exported: where the sandbox lives
-from opsproof.util.process import private_dir
+from opsproof.util.process import die_with_parent, private_dir
 
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
@@ -190,6 +190,9 @@ class Sandbox:
                 account = pwd.getpwnam(user)
                 os.setgid(account.pw_gid)
                 os.setuid(account.pw_uid)
+            # after the uid change (which clears it): a set-up tool (initdb, pg_basebackup) is in no pid record, so
+            # it must end with us — a SIGKILLed run's initdb kept writing into the folder the next run was removing
+            die_with_parent(signal.SIGKILL)
 
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, preexec_fn=demote,
                               env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", **(env or {})})

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsproof.util.poll import wait_until
+from opsproof.util.poll import Expired, wait_until
 
 PR_SET_PDEATHSIG = 1
 
@@ -347,6 +347,20 @@ def sweep_orphans(prefix: str, root: Path) -> list[Path]:
         if not owner.isdigit() or pid_alive(int(owner)):
             continue
         Supervisor(path, ephemeral=True).stop_all()
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        if _remove_tree(path):
+            removed.append(path)
     return removed
+
+
+def _remove_tree(path: Path, within: float = 10.0) -> bool:
+    """Remove ``path``; a process of the dead run that no record names (a set-up tool's child) may still write into
+    it for a moment, and a file made during the removal fails it, so remove until it is gone or ``within`` ends."""
+    def gone() -> bool:
+        shutil.rmtree(path, ignore_errors=True)
+        return not path.exists()
+
+    try:
+        wait_until(gone, within, f"{path} removed", interval=0.2)
+    except Expired:
+        return False
+    return True

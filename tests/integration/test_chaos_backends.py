@@ -22,7 +22,7 @@ from opsproof.chaos.context import ChaosError
 from opsproof.util.poll import wait_until
 from opsproof.util.process import free_port, proc_state
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos-backends")]
+pytestmark = [pytest.mark.integration, pytest.mark.containers, pytest.mark.xdist_group("chaos-backends")]
 LABEL = {"org.opsproof.test": "h23"}
 PROJECT = "opsproof-h23-stack"
 

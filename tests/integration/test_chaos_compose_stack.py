@@ -24,7 +24,7 @@ from support import http_server, respond
 from opsproof.util.poll import wait_until
 from opsproof.util.process import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos-backends")]
+pytestmark = [pytest.mark.integration, pytest.mark.containers, pytest.mark.xdist_group("chaos-backends")]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "chaos" / "container-paused.yaml"
 LABEL = {"org.opsproof.test": "h23"}

@@ -30,7 +30,7 @@ from opsproof.util.process import owned_dir
 if TYPE_CHECKING:
     import docker
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker-sandbox")]
+pytestmark = [pytest.mark.integration, pytest.mark.containers, pytest.mark.xdist_group("docker-sandbox")]
 
 TEST_LABEL = "org.opsproof.test=h21"  # PREAMBLE rule 10: every container these tests start carries it
 

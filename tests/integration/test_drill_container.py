@@ -34,7 +34,7 @@ from opsproof.util.poll import wait_until
 if TYPE_CHECKING:
     import docker
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("drill-container")]
+pytestmark = [pytest.mark.integration, pytest.mark.containers, pytest.mark.xdist_group("drill-container")]
 
 TEST_LABEL = ("org.opsproof.test", "h22")
 SQL = """
