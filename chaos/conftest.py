@@ -30,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("opsproof").addoption(
         "--experiments", action="append", metavar="PATH", default=None,
         help="chaos experiments to run (a file or a folder of *.yaml; repeatable). Default: chaos/experiments")
+    parser.getgroup("opsproof").addoption(
+        "--load", metavar="SCENARIO", default=None,
+        help="run each experiment under this load scenario of the inventory (its thresholds gate what users felt)")
 
 
 @dataclass

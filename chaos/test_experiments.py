@@ -5,7 +5,10 @@ behind, and the timeline is saved as JSON evidence.
 
 With ``--inventory FILE`` (and ``--experiments PATH``): the experiments run against that inventory instead; each is
 first validated against it (a fault whose backend the inventory lacks fails with validate's finding, before
-anything is touched), then it must pass, complete without deviating, and leave the audit clean."""
+anything is touched), then it must pass, complete without deviating, and leave the audit clean.
+
+With ``--load SCENARIO``: each experiment runs with that load scenario of the inventory in the background
+(``opsproof.load.underchaos``); the load's thresholds must hold too, and the evidence shows what users felt."""
 
 from __future__ import annotations
 
@@ -43,8 +46,7 @@ def test_experiment(path: Path, chaos_env: Any, pytestconfig: pytest.Config) -> 
         return
     chaos_sandbox = chaos_env.helper
     chaos_sandbox.wait_healthy()
-    outcome = runner.run(path, sandbox_dir=chaos_sandbox.box.dir, out=output_root(pytestconfig))
-    print(outcome.summary())
+    outcome = _run(path, None, chaos_sandbox.box.dir, pytestconfig)
     assert outcome.ok, outcome.summary()
     assert outcome.status == "completed"
     assert not outcome.journal["deviated"]
@@ -76,9 +78,22 @@ def _on_the_inventory(path: Path, env: Any, pytestconfig: pytest.Config) -> None
     assert env.inventory is not None
     found = problems(path, load(env.inventory), sandbox=env.sandbox_dir is not None)
     assert not found, f"{path} is not valid for {env.inventory}:\n  " + "\n  ".join(found)
-    outcome = runner.run(path, inventory=env.inventory, sandbox_dir=env.sandbox_dir, out=output_root(pytestconfig))
-    print(outcome.summary())
+    outcome = _run(path, env.inventory, env.sandbox_dir, pytestconfig)
     assert outcome.ok, outcome.summary()
     assert outcome.status == "completed"
     assert not outcome.journal["deviated"]
     assert outcome.evidence["audit"]["problems"] == []
+
+
+def _run(path: Path, inventory: Path | None, sandbox_dir: Path | None, config: pytest.Config) -> runner.Outcome:
+    scenario = config.getoption("load")
+    if not scenario:
+        outcome = runner.run(path, inventory=inventory, sandbox_dir=sandbox_dir, out=output_root(config))
+        print(outcome.summary())
+        return outcome
+    from opsproof.load import underchaos
+
+    loaded = underchaos.run(path, scenario, inventory=inventory, sandbox_dir=sandbox_dir, out=output_root(config))
+    print(loaded.summary())
+    assert loaded.ok, loaded.summary()
+    return loaded.outcome

@@ -16,7 +16,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if fixture not in metafunc.fixturenames:
             continue
         inventory = inventory_of(metafunc.config)
-        names = sorted(n for n, s in inventory.load.items() if bool(s.alerts) == overload)
+        names = sorted(n for n, s in inventory.load.items() if bool(s.alerts) == overload and not s.during_chaos)
         if not names:  # said, rather than pytest's "got empty parameter set"
             what = "overload scenarios (load: with alerts:)" if overload else "load: scenarios"
             skip = pytest.mark.skip(reason=f"{inventory.source} has no {what} (see the README's load section)")

@@ -19,7 +19,7 @@ PROXIES = ("proxy", "pgproxy")  # user-space TCP fault proxies: app → Redis, a
 ENTRIES: dict[str, tuple[str, ...]] = {
     "http": ("app",), "tls": ("app",), "postgres": ("main",), "redis": ("cache",), "prometheus": ("main",),
     "alertmanager": ("main",), "slo": ("app",), "backups": ("app", "cache"),
-    "load": ("browse",),  # a load scenario (`pytest load`), not a target
+    "load": ("browse", "steady"),  # load scenarios (`pytest load`; steady: `chaos run --load`), not targets
 }
 
 

@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     ch.add_argument("--allow-destructive", action="store_true",
                     help="allow faults on an inventory marked production: true")
     output.add_option(ch)  # evidence in OUT/chaos
+    ch.add_argument("--load", default=None, metavar="SCENARIO",
+                    help="run: each experiment with this load scenario of the inventory in the background; the "
+                    "evidence shows what users felt from fault to recovery, and the scenario's thresholds gate it")
     ch.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                     help="validate: a python provider module outside opsproof's chaos extension that may be imported "
                     "(repeatable)")
@@ -99,6 +102,22 @@ def _run(args: argparse.Namespace) -> int:
     code = 0
     for path in args.experiments:  # one at a time, in the main thread (Chaos Toolkit's signal handlers)
         try:
+            if args.load:
+                from opsproof.load import runner as load_runner
+                from opsproof.load import underchaos
+
+                try:
+                    loaded = underchaos.run(path, args.load, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
+                                            allow_destructive=args.allow_destructive, out=args.out)
+                except load_runner.LoadError as exc:
+                    print(f"opsproof: {exc}", file=sys.stderr)
+                    return 2 if isinstance(exc, load_runner.LoadRefused) else 1
+                print(loaded.summary())
+                outcome = loaded.outcome
+                code = code or (0 if loaded.ok else 1)
+                if outcome.status == "interrupted":
+                    return 130
+                continue
             outcome = runner.run(path, inventory=args.inventory, sandbox_dir=args.sandbox_dir,
                                  allow_destructive=args.allow_destructive, out=args.out)
         except Interrupted as stop:  # rolled back: the remaining experiments do not run

@@ -112,6 +112,9 @@ class LoadScenario(_Model):
     alerts: list[str] = Field(default_factory=list, description="[HighLatency]")
     alert_allowance: Seconds = Field(0.0, ge=0, le=600)
     resolve_within: Seconds = Field(60.0, gt=0, le=3600)
+    # a background load for chaos experiments (`opsproof chaos run EXP --load NAME`): it stops when the experiment
+    # ends, its duration is only the bound; `pytest load` does not run it on its own
+    during_chaos: bool = False
 
     @model_validator(mode="after")
     def _requests(self) -> LoadScenario:

@@ -150,6 +150,12 @@ def inventory(box: Sandbox) -> dict[str, Any]:
             "service": "app", "users": 5, "spawn_rate": 5, "duration": "10s", "think_time": "50ms",
             "thresholds": ["p(95) < 300ms", "error_rate < 1%", "requests >= 100"],
             "requests": [{"name": "item", "path": "/items/42", "weight": 4, "thresholds": ["p(99) < 500ms"]},
-                         {"name": "list", "path": "/items", "weight": 1}]}},
+                         {"name": "list", "path": "/items", "weight": 1}]},
+            # `opsproof chaos run EXP --load steady`: what users feel during a fault, gated on what they may feel
+            "steady": {
+                "service": "app", "users": 4, "spawn_rate": 4, "duration": "3m", "think_time": "50ms",
+                "timeout_s": 5, "during_chaos": True, "thresholds": ["error_rate < 1%", "p(95) < 500ms"],
+                "requests": [{"name": "item", "path": "/items/42", "weight": 4},
+                             {"name": "list", "path": "/items", "weight": 1}]}},
     }
     return inventory

@@ -135,6 +135,11 @@ class Outputs:
                                              "--sandbox-dir", str(self.box.box.dir), "--out", str(out))
         self.text["chaos evidence"] = _files(out / "chaos", "*.json")  # the timeline is in it
         self.text["chaos fault journal"] = self._journal(path)
+        under = self.root / "chaos-load-out"  # the same experiment under the canary load scenario (its token, URL)
+        self.text["chaos run --load stdout"] = _cli("chaos", "run", str(path), "--load", "canary", "--inventory",
+                                                    str(self.inventory), "--sandbox-dir", str(self.box.box.dir),
+                                                    "--out", str(under))
+        self.text["chaos under load evidence"] = _files(under / "chaos", "*.json") + _files(under / "load")
 
     def _journal(self, experiment: Path) -> str:
         """The fault journal as a fault writes it before injecting (a run crosses its entries out once rolled
@@ -177,6 +182,7 @@ OUTPUT_KINDS = (
     "baseline capture stdout", "baselines/LABEL.json", "stdout post_maintenance", "baseline-diff-LABEL.json",
     "stdout dr_drill", "drill evidence", "backup stdout", "chaos run stdout", "chaos evidence",
     "chaos fault journal",  # `pytest chaos` runs the same runner: its evidence and summary are the kinds above
+    "chaos run --load stdout", "chaos under load evidence",
     "stdout load", "load record", "Locust log", "Locust CSV and HTML",
     "report stdout", "readiness report (html, md, json)",
 )
