@@ -245,3 +245,12 @@ def respond(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+# an index whose build takes seconds in a restore (its function sleeps; it was fast when the source built it)
+SLOW_SQL = """
+CREATE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN i; END';
+CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 6000) g;
+CREATE INDEX t_slow ON t (slow_id(id));
+CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+  AS 'BEGIN PERFORM pg_sleep(0.005); RETURN i; END';
+"""

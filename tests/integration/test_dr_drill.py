@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from support import REPO, SandboxHelper, interruptible, run_suite
+from support import REPO, SLOW_SQL, SandboxHelper, interruptible, run_suite
 
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.backup import manifest_path, read_manifest, take_postgres, take_redis
@@ -64,15 +64,6 @@ CREATE FUNCTION order_total(c bigint) RETURNS numeric LANGUAGE sql STABLE
   AS 'SELECT coalesce(sum(amount), 0) FROM orders WHERE customer_id = c';
 CREATE SEQUENCE invoice_no START 1000;
 ANALYZE;
-"""
-
-# an index whose build takes seconds in a restore (its function sleeps; it was fast when the source built it)
-SLOW_SQL = """
-CREATE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN i; END';
-CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 6000) g;
-CREATE INDEX t_slow ON t (slow_id(id));
-CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
-  AS 'BEGIN PERFORM pg_sleep(0.005); RETURN i; END';
 """
 
 

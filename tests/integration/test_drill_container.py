@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 import yaml
-from support import REPO, SandboxHelper, interruptible
+from support import REPO, SLOW_SQL, SandboxHelper, interruptible
 
 from opsproof.drill import Drill, open_drill
 from opsproof.drill.archive import Header, read_header
@@ -241,16 +241,6 @@ def test_a_17_dump_drills_on_a_host_that_has_only_15(source: str, tmp_path: Path
     assert "listed tables present and non-empty: public.orders, public.customers" in finding(the_drill, "verify")
     assert "schema objects of the archive's table of contents present" in finding(the_drill, "verify")
     assert drill_containers(docker_client, the_drill) == []
-
-
-# an index whose build takes seconds in a restore (its function sleeps; it was fast when the source built it)
-SLOW_SQL = """
-CREATE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN i; END';
-CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 6000) g;
-CREATE INDEX t_slow ON t (slow_id(id));
-CREATE OR REPLACE FUNCTION slow_id(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
-  AS 'BEGIN PERFORM pg_sleep(0.005); RETURN i; END';
-"""
 
 
 def test_interrupting_a_container_drill_mid_restore_removes_its_container(
