@@ -2,6 +2,7 @@
 no engine test breaks something while an experiment measures; the experiments run one at a time on it (xdist group
 ``chaos``). With ``--inventory FILE`` (like every other suite; env OPSPROOF_INVENTORY): the experiments run against
 that inventory — a sandbox's own (sandbox.json beside it) or a stack of one's own — and no sandbox is started;
+``--sandbox-dir DIR`` alone: a running sandbox of either provider (process or docker), with its inventory;
 ``--experiments PATH`` (a file or a folder, repeatable) names the experiments to run instead of chaos/experiments.
 
 SIGTERM ends the session as Ctrl-C does (KeyboardInterrupt: the current experiment rolls back, the sandbox is torn
@@ -61,6 +62,10 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[ChaosEnv]:
         beside = inventory.parent / "sandbox.json"
         box = pytestconfig.getoption("sandbox_dir") or (inventory.parent if beside.exists() else None)
         yield ChaosEnv(inventory, Path(box) if box else None, None)
+        return
+    running = pytestconfig.getoption("sandbox_dir")
+    if running:  # a running sandbox of either provider: its own inventory
+        yield ChaosEnv(Path(running) / "inventory.yaml", Path(running), None)
         return
     with own_sandbox(PREFIX) as helper:
         yield ChaosEnv(None, helper.box.dir, helper)

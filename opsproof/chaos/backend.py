@@ -16,13 +16,26 @@ from typing import Any, Protocol, cast
 
 from opsproof.util.process import Supervisor
 
-SANDBOX_BACKEND = "opsproof.sandbox.control:Sandbox"  # the default: the processes of `opsproof sandbox up`
+SANDBOX_BACKENDS = {  # a sandbox's provider (its sandbox.json says which) → the class that opens it
+    "process": "opsproof.sandbox.control:Sandbox",  # the default: the processes of `opsproof sandbox up`
+    "docker": "opsproof.sandbox.docker_provider:DockerSandbox",  # `opsproof sandbox up --provider docker`
+}
 
 
 class ProcessBackend(Protocol):
-    """Services as processes: their supervisor (pids, signals), start/stop, URLs, the app keeper's files."""
+    """Services as processes on this host — run by the sandbox's supervisor or in its containers: the pid that
+    *is* a service, start/stop, URLs, the app keeper's files. ``sup`` is what the run reaps at exit."""
 
     sup: Supervisor
+
+    def service_pid(self, name: str) -> int | None:
+        """The host pid of the process that is the service (for the app: the application, not its keeper); None
+        while it is not running."""
+        ...
+
+    def service_alive(self, name: str) -> bool:
+        """The service — or, for the app, its keeper — is there: a rollback need not start it."""
+        ...
 
     def start_service(self, name: str) -> None: ...
 
@@ -33,9 +46,12 @@ class ProcessBackend(Protocol):
     def keeper_files(self) -> dict[str, Path]: ...
 
 
-def open_backend(state_dir: Path, spec: str = SANDBOX_BACKEND) -> ProcessBackend:
-    """The backend class named by ``spec`` (``module:Class``), opened on its state folder."""
-    module, _, name = spec.partition(":")
+def open_backend(state_dir: Path, provider: str = "process") -> ProcessBackend:
+    """The sandbox of ``provider`` (a key of :data:`SANDBOX_BACKENDS`), its class loaded by name, opened on its
+    state folder."""
+    if provider not in SANDBOX_BACKENDS:
+        raise KeyError(f"no sandbox provider {provider!r} (known: {', '.join(SANDBOX_BACKENDS)})")
+    module, _, name = SANDBOX_BACKENDS[provider].partition(":")
     factory = getattr(importlib.import_module(module), name)
     return cast(ProcessBackend, factory(state_dir))
 

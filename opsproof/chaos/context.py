@@ -10,6 +10,7 @@ Configuration keys (an experiment declares them as ``type: env`` entries, so pla
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,12 @@ class Context:
         key = self.sandbox_dir.absolute()
         boxes = run.current().sandboxes
         if key not in boxes:
-            boxes[key] = open_backend(key)
+            try:
+                provider = json.loads((key / "sandbox.json").read_text()).get("provider", "process")
+                boxes[key] = open_backend(key, provider)
+            except (OSError, ValueError, KeyError) as e:
+                raise ChaosError(f"sandbox: unreadable state at {key} ({type(e).__name__}: {e}), expected the "
+                                 "sandbox.json of a running sandbox") from None
         box: ProcessBackend = boxes[key]
         return box
 

@@ -1,5 +1,9 @@
 """Process faults on sandbox services: kill, stop (SIGSTOP), resume, restart — and the app's supervisor.
 
+Both providers run the services as processes of this host — the process provider under its supervisor, the docker
+provider in containers — so the faults are the same signals to the same kind of pid (the backend says which pid is
+the service): a killed container's service ends its container, as ``docker kill`` would.
+
 The runbook lines they replace: ``kill -9 $(pidof redis-server)``, ``kill -STOP …``, ``kill -CONT …``,
 ``systemctl restart …``, ``systemctl mask --runtime …`` (no restart). The app runs under a keeper that restarts it
 (:mod:`opsproof.sandbox.keeper`): faults on ``app`` hit the application process itself, never its keeper.
@@ -31,13 +35,8 @@ def service_pid(box: ProcessBackend, service: str) -> int | None:
     """The pid of the process that *is* the service (for the app: the application, not its keeper)."""
     if service not in SERVICES:
         raise fail(f"service[{service}]", "no such sandbox service", f"one of {', '.join(SERVICES)}")
-    if service == "app":
-        try:
-            pid = int(box.keeper_files()["pidfile"].read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) else None
-    return box.sup.pid(service)
+    pid = box.service_pid(service)
+    return pid if pid is not None and _alive(pid) else None
 
 
 def _running_pid(box: ProcessBackend, service: str) -> int:
@@ -152,7 +151,7 @@ def ensure_running(service: str, timeout: float = RECOVER_TIMEOUT_S,
     if pid is not None and proc_state(pid) == "T":
         os.kill(pid, signals.SIGCONT)
         actions.append("resumed")
-    if not box.sup.alive(service):  # the service (for the app: its keeper) is gone: start it again
+    if not box.service_alive(service):  # the service (for the app: its keeper) is gone: start it again
         box.start_service(service)
         actions.append("started")
     elif service == "app" and pid is None:

@@ -121,6 +121,18 @@ class Sandbox:
             tail = self.sup.log_tail(name)
             raise SandboxError(f"{e}; last lines of {self.sup.log_dir / (name + '.log')}:\n{tail}") from None
 
+    def service_pid(self, name: str) -> int | None:
+        """The pid of the process that is the service: the app's is in its keeper's pid file (chaos faults)."""
+        if name != "app":
+            return self.sup.pid(name)
+        try:
+            return int(self.keeper_files()["pidfile"].read_text())
+        except (OSError, ValueError):
+            return None
+
+    def service_alive(self, name: str) -> bool:
+        return self.sup.alive(name)
+
     def signal(self, name: str, sig: int) -> None:
         if not self.sup.signal(name, sig):
             raise SandboxError(f"{name} is not running")

@@ -186,8 +186,22 @@ class DockerSandbox(Sandbox):
     def signal(self, name: str, sig: int) -> None:
         self.container(name).kill(signal=int(sig))
 
-    def keeper_files(self) -> dict[str, Path]:
-        raise SandboxError("the docker provider has no app keeper: Docker restarts containers")
+    def service_pid(self, name: str) -> int | None:
+        """The host pid of the service's process: the child of the container's init (docker-init), for the app
+        the child of its keeper. Chaos signals it as it signals the process provider's (we are on the same host)."""
+        container_id = self.meta.get("containers", {}).get(name)
+        if not container_id or self._state(name) in ("down", "paused"):
+            return None
+        import docker as docker_sdk
+
+        try:
+            pid = _first_child(int(self.client.api.inspect_container(container_id)["State"]["Pid"]))
+        except (docker_sdk.errors.NotFound, KeyError, ValueError):
+            return None
+        return _first_child(pid) if name == "app" and pid is not None else pid
+
+    def service_alive(self, name: str) -> bool:
+        return self._state(name) != "down"
 
     # --- setup ----------------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -198,7 +212,7 @@ class DockerSandbox(Sandbox):
         self.dir.mkdir(parents=True, exist_ok=True)
         private_dir(self.dir)  # it holds the sandbox's passwords
         remove_labelled(self.client, f"{LABEL}={self.id}")  # left over from a crashed run
-        for sub in ("prometheus", "alertmanager", "tls", "webhook", "backups"):
+        for sub in ("prometheus", "alertmanager", "tls", "webhook", "backups", "app"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
             (self.dir / sub).mkdir()
         (self.dir / "webhook" / "deliveries.jsonl").touch()
@@ -330,3 +344,12 @@ class DockerSandbox(Sandbox):
         with contextlib.suppress(SandboxError, Exception):
             return str(self.container(name).logs(tail=lines).decode(errors="replace"))
         return "(no log)"
+
+
+def _first_child(pid: int) -> int | None:
+    """The oldest child of ``pid`` (a container's init has one: the service; the app's keeper has the app)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None

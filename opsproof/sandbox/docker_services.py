@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opsproof.sandbox.control import APP_RESTART_DELAY_S
+
 PG_BIN = "/usr/lib/postgresql/15/bin"
 HERE = Path(__file__).resolve().parent
 CODE = "/opt/opsproof"  # where opsproof's servers are mounted in a container
@@ -72,6 +74,14 @@ def services(state_dir: Path, pw: dict[str, str]) -> dict[str, Service]:
     code = ((str(HERE / "app"), f"{CODE}/app", "ro"), (str(HERE / "webhook.py"), f"{CODE}/webhook.py", "ro"),
             (str(HERE / "faultproxy.py"), f"{CODE}/faultproxy.py", "ro"))
     py = {"PYTHONPATH": CODE, "PYTHONDONTWRITEBYTECODE": "1"}
+    # the app runs under the sandbox's keeper, as with the process provider (Docker's restart policies do not
+    # restart a killed container, and restart too soon for ServiceDown): its files are in the state folder, which
+    # the host reads. Mounted without opsproof's package __init__ (namespace packages): it needs the stdlib only.
+    keeper_code = ((str(HERE / "keeper.py"), f"{CODE}/opsproof/sandbox/keeper.py", "ro"),
+                   (str(HERE.parent / "util"), f"{CODE}/opsproof/util", "ro"))
+    keeper = ["python3", "-m", "opsproof.sandbox.keeper", "--pidfile", f"{STATE}/app/app.pid",
+              "--hold-file", f"{STATE}/app/no-restart", "--events", f"{STATE}/app/keeper.jsonl",
+              "--delay", str(APP_RESTART_DELAY_S), "--"]
     hba = ("printf 'host all all 0.0.0.0/0 scram-sha-256\\nhost replication all 0.0.0.0/0 scram-sha-256\\n' "
            ">> /tmp/pgdata/pg_hba.conf")
     primary = (f'if [ ! -f /tmp/pgdata/PG_VERSION ]; then printf %s "$PGPASSWORD" > /tmp/pw; '
@@ -113,12 +123,12 @@ def services(state_dir: Path, pw: dict[str, str]) -> dict[str, Service]:
                 ready_http="/metrics"),
         proxy("proxy", "redis:6379"),
         proxy("pgproxy", "postgres:5432"),
-        Service("app", ["python3", "-m", "app", "--host", "0.0.0.0", "--port", str(PORTS["app"]),
+        Service("app", [*keeper, "python3", "-m", "app", "--host", "0.0.0.0", "--port", str(PORTS["app"]),
                         "--tls-port", str(PORTS["app_tls"]), "--certfile", f"{STATE}/tls/server.pem",
                         "--keyfile", f"{STATE}/tls/server.key"],
                 env={**py, "APP_PG_DSN": f"postgresql://app:{pw['app']}@pgproxy:6432/app",
                      "APP_REDIS_URL": f"redis://:{pw['redis']}@proxy:6380/0"},  # through the fault proxies
-                mounts=(*code, state), ready_http="/health"),
+                mounts=(*code, *keeper_code, state), ready_http="/health"),
         Service("prometheus", ["prometheus", f"--config.file={STATE}/prometheus/prometheus.yml",
                                "--storage.tsdb.path=/tmp/prometheus", "--web.listen-address=0.0.0.0:9090",
                                "--web.enable-lifecycle", "--log.level=warn", "--storage.tsdb.retention.time=1d"],

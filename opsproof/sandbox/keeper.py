@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from opsproof.sandbox.process import die_with_parent, write_atomic
+from opsproof.util.process import die_with_parent, write_atomic  # stdlib only: it runs in the app container too
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 

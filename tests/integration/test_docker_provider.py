@@ -6,6 +6,7 @@ another process."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -171,6 +172,40 @@ def test_a_container_cut_off_its_network(docker_healthy: SandboxHelper, tmp_path
     assert text.startswith("prometheus[main]: job redis target redis-exporter:9121 is down (")
     assert "redis 0/1 up" in text
     assert "app 1/1 up" in text
+
+
+def test_chaos_experiments_run_unchanged(docker_healthy: SandboxHelper, tmp_path: Path) -> None:
+    """The sandbox's own experiments, as written, on its containers: the app killed inside its container (its
+    keeper restarts it there) and PostgreSQL's server killed (its container ends; the remediation starts it)."""
+    box = docker_healthy.box
+    assert isinstance(box, DockerSandbox)
+    app_pid, pg_pid = box.service_pid("app"), box.service_pid("postgres")
+    app_started, pg_started = (box.container(n).attrs["State"]["StartedAt"] for n in ("app", "postgres"))
+    out = tmp_path / "out"
+    experiments = [arg for name in ("app-killed", "postgres-down")
+                   for arg in ("--experiments", str(REPO / "chaos" / "experiments" / f"{name}.yaml"))]
+    done = subprocess.run([sys.executable, "-m", "pytest", "chaos", "-p", "no:cacheprovider", "-q", "-s",
+                           "--sandbox-dir", str(box.dir), *experiments, "--opsproof-out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+    docs = {json.loads(f.read_text())["experiment"]: json.loads(f.read_text()) for f in (out / "chaos").glob("*.json")}
+    app = docs["Application killed, restarted by its supervisor"]
+    pg = docs["PostgreSQL down"]
+    for doc in (app, pg):
+        assert doc["ok"], doc["failures"]
+        assert doc["audit"]["problems"] == []
+        [detection] = doc["detections"]
+        assert detection["truth_s"] <= detection["budget_s"], detection
+    assert [m["action"] for m in app["timeline"] if m["event"] == "remediated"] == ["supervisor restarted app"]
+    [fault] = [m["at"] for m in app["timeline"] if m["event"] == "fault_injected"]
+    events = [json.loads(line) for line in (box.dir / "app" / "keeper.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["at"] > fault] == ["exited", "started"], events
+    # the app's process died inside its container, which ran on; PostgreSQL's container ended and was started
+    assert box.container("app").attrs["State"]["StartedAt"] == app_started
+    assert box.container("postgres").attrs["State"]["StartedAt"] != pg_started
+    assert box.service_pid("app") not in (None, app_pid)
+    assert box.service_pid("postgres") not in (None, pg_pid)
 
 
 # --- teardown guarantees ------------------------------------------------------------------------------------

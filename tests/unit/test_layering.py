@@ -37,12 +37,13 @@ def test_chaos_never_imports_the_sandbox() -> None:
     assert {(f, m) for f, m in imports("chaos") if m.startswith("opsproof.sandbox")} == set()
 
 
-def test_the_sandbox_is_a_chaos_process_backend(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("provider", "cls"), [("process", "Sandbox"), ("docker", "DockerSandbox")])
+def test_the_sandbox_is_a_chaos_process_backend(tmp_path: Path, provider: str, cls: str) -> None:
     from opsproof.chaos.backend import ProcessBackend, open_backend
 
-    backend = open_backend(tmp_path)  # by name: opsproof.sandbox.control:Sandbox
+    backend = open_backend(tmp_path, provider)  # by name: opsproof.sandbox.control:Sandbox, …docker_provider:…
     wanted = [n for n in dir(ProcessBackend) if not n.startswith("_")] + list(ProcessBackend.__annotations__)
-    assert type(backend).__name__ == "Sandbox"
+    assert type(backend).__name__ == cls
     assert [n for n in wanted if not hasattr(backend, n)] == []
 
 
