@@ -20,6 +20,7 @@ import pytest
 
 from opsproof.chaos import runner
 from opsproof.plugin import output_root
+from opsproof.report import allure_steps
 
 EXPERIMENTS = sorted((Path(__file__).parent / "experiments").glob("*.yaml"))
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chaos")]
@@ -90,10 +91,19 @@ def _run(path: Path, inventory: Path | None, sandbox_dir: Path | None, config: p
     if not scenario:
         outcome = runner.run(path, inventory=inventory, sandbox_dir=sandbox_dir, out=output_root(config))
         print(outcome.summary())
+        _to_allure(outcome, config)
         return outcome
     from opsproof.load import underchaos
 
     loaded = underchaos.run(path, scenario, inventory=inventory, sandbox_dir=sandbox_dir, out=output_root(config))
     print(loaded.summary())
+    _to_allure(loaded.outcome, config)
     assert loaded.ok, loaded.summary()
     return loaded.outcome
+
+
+def _to_allure(outcome: runner.Outcome, config: pytest.Config) -> None:
+    """With ``--alluredir``: the timeline's stages as steps (judged against the budget), the evidence attached."""
+    if allure_steps.active(config):
+        allure_steps.write(allure_steps.chaos_steps(outcome.evidence))
+        allure_steps.attach_json(outcome.evidence, f"chaos evidence {outcome.evidence.get('experiment')}")

@@ -1,18 +1,18 @@
 """Allure, done fully, when allure-pytest is active (``--alluredir DIR``).
 
 Every check's test carries the labels a reviewer filters by — severity, the opsproof suite (``parentSuite``), the
-check's kind (``suite``), the check, the target and the environment — and its evidence as a JSON attachment; a check
-with stages (a chaos experiment's timeline) gets one step per stage. At the end of the run the results folder gets
-``environment.properties`` (environment, inventory, commit, versions; no URL, no secret) and ``categories.json``
-(blocked, waived, timed out, no data, flaky), so Allure groups them as opsproof does. Render without Java:
-``npx allure@3 generate DIR -o OUT``.
+check's kind (``suite``), the check, the target and the environment — and its evidence as a JSON attachment; drill
+phases and chaos timeline stages become steps (:mod:`opsproof.report.allure_steps`). At the end of the run the
+results folder gets ``environment.properties`` (environment, inventory, commit, versions; no URL, no secret) and
+``categories.json`` (blocked, waived, timed out, no data, flaky), so Allure groups them as opsproof does. Render
+without Java: ``npx allure@3 generate DIR -o OUT``.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +53,6 @@ def label_check(res: Result, severity: Severity | None, nodeid: str, environment
         dynamic.label("environment", environment)
     allure.attach(json.dumps(res.to_record(), indent=2, default=str, ensure_ascii=False),
                   name=f"evidence {res.target}", attachment_type=allure.attachment_type.JSON)
-
-
-def stages(marks: Sequence[Mapping[str, Any]], redact: Callable[[str], str]) -> None:
-    """One Allure step per stage of a chaos experiment (fault, pending, firing, …), seconds after the fault."""
-    import allure
-
-    fault = next((float(m["at"]) for m in marks if m.get("event") == "fault_injected"), None)
-    for mark in marks:
-        offset = f"+{float(mark['at']) - fault:.2f} s " if fault is not None else ""
-        detail = next((str(mark[k]) for k in ("alert", "fault", "action", "target") if mark.get(k)), "")
-        with allure.step(redact(f"{offset}{mark.get('event')} {detail}".strip())):
-            pass
 
 
 def write_run_files(folder: Path, environment: str | None, inventory: str | None, commit: str | None,
