@@ -25,6 +25,7 @@ from opsproof.environment import opsproof_environment_spec as opsproof_environme
 from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
+from opsproof.report import maintenance
 from opsproof.result import Result, Severity
 from opsproof.session import BUDGET_START, Run, budget_start_wall
 
@@ -227,7 +228,7 @@ def inventory(request: pytest.FixtureRequest) -> Inventory:
 @pytest.fixture(scope="session")
 def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> list[baseline.Change]:
     """The environment now against the baseline given with --baseline (captured once per run), also written
-    as JSON beside the results and printed at the end of the run."""
+    as JSON beside the results (``opsproof.report.maintenance``: the report reads it) and printed at the end."""
     options = _state(request.config).options
     label = options.baseline
     if not label:
@@ -242,7 +243,9 @@ def maintenance_diff(request: pytest.FixtureRequest, inventory: Inventory) -> li
     _state(request.config).summary.notes_at_end.append(baseline.render(changes, before["label"]))
     out = output.baseline_diff(options.root, before["label"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(baseline.to_json(changes), indent=2, ensure_ascii=False) + "\n")
+    doc = maintenance.document(baseline.to_json(changes), before["label"], inventory.environment,  # typed, versioned
+                               before.get("captured_at"), _state(request.config).recorder.run, records.commit())
+    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return changes
 
 

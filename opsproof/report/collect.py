@@ -6,7 +6,8 @@ What each suite leaves (opsproof.output):
   ``results.jsonl`` — the latest run's (read only when its run has no file under ``runs/``);
 - ``drills/*.json`` — each DR drill: its phases and measured RTO/RPO against the targets;
 - ``chaos/*.json`` — each chaos experiment: status, detections against their budgets, recovery, audit;
-- ``load/*.json`` — each load run: its thresholds' verdicts.
+- ``load/*.json`` — each load run: its thresholds' verdicts;
+- ``baseline-diff-LABEL.json`` — each post-maintenance diff against its baseline (:mod:`opsproof.report.maintenance`).
 
 Runs of several machines (xdist workers, one CI job per region, a Kubernetes Job per cluster) merge: a record is
 kept once per (run, test, check, target), and keeps where it ran. Nothing here contacts a target.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsproof.report import maintenance
 from opsproof.report.records import CheckRecord, RecordError, Verdict, read_jsonl
 from opsproof.result import Severity
 
@@ -31,7 +33,7 @@ class Source:
     """An evidence file the report read, with its digest (the change record lists them)."""
 
     path: Path
-    kind: str  # run | drill | chaos | load
+    kind: str  # run | drill | chaos | load | maintenance
     sha256: str
     records: int
 
@@ -41,6 +43,7 @@ class Evidence:
     records: list[CheckRecord] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files of another environment or before --since, and why
+    diffs: list[maintenance.Diff] = field(default_factory=list)  # the post-maintenance diffs read
 
 
 def collect(paths: Sequence[Path], environment: str | None = None, since: float | None = None) -> Evidence:
@@ -49,9 +52,16 @@ def collect(paths: Sequence[Path], environment: str | None = None, since: float 
     evidence = Evidence()
     seen: set[tuple[str | None, str, str, str]] = set()
     for kind, path in _files(paths):
-        records = list(_read(kind, path))
-        kept = [r for r in records if (environment is None or r.environment in (None, environment))
-                and (since is None or r.at is None or r.at >= since)]
+        diff = maintenance.read(path) if kind == "maintenance" else None
+        if kind == "maintenance" and diff is None:
+            evidence.skipped.append(f"{path}: a post-maintenance diff written before diffs were versioned (no "
+                                    "environment, no time): run checks/post_maintenance again to report it")
+            continue
+        if diff is not None and not _wanted(diff.environment, diff.at, environment, since):
+            evidence.skipped.append(f"{path}: a post-maintenance diff of another environment or before --since")
+            continue
+        records = maintenance.records(diff) if diff is not None else list(_read(kind, path))
+        kept = [r for r in records if _wanted(r.environment, r.at, environment, since)]
         if records and not kept:
             evidence.skipped.append(f"{path}: {len(records)} record(s) of another environment or before --since")
             continue
@@ -60,8 +70,15 @@ def collect(paths: Sequence[Path], environment: str | None = None, since: float 
         if not fresh and kept:
             continue  # the same run twice (results.jsonl beside its runs/ file)
         evidence.records.extend(fresh)
+        if diff is not None:
+            evidence.diffs.append(diff)
         evidence.sources.append(Source(path, kind, hashlib.sha256(path.read_bytes()).hexdigest(), len(fresh)))
     return evidence
+
+
+def _wanted(stamped: str | None, at: float | None, environment: str | None, since: float | None) -> bool:
+    """Evidence of ``environment`` (or of none named), recorded at or after ``since`` (or at no known time)."""
+    return (environment is None or stamped in (None, environment)) and (since is None or at is None or at >= since)
 
 
 def _files(paths: Sequence[Path]) -> Iterator[tuple[str, Path]]:
@@ -72,6 +89,7 @@ def _files(paths: Sequence[Path]) -> Iterator[tuple[str, Path]]:
                 yield "run", path / "results.jsonl"
             for kind, folder in (("drill", "drills"), ("chaos", "chaos"), ("load", "load")):
                 yield from ((kind, p) for p in sorted((path / folder).glob("*.json")))
+            yield from (("maintenance", p) for p in sorted(path.glob("baseline-diff-*.json")))
         elif path.suffix == ".jsonl":
             yield "run", path
         elif path.is_file():
@@ -82,10 +100,13 @@ def _files(paths: Sequence[Path]) -> Iterator[tuple[str, Path]]:
 
 def _kind_of(path: Path) -> str:
     doc = _document(path)
+    if doc.get("kind") == maintenance.KIND:
+        return "maintenance"
     for kind, key in (("drill", "drill"), ("chaos", "experiment"), ("load", "scenario")):
         if key in doc:
             return kind
-    raise RecordError(f"{path}: not an opsproof evidence file (no 'drill', 'experiment' or 'scenario' key)")
+    raise RecordError(f"{path}: not an opsproof evidence file (no 'drill', 'experiment' or 'scenario' key, "
+                      "nor kind: baseline-diff)")
 
 
 def _document(path: Path) -> dict[str, Any]:

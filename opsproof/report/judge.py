@@ -3,7 +3,8 @@
 Per area (gates, post-maintenance, DR drill, chaos, load) the latest record of each check counts: a failure that a
 later run fixed is history, not a reason. A change is **no-go** when a counting failure (fail, blocked, timed out) at
 or above ``fail_on`` remains, when nothing was recorded at all, or when an area the change requires has no
-evidence. Waived failures do not count while their waiver holds; the report lists what each one hides.
+evidence. Waived failures do not count while their waiver holds; the report lists what each one hides. In a
+required post-maintenance area, a value of the baseline diff with nothing to compare (no data) is a no-go too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from opsproof.report.maintenance import CHECK as DIFF_CHECK
 from opsproof.report.policy import AreaRule, Policy, default_policy
 from opsproof.report.records import CheckRecord, Verdict
 from opsproof.result import Severity
@@ -49,10 +51,11 @@ class Decision:
 
 
 def latest(records: Iterable[CheckRecord]) -> list[CheckRecord]:
-    """The newest record of each check (by its time; a record without one counts as oldest)."""
-    newest: dict[tuple[str, str, str], CheckRecord] = {}
+    """The newest record of each check of each environment (by its time; a record without one counts as oldest):
+    two clusters' ``http[app]`` are two targets, and one's pass never hides the other's failure."""
+    newest: dict[tuple[str, str | None, str, str], CheckRecord] = {}
     for r in records:
-        key = (area_of(r), r.check, r.target)
+        key = (area_of(r), r.environment, r.check, r.target)
         kept = newest.get(key)
         if kept is None or (r.at or 0.0) >= (kept.at or 0.0):
             newest[key] = r
@@ -66,11 +69,22 @@ def _without_duplicated_drills(records: Sequence[CheckRecord]) -> list[CheckReco
                                        and not (r.run or "").startswith("drill:"))]
 
 
+def _latest_diffs(records: Sequence[CheckRecord]) -> list[CheckRecord]:
+    """Of the post-maintenance diffs, the newest of each environment stands whole: a line an older diff had and the
+    newer one has not is not a finding any more (as maintenance.latest shows them)."""
+    newest: dict[str | None, CheckRecord] = {}
+    for r in records:
+        kept = newest.get(r.environment)
+        if r.check == DIFF_CHECK and (kept is None or (r.at or 0.0) >= (kept.at or 0.0)):
+            newest[r.environment] = r
+    return [r for r in records if r.check != DIFF_CHECK or r.test == newest[r.environment].test]
+
+
 def decide(records: Sequence[CheckRecord], policy: Policy | None = None, now: float | None = None) -> Decision:
     """The go/no-go of the records under ``policy`` (default: the gates required, ``fail_on: high``) at ``now``."""
     policy = policy or default_policy()
     now = time.time() if now is None else now
-    current = latest(_without_duplicated_drills(records))
+    current = latest(_latest_diffs(_without_duplicated_drills(records)))
     grouped: dict[str, list[CheckRecord]] = {name: [] for name in AREAS}
     for r in current:
         grouped[area_of(r)].append(r)
@@ -101,6 +115,8 @@ def _area_reasons(name: str, rule: AreaRule, records: Sequence[CheckRecord], now
     if rule.max_age is not None and (newest is None or now - newest > rule.max_age):
         seen = "with no time" if newest is None else f"{_span(now - newest)} old"
         reasons.append(f"{name}: the latest evidence is {seen} (policy: within {_span(rule.max_age)})")
+    reasons += [f"{name}: nothing to compare with the baseline {r.evidence.get('label')!r} — {r.explain()}"
+                for r in records if r.check == DIFF_CHECK and r.verdict is Verdict.NO_DATA]
     for alert in getattr(rule, "alerts", []):
         proofs = [r for r in records if r.check == "chaos.detection" and r.target == f"alert[{alert}]"]
         fresh = [r for r in proofs if rule.max_age is None or (r.at is not None and now - r.at <= rule.max_age)]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsproof.report import trend
+from opsproof.report import maintenance, trend
 from opsproof.report.charts import chaos_timeline, latency_percentiles
 from opsproof.report.collect import Evidence
 from opsproof.report.judge import Decision
@@ -65,6 +65,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "failing": [_brief(r) for a in decision.areas.values() for r in a.records if r.verdict.counts_as_failure],
             "waived": [{**_brief(r), "waiver": dict(r.waiver or {})} for r in decision.waived],
             "below_gate": [_brief(r) for r in decision.below], "fail_on": decision.fail_on.value},
+        "post_maintenance_diff": [maintenance.to_json(d) for d in maintenance.latest(evidence.diffs)],
         "missing": decision.missing,
         "evidence_files": [{"path": str(s.path), "kind": s.kind, "sha256": s.sha256, "records": s.records}
                            for s in evidence.sources],
@@ -95,6 +96,8 @@ def to_markdown(report: Report) -> str:
         counts = [area.count(v) for v in (Verdict.PASS, Verdict.FAIL, Verdict.BLOCKED, Verdict.TIMED_OUT,
                                           Verdict.WAIVED, Verdict.NO_DATA)]
         lines.append(f"| {TITLES[name]} | " + " | ".join(str(c) for c in counts) + " |")
+    for diff in maintenance.latest(evidence.diffs):
+        lines += ["", *maintenance.to_markdown(diff)]
     if decision.missing:
         lines += ["", "**Missing evidence:** " + ", ".join(TITLES[m] for m in decision.missing)]
     if decision.waived:
@@ -142,6 +145,8 @@ def to_html(report: Report) -> str:
              + "</ul>", _summary(decision)]
     for name, area in decision.areas.items():
         parts.append(f"<section id={e(name)}><h2>{e(TITLES[name])}</h2>")
+        if name == "post-maintenance":  # what moved since the baseline, from → to, against tolerance
+            parts += [maintenance.to_html(d) for d in maintenance.latest(evidence.diffs)]
         if not area.records:
             parts.append("<p><b>Missing:</b> no evidence of this area was found.</p></section>")
             continue

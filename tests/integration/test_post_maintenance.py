@@ -16,6 +16,7 @@ import pytest
 from support import REPO, SandboxHelper, run_suite, traffic
 
 from opsproof.baseline import compare
+from opsproof.cli import main
 from opsproof.inventory import Inventory, load
 from opsproof.probes import Connections, Target, postgres
 from opsproof.probes.slo import Window
@@ -90,6 +91,17 @@ def test_the_diff_names_exactly_what_moved(healthy: SandboxHelper, tmp_path: Pat
     assert "FAILED checks/post_maintenance/test_20_against_baseline.py::test_no_check_flipped" in suite.output
     assert "FAILED checks/post_maintenance/test_20_against_baseline.py::test_values_within_tolerance" in suite.output
     assert "prometheus.targets@prometheus[main]" in suite.failed
+    # the readiness report reads the diff the suite wrote (no probe: Redis's exporter is still down now)
+    readiness = tmp_path / "readiness"
+    assert main(["report", str(tmp_path / "suite"), "--inventory", str(healthy.inventory), "--report-dir",
+                 str(readiness), "--require", "gates,post-maintenance"]) == 1
+    [reported] = json.loads((readiness / "readiness.json").read_text())["post_maintenance_diff"]
+    assert set(reported["regressed"]) == flagged, reported
+    assert reported["environment"] == "sandbox"
+    assert reported["summary"].startswith("2 flipped, 3 moved beyond tolerance")
+    page = (readiness / "readiness.html").read_text()
+    assert "<b>Checks that regressed:</b> " in page
+    assert "tolerance -0" in page
 
 
 def test_nothing_changed_passes_the_checklist(healthy: SandboxHelper, tmp_path: Path) -> None:
@@ -101,7 +113,10 @@ def test_nothing_changed_passes_the_checklist(healthy: SandboxHelper, tmp_path: 
                     suite="checks/post_maintenance", env=since(start))
     assert run.code == 0, run.output
     assert "0 flipped, 0 moved beyond tolerance" in run.output
-    assert json.loads((tmp_path / "suite" / "baseline-diff-pre-maint.json").read_text())
+    diff = json.loads((tmp_path / "suite" / "baseline-diff-pre-maint.json").read_text())
+    assert (diff["schema"], diff["kind"], diff["label"]) == (1, "baseline-diff", "pre-maint")
+    assert diff["changes"]
+    assert all(c["ok"] for c in diff["changes"]), diff["changes"]
 
 
 def test_an_unknown_baseline_is_a_clear_error(healthy: SandboxHelper, tmp_path: Path) -> None:
