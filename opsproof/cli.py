@@ -159,6 +159,26 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "chaos" and not any(a.startswith("-") for a in extra):
+        args.experiments += [Path(a) for a in extra]  # options anywhere: `chaos run --inventory X FILE`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    mask_client_logs()
+    try:
+        code: int = args.func(args)
+        return code
+    except (InventoryError, SandboxError, DrillError, FileNotFoundError, ChaosError, ExperimentError) as e:
+        print(f"opsproof: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("opsproof: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every ``opsproof`` subcommand and its options (examples' command lines are checked against it)."""
     parser = argparse.ArgumentParser(prog="opsproof", description="Operational verification and chaos suite.")
     sub = parser.add_subparsers(dest="command", required=True)
     sb = sub.add_parser("sandbox", help="real services on loopback to run the suites against")
@@ -200,21 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     from opsproof.report.cli import register as register_report
 
     register_report(sub)
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "chaos" and not any(a.startswith("-") for a in extra):
-        args.experiments += [Path(a) for a in extra]  # options anywhere: `chaos run --inventory X FILE`
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    mask_client_logs()
-    try:
-        code: int = args.func(args)
-        return code
-    except (InventoryError, SandboxError, DrillError, FileNotFoundError, ChaosError, ExperimentError) as e:
-        print(f"opsproof: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("opsproof: interrupted", file=sys.stderr)
-        return 130
+    return parser
 
 
 if __name__ == "__main__":

@@ -69,8 +69,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "missing": decision.missing,
         "evidence_files": [{"path": str(s.path), "kind": s.kind, "sha256": s.sha256, "records": s.records}
                            for s in evidence.sources],
-        "results": [{"check": r.check, "target": r.target, "verdict": r.verdict.value, "value": value(r)}
-                    for a in decision.areas.values() for r in a.records],
+        "results": [{"check": r.check, "target": r.target, "verdict": r.verdict.value, "value": value(r),
+                     "environment": r.environment, "run": r.run} for a in decision.areas.values() for r in a.records],
     }
     if report.previous is not None:
         doc["trend"] = trend.trend(doc, report.previous)
@@ -79,7 +79,7 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def _brief(r: CheckRecord) -> dict[str, Any]:
     return {"check": r.check, "target": r.target, "severity": r.severity.value, "verdict": r.verdict.value,
-            "finding": r.explain(), "run": r.run, "at": _iso(r.at)}
+            "finding": r.explain(), "environment": r.environment, "run": r.run, "at": _iso(r.at)}
 
 
 def _phase(r: CheckRecord) -> dict[str, Any]:
@@ -195,10 +195,15 @@ def _summary(decision: Decision) -> str:
 def _rows(records: Sequence[CheckRecord]) -> str:
     e = html.escape
     return ("<table><tr><th>verdict</th><th>severity</th><th>target</th><th>check</th><th>finding</th><th>when</th>"
-            "</tr>" + "".join(
+            "<th>where</th></tr>" + "".join(
                 f"<tr class={e(r.verdict.value)}><td>{e(r.verdict.value)}</td><td>{e(r.severity.value)}</td>"
                 f"<td>{e(r.target)}</td><td>{e(r.check)}</td><td>{e(r.explain())}</td><td>{e(_iso(r.at) or '')}"
-                "</td></tr>" for r in records) + "</table>")
+                f"</td><td>{e(_where(r))}</td></tr>" for r in records) + "</table>")
+
+
+def _where(r: CheckRecord) -> str:
+    """Which environment and which run (host-TIME-pid: a CI job's machine, a Kubernetes Job's pod) it came from."""
+    return " · ".join(x for x in (r.environment, r.run) if x)
 
 
 RENDERERS: dict[str, Callable[[Report], str]] = {
