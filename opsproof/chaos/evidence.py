@@ -73,7 +73,9 @@ def save(journal: dict[str, Any], configuration: Configuration, title: str) -> t
     """Audit, build and write the evidence of a run as ``OUT/chaos/<slug of the title>-<UTC time>.json`` (OUT:
     ``opsproof_out``, see :mod:`opsproof.output`); the document (with its path under ``evidence``) and the audit."""
     report = audit(configuration)
-    doc = build(journal, report, Context.of(configuration).redact)
+    context = Context.of(configuration)
+    # the inventory's name: several clusters' experiments merge in one readiness report, each keeping where it ran
+    doc = {**build(journal, report, context.redact), "environment": context.inventory.environment}
     out = output.root(str((configuration or {}).get("opsproof_out") or "") or None)
     path = output.stamped(output.chaos(out), output.slug(title))
     path.write_text(json.dumps(doc, indent=2, default=str))

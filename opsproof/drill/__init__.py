@@ -45,6 +45,7 @@ def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None
     else:
         drill = RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir, redact)
     drill.protected = inventory.environment if inventory.production and not allow_destructive else None
+    drill.environment = inventory.environment  # stamped on the evidence: several clusters' drills merge in a report
     return drill
 
 

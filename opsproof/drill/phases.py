@@ -91,6 +91,7 @@ class Drill:
         # set by open_drill: the environment's name when it is marked production and --allow-destructive was not
         # given; the drill then writes to no server the inventory names (a local scratch cluster is fine)
         self.protected: str | None = None
+        self.environment: str | None = None  # the inventory's name (set by open_drill), in the evidence
 
     # --- running --------------------------------------------------------------------------------------
     def phase(self, name: str) -> Result:
@@ -255,6 +256,7 @@ class Drill:
         rto = self.records.get("rto")
         return {
             "drill": self.target,
+            "environment": self.environment,
             "kind": self.kind,
             "verdict": self.verdict(),
             "started": dt.datetime.fromtimestamp(self.began, dt.UTC).isoformat(),

@@ -64,9 +64,12 @@ def latest(records: Iterable[CheckRecord]) -> list[CheckRecord]:
 
 def _without_duplicated_drills(records: Sequence[CheckRecord]) -> list[CheckRecord]:
     """A drill run from pytest leaves both its records and its document: the document (with RTO/RPO) stands."""
-    documented = {r.target for r in records if r.suite == "dr-drill" and (r.run or "").startswith("drill:")}
-    return [r for r in records if not (r.suite == "dr-drill" and r.target in documented
-                                       and not (r.run or "").startswith("drill:"))]
+    documented = {(r.environment, r.target) for r in records
+                  if r.suite == "dr-drill" and (r.run or "").startswith("drill:")}
+    def covered(r: CheckRecord) -> bool:  # a document written before drills named their environment covers any
+        return (r.environment, r.target) in documented or (None, r.target) in documented
+
+    return [r for r in records if not (r.suite == "dr-drill" and covered(r) and not (r.run or "").startswith("drill:"))]
 
 
 def _latest_diffs(records: Sequence[CheckRecord]) -> list[CheckRecord]:

@@ -82,7 +82,10 @@ def test_drill_phases_and_chaos_stages_are_steps(healthy: SandboxHelper, tmp_pat
     assert all(s["start"] <= s["stop"] for s in whole["steps"])
     assert {p["name"] for p in whole["parameters"]} == {"RTO", "RPO"}
     [attached] = [a for a in last["attachments"] if a["name"] == "drill evidence backups[cache]"]
-    assert json.loads((allure_dir / attached["source"]).read_text())["verdict"] == "PASS"
+    drill_doc = json.loads((allure_dir / attached["source"]).read_text())
+    assert (drill_doc["verdict"], drill_doc["environment"]) == ("PASS", "sandbox")
+    [written] = (out / "drills").glob("cache-*.json")
+    assert json.loads(written.read_text())["environment"] == "sandbox"  # several clusters' drills merge
 
     chaos = found["test_experiment[redis-down]"]
     events = [s["name"].split()[0] for s in chaos["steps"]]
@@ -98,6 +101,7 @@ def test_drill_phases_and_chaos_stages_are_steps(healthy: SandboxHelper, tmp_pat
     [attached] = [a for a in chaos["attachments"] if a["name"].startswith("chaos evidence ")]
     doc = json.loads((allure_dir / attached["source"]).read_text())
     assert doc["ok"]
+    assert doc["environment"] == "sandbox"
     assert doc["timeline"][0]["event"] == "fault_injected"
     for secret in healthy.box.meta["passwords"].values():
         assert all(secret not in p.read_text() for p in allure_dir.iterdir() if p.is_file())

@@ -307,3 +307,25 @@ def test_a_load_run_reads_as_its_thresholds_and_its_latency_chart(tmp_path: Path
     chart = page[page.index("latency by percentile</figcaption>"):]
     assert "<polyline" in chart
     assert "item: p95 19.8 ms, p99 29.1 ms" in chart  # from the run's exact histograms
+
+
+def test_drills_and_experiments_of_several_clusters_each_count(tmp_path: Path) -> None:
+    """A drill's and an experiment's document name their environment: two clusters' `backups[app]` are two drills,
+    and a pytest run's records of a drill its document covers are not counted twice."""
+    root = tmp_path / "reports"
+    for cluster in ("eu", "us"):
+        for folder, name in (("drills", "drill.json"), ("chaos", "chaos.json")):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            doc = {**json.loads((DATA / name).read_text()), "environment": f"prod-{cluster}"}
+            (root / folder / f"{cluster}-{name}").write_text(json.dumps(doc))
+    drill = json.loads((DATA / "drill.json").read_text())
+    write_run(root, "eu-pytest", a_record(test="checks/dr_drill/test_drill.py::test_04_restore[backups[app]]",
+                                          check="drill.restore", target=drill["drill"], environment="prod-eu",
+                                          suite="dr-drill", verdict="fail"))
+    decision = decide(collect([root]).records, default_policy(require=("dr-drill", "chaos")))
+    assert decision.go, decision.reasons  # eu's document stands for its pytest records
+    by_env = {env: sum(1 for r in decision.areas["dr-drill"].records if r.environment == env)
+              for env in ("prod-eu", "prod-us")}
+    assert by_env == {"prod-eu": 8, "prod-us": 8}
+    assert {r.environment for r in decision.areas["chaos"].records} == {"prod-eu", "prod-us"}
+    assert len(decision.areas["chaos"].records) == 4
