@@ -329,3 +329,19 @@ def test_drills_and_experiments_of_several_clusters_each_count(tmp_path: Path) -
     assert by_env == {"prod-eu": 8, "prod-us": 8}
     assert {r.environment for r in decision.areas["chaos"].records} == {"prod-eu", "prod-us"}
     assert len(decision.areas["chaos"].records) == 4
+
+
+def test_the_trend_is_per_environment() -> None:
+    from opsproof.report.trend import lines, trend
+
+    def result(env: str | None, verdict: str, value: float | None = None) -> dict[str, Any]:
+        return {"check": "http.health", "target": "http[app]", "verdict": verdict, "value": value,
+                "environment": env}
+
+    previous = {"verdict": "go", "results": [result("prod-eu", "pass", 1.0), result("prod-us", "pass")]}
+    current = {"results": [result("prod-eu", "pass", 2.0), result("prod-us", "fail")]}
+    change = trend(current, previous)
+    assert change["new_failures"] == ["http.health@http[app] (prod-us)"]
+    assert "http.health@http[app] (prod-eu): 1 → 2 (up)" in lines(change)
+    older = {"results": [{k: v for k, v in r.items() if k != "environment"} for r in previous["results"][:1]]}
+    assert trend({"results": [result("prod-eu", "fail")]}, older)["new_failures"] == ["http.health@http[app]"]
