@@ -172,6 +172,27 @@ def memory() -> dict[str, Any]:
     return {"per_name_kb": round(ten / 10), "after_1M_samples_kb": grown, "per_second_series_kb": round(per_second, 1)}
 
 
+HOOK_COST = """
+import time, timeit
+from locust import events
+args = dict(request_type="GET", name="x", response_time=2.5, response_length=10, exception=None, context={},
+            start_time=time.time(), url="/x", response=None)
+def cost():
+    return min(timeit.repeat(lambda: events.request.fire(**args), number=100_000, repeat=7)) / 100_000 * 1e6
+bare = cost()  # Locust's dispatch with no listener
+import opsproof.load.locust_plugin  # noqa: E402  (registers its listeners)
+print(cost() - bare)
+"""
+
+
+def hook_cost_us() -> float:
+    """CPU the plugin adds to each request: Locust's request event fired with and without its listener, best of 7
+    (a microbenchmark of one core: a busy machine can only make it slower, not faster)."""
+    done = subprocess.run([sys.executable, "-c", HOOK_COST], capture_output=True, text=True, check=True, cwd=ROOT,
+                          timeout=300)
+    return float(done.stdout.split()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="each throughput run")
@@ -205,6 +226,9 @@ def main() -> int:
              "locust_error_pct": round(100 * (exact["locust_pct_ms"][p] * 1000 - _rank(samples, float(p)))
                                        / _rank(samples, float(p)), 2)} for p in ("50", "95", "99")]}
     results["memory"] = memory()
+    hook = hook_cost_us()
+    results["plugin_hook_us"] = hook
+    results["derived_ratio"] = cpu_bare / (cpu_bare + hook)  # a CPU-bound generator: requests/s ∝ 1 / CPU each
     results["load_after"] = os.getloadavg()
     ratio_ok = results["throughput"]["ratio"] >= 0.95
     h = Tally().histogram  # exact below 262,144 µs; above, the same HdrHistogram counter (5 significant digits)
@@ -217,6 +241,8 @@ def main() -> int:
           f"with the plugin {cpu_plugged:.0f} µs (+{cpu_plugged - cpu_bare:.0f} µs, "
           f"{100 * (cpu_plugged / cpu_bare - 1):+.1f} %): at most {1e6 / cpu_bare:,.0f} and {1e6 / cpu_plugged:,.0f} "
           "requests/s per core")
+    print(f"the plugin's own cost: {hook:.1f} µs of CPU per request (its request listener, best of 7): with "
+          f"bare Locust's {cpu_bare:.0f} µs each, {100 * results['derived_ratio']:.1f} % of bare Locust's rate")
     print(f"exactness over {results['exactness']['requests']:,} samples (1–300 ms):")
     for r in results["exactness"]["rows"]:
         print(f"  p({r['pct']}): raw {r['raw_us']:,} µs  opsproof {r['opsproof_us']:,.0f} µs  Locust "

@@ -174,7 +174,7 @@ def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     data["opsproof"] = {"tallies": {name: t.encode() for name, t in _tallies.items()}, "cpu": _usage(),
                         "series": _series.encode(), "schedule": here.report() if here is not None else None}
     _tallies.clear()
-    _series.seconds.clear()
+    _series.clear()
     _flush_raw()
 
 

@@ -3,8 +3,11 @@ and latency percentiles of each wall-clock second, over every request of the sce
 
 Each second keeps a small HdrHistogram of its own (two significant digits — a percentile within 1 %, 3,072
 counters, ≈ 25 kB — where the run's exact histograms keep five): a chart needs the shape, the verdicts use the
-exact ones. A second is keyed by the epoch second in which its responses ended, so the seconds of many Locust
-processes (and machines with synchronised clocks) merge by key, the same way the exact tallies do.
+exact ones. A second more than :data:`SEAL_AFTER_S` older than the newest is kept packed (HdrHistogram's
+compressed encoding, a few hundred bytes), so a long soak costs well under 1 kB a second, not 25 kB; it is
+unpacked only if something still arrives for it (a worker's late report) and to chart it. A second is keyed by
+the epoch second in which its responses ended, so the seconds of many Locust processes (and machines with
+synchronised clocks) merge by key, the same way the exact tallies do.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from opsproof.load.histogram import HIGHEST_US, LOWEST_US
 
 DIGITS = 2
 SHOWN = (50, 95, 99)
+SEAL_AFTER_S = 10  # a worker reports every 3 s: a second this old is complete
 
 
 def _new() -> HdrHistogram:
@@ -30,18 +34,32 @@ class Second:
     requests: int = 0
     failures: int = 0
     late: int = 0
-    histogram: HdrHistogram = field(default_factory=_new)
+    histogram: HdrHistogram | None = field(default_factory=_new)  # None while packed
+    packed: bytes = b""
+
+    def live(self) -> HdrHistogram:
+        """The histogram, unpacked first if the second was sealed."""
+        if self.histogram is None:
+            self.histogram = HdrHistogram.decode(self.packed) if self.packed else _new()
+            self.packed = b""
+        return self.histogram
+
+    def seal(self) -> None:
+        if self.histogram is not None:
+            self.packed = self.histogram.encode() if self.requests else b""
+            self.histogram = None
 
     def encode(self) -> dict[str, Any]:
+        packed = self.packed if self.histogram is None else self.histogram.encode() if self.requests else b""
         return {"requests": self.requests, "failures": self.failures, "late": self.late,
-                "histogram": self.histogram.encode().decode("ascii") if self.requests else ""}
+                "histogram": packed.decode("ascii")}
 
     def add(self, data: Mapping[str, Any]) -> None:
         self.requests += int(data["requests"])
         self.failures += int(data["failures"])
         self.late += int(data["late"])
         if data["histogram"]:
-            self.histogram.add(HdrHistogram.decode(data["histogram"].encode("ascii")))
+            self.live().add(HdrHistogram.decode(data["histogram"].encode("ascii")))
 
 
 @dataclass
@@ -49,20 +67,40 @@ class Series:
     """Seconds of one process since its last report (a worker), or merged (the master, a local run)."""
 
     seconds: dict[int, Second] = field(default_factory=dict)
+    _newest: int = field(default=0, repr=False)
+    _open: set[int] = field(default_factory=set, repr=False)  # seconds not sealed yet
 
     def _at(self, epoch: float) -> Second:
         key = int(epoch)
         second = self.seconds.get(key)
         if second is None:
             second = self.seconds[key] = Second()
+            self._open.add(key)
+            if key > self._newest:  # once per new second: pack those that are complete
+                self._newest = key
+                for old in [k for k in self._open if k < key - SEAL_AFTER_S]:
+                    self.seconds[old].seal()
+                    self._open.discard(old)
+        elif second.histogram is None:
+            second.live()
+            self._open.add(key)
         return second
 
     def record(self, ended: float, us: int, failed: bool) -> None:
-        second = self.seconds.get(int(ended)) or self._at(ended)
+        second = self.seconds.get(int(ended))
+        histogram = second.histogram if second is not None else None
+        if second is None or histogram is None:
+            second = self._at(ended)
+            histogram = second.live()
         second.requests += 1
         if failed:
             second.failures += 1
-        second.histogram.record_value(us)
+        histogram.record_value(us)
+
+    def clear(self) -> None:
+        """Forget every second (a worker, once it has reported them)."""
+        self.seconds.clear()
+        self._open.clear()
 
     def late(self, due: float) -> None:
         self._at(due).late += 1
@@ -89,7 +127,7 @@ class Series:
                                    "error_ratio": round(s.failures / s.requests, 4) if s.requests else 0.0,
                                    "late": s.late}
             for p in SHOWN:
-                row[f"p{p}_ms"] = (round(s.histogram.get_value_at_percentile(p) / 1000, 2) if s.requests else None)
+                row[f"p{p}_ms"] = (round(s.live().get_value_at_percentile(p) / 1000, 2) if s.requests else None)
             rows.append(row)
         return rows
 

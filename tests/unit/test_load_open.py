@@ -235,3 +235,25 @@ def test_a_second_outside_the_run_s_span_is_kept() -> None:
     rows = s.rows(100.5, 103.9)
     assert [r["t"] for r in rows] == [0, 1, 2, 3, 4, 5]
     assert sum(r["requests"] for r in rows) == 1
+
+
+def test_complete_seconds_are_kept_packed_and_still_chart_and_merge() -> None:
+    s = Series()
+    for t in range(100):
+        for us in (1_000, 2_000, 40_000):
+            s.record(1000 + t + 0.5, us, t == 3)
+    packed = [k for k, sec in s.seconds.items() if sec.histogram is None]
+    assert packed == list(range(1000, 1089))  # all but the newest SEAL_AFTER_S + 1 seconds
+    assert max(len(s.seconds[k].packed) for k in packed) < 1_000  # not ≈ 25 kB of counters each
+    late = Series()
+    late.record(1003.2, 300_000, False)  # a worker's report for a packed second: unpacked, added
+    s.merge(late.encode())
+    rows = merged([s.encode()]).rows(1000, 1099.9)
+    assert len(rows) == 100
+    assert {k: rows[3][k] for k in ("t", "at", "requests", "failures", "error_ratio")} == {
+        "t": 3, "at": 1003, "requests": 4, "failures": 3, "error_ratio": 0.75}
+    assert rows[3]["p99_ms"] == pytest.approx(300, rel=0.01)
+    assert rows[50]["p95_ms"] == pytest.approx(40, rel=0.01)
+    s.clear()
+    s.record(2000.1, 1_000, False)
+    assert list(s.seconds) == [2000]
