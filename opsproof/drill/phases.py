@@ -155,7 +155,8 @@ class Drill:
         return False
 
     def _expectation(self, name: str) -> str:
-        return {"found": f"a backup younger than {human_duration(self.cfg.rpo)} (rpo)",
+        limit, key = self.cfg.age_limit
+        return {"found": f"a backup younger than {human_duration(limit)} ({key})",
                 "integrity": "an intact archive", "provision": "a scratch instance",
                 "restore": "the backup restored", "verify": "the restored data equal to the backup's",
                 "teardown": "nothing left behind"}.get(name, name)
@@ -187,9 +188,10 @@ class Drill:
                     "taken_at": _iso(self.backup_time), "manifest": bool(self.manifest), "fresh_backup_s": fresh}
         how = "taken now" if fresh is not None else f"{_span(age)} old"
         observed = f"{self.backup.name} ({fmt}, {size:,} bytes, {how}, {'with' if self.manifest else 'no'} manifest)"
-        if age > cfg.rpo:
+        limit, key = cfg.age_limit
+        if age > limit:
             observed = f"newest backup {self.backup.name} is {_span(age)} old"
-        return Outcome(age <= cfg.rpo, observed, f"a backup younger than {human_duration(cfg.rpo)} (rpo)", evidence)
+        return Outcome(age <= limit, observed, f"a backup younger than {human_duration(limit)} ({key})", evidence)
 
     suffix = ""
 

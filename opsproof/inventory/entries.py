@@ -313,7 +313,10 @@ class Backups(_Entry):
 
     directory: str | None = Field(None, min_length=1, description="/var/backups/postgres")
     pattern: str = Field("*", min_length=1, description="apex_full_*.sql.gz")
-    rpo: Duration = Field(86400, description="24h")  # the newest backup may be this old; the drill measures it
+    rpo: Duration = Field(86400, description="24h")  # the data a restore may lose; the drill measures it
+    # how old the newest backup may be ("verify backups are recent (<24h)"); default: rpo. Apart when the runbook
+    # states both, e.g. daily dumps (max_age: 24h) against an RPO of 1h that only WAL archiving could meet
+    max_age: Duration | None = Field(None, description="24h")
     rto: Duration | None = Field(None, description="4h")  # provision + restore + verify must fit in it
     min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
     postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
@@ -340,6 +343,11 @@ class Backups(_Entry):
         if self.fresh and not (self.postgres or self.redis):
             raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
         return self
+
+    @property
+    def age_limit(self) -> tuple[float, str]:
+        """How old the newest backup may be, and which key says so (``max_age``, else ``rpo``)."""
+        return (self.max_age, "max_age") if self.max_age is not None else (self.rpo, "rpo")
 
     @property
     def datastore(self) -> tuple[str, str] | None:

@@ -18,10 +18,10 @@ from opsproof.result import Severity
 
 @probe("backups.recent", "backups", Severity.HIGH, "ls -lt $BACKUP_DIR/$PATTERN | head -1",
        applies=lambda cfg: cfg.directory is not None,
-       expected=lambda cfg: f"newest {cfg.pattern} in {cfg.directory} younger than {human_duration(cfg.rpo)} (rpo) "
-                            f"and ≥ {cfg.min_size_bytes} bytes")
+       expected=lambda cfg: f"newest {cfg.pattern} in {cfg.directory} younger than "
+                            f"{human_duration(cfg.age_limit[0])} ({cfg.age_limit[1]}) and ≥ {cfg.min_size_bytes} bytes")
 def recent(target: Target[Backups], conns: Connections) -> Outcome:
-    """The newest backup matching the pattern is younger than the RPO and not empty."""
+    """The newest backup matching the pattern is younger than ``max_age`` (else the RPO) and not empty."""
     cfg = target.config
     assert cfg.directory is not None  # `applies` deselects entries without one
     try:
@@ -34,7 +34,7 @@ def recent(target: Target[Backups], conns: Connections) -> Outcome:
     evidence = {"file": str(newest), "age_h": round(age_h, 3), "size_bytes": found.size_bytes,
                 "count": len(listing.backups), "skipped": len(listing.skipped)}
     problems = []
-    if age_h * 3600 > cfg.rpo:
+    if age_h * 3600 > cfg.age_limit[0]:
         problems.append(f"newest {newest.name} is {age_h:.1f} h old")
     if found.size_bytes < cfg.min_size_bytes:
         problems.append(f"newest {newest.name} is {found.size_bytes} bytes")

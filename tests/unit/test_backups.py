@@ -22,7 +22,8 @@ def backup(directory: Path, name: str, hours_old: float, size: int = 1024) -> Pa
 
 
 def check(directory: Path, **settings: object) -> str:
-    cfg = Backups(directory=str(directory), pattern="apex_full_*.sql.gz", rpo="24h", **settings)  # type: ignore[arg-type]
+    cfg = Backups(**{"directory": str(directory), "pattern": "apex_full_*.sql.gz", "rpo": "24h",  # type: ignore[arg-type]
+                     **settings})
     with Connections() as conns:
         result = recent(Target("backups", "db", cfg), conns)
     return ("PASS " if result.ok else "FAIL ") + result.explain()
@@ -57,3 +58,16 @@ def test_a_missing_directory_fails(tmp_path: Path) -> None:
     assert check(tmp_path / "nope") == (
         f"FAIL backups[db]: {tmp_path / 'nope'} is not a readable directory, expected newest apex_full_*.sql.gz in "
         f"{tmp_path / 'nope'} younger than 1d (rpo) and ≥ 1 bytes")
+
+
+def test_max_age_is_the_freshness_limit_apart_from_the_rpo(tmp_path: Path) -> None:
+    """MagicSaaS: daily dumps, "backups are recent (<24h)", RPO 1 h — a 5-hour-old dump is recent, not an RPO."""
+    backup(tmp_path, "apex_full_1.sql.gz", hours_old=5)
+    assert check(tmp_path, rpo="1h", max_age="24h").startswith("PASS backups[db]: newest apex_full_1.sql.gz: 5.0 h")
+    assert check(tmp_path, rpo="1h") == (
+        f"FAIL backups[db]: newest apex_full_1.sql.gz is 5.0 h old, expected newest apex_full_*.sql.gz in {tmp_path} "
+        "younger than 1h (rpo) and ≥ 1 bytes")
+    backup(tmp_path, "apex_full_1.sql.gz", hours_old=25)
+    assert check(tmp_path, rpo="1h", max_age="24h").startswith(
+        "FAIL backups[db]: newest apex_full_1.sql.gz is 25.0 h old, expected newest apex_full_*.sql.gz in "
+        f"{tmp_path} younger than 1d (max_age)")

@@ -165,3 +165,12 @@ def test_a_missing_variable_is_named(path: Path, var: str) -> None:
         load(path, env=env)
     assert str(path) in str(caught.value)
     assert f"export {var}=" in str(caught.value)
+
+
+def test_the_examples_readme_lists_every_variable_each_example_needs() -> None:
+    """The table a user exports from: a variable left out there is an error on their first run."""
+    rows = re.findall(r"^\| `([^`]+\.yaml)` \| (.*) \|$", (EXAMPLES / "README.md").read_text(encoding="utf-8"), re.M)
+    listed = {name: set(re.findall(r"`([A-Z0-9_]+)`", cells)) for name, cells in rows}
+    needed = {name: {v for v, has_default in variables(EXAMPLES / name).items() if not has_default}
+              for name in RUNBOOK_EXAMPLES}
+    assert {name: listed.get(name, set()) for name in needed} == needed
