@@ -334,8 +334,8 @@ def test_prometheus_stopped(healthy: SandboxHelper, tmp_path: Path) -> None:
     finally:
         healthy.box.start_service("prometheus")
     assert run.failed_checks == {"prometheus.ready"}, run.output
-    assert run.blocked == dict.fromkeys({"prometheus.targets", "prometheus.rules", "prometheus.alerts"},
-                                        "prometheus[main]")
+    assert run.blocked == dict.fromkeys({"prometheus.targets", "prometheus.rules", "prometheus.alerts",
+                                         "prometheus.query"}, "prometheus[main]")  # its named queries too
     assert message(run, "prometheus.ready").startswith("prometheus[main]: unreachable (ConnectError")
 
 
