@@ -340,3 +340,36 @@ def test_the_slo_p95_of_a_milliseconds_histogram(serve: Serve) -> None:
     assert [r.observed.split(" over")[0] for r in results] == ["p95 200 ms", "p95 200 ms"]
     assert results[0].evidence["buckets"] == results[1].evidence["buckets"] == {"0.1": 50, "0.25": 150, "+Inf": 200}
     assert [r.evidence["window"]["histogram_unit"] for r in results] == ["seconds", "milliseconds"]
+
+
+def test_a_waiver_names_one_query() -> None:
+    from opsproof import governance
+
+    [waiver] = governance.loads_waivers("- check: 'prometheus.query@prometheus[main] query pool_usage'\n"
+                                        "  reason: known, OPS-1\n  owner: o\n  ticket: OPS-1\n  expires: 2999-01-01\n",
+                                        "w.yaml")
+    waivers = governance.Waivers([waiver])
+    assert waivers.decide("prometheus.query@prometheus[main] query pool_usage", "n") is not None
+    assert waivers.decide("prometheus.query@prometheus[main] query p95", "n") is None
+
+
+def test_a_query_is_blocked_by_its_entry_being_down() -> None:
+    from opsproof import governance
+    from opsproof.result import Result
+
+    [spec] = [s for s in ALL if s.check == "postgres.query"]
+    query = targets("postgres.query")["index"]
+    root = governance.root_spec("postgres")
+    assert root is not None
+    down = Result("postgres[main]", root.check, False, "unreachable (OperationalError: refused)", "accepting "
+                  "connections", error="OperationalError: refused")
+    failed = Result(query.id, spec.check, False, "unreachable (OperationalError: refused)", "rows >= 1",
+                    error="OperationalError: refused")
+
+    def fetch(s: Any, t: Target[Any]) -> Result:
+        assert (s, t.id) == (root, "postgres[main]")  # the entry's reachability check, not the query's
+        return down
+
+    blocked = governance.find_blocker(spec, query, failed, INV, fetch, {f"{root.check}@postgres[main]"})
+    assert blocked is not None
+    assert (blocked.by, blocked.root) == ("postgres[main]", "postgres.ready@postgres[main]")
