@@ -133,3 +133,28 @@ def test_a_slow_app_and_a_dropped_index_fail_exactly_their_queries(healthy: Sand
     assert found, p95
     assert float(found.group(1)) > 300
     assert f"prometheus[main] query p95_ms: {found.group(1)} ms" in run.output  # what the CI log shows
+
+
+def test_a_bad_query_stops_the_run_before_anything_is_contacted(tmp_path: Path) -> None:
+    """What a user sees from pytest: the file, line, key and fix of each bad query, usage error (exit 4)."""
+    inventory = tmp_path / "bad.yaml"
+    inventory.write_text("""environment: bad
+prometheus:
+  main:
+    url: http://127.0.0.1:9
+    queries:
+      pool_usage: {expr: max(db_pool_in_use), op: '=>', value: 0.8}
+postgres:
+  main:
+    dsn: postgresql://u@127.0.0.1:9/db
+    queries:
+      max_connections: {op: '>=', value: 100}
+""")
+    run = run_suite(inventory, tmp_path, *QUERY_CHECKS)
+    assert run.code == 4, run.output
+    assert (f"{inventory}:6: prometheus.main.queries.pool_usage.op: '=>' is not a comparison. Fix: write one of <, "
+            "<=, >, >=, ==, != in quotes") in run.output
+    assert f"{inventory}:11: postgres.main.queries.max_connections.sql: required key is missing. Fix: add 'sql:'." \
+        in run.output
+    assert "Traceback" not in run.output
+    assert run.records == []
