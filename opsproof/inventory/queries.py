@@ -58,12 +58,12 @@ def compare(observed: float | str, op: str, expected: float | str) -> bool:
 
 
 def fmt(value: float | str, unit: str | None = None) -> str:
-    """A value as messages show it: 0.93, 1500, 312 ms, 'abc123'."""
+    """A value as messages show it: 0.93, 1500, 312.5 ms, 'abc123'."""
     if isinstance(value, str):
         return repr(value)
     if math.isnan(value) or math.isinf(value):
         return str(value)
-    text = f"{value:.0f}" if abs(value) >= 1e6 and value == int(value) else f"{value:.4g}"
+    text = f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # 1500, 12346 — never 1.235e+04
     return f"{text} {SYMBOL[unit]}" if unit else text
 
 

@@ -122,14 +122,14 @@ def judge(cfg: PromQuery, series: list[Series], window_s: float | None, step_s: 
     for s, numbers in judged:
         bad = [v for v in numbers if not compare(v, cfg.op, cfg.threshold)]
         rows.append((s, worst(numbers, cfg.op, cfg.threshold), len(bad), len(numbers)))
+    rows.sort(key=lambda r: (not r[2], -_badness(r[1], cfg)))  # failing first, worst first
     failing = [r for r in rows if r[2]]
     evidence["series"] = [{"labels": s.labels, "worst": w, "failing_points": n_bad, "points": n}
-                          for s, w, n_bad, n in (failing + [r for r in rows if not r[2]])[:EVIDENCE_SERIES]]
+                          for s, w, n_bad, n in rows[:EVIDENCE_SERIES]]
     if not failing:
-        s, w, _, _ = max(rows, key=lambda r: _badness(r[1], cfg))
+        s, w, _, _ = rows[0]
         of = f", the worst of {len(rows)} series" if len(rows) > 1 else ""
         return Outcome(True, f"{_value(w, s, cfg)}{over}{of}", evidence)
-    failing.sort(key=lambda r: _badness(r[1], cfg), reverse=True)
     shown = ", ".join(_value(w, s, cfg) + (f" at {n_bad} of {n} evaluations" if window_s and n > 1 else "")
                       for s, w, n_bad, n in failing[:SHOWN])
     more = f" and {len(failing) - SHOWN} more" if len(failing) > SHOWN else ""

@@ -373,3 +373,13 @@ def test_a_query_is_blocked_by_its_entry_being_down() -> None:
     blocked = governance.find_blocker(spec, query, failed, INV, fetch, {f"{root.check}@postgres[main]"})
     assert blocked is not None
     assert (blocked.by, blocked.root) == ("postgres[main]", "postgres.ready@postgres[main]")
+
+
+def test_many_failing_series_are_named_worst_first_then_counted() -> None:
+    series = [Series({"instance": f"db{i}"}, (0.81 + i / 100,)) for i in range(7)]
+    series.append(Series({"instance": "ok"}, (0.1,)))
+    out = promql.judge(prom("pool_usage"), series, None, None)
+    assert out.observed == ('0.87 (instance="db6"), 0.86 (instance="db5"), 0.85 (instance="db4"), 0.84 '
+                            '(instance="db3"), 0.83 (instance="db2") and 2 more (7 of 8 series)')
+    assert [s["labels"]["instance"] for s in out.evidence["series"]][-2:] == ["db0", "ok"]
+    assert promql.judge(prom("p95"), [Series({}, (12345.6,))], None, None).observed == "12346 ms"
