@@ -46,6 +46,24 @@ def _name(v: str) -> str:
 
 QueryName = Annotated[str, AfterValidator(_name)]
 Window = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=7 * 86400)]
+MAX_WINDOW = 7 * 86400
+
+
+def _since(v: Any) -> Any:
+    """``for:`` — a duration, or ``deploy``: from the entry's deploy time to now."""
+    if v == "deploy":
+        return v
+    try:
+        window = parse_duration(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a duration. Fix: write it like 5m or 1h, or deploy (since the "
+                         "deploy)") from None
+    if isinstance(window, int | float) and not 0 < window <= MAX_WINDOW:
+        raise ValueError(f"{v!r} is not a window of up to 7 days. Fix: write a duration such as 5m, or deploy")
+    return window
+
+
+Since = Annotated[float | Literal["deploy"], BeforeValidator(_since)]
 
 
 def compare(observed: float | str, op: str, expected: float | str) -> bool:
@@ -99,13 +117,14 @@ def bind(entry: Any, queries: dict[str, _Query]) -> None:
 
 class PromQuery(_Query):
     """A PromQL threshold: every series the expression returns satisfies ``op value`` — at every evaluation over
-    ``for`` (a range query at ``step``, default the server's scrape interval), or now. No series is "no data", a
-    failure, unless ``absent_ok: true``."""
+    ``for`` (a range query at ``step``, default the server's scrape interval; ``for: deploy``: since the entry's
+    deploy time, as ``prometheus.new_alerts`` takes it), or now. No series is "no data", a failure, unless
+    ``absent_ok: true``."""
 
     expr: str = Field(min_length=1, description="max by (instance) (db_pool_in_use / db_pool_size)")
     op: Comparison
     value: float | str = Field(description="0.8, or with unit: a duration such as 300ms")
-    for_: Window | None = Field(None, alias="for", description="5m")
+    for_: Since | None = Field(None, alias="for", description="5m, or deploy")
     step: Window | None = Field(None, description="15s (default: the server's global scrape_interval)")
     unit: Unit | None = None  # what the expression's values are in, for a latency: seconds or milliseconds
     absent_ok: bool = False
@@ -118,7 +137,7 @@ class PromQuery(_Query):
             raise ValueError(f"value {self.value!r} is not a number. Fix: write a number (0.8), or state unit: "
                              "seconds|milliseconds to write a duration (300ms)")
         self._threshold = _in_unit(self.value, self.unit)
-        if self.for_ and self.step and self.for_ / self.step > MAX_POINTS:
+        if isinstance(self.for_, float) and self.step and self.for_ / self.step > MAX_POINTS:
             raise ValueError(f"for / step is {self.for_ / self.step:.0f} evaluations, above Prometheus' "
                              f"{MAX_POINTS} per series. Fix: a larger step, or a shorter for")
         return self

@@ -62,11 +62,19 @@ def query(target: Target[PromQuery], conns: Connections) -> Outcome:
     if cfg.for_ is None:
         data = api(source, conns, "/api/v1/query", {"query": cfg.expr, "time": f"{end:.3f}"})
         return judge(cfg, parse(data), None, None)
+    if isinstance(cfg.for_, float):
+        window = cfg.for_
+    else:  # since the deploy
+        deploy = source.config.deploy_time(end)
+        if deploy is None:
+            return Outcome(False, "no deploy time to judge since: set deployed_at: on the prometheus entry (or on "
+                                  "an slo entry read from it)")
+        window = max(1.0, end - deploy[0])
     step = cfg.step or scrape_interval(source, conns)
-    step = max(step, cfg.for_ / MAX_POINTS)  # Prometheus answers at most 11,000 evaluations per series
+    step = max(step, window / MAX_POINTS)  # Prometheus answers at most 11,000 evaluations per series
     data = api(source, conns, "/api/v1/query_range",
-               {"query": cfg.expr, "start": f"{end - cfg.for_:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
-    return judge(cfg, parse(data), cfg.for_, step)
+               {"query": cfg.expr, "start": f"{end - window:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+    return judge(cfg, parse(data), window, step)
 
 
 def scrape_interval(source: Target[Any], conns: Connections) -> float:
@@ -108,7 +116,9 @@ def worst(values: list[float], op: str, threshold: float) -> float:
 
 def judge(cfg: PromQuery, series: list[Series], window_s: float | None, step_s: float | None) -> Outcome:
     """Each series judged at each of its values; the message names the failing series' labels and worst values."""
-    over = f" over {human_duration(window_s)}" if window_s else ""
+    over = f" over {human_duration(round(window_s))}" if window_s else ""
+    if window_s and cfg.for_ == "deploy":
+        over = f" since the deploy ({human_duration(round(window_s))} ago)"
     evidence: dict[str, Any] = {"expr": cfg.expr, "window_s": window_s, "step_s": step_s, "series_count": len(series),
                                 "threshold": cfg.threshold, "unit": cfg.unit}
     judged = [(s, s.numbers) for s in series]

@@ -65,12 +65,14 @@ def test_queries_pass_on_the_healthy_sandbox_and_bad_ones_fail_clearly(healthy: 
     inventory = with_queries(healthy, tmp_path, {
         "slow": {"sql": "SELECT pg_sleep(5)", "rows": 1, "timeout": "300ms"},
         "slow_statements": {"sql": "SELECT query FROM pg_stat_statements WHERE mean_exec_time > 1000", "rows": 0},
-    }, {"p95_ms": P95_MS}, {"postgres.writer": writer})
+    }, {"p95_ms": P95_MS, "prometheus_up": {"expr": 'up{job="prometheus"}', "op": "==", "value": 1,
+                                            "for": "deploy"}},
+        {"postgres.writer": writer, "prometheus.main.deployed_at": "-10m"})
     before = audit_rows(healthy)
     run = run_suite(inventory, tmp_path, *QUERY_CHECKS)
     got = by_target(run)
-    assert {t for t, r in got.items() if r["outcome"] == "passed"} == {*SANDBOX_QUERIES,
-                                                                       "prometheus[main] query p95_ms"}, run.output
+    assert {t for t, r in got.items() if r["outcome"] == "passed"} == {
+        *SANDBOX_QUERIES, "prometheus[main] query p95_ms", "prometheus[main] query prometheus_up"}, run.output
     assert audit_rows(healthy) == before  # the INSERT and the DELETE were refused: nothing changed
     assert message(got["postgres[writer] query writes"]) == (
         "postgres[writer] query writes: refused: cannot execute INSERT in a read-only transaction — the query writes; "
@@ -90,6 +92,9 @@ def test_queries_pass_on_the_healthy_sandbox_and_bad_ones_fail_clearly(healthy: 
     assert got["postgres[main] query items_tenant_index"]["observed"] == "1 row (first: items_tenant)"
     assert re.fullmatch(r"\d+(\.\d+)? ms over 3s", got["prometheus[main] query p95_ms"]["observed"]), run.output
     assert got["prometheus[main] query p95_ms"]["evidence"]["step_s"] == 1
+    assert re.fullmatch(r'1 \(instance="127\.0\.0\.1:\d+", job="prometheus"\) since the deploy \(10m ago\)',
+                        got["prometheus[main] query prometheus_up"]["observed"]), run.output
+    assert got["prometheus[main] query prometheus_up"]["evidence"]["window_s"] == pytest.approx(600)
     # the SLO latency check on the milliseconds histogram: the same p95 and buckets as on the seconds one
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).isoformat()
     derived = healthy.derive(tmp_path / "slo", {

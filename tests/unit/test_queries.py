@@ -383,3 +383,35 @@ def test_many_failing_series_are_named_worst_first_then_counted() -> None:
                             '(instance="db3"), 0.83 (instance="db2") and 2 more (7 of 8 series)')
     assert [s["labels"]["instance"] for s in out.evidence["series"]][-2:] == ["db0", "ok"]
     assert promql.judge(prom("p95"), [Series({}, (12345.6,))], None, None).observed == "12346 ms"
+
+
+def test_since_the_deploy(serve: Serve) -> None:
+    """``for: deploy``: the window runs from the entry's deploy time (its deployed_at, else its slo entries')."""
+    text = ("environment: t\nprometheus:\n  main:\n    url: http://p\n    deployed_at: -10m\n    queries:\n"
+            "      errors: {expr: x, op: '<', value: 0.05, for: deploy, step: 5s}\n")
+    inv = loads(text)
+    [t] = next(s for s in ALL if s.check == "prometheus.query").targets("main", inv.prometheus["main"])
+    windows: list[float] = []
+
+    def range_query(request: httpx.Request) -> httpx.Response:
+        windows.append(float(request.url.params["end"]) - float(request.url.params["start"]))
+        return envelope({"resultType": "matrix", "result": [{"metric": {"job": "api"}, "values": [[1, "0.07"]]}]})
+
+    result = promql.query(t, serve({"/api/v1/query_range": range_query}))
+    assert windows == [pytest.approx(600, abs=1)]
+    assert result.explain() == ('prometheus[main] query errors: 0.07 (job="api") since the deploy (10m ago), '
+                                "expected < 0.05")
+    undated = loads(text.replace("    deployed_at: -10m\n", ""))
+    [t] = next(s for s in ALL if s.check == "prometheus.query").targets("main", undated.prometheus["main"])
+    result = promql.query(t, serve({}))
+    assert (result.ok, result.observed) == (False, "no deploy time to judge since: set deployed_at: on the prometheus "
+                                                   "entry (or on an slo entry read from it)")
+
+
+@pytest.mark.parametrize(("window", "problem"), [
+    ("5x", "'5x' is not a duration. Fix: write it like 5m or 1h, or deploy (since the deploy)."),
+    ("8d", "'8d' is not a window of up to 7 days. Fix: write a duration such as 5m, or deploy."),
+    ("0s", "'0s' is not a window of up to 7 days. Fix: write a duration such as 5m, or deploy."),
+])
+def test_a_window_is_a_duration_of_up_to_7_days_or_deploy(window: str, problem: str) -> None:
+    assert error("for: 5m", f"for: {window}") == f"q.yaml:11: prometheus.main.queries.pool_usage.for: {problem}"
