@@ -165,7 +165,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except pytest.UsageError as e:  # raised again once collection ends: a usage error, not 20 collection errors
         env.error = e
         return
-    targets = [Target(spec.kind, name, cfg) for name, cfg in inventory.targets(spec.kind).items()]
+    targets = [t for name, cfg in inventory.targets(spec.kind).items() for t in spec.targets(name, cfg)]
     metafunc.parametrize("target", [pytest.param(t, id=t.id) for t in targets])
 
 

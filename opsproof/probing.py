@@ -104,7 +104,7 @@ class Prober:
         first tries), and by the run's stop; prefetch queues every root check ahead of the others."""
         if job.spec.root:
             return
-        root = self.roots.get(job.target.id)
+        root = self.roots.get(job.target.entry.id)  # a named query's: its entry's
         if root is None or root is job or root.future.done():
             return
         timeout = float(getattr(job.target.config, "timeout_s", None) or 30) * 2

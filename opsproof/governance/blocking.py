@@ -119,6 +119,7 @@ def find_blocker(spec: ProbeSpec, target: Target[Any], result: Result, inventory
     """
     if result.ok is not False:
         return None
+    target = target.entry  # a named query is blocked as its entry is
     root = root_spec(target.kind)
     if root is not None and root.check == spec.check:
         return _real_failure(target, inventory, fetch, reported)

@@ -18,6 +18,7 @@ from pydantic import (
 from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
 from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify, url_secrets
 from opsproof.inventory.base import _Model, parse_instant
+from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -88,11 +89,13 @@ class Postgres(_Entry):
     # each check's total deadline, connection and queries included (default: connect_timeout_s); a session that
     # gives no answer by then has its socket shut: "no answer within N s"
     timeout_s: float | None = Field(None, gt=0, le=300)
+    queries: dict[QueryName, PgQuery] = Field(default_factory=dict)  # read-only SQL assertions (postgres.query)
 
     @model_validator(mode="after")
     def _deadline(self) -> Postgres:
         if self.timeout_s is None:
             object.__setattr__(self, "timeout_s", self.connect_timeout_s)  # frozen: set once, while validating
+        bind(self, dict(self.queries))
         return self
 
 
@@ -157,6 +160,7 @@ class Prometheus(_Entry):
     headers: dict[str, str] = Field(default_factory=dict)
     # /api/v1/targets is ~1.5 KiB per active target: 16 MiB holds a fleet of ~10,000; raise it for a larger one
     max_answer_bytes: int = Field(16 << 20, ge=1024, le=1 << 30)
+    queries: dict[QueryName, PromQuery] = Field(default_factory=dict)  # named PromQL thresholds (prometheus.query)
 
     _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
 
@@ -166,6 +170,11 @@ class Prometheus(_Entry):
         written = [("deployed_at", self.deployed_at)] if self.deployed_at else [
             (f"slo.{name}.deployed_at", at) for name, at in self._slo_deploys]
         return min(((parse_instant(at, now), key) for key, at in written), default=None)
+
+    @model_validator(mode="after")
+    def _bind(self) -> Prometheus:
+        bind(self, dict(self.queries))
+        return self
 
     @field_validator("severity_map", mode="before")
     @classmethod
@@ -238,6 +247,7 @@ class Slo(_Entry):
     requests_metric: str = "http_requests_total"  # counter with a status-code label (see status_label)
     status_label: str = Field("status", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="code")  # its HTTP status
     duration_metric: str = "http_request_duration_seconds"  # histogram (…_bucket)
+    duration_unit: Unit | None = None  # its unit; default from its name: …_ms / …_milliseconds, else seconds
     max_error_ratio: float = Field(0.01, ge=0, le=1)  # 5xx / all
     max_p95_ms: float = Field(500, gt=0)
     min_requests: int = Field(100, ge=0)  # fewer requests in the window is "no data", never a pass
@@ -260,6 +270,11 @@ class Slo(_Entry):
     def timeout_s(self) -> float:
         """The deadline of each of its checks: that of the Prometheus it is read from."""
         return self.source.timeout_s
+
+    @property
+    def seconds_per_unit(self) -> float:
+        """Seconds in one unit of the latency histogram's values and bucket bounds (``le``)."""
+        return 0.001 if duration_unit(self.duration_metric, self.duration_unit) == "milliseconds" else 1.0
 
     def window(self, now: float) -> tuple[float, float]:
         """(start, end) of the window since the deploy, as Unix times."""
@@ -364,9 +379,11 @@ KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "al
                            "backups")
 
 
-def address_of(entry: _Entry) -> str:
+def address_of(entry: _Entry | _Query) -> str:
     """Where an entry is reached, secrets masked (it is shown in findings): its URL or DSN, ``host:port``, its
-    Kubernetes namespace, its SLO's Prometheus, its backup directory."""
+    Kubernetes namespace, its SLO's Prometheus, its backup directory; a named query: its entry's."""
+    if isinstance(entry, _Query):
+        return address_of(entry.entry)
     if isinstance(entry, HttpService | Redis | Prometheus | Alertmanager | Postgres):
         where = entry.dsn if isinstance(entry, Postgres) else entry.url
         return Redactor(url_secrets(where))(where)

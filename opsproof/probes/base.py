@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from opsproof.inventory import Kind
 from opsproof.probes.connections import Connections
@@ -25,7 +25,8 @@ C = TypeVar("C")
 
 @dataclass(frozen=True, repr=False)
 class Target(Generic[C]):
-    """One inventory entry: ``Target("redis", "cache", Redis(...))`` → id ``redis[cache]``.
+    """One inventory entry: ``Target("redis", "cache", Redis(...))`` → id ``redis[cache]``; or one named item of an
+    entry (``part``: its word and name, ``config`` the item's, bound to its entry): ``prometheus[main] query p95``.
 
     Its repr is its id and nothing of its configuration (DSNs, URLs, headers): a target reaches output as a pytest
     parameter — Allure's parameters, ``--setup-show``, the locals ``-l`` prints — where no redactor runs."""
@@ -33,10 +34,16 @@ class Target(Generic[C]):
     kind: Kind
     name: str
     config: C
+    part: tuple[str, str] | None = None  # ("query", "p95") for a named item of the entry
 
     @property
     def id(self) -> str:
-        return f"{self.kind}[{self.name}]"
+        return f"{self.kind}[{self.name}]" + (f" {self.part[0]} {self.part[1]}" if self.part else "")
+
+    @property
+    def entry(self) -> Target[Any]:
+        """The inventory entry itself (an item's entry: the one it is reached, blocked and depends on as)."""
+        return self if self.part is None else Target(self.kind, self.name, cast(Any, self.config).entry)
 
     def __repr__(self) -> str:
         return f"Target({self.id})"
@@ -69,6 +76,14 @@ class ProbeSpec:
     expected: Callable[[Any], str]  # the one expected text, from the entry's configuration
     applies: Callable[[Any], bool] = _always
     root: bool = False  # the kind's reachability check: when it fails, the target's other checks are blocked
+    each: tuple[str, Callable[[Any], Mapping[str, Any]]] | None = None  # one check per named item of an entry
+
+    def targets(self, name: str, config: Any) -> list[Target[Any]]:
+        """What this check runs on for the entry ``name``: the entry, or (``each``) each of its named items."""
+        if self.each is None:
+            return [Target(self.kind, name, config)]
+        word, items = self.each
+        return [Target(self.kind, name, item, (word, key)) for key, item in items(config).items()]
 
     def __call__(self, target: Target[Any], conns: Connections) -> Result:
         return run(self, target, conns)
@@ -83,12 +98,14 @@ def probe(
     expected: Callable[[Any], str],
     applies: Callable[[Any], bool] | None = None,
     root: bool = False,
+    each: tuple[str, Callable[[Any], Mapping[str, Any]]] | None = None,
 ) -> Callable[[ProbeFn], ProbeSpec]:
     """Declare a probe. ``expected(config)`` is its expected text; ``applies(config)`` says whether the entry
-    configures this check; ``root`` marks the kind's reachability check."""
+    configures this check; ``root`` marks the kind's reachability check; ``each=(word, items)`` makes it one check
+    per named item of an entry (``items(entry config)`` → {name: item config}), whose ``config`` is the item's."""
 
     def wrap(fn: ProbeFn) -> ProbeSpec:
-        spec = ProbeSpec(check, kind, severity, replaces, fn, expected, applies or _always, root)
+        spec = ProbeSpec(check, kind, severity, replaces, fn, expected, applies or _always, root, each)
         spec.__dict__["__doc__"] = fn.__doc__
         return spec
 

@@ -68,7 +68,7 @@ class Window:
         self.errors = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}=~"5.."}}'))
         self.labelled = round(self._scalar(f'{cfg.requests_metric}{{{cfg.selector},{label}!=""}}'))
         p95 = scalar(target, conns, f"histogram_quantile(0.95, {self._counted(self._buckets, 'le')})", end)
-        self.p95_ms = None if p95 is None else p95 * 1000
+        self.p95_ms = None if p95 is None else p95 * (cfg.seconds_per_unit * 1000)  # from the histogram's unit
 
     @property
     def _range(self) -> str:
@@ -94,8 +94,10 @@ class Window:
         return max(0.0, scalar(self._target, self._conns, self._counted(selector), self.end) or 0.0)
 
     def cumulative(self) -> dict[float, int]:
-        """Requests per bucket bound over the window, cumulative as Prometheus keeps them ({le: count}, inf: all)."""
-        return {le: max(0, n) for le, n in bucket_counts(
+        """Requests per bucket bound over the window, cumulative as Prometheus keeps them ({le in seconds: count},
+        inf: all) — a histogram in milliseconds (``duration_unit``) has its bounds converted."""
+        units = 1 / self._target.config.seconds_per_unit  # per second: 1, or 1000 (a division keeps 0.005 exact)
+        return {le / units: max(0, n) for le, n in bucket_counts(
             query(self._target, self._conns, self._counted(self._buckets, "le"), self.end)).items()}
 
     @property
@@ -106,6 +108,7 @@ class Window:
         return {"end": self.end, "seconds": round(self.seconds, 3), "requests": self.requests, "errors": self.errors,
                 "labelled_requests": self.labelled,
                 "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
+                "histogram_unit": "milliseconds" if self._target.config.seconds_per_unit < 1 else "seconds",
                 "counted": "increase(): a counter reset inside" if self.resets else "scraped values at both ends"}
 
 

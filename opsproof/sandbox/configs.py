@@ -120,6 +120,14 @@ def inventory(box: Sandbox) -> dict[str, Any]:
             "count_dsn": box.dsn("opsproof_backup"),
             "extensions": ["pg_trgm", "pgcrypto"], "connect_timeout_s": 3,
             "replicas": {"replica": {"dsn": box.dsn("opsproof_monitor", service="replica"), "max_lag_s": 10}},
+            # read-only SQL assertions (postgres.query), each in a READ ONLY transaction with a statement timeout
+            "queries": {
+                "max_connections": {"sql": "SHOW max_connections", "op": ">=", "value": 40},
+                "items_tenant_index": {"sql": "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+                                              "AND indexname = 'items_tenant'", "rows": ">= 1"},
+                "vacuum_age": {"sql": "SELECT max(age(datfrozenxid)) FROM pg_database", "op": "<",
+                               "value": 200_000_000},
+            },
         }},
         "redis": {"cache": {"url": box.redis_url(), "max_memory_ratio": 0.9,
                             "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
@@ -127,7 +135,12 @@ def inventory(box: Sandbox) -> dict[str, Any]:
         "prometheus": {"main": {"url": box.url("prometheus"),
                                 "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
                                 "rules": RULE_NAMES, "no_alerts_at_or_above": "critical",
-                                "timeout_s": 3}},
+                                "timeout_s": 3,
+                                # PromQL thresholds (prometheus.query): the alert rules evaluate without failing
+                                "queries": {"rule_failures": {
+                                    "expr": "sum by (rule_group) (increase("
+                                            "prometheus_rule_evaluation_failures_total[1m]))",
+                                    "op": "==", "value": 0, "for": "30s"}}}},
         "alertmanager": {"main": {"url": box.url("alertmanager"), "receivers": ["sandbox-webhook"],
                                   "timeout_s": 3}},
         # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User

@@ -23,10 +23,12 @@ postgres:
     rls_tables: [public.t]
     extensions: [pg_trgm]
     replicas: {replica: {dsn: "postgresql://u@127.0.0.1:9/db"}}
+    queries: {one: {sql: SELECT 1, value: 1}}
 redis:
   cache: {url: "redis://127.0.0.1:9", eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 10}}
 prometheus:
-  main: {url: "http://127.0.0.1:9", jobs_up: [app], rules: [R], no_alerts_at_or_above: critical}
+  main: {url: "http://127.0.0.1:9", jobs_up: [app], rules: [R], no_alerts_at_or_above: critical,
+         queries: {up: {expr: up, op: "==", value: 1}}}
 alertmanager:
   main: {url: "http://127.0.0.1:9", receivers: [r]}
 """

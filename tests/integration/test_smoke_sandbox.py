@@ -26,7 +26,7 @@ ALL_CHECKS = {
     "postgres.connections", "postgres.long_queries", "postgres.cache_hit", "postgres.rls", "postgres.extensions",
     "postgres.replica_lag", "redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate",
     "redis.queues", "prometheus.ready", "prometheus.targets", "prometheus.rules", "prometheus.alerts",
-    "alertmanager.ready", "alertmanager.receivers",
+    "alertmanager.ready", "alertmanager.receivers", "prometheus.query", "postgres.query",
 }
 REDIS_CHECKS = {"redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate", "redis.queues"}
 
@@ -81,7 +81,7 @@ def test_postgres_stopped_fires_a_critical_alert(healthy: SandboxHelper, tmp_pat
     healthy.wait_firing("PostgresDown")
     run = run_suite(healthy.inventory, tmp_path)
     pg = {"postgres.ready", "postgres.connections", "postgres.long_queries", "postgres.cache_hit", "postgres.rls",
-          "postgres.extensions"}
+          "postgres.extensions", "postgres.query"}  # the named queries too: blocked as their entry is
     assert run.failed_checks == {"postgres.ready", "prometheus.alerts"}, run.output
     # the app depends on PostgreSQL (depends_on in the sandbox inventory): its failures are that outage
     assert run.blocked == dict.fromkeys(pg - {"postgres.ready"} | {"http.health", "http.ready"}, "postgres[main]")
@@ -334,8 +334,8 @@ def test_prometheus_stopped(healthy: SandboxHelper, tmp_path: Path) -> None:
     finally:
         healthy.box.start_service("prometheus")
     assert run.failed_checks == {"prometheus.ready"}, run.output
-    assert run.blocked == dict.fromkeys({"prometheus.targets", "prometheus.rules", "prometheus.alerts"},
-                                        "prometheus[main]")
+    assert run.blocked == dict.fromkeys({"prometheus.targets", "prometheus.rules", "prometheus.alerts",
+                                         "prometheus.query"}, "prometheus[main]")  # its named queries too
     assert message(run, "prometheus.ready").startswith("prometheus[main]: unreachable (ConnectError")
 
 

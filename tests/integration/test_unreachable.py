@@ -12,7 +12,7 @@ import yaml
 from support import run_suite
 
 from opsproof.inventory import loads
-from opsproof.probes import ALL, Connections, Target
+from opsproof.probes import ALL, Connections
 from opsproof.sandbox.process import free_port
 
 
@@ -53,11 +53,13 @@ postgres:
     count_tables: [public.items]
     extensions: [pg_trgm]
     replicas: {{r1: {{dsn: "postgresql://opsproof:hunter2secret@127.0.0.1:{port}/app"}}}}
+    queries: {{max_connections: {{sql: SHOW max_connections, op: ">=", value: 100}}}}
 redis:
   cache: {{url: "redis://:hunter2secret@127.0.0.1:{port}/0", timeout_s: {timeout}, eviction_policy: allkeys-lru,
            min_hit_rate: 0.5, queues: {{celery: 10}}}}
 prometheus:
-  main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout}}}
+  main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout},
+          queries: {{up: {{expr: up, op: "==", value: 1, for: 1m}}}}}}
 alertmanager:
   main: {{url: "http://127.0.0.1:{port}", receivers: [oncall], timeout_s: {timeout}}}
 slo:
@@ -93,10 +95,11 @@ def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int, tmp_
     inv = loads(inventory_text(silent_port, 1, tmp_path), "blackhole.yaml")
     assert hasattr(spec, "kind")
     name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
+    [target] = spec.targets(name, cfg)  # type: ignore[attr-defined]  # the entry, or its one named query
     with Connections() as conns:
-        result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
+        result = spec(target, conns)  # type: ignore[operator]
     assert result.ok is False
-    assert result.target == f"{spec.kind}[{name}]"  # type: ignore[attr-defined]
+    assert result.target == target.id
     assert result.check == spec.check  # type: ignore[attr-defined]
     assert re.search(TIMED_OUT[spec.kind], result.observed), result.observed  # type: ignore[attr-defined]
 
@@ -105,11 +108,12 @@ def test_silent_server_fails_on_its_timeout(spec: object, silent_port: int, tmp_
 def test_refused_port_fails_with_a_reason(spec: object, tmp_path: Path) -> None:
     inv = loads(inventory_text(free_port(), 1, tmp_path), "refused.yaml")
     name, cfg = next(iter(inv.targets(spec.kind).items()))  # type: ignore[attr-defined]
+    [target] = spec.targets(name, cfg)  # type: ignore[attr-defined]
     with Connections() as conns:
-        result = spec(Target(spec.kind, name, cfg), conns)  # type: ignore[attr-defined, operator]
+        result = spec(target, conns)  # type: ignore[operator]
     assert result.ok is False
     assert "refused" in result.observed.lower(), result.observed
-    assert result.explain().startswith(f"{spec.kind}[{name}]: ")  # type: ignore[attr-defined]
+    assert result.explain().startswith(f"{target.id}: ")
     assert "unreachable (" in result.explain()
 
 

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from psycopg.pq import TransactionStatus
 
 from opsproof import governance
 from opsproof.inventory import Inventory, loads
@@ -41,10 +42,12 @@ postgres:
     count_tables: [public.items]
     extensions: [pg_trgm]
     replicas: {r1: {dsn: postgresql://u@replica.test/app}}
+    queries: {answer: {sql: SELECT 42 AS answer, value: 42}}
 redis:
   cache: {url: 'redis://cache.test:6379/0', eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 100}}
 prometheus:
-  main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown]}
+  main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown],
+         queries: {up: {expr: up, op: '==', value: 1}}}
 alertmanager:
   main: {url: 'http://am.test:9093', receivers: [oncall]}
 kubernetes:
@@ -68,7 +71,8 @@ def inventory(tmp_path: Path) -> Inventory:
 
 def target(inv: Inventory, spec: ProbeSpec) -> Target[Any]:
     [(name, cfg)] = inv.targets(spec.kind).items()
-    return Target(spec.kind, name, cfg)
+    [one] = spec.targets(name, cfg)  # the entry, or its one named query
+    return one
 
 
 # --- fakes that answer ---------------------------------------------------------------------------------------
@@ -79,7 +83,8 @@ HTTP = {
         {"labels": {"job": "app", "instance": "app:8000"}, "health": "up"}]}},
     "/api/v1/rules": {"status": "success", "data": {"groups": [{"rules": [{"name": "RedisDown"}]}]}},
     "/api/v1/alerts": {"status": "success", "data": {"alerts": []}},
-    "/api/v1/query": {"status": "success", "data": {"result": [{"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
+    "/api/v1/query": {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
     "/api/v2/status": {"cluster": {"status": "ready"}, "config": {"original": "route: {}"}},
     "/api/v2/receivers": [{"name": "oncall"}],
 }
@@ -92,6 +97,10 @@ def answer(request: httpx.Request) -> httpx.Response:
 class Rows:
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self.rows = rows
+        self.description = [type("Column", (), {"name": "answer"})] if rows else None
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        return self.rows[:size]
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self.rows
@@ -108,9 +117,13 @@ class FakePostgres:
         ("blks_hit", [(90, 10)]), ("relrowsecurity FROM unnest", [("public.tenants", True)]),
         ("pg_extension", [("pg_trgm", "1.6")]), ("pg_is_in_recovery(),", [(True, 0.0, False, "0/1")]),
         ("to_regclass(%s)::oid", [(1234,)]), ("pg_policies", [(False, "none", "u")]), ("count(*) FROM", [(5,)]),
+        ("BEGIN", []), ("SET ", []), ("SELECT 42", [(42,)]), ("transaction_read_only", [("on",)]), ("ROLLBACK", []),
     )
 
-    def execute(self, sql: str, params: Any = None) -> Rows:
+    class info:  # psycopg's attribute: the named query runs in a transaction
+        transaction_status = TransactionStatus.INTRANS
+
+    def execute(self, sql: str, params: Any = None, prepare: bool | None = None) -> Rows:
         return Rows(next(rows for fragment, rows in self.ROWS if fragment in sql))
 
 
@@ -194,7 +207,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 37
+    assert len(ALL) == 39
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 

@@ -25,6 +25,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # the same latencies in milliseconds, as some applications export them (MagicSaaS's http_request_duration_ms):
+        # what the SLO checks' duration_unit and the PromQL thresholds' unit are tested on
+        self.duration_ms = Histogram(
+            "http_request_duration_ms",
+            "Time spent answering HTTP requests, in milliseconds, by route template.",
+            ["method", "handler"],
+            buckets=tuple(b * 1000 for b in LATENCY_BUCKETS),
+            registry=self.registry,
+        )
         self.dependency_up = Gauge(
             "app_dependency_up",
             "Whether a dependency answered its last check (1) or not (0).",
@@ -42,10 +51,12 @@ class Metrics:
         for method, handler in routes:
             if handler != "/metrics":  # not observed (scraping must not create traffic)
                 self.duration.labels(method, handler)
+                self.duration_ms.labels(method, handler)
 
     def observe(self, method: str, handler: str, status: int, seconds: float) -> None:
         self.requests.labels(method, handler, str(status)).inc()
         self.duration.labels(method, handler).observe(seconds)
+        self.duration_ms.labels(method, handler).observe(seconds * 1000)
 
     def set_version(self, version: str) -> None:
         self.info.clear()
