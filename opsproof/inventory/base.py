@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from opsproof.inventory.addresses import masked
 from opsproof.redact import MASK
+from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -60,3 +58,30 @@ def parse_instant(text: str, now: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
+
+
+class Retry(_Model):
+    """"Eventually" semantics: pass once the check passes ``consecutive`` times in a row within ``within_s``."""
+
+    within_s: float = Field(60, gt=0, le=3600)
+    consecutive: int = Field(1, ge=1, le=100)
+    interval_s: float = Field(2, gt=0, le=300)
+
+
+class _Entry(_Model):
+    """What every inventory entry may say about how its checks are judged."""
+
+    severity: Severity | None = None  # overrides the default severity of every check of this entry
+    retry: Retry | None = None
+    depends_on: list[str] = Field(default_factory=list, description="[postgres.main, redis.cache]")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+def human_duration(seconds: float) -> str:
+    """4h, 15m, 90s, 1.5s — the way the inventory writes durations."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"

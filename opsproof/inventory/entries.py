@@ -17,27 +17,17 @@ from pydantic import (
 
 from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
 from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify, url_secrets
+from opsproof.inventory.backups import Backups as Backups  # re-exported: the backups entry
+from opsproof.inventory.backups import Scratch as Scratch
+from opsproof.inventory.base import Duration as Duration  # re-exported
+from opsproof.inventory.base import Retry as Retry
+from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
+from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
-
-
-class Retry(_Model):
-    """"Eventually" semantics: pass once the check passes ``consecutive`` times in a row within ``within_s``."""
-
-    within_s: float = Field(60, gt=0, le=3600)
-    consecutive: int = Field(1, ge=1, le=100)
-    interval_s: float = Field(2, gt=0, le=300)
-
-
-class _Entry(_Model):
-    """What every inventory entry may say about how its checks are judged."""
-
-    severity: Severity | None = None  # overrides the default severity of every check of this entry
-    retry: Retry | None = None
-    depends_on: list[str] = Field(default_factory=list, description="[postgres.main, redis.cache]")
 
 
 class HttpService(_Entry):
@@ -280,98 +270,6 @@ class Slo(_Entry):
         """(start, end) of the window since the deploy, as Unix times."""
         return parse_instant(self.deployed_at, now), now
 
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-
-
-def human_duration(seconds: float) -> str:
-    """4h, 15m, 90s, 1.5s — the way the inventory writes durations."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
-
-
-class Scratch(_Model):
-    """Where a DR drill restores: a throwaway local cluster (``kind: local``, the default), a server given by
-    ``dsn`` on which the drill creates a database of its own and drops it afterwards (``kind: server``), or a
-    throwaway container of the dump's PostgreSQL major, whatever the host has installed (``kind: container``)."""
-
-    kind: Literal["local", "server", "container"] | None = None  # unsaid: server with a dsn, else local
-    dsn: Dsn | None = Field(None, description="postgresql://postgres:${SCRATCH_PASSWORD}@scratch-db:5432/postgres")
-    jobs: int = Field(2, ge=1, le=64)  # pg_restore --jobs, and parallel verification
-    # container: the scratch server's major (default: the dump's; a newer one rehearses an upgrade), and the image
-    # to run instead of the one opsproof builds for that major ("{major}" is replaced by it)
-    major: int | None = Field(None, ge=10, le=99, description="17")
-    image: str | None = Field(None, pattern=r"^[^\s]+$", description="postgres:16, or registry.example.com/pg:{major}")
-
-    @model_validator(mode="after")
-    def _shape(self) -> Scratch:
-        kind = self.kind or ("server" if self.dsn else "local")
-        if kind == "server" and not self.dsn:
-            raise ValueError("kind: server without a dsn. Fix: add dsn: postgresql://…@scratch-db/postgres, or "
-                             "use kind: local or kind: container")
-        if kind != "server" and self.dsn:
-            raise ValueError(f"kind: {kind} with a dsn (a scratch server's). Fix: remove dsn:, or write kind: server")
-        extra = [k for k in ("major", "image") if getattr(self, k) is not None]
-        if kind != "container" and extra:
-            verb = "apply" if len(extra) > 1 else "applies"
-            raise ValueError(f"{' and '.join(extra)} {verb} only to kind: container. Fix: add kind: container, or "
-                             f"remove {', '.join(extra)}")
-        object.__setattr__(self, "kind", kind)  # frozen model: the resolved kind, once
-        return self
-
-
-class Backups(_Entry):
-    """Where a datastore's backups land ("verify backups are recent"), and — with ``postgres:`` or ``redis:`` —
-    how a DR drill restores and verifies them against an RPO and an RTO."""
-
-    directory: str | None = Field(None, min_length=1, description="/var/backups/postgres")
-    pattern: str = Field("*", min_length=1, description="apex_full_*.sql.gz")
-    rpo: Duration = Field(86400, description="24h")  # the data a restore may lose; the drill measures it
-    # how old the newest backup may be ("verify backups are recent (<24h)"); default: rpo. Apart when the runbook
-    # states both, e.g. daily dumps (max_age: 24h) against an RPO of 1h that only WAL archiving could meet
-    max_age: Duration | None = Field(None, description="24h")
-    rto: Duration | None = Field(None, description="4h")  # provision + restore + verify must fit in it
-    min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
-    postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
-    redis: str | None = Field(None, description="cache (a redis entry: the server these RDB snapshots are of)")
-    dsn: Dsn | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
-    fresh: bool = False  # the drill takes a fresh backup (`opsproof backup`) instead of the newest one in directory
-    format: Literal["auto", "plain", "custom", "directory", "rdb"] = "auto"  # plain: .sql or .sql.gz
-    tables: list[str] = Field(default_factory=list, description="[public.orders, public.customers]")
-    freshness_query: str | None = Field(None, description="SELECT max(updated_at) FROM orders")
-    sample: int = Field(100, ge=0, le=100000)  # Redis: keys whose values are compared after a restore
-    min_sample_match: float = Field(0.9, ge=0, le=1)  # Redis: share of them equal to the live source's
-    scratch: Scratch = Field(default_factory=Scratch)
-
-    @model_validator(mode="after")
-    def _shape(self) -> Backups:
-        if self.postgres and self.redis:
-            raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
-        if self.directory is None and not self.fresh:
-            raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
-                             "or fresh: true to take a backup at the start of each drill")
-        if self.redis and self.scratch.kind != "local":
-            raise ValueError(f"scratch.kind: {self.scratch.kind} is for PostgreSQL drills; a Redis drill restores into "
-                             "a local redis-server. Fix: remove scratch:")
-        if self.fresh and not (self.postgres or self.redis):
-            raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
-        return self
-
-    @property
-    def age_limit(self) -> tuple[float, str]:
-        """How old the newest backup may be, and which key says so (``max_age``, else ``rpo``)."""
-        return (self.max_age, "max_age") if self.max_age is not None else (self.rpo, "rpo")
-
-    @property
-    def datastore(self) -> tuple[str, str] | None:
-        """(kind, name) of the datastore a drill restores, or None for a freshness-only entry."""
-        if self.postgres:
-            return "postgres", self.postgres
-        if self.redis:
-            return "redis", self.redis
-        return None
 
 
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
