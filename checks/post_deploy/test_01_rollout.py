@@ -47,3 +47,27 @@ def test_ingress_has_address(result: Result) -> None:
 def test_no_warning_events(result: Result) -> None:
     """`kubectl get events --field-selector type=Warning` — no new Warning events since the rollout."""
     verify(result)
+
+
+@pytest.mark.check(kubernetes.statefulsets)
+def test_statefulsets_rolled_out(result: Result) -> None:
+    """`kubectl rollout status statefulset/postgres` — every replica updated and ready, one revision."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.daemonsets)
+def test_daemonsets_rolled_out(result: Result) -> None:
+    """`kubectl rollout status daemonset/NAME` — updated and ready on every scheduled node, none unavailable."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.bare_pods)
+def test_bare_pods_ready(result: Result) -> None:
+    """`kubectl get pod NAME` — pods no controller restarts are Ready, with few restarts."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.resources)
+def test_containers_declare_resources(result: Result) -> None:
+    """`kubectl get deploy NAME -o jsonpath='{..resources}'` — requests and limits on every container, within bounds."""
+    verify(result)

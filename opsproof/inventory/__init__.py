@@ -43,6 +43,7 @@ from opsproof.inventory.entries import (
     address_of,
     human_duration,
 )
+from opsproof.inventory.k8s_kinds import BarePod, BlueGreen, CronJob, Resources, ScaledObject, Workload, quantity
 from opsproof.inventory.loader import (
     _LOADER,
     FIXES,
@@ -76,3 +77,5 @@ __all__ = [
     "_no_cycle", "_parse", "_scalar_key", "_shown", "_substitute", "address_of", "find_cycle", "human_duration",
     "load", "loads", "needs", "parse_duration", "parse_instant", "url_secrets",
 ]
+
+__all__ += ["BarePod", "BlueGreen", "CronJob", "Resources", "ScaledObject", "Workload", "quantity"]

@@ -55,6 +55,10 @@ kubernetes:
     certificates: [api-tls]
     jobs: [migrate]
     ingresses: [api]
+    statefulsets: {postgres: {}}
+    daemonsets: {node-exporter: {}}
+    bare_pods: {toolbox: {}}
+    resources: {deployment/api: {max_memory_limit: 2Gi}}
 slo:
   app: {prometheus: main}
 backups:
@@ -194,7 +198,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 37
+    assert len(ALL) == 41
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
