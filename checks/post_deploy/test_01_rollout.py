@@ -71,3 +71,21 @@ def test_bare_pods_ready(result: Result) -> None:
 def test_containers_declare_resources(result: Result) -> None:
     """`kubectl get deploy NAME -o jsonpath='{..resources}'` — requests and limits on every container, within bounds."""
     verify(result)
+
+
+@pytest.mark.check(kubernetes.hpa_metrics)
+def test_autoscaler_targets(result: Result) -> None:
+    """`kubectl get hpa -o yaml` — scales on the runbook's targets (cpu 70 %, memory 80 % averageUtilization)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.scaled_objects)
+def test_keda_scaled_objects(result: Result) -> None:
+    """`kubectl get scaledobject` — KEDA's replica bounds and triggers as the runbook says, and Ready."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.cronjobs)
+def test_cronjobs_succeeded_recently(result: Result) -> None:
+    """`kubectl get cronjob backup` — not suspended, and the last success is recent."""
+    verify(result)

@@ -51,7 +51,7 @@ kubernetes:
   prod:
     namespace: apps
     deployments: {api: {}}
-    hpa: {api: {min_replicas: 1, max_replicas: 3}}
+    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70}}
     certificates: [api-tls]
     jobs: [migrate]
     ingresses: [api]
@@ -59,6 +59,8 @@ kubernetes:
     daemonsets: {node-exporter: {}}
     bare_pods: {toolbox: {}}
     resources: {deployment/api: {max_memory_limit: 2Gi}}
+    scaled_objects: {worker: {min_replicas: 1, max_replicas: 20}}
+    cronjobs: {backup: {max_age: 25h}}
 slo:
   app: {prometheus: main}
 backups:
@@ -198,7 +200,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 41
+    assert len(ALL) == 44
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
