@@ -89,3 +89,39 @@ def test_keda_scaled_objects(result: Result) -> None:
 def test_cronjobs_succeeded_recently(result: Result) -> None:
     """`kubectl get cronjob backup` — not suspended, and the last success is recent."""
     verify(result)
+
+
+@pytest.mark.check(kubernetes.secrets)
+def test_secrets_exist(result: Result) -> None:
+    """`kubectl get secret NAME` — each listed Secret exists (never its data)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.endpoints)
+def test_endpoints_have_ready_addresses(result: Result) -> None:
+    """`kubectl get endpoints NAME` — each Service has a ready address behind it."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.network_policies)
+def test_network_policies_in_place(result: Result) -> None:
+    """`kubectl get networkpolicies` — the listed NetworkPolicies exist."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.load_balancers)
+def test_load_balancers_have_addresses(result: Result) -> None:
+    """`kubectl get service NAME` — type LoadBalancer, EXTERNAL-IP assigned."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.helm_releases)
+def test_helm_releases_deployed(result: Result) -> None:
+    """`helm status RELEASE` — the newest revision is deployed (from the release Secrets' labels)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.blue_green)
+def test_blue_green_switched(result: Result) -> None:
+    """`kubectl patch service app -p '{"spec":{"selector":{"version":"green"}}}'` took, and green is ready."""
+    verify(result)

@@ -61,6 +61,12 @@ kubernetes:
     resources: {deployment/api: {max_memory_limit: 2Gi}}
     scaled_objects: {worker: {min_replicas: 1, max_replicas: 20}}
     cronjobs: {backup: {max_age: 25h}}
+    secrets: [api-credentials]
+    endpoints: [api]
+    network_policies: [default-deny]
+    load_balancers: [api-public]
+    helm_releases: [api]
+    blue_green: {app: {deployment: app-green}}
 slo:
   app: {prometheus: main}
 backups:
@@ -200,7 +206,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 44
+    assert len(ALL) == 50
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
