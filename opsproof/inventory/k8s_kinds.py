@@ -31,7 +31,17 @@ def _valid_quantity(text: str) -> str:
 
 
 Quantity = Annotated[str, BeforeValidator(str), AfterValidator(_valid_quantity)]
-WorkloadRef = Annotated[str, Field(pattern=r"^(deployment|statefulset|daemonset)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+_REF = re.compile(r"^(deployment|statefulset|daemonset)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _valid_ref(text: str) -> str:
+    if not _REF.match(text):
+        raise ValueError(f"{text!r} names no workload: write KIND/NAME, KIND one of deployment, statefulset, daemonset "
+                         "(deployment/api, statefulset/postgres)")
+    return text
+
+
+WorkloadRef = Annotated[str, AfterValidator(_valid_ref)]
 
 
 class Workload(_Model):
