@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import test_kubernetes as kt
 from test_kubernetes import Emulator
 
@@ -52,3 +53,26 @@ def assert_fails_exactly(case: Case, results: dict[str, Result]) -> None:
     for check, finding in case.fails.items():
         pattern = re.escape(f"kubernetes[{case.name}]: ") + (finding if case.regex else re.escape(finding))
         assert re.fullmatch(pattern, results[check].explain()), results[check].explain()
+
+
+def module_tests(cases: list[Case], probes: Iterable[ProbeSpec], config: Callable[..., Kubernetes],
+                 healthy: Callable[[str], dict[str, Obj]], kinds: dict[str, str]) -> tuple[Any, Any, Any]:
+    """A test file's module-scoped ``emu`` and ``conns`` fixtures and its test that each case fails exactly its
+    checks; the file binds them to those names (``emu, conns, test_each_… = module_tests(…)``)."""
+    probes = tuple(probes)
+
+    @pytest.fixture(scope="module")
+    def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+        yield from emulated(tmp_path_factory.mktemp("k8s") / "kubeconfig", cases, healthy, kinds)
+
+    @pytest.fixture(scope="module")
+    def conns() -> Iterator[Connections]:
+        with Connections() as c:
+            yield c
+
+    @pytest.mark.parametrize("case", cases, ids=[c.name for c in cases])
+    def test_each_state_fails_exactly_its_check(case: Case, emu: Emulator, conns: Connections) -> None:
+        assert_fails_exactly(case, run_all(probes, config(case.name, emu.kubeconfig, **case.config), conns,
+                                           case.name))
+
+    return emu, conns, test_each_state_fails_exactly_its_check

@@ -6,14 +6,12 @@ cluster would show it, and exactly that check fails."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kmock
-import pytest
 import test_kubernetes as kt
-from k8s_cases import Case, assert_fails_exactly, emulated, run_all
+from k8s_cases import Case, module_tests, run_all
 from test_kubernetes import Emulator, ago, meta, pod
 
 from opsproof.inventory import BarePod, CronJob, Hpa, Kubernetes, Resources, ScaledObject, Workload
@@ -167,20 +165,7 @@ def config(ns: str, kubeconfig: Path, **overrides: Any) -> Kubernetes:
     return Kubernetes(**{**settings, **overrides})
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    yield from emulated(tmp_path_factory.mktemp("kinds") / "kubeconfig", CASES, healthy, KINDS)
-
-
-@pytest.fixture(scope="module")
-def conns() -> Iterator[Connections]:
-    with Connections() as c:
-        yield c
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_each_state_fails_exactly_its_check(case: Case, emu: Emulator, conns: Connections) -> None:
-    assert_fails_exactly(case, run_all(PROBES, config(case.name, emu.kubeconfig, **case.config), conns, case.name))
+emu, conns, test_each_state_fails_exactly_its_check = module_tests(CASES, PROBES, config, healthy, KINDS)
 
 
 def test_healthy_observed_and_read_only(emu: Emulator, conns: Connections) -> None:

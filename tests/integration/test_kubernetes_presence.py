@@ -6,14 +6,12 @@ object and sees exactly that check fail."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import test_kubernetes as kt
 import yaml
-from k8s_cases import Case, assert_fails_exactly, emulated, run_all
+from k8s_cases import Case, module_tests, run_all
 from support import run_suite
 from test_kubernetes import Emulator, meta
 
@@ -128,20 +126,7 @@ def config(ns: str, kubeconfig: Path, **overrides: Any) -> Kubernetes:
     return Kubernetes(**{**settings, **overrides})
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    yield from emulated(tmp_path_factory.mktemp("presence") / "kubeconfig", CASES, healthy, KINDS)
-
-
-@pytest.fixture(scope="module")
-def conns() -> Iterator[Connections]:
-    with Connections() as c:
-        yield c
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_each_state_fails_exactly_its_check(case: Case, emu: Emulator, conns: Connections) -> None:
-    assert_fails_exactly(case, run_all(PROBES, config(case.name, emu.kubeconfig, **case.config), conns, case.name))
+emu, conns, test_each_state_fails_exactly_its_check = module_tests(CASES, PROBES, config, healthy, KINDS)
 
 
 def test_healthy_observed_and_no_secret_read(emu: Emulator, conns: Connections) -> None:
