@@ -18,15 +18,7 @@ from pydantic import (
 from opsproof.alert_severity import DEFAULT_SEVERITY_MAP, to_severity
 from opsproof.inventory.addresses import CaFile, Dsn, HttpUrl, RedisUrl, Verify, url_secrets
 from opsproof.inventory.base import _Model, parse_instant
-from opsproof.inventory.k8s_kinds import (
-    BarePod,
-    BlueGreen,
-    CronJob,
-    Resources,
-    ScaledObject,
-    Workload,
-    WorkloadRef,
-)
+from opsproof.inventory.k8s_kinds import KubernetesKinds
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -224,7 +216,7 @@ class Hpa(_Model):
         return self
 
 
-class Kubernetes(_Entry):
+class Kubernetes(_Entry, KubernetesKinds):  # what it lists beyond deployments: KubernetesKinds
     """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
 
     namespace: str = Field(min_length=1)
@@ -239,19 +231,6 @@ class Kubernetes(_Entry):
     ingresses: list[str] = Field(default_factory=list)
     max_warning_events: int = Field(0, ge=0)  # Warning events since the rollout
     timeout_s: float = Field(10, gt=0, le=300)
-    # beyond deployments (opsproof.inventory.k8s_kinds)
-    statefulsets: dict[str, Workload] = Field(default_factory=dict)
-    daemonsets: dict[str, Workload] = Field(default_factory=dict)
-    bare_pods: dict[str, BarePod] = Field(default_factory=dict)
-    resources: dict[WorkloadRef, Resources] = Field(default_factory=dict)  # key: deployment/api, statefulset/pg
-    scaled_objects: dict[str, ScaledObject] = Field(default_factory=dict)
-    cronjobs: dict[str, CronJob] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)  # existence only: their data is never read
-    endpoints: list[str] = Field(default_factory=list)  # each with at least one ready address
-    network_policies: list[str] = Field(default_factory=list)
-    load_balancers: list[str] = Field(default_factory=list)  # Services of type LoadBalancer with an address
-    helm_releases: list[str] = Field(default_factory=list)  # the newest release's status is deployed
-    blue_green: dict[str, BlueGreen] = Field(default_factory=dict)  # key: the Service
 
 
 class Slo(_Entry):

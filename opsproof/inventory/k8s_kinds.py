@@ -94,3 +94,20 @@ class BlueGreen(_Model):
     deployment: str = Field(min_length=1, description="app-green")  # the Deployment of the expected colour
     label: str = Field("color", min_length=1, description="version")
     color: str = Field("green", min_length=1)
+
+
+class KubernetesKinds(_Model):
+    """The settings of a ``kubernetes`` entry beyond deployments (the entry: :class:`~.entries.Kubernetes`)."""
+
+    statefulsets: dict[str, Workload] = Field(default_factory=dict)
+    daemonsets: dict[str, Workload] = Field(default_factory=dict)
+    bare_pods: dict[str, BarePod] = Field(default_factory=dict)
+    resources: dict[WorkloadRef, Resources] = Field(default_factory=dict)  # key: deployment/api, statefulset/pg
+    scaled_objects: dict[str, ScaledObject] = Field(default_factory=dict)
+    cronjobs: dict[str, CronJob] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)  # existence only: their data is never read
+    endpoints: list[str] = Field(default_factory=list)  # each with at least one ready address
+    network_policies: list[str] = Field(default_factory=list)
+    load_balancers: list[str] = Field(default_factory=list)  # Services of type LoadBalancer with an address
+    helm_releases: list[str] = Field(default_factory=list)  # the newest release's status is deployed
+    blue_green: dict[str, BlueGreen] = Field(default_factory=dict)  # key: the Service
