@@ -4,12 +4,14 @@ HTTP — are in tests/integration/test_kubernetes.py."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opsproof.inventory import Deployment, InventoryError, Kubernetes, loads, quantity
-from opsproof.probes import Connections, Target
+from opsproof.probes import Connections, ProbeSpec, Target
 from opsproof.probes import kubernetes as k8s
 
 Obj = dict[str, Any]
@@ -66,3 +68,13 @@ def test_settings_beyond_deployments_load() -> None:
                 "    blue_green: {app: {deployment: app-green}}\n").targets("kubernetes")["p"]
     assert cfg.cronjobs["backup"].max_age == 90000
     assert (cfg.blue_green["app"].label, cfg.blue_green["app"].color) == ("color", "green")  # the defaults
+
+
+def test_every_kubernetes_check_is_in_the_post_deploy_suite() -> None:
+    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py."""
+    suite = Path(__file__).resolve().parents[2] / "checks" / "post_deploy" / "test_01_rollout.py"
+    marked = {ast.unparse(mark.args[0]) for node in ast.walk(ast.parse(suite.read_text()))
+              if isinstance(node, ast.FunctionDef) for mark in node.decorator_list
+              if isinstance(mark, ast.Call) and ast.unparse(mark.func) == "pytest.mark.check"}
+    declared = {f"kubernetes.{name}" for name, value in vars(k8s).items() if isinstance(value, ProbeSpec)}
+    assert marked == declared
