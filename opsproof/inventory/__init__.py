@@ -43,6 +43,7 @@ from opsproof.inventory.entries import (
     address_of,
     human_duration,
 )
+from opsproof.inventory.k8s_kinds import BarePod, BlueGreen, CronJob, Resources, ScaledObject, Workload, quantity
 from opsproof.inventory.loader import (
     _LOADER,
     FIXES,
@@ -130,3 +131,5 @@ __all__ = [
     "parse_instant",
     "url_secrets",
 ]
+
+__all__ += ["BarePod", "BlueGreen", "CronJob", "Resources", "ScaledObject", "Workload", "quantity"]

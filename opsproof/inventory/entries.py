@@ -24,6 +24,7 @@ from opsproof.inventory.base import Retry as Retry
 from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
+from opsproof.inventory.k8s_kinds import KubernetesKinds
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.redact import Redactor
 from opsproof.result import Severity
@@ -203,6 +204,8 @@ class Hpa(_Model):
     min_replicas: int = Field(ge=0)  # the configuration the runbook states, e.g. 3–10
     max_replicas: int = Field(ge=1)
     allow_at_max: bool = False  # pinned at max is a finding unless allowed
+    cpu_utilization: int | None = Field(None, ge=1, le=1000)  # spec.metrics resource cpu averageUtilization, e.g. 70
+    memory_utilization: int | None = Field(None, ge=1, le=1000)  # … memory averageUtilization, e.g. 80
 
     @model_validator(mode="after")
     def _possible(self) -> Hpa:
@@ -212,7 +215,7 @@ class Hpa(_Model):
         return self
 
 
-class Kubernetes(_Entry):
+class Kubernetes(_Entry, KubernetesKinds):  # what it lists beyond deployments: KubernetesKinds
     """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
 
     namespace: str = Field(min_length=1)

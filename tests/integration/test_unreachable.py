@@ -66,8 +66,13 @@ slo:
   api: {{prometheus: main}}
 kubernetes:
   prod: {{namespace: apex, kubeconfig: "{kubeconfig}", timeout_s: {timeout}, deployments: {{api: {{}}}},
-          hpa: {{api: {{min_replicas: 3, max_replicas: 10}}}}, certificates: [api-tls], jobs: [migrate],
-          ingresses: [api]}}
+          hpa: {{api: {{min_replicas: 3, max_replicas: 10, cpu_utilization: 70}}}}, certificates: [api-tls],
+          jobs: [migrate], ingresses: [api], statefulsets: {{postgres: {{}}}}, daemonsets: {{agent: {{}}}},
+          bare_pods: {{toolbox: {{}}}},
+          resources: {{deployment/api: {{}}}}, scaled_objects: {{worker: {{min_replicas: 1, max_replicas: 5}}}},
+          cronjobs: {{backup: {{max_age: 25h}}}}, secrets: [api-credentials], endpoints: [api],
+          network_policies: [default-deny], load_balancers: [api], helm_releases: [api],
+          blue_green: {{app: {{deployment: app-green}}}}}}
 """
 
 

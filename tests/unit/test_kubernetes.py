@@ -4,12 +4,14 @@ HTTP — are in tests/integration/test_kubernetes.py."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opsproof.inventory import Deployment, Kubernetes
-from opsproof.probes import Connections, Target
+from opsproof.inventory import Deployment, InventoryError, Kubernetes, loads, quantity
+from opsproof.probes import Connections, ProbeSpec, Target
 from opsproof.probes import kubernetes as k8s
 
 Obj = dict[str, Any]
@@ -35,3 +37,44 @@ def test_in_cluster_outside_a_cluster_fails_with_the_reason(monkeypatch: pytest.
         result = k8s.rollout(Target("kubernetes", "prod", cfg), conns)
     assert result.ok is False
     assert result.observed == "unreachable (ConfigException: Service host/port is not set.)"
+
+
+@pytest.mark.parametrize(("text", "value"), [("500m", 0.5), ("2", 2.0), ("1.5", 1.5), ("512Mi", 512 * 2**20),
+                                              ("2Gi", 2 * 2**30), ("1G", 1e9), ("100k", 1e5)])
+def test_quantities_as_kubernetes_writes_them(text: str, value: float) -> None:
+    assert quantity(text) == value
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("resources: {api: {}}", "kubernetes.p.resources.api.[key]: 'api' names no workload: write KIND/NAME, KIND one "
+                             "of deployment, statefulset, daemonset (deployment/api, statefulset/postgres)"),
+    ("resources: {deployment/api: {max_memory_limit: 2GB}}",
+     "kubernetes.p.resources.deployment/api.max_memory_limit: '2GB' is not a Kubernetes quantity (write it like "
+     "500m, 2, 512Mi or 2Gi)"),
+    ("scaled_objects: {w: {min_replicas: 5, max_replicas: 2}}",
+     "kubernetes.p.scaled_objects.w: min_replicas 5 is above max_replicas 2. Fix: swap them"),
+    ("cronjobs: {b: {max_age: soon}}", "kubernetes.p.cronjobs.b.max_age: 'soon' is not a duration"),
+    ("hpa: {api: {min_replicas: 3, max_replicas: 10, cpu_utilization: 0}}",
+     "kubernetes.p.hpa.api.cpu_utilization: Input should be greater than or equal to 1"),
+])
+def test_bad_kubernetes_settings_name_key_and_fix(body: str, message: str) -> None:
+    with pytest.raises(InventoryError) as caught:
+        loads(f"environment: t\nkubernetes:\n  p:\n    namespace: x\n    {body}\n")
+    assert str(caught.value).startswith(f"<inventory>:5: {message}"), str(caught.value)
+
+
+def test_settings_beyond_deployments_load() -> None:
+    cfg = loads("environment: t\nkubernetes:\n  p:\n    namespace: x\n    cronjobs: {backup: {max_age: 25h}}\n"
+                "    blue_green: {app: {deployment: app-green}}\n").targets("kubernetes")["p"]
+    assert cfg.cronjobs["backup"].max_age == 90000
+    assert (cfg.blue_green["app"].label, cfg.blue_green["app"].color) == ("color", "green")  # the defaults
+
+
+def test_every_kubernetes_check_is_in_the_post_deploy_suite() -> None:
+    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py."""
+    suite = Path(__file__).resolve().parents[2] / "checks" / "post_deploy" / "test_01_rollout.py"
+    marked = {ast.unparse(mark.args[0]) for node in ast.walk(ast.parse(suite.read_text()))
+              if isinstance(node, ast.FunctionDef) for mark in node.decorator_list
+              if isinstance(mark, ast.Call) and ast.unparse(mark.func) == "pytest.mark.check"}
+    declared = {f"kubernetes.{name}" for name, value in vars(k8s).items() if isinstance(value, ProbeSpec)}
+    assert marked == declared

@@ -54,10 +54,22 @@ kubernetes:
   prod:
     namespace: apps
     deployments: {api: {}}
-    hpa: {api: {min_replicas: 1, max_replicas: 3}}
+    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70}}
     certificates: [api-tls]
     jobs: [migrate]
     ingresses: [api]
+    statefulsets: {postgres: {}}
+    daemonsets: {node-exporter: {}}
+    bare_pods: {toolbox: {}}
+    resources: {deployment/api: {max_memory_limit: 2Gi}}
+    scaled_objects: {worker: {min_replicas: 1, max_replicas: 20}}
+    cronjobs: {backup: {max_age: 25h}}
+    secrets: [api-credentials]
+    endpoints: [api]
+    network_policies: [default-deny]
+    load_balancers: [api-public]
+    helm_releases: [api]
+    blue_green: {app: {deployment: app-green}}
 slo:
   app: {prometheus: main}
 backups:
@@ -207,7 +219,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 39
+    assert len(ALL) == 52
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
