@@ -3,13 +3,26 @@
 import importlib
 from collections.abc import Iterable
 
-from opsproof.probes import alertmanager, backups, http, kubernetes, postgres, prometheus, redis, slo, tls
+from opsproof.probes import (
+    alertmanager,
+    backups,
+    http,
+    kubernetes,
+    postgres,
+    prometheus,
+    redis,
+    redis_health,
+    sentinel,
+    slo,
+    tls,
+)
 from opsproof.probes.base import ProbeSpec, Target, run
 from opsproof.probes.connections import Connections
 
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
-    for module in (http, tls, postgres, redis, prometheus, alertmanager, slo, kubernetes, backups)
+    for module in (http, tls, postgres, redis, prometheus, alertmanager, slo, kubernetes, backups,
+                   redis_health, sentinel)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )
