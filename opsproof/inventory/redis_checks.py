@@ -6,7 +6,7 @@ redis:
   cache:
     url: redis://:${REDIS_PASSWORD}@cache:6379/0
     clients: {max_connected: 500, max_blocked: 10}
-    latency: {samples: 20, max_median_ms: 5, max_ms: 50}
+    latency: {samples: 20, max_median_ms: 5, max_ms: 50, max_event_ms: 100, events_within: 1h}
     persistence: {appendonly: true, appendfsync: everysec, save: "3600 1 300 100", max_save_age: 2h}
     sentinel:
       master: mymaster
@@ -39,6 +39,10 @@ class RedisLatency(_Model):
     samples: int = Field(20, ge=3, le=1000)
     max_median_ms: float = Field(10, gt=0, description="10")
     max_ms: float | None = Field(None, gt=0, description="100 (the slowest sample)")
+    # `redis-cli latency latest`: a spike the server's latency monitor recorded within `events_within` above this
+    # fails the check (the monitor must be on: latency-monitor-threshold > 0)
+    max_event_ms: float | None = Field(None, gt=0, description="100")
+    events_within: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = Field(3600, description="1h")
 
 
 def _save_rules(v: str) -> str:

@@ -59,7 +59,9 @@ def _latency_expected(cfg: Redis) -> str:
     lat = cfg.latency
     assert lat is not None
     slowest = f", slowest ≤ {lat.max_ms:g} ms" if lat.max_ms is not None else ""
-    return f"PING round trip median ≤ {lat.max_median_ms:g} ms{slowest}"
+    events = (f"; no latency event over {lat.max_event_ms:g} ms in the last {human_duration(lat.events_within)}"
+              if lat.max_event_ms is not None else "")
+    return f"PING round trip median ≤ {lat.max_median_ms:g} ms{slowest}{events}"
 
 
 def judge_latency(cfg: RedisLatency, samples_s: list[float]) -> Outcome:
@@ -70,6 +72,25 @@ def judge_latency(cfg: RedisLatency, samples_s: list[float]) -> Outcome:
                 "min_ms": round(min(samples_s) * 1000, 3)}
     return Outcome(ok, f"PING round trip median {median_ms:.2f} ms, slowest {slowest_ms:.2f} ms over "
                        f"{len(samples_s)} samples", evidence)
+
+
+def judge_events(cfg: RedisLatency, events: list[list[Any]], now: float, threshold_ms: int | None) -> Outcome:
+    """``LATENCY LATEST`` ([event, unix time of its latest spike, latest ms, worst ms], …): a spike within
+    ``events_within`` above ``max_event_ms`` is a finding; so is a monitor that is off (it records nothing)."""
+    assert cfg.max_event_ms is not None
+    recent = [(str(name), now - int(at), int(latest), int(worst)) for name, at, latest, worst in events
+              if now - int(at) <= cfg.events_within and int(latest) > cfg.max_event_ms]
+    evidence = {"latency_latest": [list(e) for e in events], "latency_monitor_threshold_ms": threshold_ms}
+    if threshold_ms == 0:
+        return Outcome(False, "latency monitor off (latency-monitor-threshold 0): LATENCY LATEST records nothing. "
+                              "Fix: CONFIG SET latency-monitor-threshold 100 on the server (and in its redis.conf), "
+                              "or remove latency.max_event_ms", evidence)
+    if recent:
+        spikes = ", ".join(f"{name} {latest} ms {human_duration(max(1, round(ago)))} ago (worst {worst} ms)"
+                           for name, ago, latest, worst in recent)
+        return Outcome(False, f"LATENCY LATEST: {spikes}", evidence)
+    return Outcome(True, f"no latency event over {cfg.max_event_ms:g} ms in the last "
+                         f"{human_duration(cfg.events_within)} ({len(events)} event kind(s) recorded)", evidence)
 
 
 @probe("redis.latency", "redis", Severity.HIGH, "redis-cli --latency  # PING round trips",
@@ -84,7 +105,20 @@ def latency(target: Target[Redis], conns: Connections) -> Outcome:
         start = time.perf_counter()
         client.ping()
         samples.append(time.perf_counter() - start)
-    return judge_latency(target.config.latency, samples)
+    pings = judge_latency(target.config.latency, samples)
+    if target.config.latency.max_event_ms is None:
+        return pings
+    import redis
+
+    try:
+        threshold: int | None = int(client.config_get("latency-monitor-threshold")["latency-monitor-threshold"])
+    except redis.exceptions.ResponseError:  # CONFIG denied: the events are read all the same
+        threshold = None
+    seconds, micros = client.time()
+    events = judge_events(target.config.latency, client.execute_command("LATENCY", "LATEST"),
+                          int(seconds) + int(micros) / 1e6, threshold)
+    ok = None if pings.ok is None or events.ok is None else pings.ok and events.ok
+    return Outcome(ok, f"{pings.observed}; {events.observed}", {**pings.evidence, **events.evidence})
 
 
 def _settings_expected(cfg: Redis) -> str:
@@ -166,8 +200,10 @@ def judge_status(cfg: RedisPersistence, info: Mapping[str, Any], now: float) -> 
                         "since")
     if problems:
         return Outcome(False, "; ".join(problems), evidence)
-    return Outcome(True, f"last RDB save ok {shown} ago ({info.get('rdb_saves', 0)} since start), "
-                         f"AOF {'on, last write ok' if aof else 'off'}", evidence)
+    saves = int(info.get("rdb_saves", 0))
+    rdb = (f"last RDB save ok {shown} ago ({saves} since start)" if saves
+           else f"no RDB save since the server started {shown} ago")
+    return Outcome(True, f"{rdb}, AOF {'on, last write ok' if aof else 'off'}", evidence)
 
 
 @probe("redis.persistence_status", "redis", Severity.HIGH, "redis-cli info persistence  # rdb_last_bgsave_status, "

@@ -48,7 +48,7 @@ redis:
     min_hit_rate: 0.5
     queues: {celery: 100}
     clients: {max_connected: 50, max_blocked: 5}
-    latency: {samples: 5, max_median_ms: 50}
+    latency: {samples: 5, max_median_ms: 50, max_event_ms: 100}
     persistence: {appendonly: true, appendfsync: everysec, save: '', max_save_age: 1h}
     sentinel: {master: mymaster, quorum: 2, sentinels: ['s1.test:26379', 's2.test:26379']}
 prometheus:
@@ -123,7 +123,8 @@ class FakePostgres:
 
 
 class FakeRedis:
-    CONFIG: ClassVar[dict[str, str]] = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+    CONFIG: ClassVar[dict[str, str]] = {"appendonly": "yes", "appendfsync": "everysec", "save": "",
+                                         "latency-monitor-threshold": "100"}
     SENTINEL: ClassVar[dict[str, Any]] = {"MASTER": {"quorum": "2", "num-other-sentinels": "1", "flags": "master"},
                                           "CKQUORUM": "OK 2 usable Sentinels",
                                           "GET-MASTER-ADDR-BY-NAME": ["10.0.0.1", "6379"]}
@@ -143,7 +144,8 @@ class FakeRedis:
         return {name: self.CONFIG.get(name, "allkeys-lru")}
 
     def execute_command(self, *args: str) -> Any:
-        assert args[0] == "SENTINEL"
+        if args == ("LATENCY", "LATEST"):
+            return [["command", 1000, 150, 150]]  # a spike of 150 ms, 60 s before TIME
         return self.SENTINEL[args[1]]
 
     def llen(self, name: str) -> int:

@@ -121,6 +121,8 @@ def test_persistence_status() -> None:
     aof_off = redis_health.judge_status(RedisPersistence(), INFO | {"aof_enabled": 0, "aof_last_write_status": "err"},
                                         1000.5)
     assert (aof_off.ok, aof_off.observed) == (True, "last RDB save ok 0.5s ago (2 since start), AOF off")
+    never = redis_health.judge_status(RedisPersistence(), INFO | {"rdb_saves": 0}, 1000 + 90)
+    assert never.observed == "no RDB save since the server started 90s ago, AOF on, last write ok"
 
 
 SENT = Sentinel(master="mymaster", quorum=2, sentinels=["a:1", "b:2", "c:3"])
@@ -164,3 +166,20 @@ def test_the_master_is_reached_with_the_entrys_credentials() -> None:
     assert master_url("rediss://u:p@cache/0?ssl_cert_reqs=none", "::1", 6380) == (
         "rediss://u:p@[::1]:6380/0?ssl_cert_reqs=none")
     assert master_url("redis://cache:6379", "h", 1) == "redis://h:1"
+
+
+def test_latency_events() -> None:
+    cfg = RedisLatency(max_event_ms=20, events_within=600)
+    events = [["command", 9_000, 50, 80], ["fork", 9_990, 5, 30], ["expire-cycle", 1_000, 900, 900]]
+    spike = redis_health.judge_events(cfg, events, 10_000, 1)
+    # the command spike 1000 s ago is outside the 10 minutes, the fork one under the bound, the old one long gone
+    assert (spike.ok, spike.observed) == (True, "no latency event over 20 ms in the last 10m (3 event kind(s) "
+                                                "recorded)")
+    recent = redis_health.judge_events(cfg, [["command", 9_990, 50, 80]], 10_000.4, 1)
+    assert (recent.ok, recent.observed) == (False, "LATENCY LATEST: command 50 ms 10s ago (worst 80 ms)")
+    off = redis_health.judge_events(cfg, [], 10_000, 0)
+    assert off.ok is False
+    assert off.observed.startswith("latency monitor off (latency-monitor-threshold 0): LATENCY LATEST records "
+                                   "nothing. Fix: CONFIG SET latency-monitor-threshold 100")
+    unknown = redis_health.judge_events(cfg, [], 10_000, None)  # CONFIG denied: the events alone are judged
+    assert unknown.ok is True
