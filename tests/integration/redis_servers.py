@@ -20,6 +20,10 @@ from opsproof.util.poll import wait_until
 from opsproof.util.process import die_with_parent, find_binary, free_port
 
 
+class Exited(RuntimeError):
+    """A server ended while it was awaited: its configuration was refused."""
+
+
 @dataclass
 class Server:
     name: str
@@ -43,6 +47,8 @@ class Server:
                                      preexec_fn=lambda: die_with_parent(signal.SIGKILL))
 
     def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise Exited(f"redis-server {self.name} exited with status {self.proc.returncode} ({self.conf})")
         with self.client() as c:
             return bool(c.ping())
 
@@ -69,7 +75,8 @@ def servers(folder: Path, configs: dict[str, str], passwords: dict[str, str] | N
             made[name] = Server(name, port, conf, (args or {}).get(name, []), (passwords or {}).get(name))
             made[name].start()
         for server in made.values():
-            wait_until(server.ready, timeout, f"redis-server {server.name} answering PING on {server.address}")
+            wait_until(server.ready, timeout, f"redis-server {server.name} answering PING on {server.address}",
+                       fail_fast=Exited)
         yield made
     finally:
         for server in made.values():
