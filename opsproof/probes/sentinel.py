@@ -16,7 +16,7 @@ from opsproof.inventory import Redis
 from opsproof.inventory.redis_checks import Sentinel, host_port
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.probes.deadline import Finding
+from opsproof.probes.deadline import Finding, current
 from opsproof.result import Severity
 
 
@@ -36,6 +36,14 @@ def _ask(target: Target[Redis], conns: Connections, address: str, *command: str)
     return client.execute_command("SENTINEL", *command)
 
 
+def _unless_the_deadline(exc: Exception) -> None:
+    """Re-raise what the check's deadline ended (its finding says what did not happen in time); a server's own
+    refusal or error is the caller's to report."""
+    deadline = current()
+    if isinstance(exc, Finding) or (deadline is not None and deadline.ended_check()):
+        raise exc
+
+
 def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
@@ -53,9 +61,8 @@ def _each(target: Target[Redis], conns: Connections, *command: str) -> tuple[dic
             answers[address] = _ask(target, conns, address, *command)
         except redis.exceptions.ResponseError as exc:
             answers[address] = exc
-        except Finding:
-            raise  # the check's deadline: its own finding
         except (redis.exceptions.RedisError, OSError) as exc:
+            _unless_the_deadline(exc)
             silent[address] = _reason(exc)
     return answers, silent
 
@@ -178,9 +185,8 @@ def sentinel_master(target: Target[Redis], conns: Connections) -> Outcome:
                          target.config.timeout_s)
     try:
         info = client.info("replication")
-    except Finding:
-        raise
     except (redis.exceptions.RedisError, OSError) as exc:
+        _unless_the_deadline(exc)
         return Outcome(False, f"master {where} ({per}) unreachable ({_reason(exc)})", evidence)
     role = info.get("role")
     evidence |= {"role": role, "connected_slaves": info.get("connected_slaves")}

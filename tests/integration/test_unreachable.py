@@ -55,7 +55,8 @@ postgres:
     replicas: {{r1: {{dsn: "postgresql://opsproof:hunter2secret@127.0.0.1:{port}/app"}}}}
 redis:
   cache: {{url: "redis://:hunter2secret@127.0.0.1:{port}/0", timeout_s: {timeout}, eviction_policy: allkeys-lru,
-           min_hit_rate: 0.5, queues: {{celery: 10}}}}
+           min_hit_rate: 0.5, queues: {{celery: 10}}, clients: {{max_connected: 10}}, latency: {{max_median_ms: 10}},
+           persistence: {{appendonly: false}}, sentinel: {{master: m, quorum: 1, sentinels: ["127.0.0.1:{port}"]}}}}
 prometheus:
   main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout}}}
 alertmanager:
