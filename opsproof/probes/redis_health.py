@@ -146,12 +146,12 @@ def judge_settings(cfg: RedisPersistence, actual: Mapping[str, str]) -> Outcome:
     return Outcome(not differ, observed, {"config": dict(actual), "expected": wanted})
 
 
-def config_unavailable(error: Exception) -> Outcome:
+def config_unavailable(error: Exception, what: str = "the persistence settings",
+                       keys: str = "persistence.save/appendonly/appendfsync") -> Outcome:
     """CONFIG renamed, disabled or denied (managed Redis, ACLs): the settings cannot be read — a finding."""
-    return Outcome(False, f"CONFIG GET is not available to this client ({' '.join(str(error).split())}): the "
-                          "persistence settings cannot be read. Fix: grant +config|get to the check's user, or verify "
-                          "them in the provider's console and remove persistence.save/appendonly/appendfsync",
-                   {"error": str(error)})
+    return Outcome(False, f"CONFIG GET is not available to this client ({' '.join(str(error).split())}): {what} "
+                          "cannot be read. Fix: grant +config|get to the check's user, or verify it in the provider's "
+                          f"console and remove {keys}", {"error": str(error)})
 
 
 @probe("redis.persistence", "redis", Severity.HIGH, "redis-cli config get save; config get appendonly; "

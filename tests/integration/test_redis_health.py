@@ -91,7 +91,8 @@ CONFIGS = {
     "diskless": 'save ""\nappendonly no\n',
 }
 EXPECT = {"aof": "{appendonly: true, appendfsync: everysec, save: ''}",
-          "managed": "{appendonly: false, save: ''}", "diskless": "{appendonly: false, save: ''}"}
+          "managed": "{appendonly: false, save: ''}, eviction_policy: noeviction",
+          "diskless": "{appendonly: false, save: ''}"}
 
 
 def test_persistence_settings_and_status(tmp_path: Path) -> None:
@@ -107,11 +108,17 @@ def test_persistence_settings_and_status(tmp_path: Path) -> None:
     assert failing(found["aof"]) == {"redis.persistence": (
         'redis[aof]: save "60 1000", appendonly yes, appendfsync always (differs: save, appendfsync), '
         'expected save "", appendonly yes, appendfsync everysec')}
-    [managed] = failing(found["managed"]).items()
-    assert managed[0] == "redis.persistence"
-    assert managed[1].startswith("redis[managed]: CONFIG GET is not available to this client (unknown command "
-                                 "'CONFIG', with args beginning with: 'GET' 'save'")
-    assert managed[1].endswith('expected save "", appendonly no')
+    managed = failing(found["managed"])
+    assert set(managed) == {"redis.persistence", "redis.eviction_policy"}  # both read CONFIG; nothing else does
+    assert managed["redis.persistence"].startswith(
+        "redis[managed]: CONFIG GET is not available to this client (unknown command 'CONFIG', with args beginning "
+        "with: 'GET' 'save'): the persistence settings cannot be read. Fix: ")
+    assert managed["redis.persistence"].endswith('expected save "", appendonly no')
+    assert managed["redis.eviction_policy"] == (
+        "redis[managed]: CONFIG GET is not available to this client (unknown command 'CONFIG', with args beginning "
+        "with: 'GET' 'maxmemory-policy'): maxmemory-policy cannot be read. Fix: grant +config|get to the check's "
+        "user, or verify it in the provider's console and remove eviction_policy, expected maxmemory-policy "
+        "noeviction")
     assert found["managed"]["redis.persistence_status"].ok, found["managed"]["redis.persistence_status"]
     assert failing(found["diskless"]) == {"redis.persistence_status": (
         "redis[diskless]: last RDB save failed (rdb_last_bgsave_status err), "

@@ -101,7 +101,9 @@ def test_config_renamed_is_a_finding_with_its_reason() -> None:
         "unknown command 'CONFIG', with args beginning with: 'GET' 'save' "))
     assert out.ok is False
     assert out.observed.startswith("CONFIG GET is not available to this client (unknown command 'CONFIG', with args "
-                                   "beginning with: 'GET' 'save'): the persistence settings cannot be read. Fix: ")
+                                   "beginning with: 'GET' 'save'): the persistence settings cannot be read. Fix: grant "
+                                   "+config|get to the check's user, or verify it in the provider's console and remove "
+                                   "persistence.save/appendonly/appendfsync")
 
 
 INFO = {"rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000, "rdb_saves": 2, "aof_enabled": 1,
