@@ -93,6 +93,9 @@ def judge_quorum(cfg: Sentinel, masters: Mapping[str, Any], checks: Mapping[str,
         seen[address] = {"quorum": quorum, "sentinels_known": others + 1, "flags": fields.get("flags")}
         if quorum != cfg.quorum:
             problems.append(f"sentinel {address} has quorum {quorum}")
+        if others + 1 < len(cfg.sentinels):  # it has not heard the others' hellos: a partition, or another master
+            problems.append(f"sentinel {address} knows {others + 1} of the {len(cfg.sentinels)} sentinels listed "
+                            "(itself included)")
         verdict = checks.get(address)
         if isinstance(verdict, Exception):
             problems.append(f"sentinel {address}: {' '.join(str(verdict).split())}")
@@ -106,9 +109,8 @@ def judge_quorum(cfg: Sentinel, masters: Mapping[str, Any], checks: Mapping[str,
                         f"{cfg.quorum}: no failover can be agreed")
     if problems:
         return Outcome(False, "; ".join(problems), evidence)
-    known = min(s["sentinels_known"] for s in seen.values())
     return Outcome(True, f"{answering} of {len(cfg.sentinels)} sentinels answer for {cfg.master}, quorum "
-                         f"{cfg.quorum} on each, each knows {known}+ sentinels, ckquorum OK", evidence)
+                         f"{cfg.quorum} on each, each knowing all of them, ckquorum OK", evidence)
 
 
 @probe("redis.sentinel_quorum", "redis", Severity.CRITICAL,

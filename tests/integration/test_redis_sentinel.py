@@ -59,7 +59,7 @@ def test_healthy_sentinels_pass(sentinels: dict[str, Server]) -> None:
     found = results(inventory(sentinels))["ha"]
     assert failing(found) == {}
     assert found["redis.sentinel_quorum"].observed == (
-        "3 of 3 sentinels answer for mymaster, quorum 2 on each, each knows 3+ sentinels, ckquorum OK")
+        "3 of 3 sentinels answer for mymaster, quorum 2 on each, each knowing all of them, ckquorum OK")
     assert found["redis.sentinel_master"].observed == (
         f"master mymaster is {sentinels['master'].address} (per 3 of 3 sentinels): role:master, "
         "1 replica(s) connected")

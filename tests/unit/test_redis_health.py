@@ -136,8 +136,8 @@ def master(quorum: int = 2, others: int = 2) -> dict[str, str]:
 
 def test_sentinel_quorum() -> None:
     ok = judge_quorum(SENT, {a: master() for a in SENT.sentinels}, dict.fromkeys(SENT.sentinels, "OK 3 usable"), {})
-    assert (ok.ok, ok.observed) == (True, "3 of 3 sentinels answer for mymaster, quorum 2 on each, each knows 3+ "
-                                          "sentinels, ckquorum OK")
+    assert (ok.ok, ok.observed) == (True, "3 of 3 sentinels answer for mymaster, quorum 2 on each, each knowing "
+                                          "all of them, ckquorum OK")
     two_down = judge_quorum(SENT, {"a:1": master()}, {"a:1": "OK 3 usable"},
                             {"b:2": "ConnectionError: refused", "c:3": "ConnectionError: refused"})
     assert (two_down.ok, two_down.observed) == (False, (
@@ -148,6 +148,9 @@ def test_sentinel_quorum() -> None:
         {"a:1": "OK", "c:3": redis.exceptions.ResponseError("NOQUORUM 1 usable Sentinels.")}, {})
     assert wrong.observed == ("sentinel a:1 has quorum 1; sentinel b:2 does not monitor mymaster (No such master "
                               "with that name); sentinel c:3: NOQUORUM 1 usable Sentinels.")
+    alone = judge_quorum(SENT, {a: master(others=0) for a in SENT.sentinels}, dict.fromkeys(SENT.sentinels, "OK"), {})
+    assert (alone.ok, alone.observed.split("; ")[0]) == (
+        False, "sentinel a:1 knows 1 of the 3 sentinels listed (itself included)")
 
 
 def test_sentinel_addresses() -> None:
