@@ -145,3 +145,23 @@ def test_latency_events_recorded_by_the_server(tmp_path: Path) -> None:
     [(check, off)] = failing(found["unmonitored"]).items()
     assert check == "redis.latency"
     assert "; latency monitor off (latency-monitor-threshold 0): LATENCY LATEST records nothing. Fix: " in off
+
+
+# the ACL user of the README ("Rights"): every Redis check of a server runs under it
+ACL = "-@all +ping +info +time +config|get +latency|latest +llen +client|setname %R~celery"
+
+
+def test_the_documented_acl_user_runs_every_check(tmp_path: Path) -> None:
+    config = f'save ""\nlatency-monitor-threshold 100\nuser default on nopass ~* &* +@all\nuser opsproof on >pw {ACL}\n'
+    with servers(tmp_path, {"acl": config}) as redises:
+        entry = (f"{{url: 'redis://opsproof:pw@127.0.0.1:{redises['acl'].port}/0', eviction_policy: noeviction, "
+                 "min_hit_rate: 0.5, min_lookups: 0, queues: {celery: 5}, clients: {max_connected: 50}, "
+                 "latency: {max_median_ms: 20, max_event_ms: 100}, persistence: {save: '', appendonly: false}}")
+        with redises["acl"].client() as c:
+            c.set("k", "v")
+            c.get("k")  # a lookup: the hit rate has data
+        found = results(f"environment: t\nredis:\n  acl: {entry}\n")["acl"]
+    assert len(found) == 9  # every Redis check but the Sentinel ones
+    assert {check: r.observed for check, r in found.items() if not r.ok} == {
+        "redis.memory": "maxmemory is 0 (no limit), used_memory "
+                        f"{found['redis.memory'].evidence['used_memory_human']}: no ratio to judge"}
