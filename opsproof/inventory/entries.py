@@ -26,6 +26,7 @@ from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.k8s_kinds import KubernetesKinds
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
+from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -100,6 +101,10 @@ class Redis(_Entry):
     min_lookups: int = Field(100, ge=0)  # below this many keyspace lookups the hit rate is "no data"
     queues: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)  # list name -> ceiling for LLEN
     timeout_s: float = Field(5, gt=0, le=300)
+    clients: RedisClients | None = None  # opsproof.inventory.redis_checks: info clients, PING round trips,
+    latency: RedisLatency | None = None  # config get save/appendonly/appendfsync + info persistence, Sentinel
+    persistence: RedisPersistence | None = None
+    sentinel: Sentinel | None = None
 
 
 def _instant(v: str) -> str:

@@ -12,6 +12,8 @@ from opsproof.probes import (
     prometheus,
     promql,
     redis,
+    redis_health,
+    sentinel,
     slo,
     sql,
     tls,
@@ -21,7 +23,8 @@ from opsproof.probes.connections import Connections
 
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
-    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups)
+    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
+                   redis_health, sentinel)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

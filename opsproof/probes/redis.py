@@ -1,6 +1,7 @@
 """Redis: `redis-cli ping`, `redis-cli info memory`, `redis-cli info stats`, `redis-cli llen QUEUE`.
 
-Only read commands are sent (PING, INFO, CONFIG GET, LLEN), over one connection per target.
+Only read commands are sent (PING, INFO, CONFIG GET, LLEN), over one connection per target. Clients, latency,
+persistence: :mod:`opsproof.probes.redis_health`; Sentinel: :mod:`opsproof.probes.sentinel`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 from opsproof.inventory import Redis
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
+from opsproof.probes.redis_health import config_unavailable
 from opsproof.result import Severity
 
 
@@ -45,7 +47,12 @@ def memory(target: Target[Redis], conns: Connections) -> Outcome:
        expected=lambda cfg: f"maxmemory-policy {cfg.eviction_policy}")
 def eviction_policy(target: Target[Redis], conns: Connections) -> Outcome:
     """The eviction policy is the one the application was designed for."""
-    policy = _client(target, conns).config_get("maxmemory-policy").get("maxmemory-policy")
+    import redis
+
+    try:
+        policy = _client(target, conns).config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.exceptions.ResponseError as exc:  # CONFIG renamed (managed Redis) or denied (ACL)
+        return config_unavailable(exc, "maxmemory-policy", "eviction_policy")
     return Outcome(policy == target.config.eviction_policy, f"maxmemory-policy {policy}",
                    {"maxmemory-policy": policy})
 

@@ -131,7 +131,12 @@ def inventory(box: Sandbox) -> dict[str, Any]:
         }},
         "redis": {"cache": {"url": box.redis_url(), "max_memory_ratio": 0.9,
                             "eviction_policy": "allkeys-lru", "min_hit_rate": 0.5, "min_lookups": 100,
-                            "queues": {"celery": 100}, "timeout_s": 3}},
+                            "queues": {"celery": 100}, "timeout_s": 3,
+                            # the app holds a connection per concurrent request it served; a cache: no RDB
+                            # snapshots, no AOF (redis-server --save "" --appendonly no)
+                            "clients": {"max_connected": 100, "max_blocked": 5},
+                            "latency": {"samples": 20, "max_median_ms": 20},
+                            "persistence": {"save": "", "appendonly": False}}},
         "prometheus": {"main": {"url": box.url("prometheus"),
                                 "jobs_up": ["app", "postgres", "redis", "alertmanager", "prometheus"],
                                 "rules": RULE_NAMES, "no_alerts_at_or_above": "critical",

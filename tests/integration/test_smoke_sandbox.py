@@ -25,10 +25,12 @@ ALL_CHECKS = {
     "http.health", "http.ready", "http.latency", "tls.expiry", "tls.hostname", "postgres.ready",
     "postgres.connections", "postgres.long_queries", "postgres.cache_hit", "postgres.rls", "postgres.extensions",
     "postgres.replica_lag", "redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate",
-    "redis.queues", "prometheus.ready", "prometheus.targets", "prometheus.rules", "prometheus.alerts",
+    "redis.queues", "redis.clients", "redis.latency", "redis.persistence", "redis.persistence_status",
+    "prometheus.ready", "prometheus.targets", "prometheus.rules", "prometheus.alerts",
     "alertmanager.ready", "alertmanager.receivers", "prometheus.query", "postgres.query",
 }
-REDIS_CHECKS = {"redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate", "redis.queues"}
+REDIS_CHECKS = {"redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate", "redis.queues",
+                "redis.clients", "redis.latency", "redis.persistence", "redis.persistence_status"}
 
 
 def message(run: Any, check: str) -> str:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -44,7 +44,15 @@ postgres:
     replicas: {r1: {dsn: postgresql://u@replica.test/app}}
     queries: {answer: {sql: SELECT 42 AS answer, value: 42}}
 redis:
-  cache: {url: 'redis://cache.test:6379/0', eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 100}}
+  cache:
+    url: 'redis://cache.test:6379/0'
+    eviction_policy: allkeys-lru
+    min_hit_rate: 0.5
+    queues: {celery: 100}
+    clients: {max_connected: 50, max_blocked: 5}
+    latency: {samples: 5, max_median_ms: 50, max_event_ms: 100}
+    persistence: {appendonly: true, appendfsync: everysec, save: '', max_save_age: 1h}
+    sentinel: {master: mymaster, quorum: 2, sentinels: ['s1.test:26379', 's2.test:26379']}
 prometheus:
   main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown],
          queries: {up: {expr: up, op: '==', value: 1}}}
@@ -140,14 +148,30 @@ class FakePostgres:
 
 
 class FakeRedis:
+    CONFIG: ClassVar[dict[str, str]] = {"appendonly": "yes", "appendfsync": "everysec", "save": "",
+                                         "latency-monitor-threshold": "100"}
+    SENTINEL: ClassVar[dict[str, Any]] = {"MASTER": {"quorum": "2", "num-other-sentinels": "1", "flags": "master"},
+                                          "CKQUORUM": "OK 2 usable Sentinels",
+                                          "GET-MASTER-ADDR-BY-NAME": ["10.0.0.1", "6379"]}
+
     def ping(self) -> bool:
         return True
 
     def info(self, section: str) -> dict[str, Any]:
-        return {"used_memory": 10, "maxmemory": 100, "keyspace_hits": 90, "keyspace_misses": 10}
+        return {"used_memory": 10, "maxmemory": 100, "keyspace_hits": 90, "keyspace_misses": 10,
+                "connected_clients": 3, "blocked_clients": 0, "rdb_last_save_time": 1000, "aof_enabled": 1,
+                "role": "master"}
+
+    def time(self) -> tuple[int, int]:
+        return 1060, 0
 
     def config_get(self, name: str) -> dict[str, str]:
-        return {name: "allkeys-lru"}
+        return {name: self.CONFIG.get(name, "allkeys-lru")}
+
+    def execute_command(self, *args: str) -> Any:
+        if args == ("LATENCY", "LATEST"):
+            return [["command", 1000, 150, 150]]  # a spike of 150 ms, 60 s before TIME
+        return self.SENTINEL[args[1]]
 
     def llen(self, name: str) -> int:
         return 3
@@ -219,7 +243,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 52
+    assert len(ALL) == 58
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
