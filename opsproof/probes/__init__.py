@@ -6,12 +6,14 @@ from collections.abc import Iterable
 from opsproof.probes import (
     alertmanager,
     backups,
+    celery,
     http,
     kubernetes,
     postgres,
     prometheus,
     promql,
     redis,
+    rule_content,
     slo,
     sql,
     tls,
@@ -21,7 +23,8 @@ from opsproof.probes.connections import Connections
 
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
-    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups)
+    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
+                   rule_content, celery)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )
