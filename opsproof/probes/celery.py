@@ -67,18 +67,21 @@ def _bounded(call: Callable[[], T], seconds: float, what: str) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
-def _inspect(target: Target[CeleryApp], conns: Connections, command: str) -> dict[str, Any] | None:
+def _inspect(target: Target[CeleryApp], conns: Connections, command: str,
+             destination: list[str] | None = None) -> dict[str, Any] | None:
     """``celery inspect COMMAND``'s replies by worker (None: no worker replied), the broker reached first."""
     cfg = target.config
     _broker(target, conns)
     timeout = float(target.entry.config.timeout_s)
-    return _bounded(lambda: control(cfg.url, command, cfg.reply_timeout, timeout),
+    return _bounded(lambda: control(cfg.url, command, cfg.reply_timeout, timeout, destination),
                     _left(cfg.reply_timeout + 2 * timeout), f"inspect {command}")
 
 
-def control(url: str, command: str, reply_timeout: float, timeout: float) -> dict[str, Any] | None:
+def control(url: str, command: str, reply_timeout: float, timeout: float,
+            destination: list[str] | None = None) -> dict[str, Any] | None:
     """Celery's own ``app.control.inspect(timeout=reply_timeout).COMMAND()`` on the broker ``url``, its connection
-    bounded by ``timeout`` and never retried (a seam: tests without a broker replace it)."""
+    bounded by ``timeout`` and never retried (a seam: tests without a broker replace it). With ``destination``
+    (worker names) only those are asked, and the wait ends as soon as each has replied."""
     with _IMPORT:  # celery's package replaces itself while imported: on two threads at once, one gets half of it
         try:
             import kombu.transport.redis  # noqa: F401  # the transport too, before any thread connects
@@ -93,7 +96,8 @@ def control(url: str, command: str, reply_timeout: float, timeout: float) -> dic
                         broker_transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout,
                                                   "max_retries": 0},
                         result_backend=None, worker_hijack_root_logger=False)
-        inspector = app.control.inspect(timeout=reply_timeout)
+        inspector = app.control.inspect(timeout=reply_timeout, destination=destination,
+                                        limit=len(destination) if destination else None)
     try:
         replies: dict[str, Any] | None = getattr(inspector, command)()
         return replies
@@ -112,7 +116,8 @@ def ping_expected(cfg: CeleryApp) -> str:
 def ping(target: Target[CeleryApp], conns: Connections) -> Outcome:
     """The app's workers answer ``inspect ping`` on its broker: the listed ones all, else at least ``min_workers``."""
     cfg = target.config
-    replies = _inspect(target, conns, "ping") or {}
+    exact = cfg.workers if cfg.workers and not any(set("*?[") & set(w) for w in cfg.workers) else None
+    replies = _inspect(target, conns, "ping", exact) or {}  # named workers: done once each has answered
     answered = sorted(replies)
     evidence = {"answered": answered, "reply_timeout_s": cfg.reply_timeout}
     heard = f"{len(answered)} answered: {', '.join(answered)}" if answered else \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -85,6 +86,7 @@ def test_a_healthy_worker_passes_and_what_is_broken_fails(sandbox: SandboxHelper
     exist, a queue nobody consumes, and that queue filling during the window fails exactly those three."""
     apps = {"tasks": {"workers": [f"{WORKER}@*"], "queues": ["alpha", "beta"], "depth": {"alpha": 5},
                       "window": "2s", "samples": 3},
+            "exact": {"workers": [f"{WORKER}@{socket.gethostname()}"]},  # asked by name: no wait past its reply
             "orphan": {"workers": [f"{WORKER}@*", "opsproof-w2@*"], "queues": ["alpha", "gamma"],
                        "depth": {"gamma": 3}, "window": "3s", "samples": 4}}
     keys = redis.Redis.from_url(broker_url(sandbox), socket_timeout=3)
@@ -108,7 +110,7 @@ def test_a_healthy_worker_passes_and_what_is_broken_fails(sandbox: SandboxHelper
                           "celery.depth@redis[broker] celery orphan"}, run.output
     assert {f"{r['check']}@{r['target']}" for r in run.records if r["outcome"] == "passed"} == {
         "celery.ping@redis[broker] celery tasks", "celery.queues@redis[broker] celery tasks",
-        "celery.depth@redis[broker] celery tasks"}, run.output
+        "celery.depth@redis[broker] celery tasks", "celery.ping@redis[broker] celery exact"}, run.output
     ping = message(run, "celery.ping", "redis[broker] celery orphan")
     assert ping.startswith(f"redis[broker] celery orphan: no answer from opsproof-w2@* (1 answered: {WORKER}@"), ping
     assert ping.endswith(f"expected workers answer ping: {WORKER}@*, opsproof-w2@*"), ping
