@@ -5,6 +5,7 @@ judged (a fake Redis client). The real servers: tests/integration/test_rule_cont
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -155,3 +156,26 @@ def test_ping_names_the_missing_workers(monkeypatch: pytest.MonkeyPatch) -> None
         result = celery.ping(target, conns)
     assert result.explain().startswith("redis[broker] celery tasks: no answer from celery@beat (1 answered: "
                                        "celery@w1), expected workers answer ping: celery@w*, celery@beat")
+
+
+def test_a_control_call_that_never_returns_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker answered PING, then Celery's call hangs: the check ends at its deadline (the entry's timeout_s +
+    reply_timeout + window) and says what it was waiting for."""
+    inv = loads(INVENTORY.replace("url: redis://broker.test:6379/5", "url: redis://broker.test:6379/5\n    "
+                                  "timeout_s: 0.2").replace("window: 40ms", "window: 10ms, reply_timeout: 100ms"),
+                "r.yaml")
+    [target] = celery.ping.targets("broker", inv.redis["broker"])
+    release = threading.Event()
+    monkeypatch.setattr(celery, "control", lambda *args: release.wait(30))
+
+    class Fake(Connections):
+        def redis(self, key: str, url: str, timeout_s: float) -> Any:
+            return Queue([])
+
+    try:
+        with Fake() as conns:
+            result = celery.ping(target, conns)
+    finally:
+        release.set()
+    assert result.ok is False
+    assert re.fullmatch(r"no answer from the broker within 0\.[23] s \(inspect ping\)", result.observed), result
