@@ -3,7 +3,7 @@
 import pytest
 
 from opsproof import verify
-from opsproof.probes import alertmanager, prometheus
+from opsproof.probes import alertmanager, prometheus, rule_content
 from opsproof.result import Result
 
 pytestmark = pytest.mark.smoke
@@ -24,6 +24,12 @@ def test_scrape_targets_up(result: Result) -> None:
 @pytest.mark.check(prometheus.rules)
 def test_alert_rules_loaded(result: Result) -> None:
     """`curl $PROM/api/v1/rules` — the alert rules the runbooks depend on are loaded."""
+    verify(result)
+
+
+@pytest.mark.check(rule_content.rule_content)
+def test_alert_rule_content(result: Result) -> None:
+    """`curl $PROM/api/v1/rules` — each rule the runbook relies on has its threshold, `for:` and severity."""
     verify(result)
 
 

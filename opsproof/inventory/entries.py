@@ -24,9 +24,11 @@ from opsproof.inventory.base import Retry as Retry
 from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
+from opsproof.inventory.celery import CeleryApp
 from opsproof.inventory.k8s_kinds import KubernetesKinds
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
+from opsproof.inventory.rules import AlertRule
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -105,6 +107,12 @@ class Redis(_Entry):
     latency: RedisLatency | None = None  # config get save/appendonly/appendfsync + info persistence, Sentinel
     persistence: RedisPersistence | None = None
     sentinel: Sentinel | None = None
+    celery: dict[QueryName, CeleryApp] = Field(default_factory=dict)  # Celery apps on this broker (celery.*)
+
+    @model_validator(mode="after")
+    def _bind(self) -> Redis:
+        bind(self, dict(self.celery))
+        return self
 
 
 def _instant(v: str) -> str:
@@ -157,6 +165,7 @@ class Prometheus(_Entry):
     # /api/v1/targets is ~1.5 KiB per active target: 16 MiB holds a fleet of ~10,000; raise it for a larger one
     max_answer_bytes: int = Field(16 << 20, ge=1024, le=1 << 30)
     queries: dict[QueryName, PromQuery] = Field(default_factory=dict)  # named PromQL thresholds (prometheus.query)
+    alert_rules: dict[QueryName, AlertRule] = Field(default_factory=dict)  # rules with their content (rule_content)
 
     _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
 
@@ -170,6 +179,7 @@ class Prometheus(_Entry):
     @model_validator(mode="after")
     def _bind(self) -> Prometheus:
         bind(self, dict(self.queries))
+        bind(self, dict(self.alert_rules))
         return self
 
     @field_validator("severity_map", mode="before")

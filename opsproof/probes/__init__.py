@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from opsproof.probes import (
     alertmanager,
     backups,
+    celery,
     http,
     kubernetes,
     postgres,
@@ -13,6 +14,7 @@ from opsproof.probes import (
     promql,
     redis,
     redis_health,
+    rule_content,
     sentinel,
     slo,
     sql,
@@ -24,7 +26,7 @@ from opsproof.probes.connections import Connections
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
     for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
-                   redis_health, sentinel)
+                   redis_health, sentinel, rule_content, celery)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

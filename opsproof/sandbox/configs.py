@@ -145,7 +145,14 @@ def inventory(box: Sandbox) -> dict[str, Any]:
                                 "queries": {"rule_failures": {
                                     "expr": "sum by (rule_group) (increase("
                                             "prometheus_rule_evaluation_failures_total[1m]))",
-                                    "op": "==", "value": 0, "for": "30s"}}}},
+                                    "op": "==", "value": 0, "for": "30s"}},
+                                # rule content (prometheus.rule_content): the thresholds the runbooks state
+                                "alert_rules": {
+                                    "HighErrorRate": {"threshold": "> 0.05", "for": "5s",
+                                                      "labels": {"severity": "critical"}},
+                                    "p95_latency": {"watches": "http_request_duration_seconds_bucket",
+                                                    "expr_contains": ["histogram_quantile(0.95"],
+                                                    "threshold": "> 0.5", "labels": {"severity": "high"}}}}},
         "alertmanager": {"main": {"url": box.url("alertmanager"), "receivers": ["sandbox-webhook"],
                                   "timeout_s": 3}},
         # the post-deploy gate reads these from Prometheus; set OPSPROOF_DEPLOYED_AT when you deploy. User

@@ -70,6 +70,17 @@ def run_suite(inventory: Path | str, out: Path, *args: str, suite: str = "smoke"
                     junit.read_text() if junit.exists() else "")
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """A child the test started, ended: SIGTERM, 15 s to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def interruptible() -> None:
     """``preexec_fn`` of a child a test interrupts: it takes Ctrl-C as a terminal gives it. A job started in the
     background by a non-interactive shell (nohup, some CI runners) inherits SIGINT *ignored*, and the signal the

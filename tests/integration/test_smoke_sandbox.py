@@ -27,7 +27,7 @@ ALL_CHECKS = {
     "postgres.replica_lag", "redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate",
     "redis.queues", "redis.clients", "redis.latency", "redis.persistence", "redis.persistence_status",
     "prometheus.ready", "prometheus.targets", "prometheus.rules", "prometheus.alerts",
-    "alertmanager.ready", "alertmanager.receivers", "prometheus.query", "postgres.query",
+    "alertmanager.ready", "alertmanager.receivers", "prometheus.query", "postgres.query", "prometheus.rule_content",
 }
 REDIS_CHECKS = {"redis.ping", "redis.memory", "redis.eviction_policy", "redis.hit_rate", "redis.queues",
                 "redis.clients", "redis.latency", "redis.persistence", "redis.persistence_status"}
@@ -337,7 +337,8 @@ def test_prometheus_stopped(healthy: SandboxHelper, tmp_path: Path) -> None:
         healthy.box.start_service("prometheus")
     assert run.failed_checks == {"prometheus.ready"}, run.output
     assert run.blocked == dict.fromkeys({"prometheus.targets", "prometheus.rules", "prometheus.alerts",
-                                         "prometheus.query"}, "prometheus[main]")  # its named queries too
+                                         "prometheus.query", "prometheus.rule_content"},
+                                        "prometheus[main]")  # its named queries and rules too
     assert message(run, "prometheus.ready").startswith("prometheus[main]: unreachable (ConnectError")
 
 

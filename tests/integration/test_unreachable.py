@@ -57,10 +57,12 @@ postgres:
 redis:
   cache: {{url: "redis://:hunter2secret@127.0.0.1:{port}/0", timeout_s: {timeout}, eviction_policy: allkeys-lru,
            min_hit_rate: 0.5, queues: {{celery: 10}}, clients: {{max_connected: 10}}, latency: {{max_median_ms: 10}},
-           persistence: {{appendonly: false}}, sentinel: {{master: m, quorum: 1, sentinels: ["127.0.0.1:{port}"]}}}}
+           persistence: {{appendonly: false}}, sentinel: {{master: m, quorum: 1, sentinels: ["127.0.0.1:{port}"]}},
+           celery: {{tasks: {{workers: [celery@w1], queues: [celery], depth: {{celery: 10}}, window: 1s}}}}}}
 prometheus:
   main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout},
-          queries: {{up: {{expr: up, op: "==", value: 1, for: 1m}}}}}}
+          queries: {{up: {{expr: up, op: "==", value: 1, for: 1m}}}},
+          alert_rules: {{HighErrorRate: {{threshold: "> 0.05", for: 5m}}}}}}
 alertmanager:
   main: {{url: "http://127.0.0.1:{port}", receivers: [oncall], timeout_s: {timeout}}}
 slo:

@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 
 from opsproof import governance
 from opsproof.inventory import Inventory, loads
-from opsproof.probes import ALL, Connections, ProbeSpec, Target, tls
+from opsproof.probes import ALL, Connections, ProbeSpec, Target, celery, tls
 from opsproof.probes.base import probe, run
 
 PROBES = Path(__file__).resolve().parents[2] / "opsproof" / "probes"
@@ -53,9 +53,10 @@ redis:
     latency: {samples: 5, max_median_ms: 50, max_event_ms: 100}
     persistence: {appendonly: true, appendfsync: everysec, save: '', max_save_age: 1h}
     sentinel: {master: mymaster, quorum: 2, sentinels: ['s1.test:26379', 's2.test:26379']}
+    celery: {tasks: {workers: [celery@w1], queues: [celery], depth: {celery: 100}, window: 50ms, samples: 2}}
 prometheus:
   main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown],
-         queries: {up: {expr: up, op: '==', value: 1}}}
+         queries: {up: {expr: up, op: '==', value: 1}}, alert_rules: {RedisDown: {for: 2s}}}
 alertmanager:
   main: {url: 'http://am.test:9093', receivers: [oncall]}
 kubernetes:
@@ -243,7 +244,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 58
+    assert len(ALL) == 62
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
@@ -251,6 +252,7 @@ def test_every_probe_is_covered_here(tmp_path: Path) -> None:
 def test_a_reached_target_gets_the_declared_check_and_expected_text(
         spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "_handshake", lambda cfg, context: certificate())
+    monkeypatch.setattr(celery, "control", lambda *args: {"celery@w1": [{"name": "celery"}]})  # no broker here
     (tmp_path / "app_1.sql.gz").write_bytes(b"\x1f\x8b" + b"x" * 100)
     t = target(inventory(tmp_path), spec)
     with Answering() as conns:
