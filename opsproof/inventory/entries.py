@@ -295,5 +295,7 @@ def address_of(entry: _Entry | _Query) -> str:
     if isinstance(entry, Slo):
         return f"prometheus {entry.prometheus}" + (f" at {address_of(entry._source)}" if entry._source else "")
     if isinstance(entry, Backups):
+        if entry.directory is None and entry.s3 is not None:
+            return entry.s3.where
         return entry.directory or f"a fresh backup of {entry.postgres or entry.redis}"
     return ""

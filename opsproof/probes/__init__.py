@@ -8,6 +8,7 @@ from opsproof.probes import (
     backups,
     http,
     kubernetes,
+    objects,
     postgres,
     prometheus,
     promql,
@@ -21,7 +22,8 @@ from opsproof.probes.connections import Connections
 
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
-    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups)
+    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
+                   objects)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )
