@@ -25,6 +25,7 @@ from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.k8s_kinds import KubernetesKinds
+from opsproof.inventory.logs import Logs as Logs  # re-exported: the logs entry
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.redact import Redactor
 from opsproof.result import Severity
@@ -275,9 +276,10 @@ class Slo(_Entry):
 
 
 
-Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
+               "logs"]
 KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
-                           "backups")
+                           "backups", "logs")
 
 
 def address_of(entry: _Entry | _Query) -> str:
@@ -298,4 +300,6 @@ def address_of(entry: _Entry | _Query) -> str:
         if entry.directory is None and entry.s3 is not None:
             return entry.s3.where
         return entry.directory or f"a fresh backup of {entry.postgres or entry.redis}"
+    if isinstance(entry, Logs):
+        return entry.path
     return ""

@@ -8,6 +8,7 @@ from opsproof.probes import (
     backups,
     http,
     kubernetes,
+    logs,
     objects,
     postgres,
     prometheus,
@@ -23,7 +24,7 @@ from opsproof.probes.connections import Connections
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
     for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
-                   objects)
+                   objects, logs)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

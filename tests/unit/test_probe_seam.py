@@ -74,6 +74,8 @@ slo:
   app: {prometheus: main}
 backups:
   db: {directory: BACKUPS, pattern: '*.sql.gz', s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30}}
+logs:
+  app: {path: BACKUPS/app.log}
 """
 
 
@@ -235,7 +237,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 55
+    assert len(ALL) == 56
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
@@ -260,7 +262,7 @@ def test_an_unreachable_target_gets_the_same_check_and_expected_text(
         result = spec(t, conns)
     assert result.ok is False, result
     assert (result.target, result.check, result.expected) == (t.id, spec.check, spec.expected(t.config))
-    if spec.kind != "backups":  # a missing directory is a finding of the probe, not an exception
+    if spec.kind not in ("backups", "logs"):  # a missing directory or file is a finding, not an exception
         assert "unreachable (ConnectionRefusedError" in result.observed or "(ConnectError" in result.observed, result
 
 
