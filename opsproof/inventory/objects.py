@@ -7,12 +7,14 @@ configuration (GetBucketLifecycleConfiguration); they never write, copy or delet
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from opsproof.inventory.addresses import Verify
 from opsproof.inventory.base import _Model
+from opsproof.redact import MASK
 
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -68,6 +70,11 @@ class S3(_Model):
             raise ValueError(f"gives {given} alone. Fix: give both access_key: ${{…}} and secret_key: ${{…}}, or "
                              "neither (boto3's own credentials chain)")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() without the secret key (a model's repr reaches output where no redactor runs)."""
+        for name, value in super().__repr_args__():
+            yield name, MASK if name == "secret_key" and value else value
 
     @property
     def where(self) -> str:

@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 from support import SuiteRun, run_suite
 
 from opsproof.util.poll import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("s3")]
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 WRONG_SECRET = "canary-s3-wrong-9fQz"  # a secret key the server does not know; must appear in no output
 
@@ -29,9 +30,7 @@ WRONG_SECRET = "canary-s3-wrong-9fQz"  # a secret key the server does not know; 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, str]]:
     """A moto S3 server with the buckets of the cases, and the read-only user's keys."""
-    import httpx
-
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"

@@ -23,6 +23,13 @@ def test_an_s3_entry_alone_is_a_backups_entry() -> None:
     assert offsite.directory is None
 
 
+def test_the_secret_key_is_not_in_the_repr() -> None:
+    cfg = loads(entry("{bucket: b-ok, access_key: AKIA1, secret_key: 'literal-s3cret-9'}")).backups["offsite"]
+    assert "literal-s3cret-9" not in repr(cfg) + str(cfg)
+    assert cfg.s3 is not None
+    assert cfg.s3.secret_key == "literal-s3cret-9"
+
+
 def test_sizes() -> None:
     assert [parse_size(v) for v in ("1048576", "2KB", "1.5 GiB", 7)] == [1048576, 2000, 3 * 2**29, 7]
     assert [human_size(n) for n in (512, 3000, 2**31)] == ["512 B", "2.9 KiB", "2.0 GiB"]
