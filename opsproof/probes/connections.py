@@ -126,6 +126,7 @@ class Connections:
         self._proxies = environment_proxies() if http_transport is None else {}  # as httpx: none with a transport
         self._urllib_proxies = urllib.request.getproxies()  # the same, in urllib's form, for the Kubernetes client
         self._s3: dict[str, Any] = {}  # target id -> boto3 S3 client
+        self._s3_lock = threading.Lock()
 
     # --- HTTP -----------------------------------------------------------------------------------------
     def http(self, verify: bool | str = True) -> httpx.Client:
@@ -323,16 +324,17 @@ class Connections:
         """One boto3 S3 client per target (:mod:`opsproof.probes.s3_client`), reused."""
         from opsproof.probes.s3_client import make_client
 
-        with self._lock:
+        with self._s3_lock:  # its own lock: a build (boto3 loads its service model) holds up no other kind
             if key not in self._s3:
                 self._s3[key] = make_client(cfg)
             return self._s3[key]
 
     def close(self) -> None:
         closers: list[Callable[[], object]] = []
-        with self._lock:
+        with self._s3_lock:
             closers.extend(c.close for c in self._s3.values())
             self._s3.clear()
+        with self._lock:
             for _lock, slot in self._pg.values():
                 closers.extend(c.close for c in slot)
             closers.extend(c.close for c in self._redis.values())

@@ -13,10 +13,12 @@ from opsproof.inventory.objects import S3
 from opsproof.probes.deadline import Finding
 
 PAGE = 1000  # ListObjectsV2's own maximum per page
+_session: Any = None  # built once; make_client is called under Connections' S3 lock, one build at a time
 
 
 def make_client(cfg: S3) -> Any:
-    """A boto3 S3 client for ``cfg``: path-style addressing at a custom endpoint (MinIO, Ceph), no retries."""
+    """A boto3 S3 client for ``cfg``: path-style addressing at a custom endpoint (MinIO, Ceph), no retries. Called
+    one at a time (a boto3 session does not build clients concurrently)."""
     try:
         import boto3
         from botocore.config import Config
@@ -25,8 +27,10 @@ def make_client(cfg: S3) -> Any:
     config = Config(connect_timeout=cfg.timeout_s, read_timeout=cfg.timeout_s, retries={"max_attempts": 1,
                     "mode": "standard"}, s3={"addressing_style": "path" if cfg.endpoint else "auto"},
                     user_agent_extra="opsproof")
-    session = boto3.session.Session()
-    return session.client("s3", endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id=cfg.access_key,
+    global _session
+    if _session is None:  # one botocore session: its loaded service models serve every client after the first
+        _session = boto3.session.Session()
+    return _session.client("s3", endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id=cfg.access_key,
                           aws_secret_access_key=cfg.secret_key, verify=cfg.verify_tls, config=config)
 
 
