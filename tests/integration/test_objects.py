@@ -80,6 +80,8 @@ backups:
     s3: {entry("nolife-bkp", lifecycle=True)}
   badkey:
     s3: {entry("fresh-bkp", "${S3_WRONG_SECRET_KEY}", max_bytes="1MiB")}
+  weekly:
+    s3: {entry("fresh-bkp", expire_days=7)}
 """
 
 
@@ -107,11 +109,11 @@ def test_exactly_the_broken_checks_fail(run: tuple[SuiteRun, Path]) -> None:
     suite, _ = run
     assert suite.failed == {"backups.s3_recent@backups[stale]", "backups.s3_quota@backups[full]",
                             "backups.s3_lifecycle@backups[nolife]", "backups.s3_recent@backups[badkey]",
-                            "backups.s3_quota@backups[badkey]"}, suite.output
+                            "backups.s3_quota@backups[badkey]", "backups.s3_lifecycle@backups[weekly]"}, suite.output
     passed = {f"{r['check']}@{r['target']}" for r in suite.records if r["outcome"] == "passed"}
     assert passed == {"backups.s3_recent@backups[fresh]", "backups.s3_quota@backups[fresh]",
                       "backups.s3_lifecycle@backups[fresh]", "backups.s3_recent@backups[full]",
-                      "backups.s3_recent@backups[nolife]"}, suite.output
+                      "backups.s3_recent@backups[nolife]", "backups.s3_recent@backups[weekly]"}, suite.output
     assert "Traceback" not in suite.output
 
 
@@ -135,6 +137,9 @@ def test_the_messages_name_target_observed_and_expected(run: tuple[SuiteRun, Pat
     assert observed(suite, "backups.s3_lifecycle", "backups[fresh]") == (
         f"passed: rule retention-30d on 'pg/' Enabled, expires after 30 days | expected an enabled lifecycle rule "
         f"covering s3://fresh-bkp/pg/ {at} expiring objects after 30 days")
+    assert observed(suite, "backups.s3_lifecycle", "backups[weekly]") == (
+        "failed: no rule covering 'pg/' expires after 7 days (covering: retention-30d on 'pg/' Enabled, expires after "
+        f"30 days) | expected an enabled lifecycle rule covering s3://fresh-bkp/pg/ {at} expiring objects after 7 days")
     assert "backups[stale]: newest pg/apex_full_2.sql.gz is" in suite.output  # as a user reads it
     assert observed(suite, "backups.s3_quota", "backups[fresh]") == (
         f"passed: 3.0 KiB in 3 objects (0% of 1.0 MiB) | expected objects under s3://fresh-bkp/pg/ {at} at most "
