@@ -3,11 +3,30 @@
 import pytest
 
 from opsproof import verify
-from opsproof.probes import backups
+from opsproof.probes import backups, objects
 from opsproof.result import Result
 
 
 @pytest.mark.check(backups.recent)
 def test_backups_are_recent(result: Result) -> None:
     """`ls -lt /backups/apex_full_*.sql.gz | head -1` — the newest backup is younger than the RPO and not empty."""
+    verify(result)
+
+
+@pytest.mark.check(objects.s3_recent)
+def test_offsite_backups_are_recent(result: Result) -> None:
+    """`aws s3 ls s3://$BUCKET/$PREFIX --recursive | sort | tail -1` — the newest backup object is younger than the
+    RPO and not empty."""
+    verify(result)
+
+
+@pytest.mark.check(objects.s3_quota)
+def test_offsite_backups_fit_their_quota(result: Result) -> None:
+    """`aws s3 ls --recursive --summarize` — the backups' objects take no more than the bucket's quota."""
+    verify(result)
+
+
+@pytest.mark.check(objects.s3_lifecycle)
+def test_offsite_backups_expire(result: Result) -> None:
+    """`aws s3api get-bucket-lifecycle-configuration` — a rule expires old backups after the retention."""
     verify(result)

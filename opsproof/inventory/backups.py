@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from opsproof.inventory.addresses import Dsn
 from opsproof.inventory.base import Duration, _Entry, _Model
+from opsproof.inventory.objects import S3
 
 
 class Scratch(_Model):
@@ -62,14 +63,19 @@ class Backups(_Entry):
     sample: int = Field(100, ge=0, le=100000)  # Redis: keys whose values are compared after a restore
     min_sample_match: float = Field(0.9, ge=0, le=1)  # Redis: share of them equal to the live source's
     scratch: Scratch = Field(default_factory=Scratch)
+    s3: S3 | None = None  # where the backups land in object storage (backups.s3_recent, s3_quota, s3_lifecycle)
 
     @model_validator(mode="after")
     def _shape(self) -> Backups:
         if self.postgres and self.redis:
             raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
-        if self.directory is None and not self.fresh:
+        if self.directory is None and not self.fresh and self.s3 is None:
             raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
-                             "or fresh: true to take a backup at the start of each drill")
+                             "s3: {bucket: …} for backups in object storage, or fresh: true to take a backup at "
+                             "the start of each drill")
+        if self.directory is None and self.s3 is not None and self.datastore and not self.fresh:
+            raise ValueError("s3: without a directory: a DR drill restores from a directory. Fix: add directory: "
+                             "(where the drill finds the downloaded dumps), or fresh: true")
         if self.redis and self.scratch.kind != "local":
             raise ValueError(f"scratch.kind: {self.scratch.kind} is for PostgreSQL drills; a Redis drill restores into "
                              "a local redis-server. Fix: remove scratch:")

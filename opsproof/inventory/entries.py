@@ -26,6 +26,7 @@ from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.celery import CeleryApp
 from opsproof.inventory.k8s_kinds import KubernetesKinds
+from opsproof.inventory.logs import Logs as Logs  # re-exported: the logs entry
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
 from opsproof.inventory.rules import AlertRule
@@ -290,9 +291,10 @@ class Slo(_Entry):
 
 
 
-Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups"]
+Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
+               "logs"]
 KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
-                           "backups")
+                           "backups", "logs")
 
 
 def address_of(entry: _Entry | _Query) -> str:
@@ -310,5 +312,9 @@ def address_of(entry: _Entry | _Query) -> str:
     if isinstance(entry, Slo):
         return f"prometheus {entry.prometheus}" + (f" at {address_of(entry._source)}" if entry._source else "")
     if isinstance(entry, Backups):
+        if entry.directory is None and entry.s3 is not None:
+            return entry.s3.where
         return entry.directory or f"a fresh backup of {entry.postgres or entry.redis}"
+    if isinstance(entry, Logs):
+        return entry.path
     return ""

@@ -22,6 +22,7 @@ from opsproof.inventory.entries import (
     HttpService,
     Kind,
     Kubernetes,
+    Logs,
     Postgres,
     Prometheus,
     Redis,
@@ -58,6 +59,7 @@ class Inventory(_Model):
     kubernetes: dict[str, Kubernetes] = Field(default_factory=dict)
     slo: dict[str, Slo] = Field(default_factory=dict)
     backups: dict[str, Backups] = Field(default_factory=dict)
+    logs: dict[str, Logs] = Field(default_factory=dict)  # error lines in log files over a window
     tolerances: Tolerances = Field(default_factory=Tolerances)
     load: dict[str, LoadScenario] = Field(default_factory=dict)  # Locust scenarios (not targets: no checks)
     chaos: ChaosTargets = Field(default_factory=ChaosTargets)  # containers and processes faults act on
@@ -66,7 +68,7 @@ class Inventory(_Model):
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
-                     "load")
+                     "logs", "load")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:

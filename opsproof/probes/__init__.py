@@ -9,6 +9,8 @@ from opsproof.probes import (
     celery,
     http,
     kubernetes,
+    logs,
+    objects,
     postgres,
     prometheus,
     promql,
@@ -26,7 +28,7 @@ from opsproof.probes.connections import Connections
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
     for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
-                   redis_health, sentinel, rule_content, celery)
+                   redis_health, sentinel, rule_content, celery, objects, logs)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

@@ -125,6 +125,8 @@ class Connections:
         self._max_http = max_http_connections
         self._proxies = environment_proxies() if http_transport is None else {}  # as httpx: none with a transport
         self._urllib_proxies = urllib.request.getproxies()  # the same, in urllib's form, for the Kubernetes client
+        self._s3: dict[str, Any] = {}  # target id -> boto3 S3 client
+        self._s3_lock = threading.Lock()
 
     # --- HTTP -----------------------------------------------------------------------------------------
     def http(self, verify: bool | str = True) -> httpx.Client:
@@ -318,8 +320,20 @@ class Connections:
                 slot.append(api)
             return slot[0]
 
+    def s3(self, key: str, cfg: Any) -> Any:
+        """One boto3 S3 client per target (:mod:`opsproof.probes.s3_client`), reused."""
+        from opsproof.probes.s3_client import make_client
+
+        with self._s3_lock:  # its own lock: a build (boto3 loads its service model) holds up no other kind
+            if key not in self._s3:
+                self._s3[key] = make_client(cfg)
+            return self._s3[key]
+
     def close(self) -> None:
         closers: list[Callable[[], object]] = []
+        with self._s3_lock:
+            closers.extend(c.close for c in self._s3.values())
+            self._s3.clear()
         with self._lock:
             for _lock, slot in self._pg.values():
                 closers.extend(c.close for c in slot)

@@ -20,6 +20,7 @@ import yaml
 from support import REPO, SandboxHelper, run_suite
 
 from opsproof.inventory import load
+from opsproof.sandbox.process import free_port
 
 # one worker makes the outputs (a module fixture of ≈ 40 s: every suite and command once) and greps them all
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("canary")]
@@ -28,6 +29,7 @@ PASSWORD = "canary-pw-7Q2xZk9"  # in the HTTP URL's userinfo
 # in headers (Authorization, X-Api-Token) and a ?token= query; short, as a token can be: --setup-show prints a
 # parameter's repr cut to 42 characters, the last 20 of them kept
 TOKEN = "Tk_c4n9"
+S3_SECRET = "s3k-c4n9-Wq7"  # an S3 secret key written literally: no redactor masks it, only its absence keeps it out
 
 
 def _files(folder: Path, pattern: str = "*") -> str:
@@ -61,6 +63,11 @@ class Outputs:
         data["postgres"]["main"]["max_connection_ratio"] = 0.0001  # fails
         data["redis"]["cache"]["eviction_policy"] = "noeviction"  # fails
         data["backups"]["cache"]["sample"] = 5
+        # object storage credentials written literally (not as ${VAR}: the redactor does not know them), at an endpoint
+        # that refuses: the backups.s3_* checks of the post-maintenance run fail, and the key must be in no output
+        data["backups"]["cache"]["s3"] = {"endpoint": f"http://127.0.0.1:{free_port()}", "bucket": "canary-bkp",
+                                          "access_key": "AKIACANARY", "secret_key": S3_SECRET, "max_bytes": "1GiB",
+                                          "lifecycle": True, "timeout_s": 2}
         data["load"] = {"canary": {  # the app entry's URL and headers, a token in a query: one threshold fails
             "service": "app", "users": 2, "duration": "2s", "think_time": "50ms",
             "headers": {"X-Load-Token": TOKEN}, "thresholds": ["p(95) < 1us", "error_rate < 100%"],
@@ -205,10 +212,12 @@ def test_every_output_kind_is_collected_and_the_canaries_are_findable(outputs: O
              "load[canary]", "Scenario_canary", "canary-missing")  # the load record; Locust's log; its stats
     unrelated = [kind for kind, text in outputs.text.items() if not any(m in text for m in marks)]
     assert unrelated == []
+    assert "s3://canary-bkp/ at http://127.0.0.1:" in outputs.text["stdout post_maintenance"]  # the S3 checks ran
     inventory = load(outputs.inventory)
     raw = json.dumps([inventory.http["app"].model_dump(), inventory.postgres["main"].model_dump(),
-                      inventory.redis["cache"].model_dump(), inventory.prometheus["main"].model_dump()])
-    for canary in (PASSWORD, TOKEN, *outputs.passwords):
+                      inventory.redis["cache"].model_dump(), inventory.prometheus["main"].model_dump(),
+                      inventory.backups["cache"].model_dump()], default=str)
+    for canary in (PASSWORD, TOKEN, S3_SECRET, *outputs.passwords):
         assert canary in outputs.inventory.read_text()
         assert canary in raw
 
@@ -216,7 +225,7 @@ def test_every_output_kind_is_collected_and_the_canaries_are_findable(outputs: O
 @pytest.mark.parametrize("kind", OUTPUT_KINDS)
 def test_no_canary_in(outputs: Outputs, kind: str) -> None:
     text = outputs.text[kind]
-    leaked = [c for c in (PASSWORD, TOKEN, *outputs.passwords) if c in text]
+    leaked = [c for c in (PASSWORD, TOKEN, S3_SECRET, *outputs.passwords) if c in text]
     lines = [line[:300] for line in text.splitlines() if any(c in line for c in leaked)]
     assert leaked == [], f"{kind}: {len(lines)} line(s) with a canary, e.g.\n" + "\n".join(lines[:5])
 

@@ -76,10 +76,14 @@ kubernetes:
           cronjobs: {{backup: {{max_age: 25h}}}}, secrets: [api-credentials], endpoints: [api],
           network_policies: [default-deny], load_balancers: [api], helm_releases: [api],
           blue_green: {{app: {{deployment: app-green}}}}}}
+backups:
+  offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
+                  secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true}}}}
 """
 
 
-NETWORK = [s for s in ALL if s.kind != "backups"]  # backups are files on disk, not a server
+# backups and logs are files on disk, not a server — except backups in object storage (backups.s3_*)
+NETWORK = [s for s in ALL if s.kind not in ("backups", "logs") or s.check.startswith("backups.s3_")]
 # what a check says when its deadline (timeout_s 1 s here, for the whole check) or PostgreSQL's connect_timeout_s
 # ends its wait; the Kubernetes client names the bound it was given. How long each wait takes against the configured
 # bound is measured by bench/bench_unreachable.py, not asserted here.
@@ -93,6 +97,7 @@ TIMED_OUT = {
     "tls": r"^no TLS handshake within 1 s$",
     "redis": NOTHING,
     "postgres": r"^no connection within 1 s \(connect\)$|: no connection within 1 s \(connect\)$",
+    "backups": r"^no answer within 1 s \(answer\) from http://127\.0\.0\.1:\d+$",  # boto3's read_timeout
 }
 
 

@@ -82,7 +82,9 @@ kubernetes:
 slo:
   app: {prometheus: main}
 backups:
-  db: {directory: BACKUPS, pattern: '*.sql.gz'}
+  db: {directory: BACKUPS, pattern: '*.sql.gz', s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30}}
+logs:
+  app: {path: BACKUPS/app.log}
 """
 
 
@@ -198,6 +200,19 @@ class FakeKubernetesApi:
         return self
 
 
+class FakeS3:
+    """The two read calls of :mod:`opsproof.probes.s3_client` (ListObjectsV2 pages, the lifecycle rules)."""
+
+    def get_paginator(self, operation: str) -> Any:
+        return self
+
+    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return [{"Contents": [{"Key": "app_1.sql.gz", "LastModified": dt.datetime.now(dt.UTC), "Size": 100}]}]
+
+    def get_bucket_lifecycle_configuration(self, Bucket: str) -> dict[str, Any]:  # boto3 names it Bucket
+        return {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 30}}]}
+
+
 class Answering(Connections):
     def __init__(self) -> None:
         super().__init__(http_transport=httpx.MockTransport(answer))
@@ -211,6 +226,9 @@ class Answering(Connections):
 
     def kubernetes(self, key: str, cfg: Any) -> Any:
         return FakeKubernetesApi()
+
+    def s3(self, key: str, cfg: Any) -> Any:
+        return FakeS3()
 
 
 def certificate() -> bytes:
@@ -237,14 +255,14 @@ class Refusing(Connections):
     def __init__(self) -> None:
         super().__init__(http_transport=httpx.MockTransport(refuse_http))
 
-    postgres = redis = kubernetes = refuse
+    postgres = redis = kubernetes = s3 = refuse
 
 
 # --- the seam ------------------------------------------------------------------------------------------------
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 62
+    assert len(ALL) == 66
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
@@ -270,7 +288,7 @@ def test_an_unreachable_target_gets_the_same_check_and_expected_text(
         result = spec(t, conns)
     assert result.ok is False, result
     assert (result.target, result.check, result.expected) == (t.id, spec.check, spec.expected(t.config))
-    if spec.kind != "backups":  # a missing directory is a finding of the probe, not an exception
+    if spec.kind not in ("backups", "logs"):  # a missing directory or file is a finding, not an exception
         assert "unreachable (ConnectionRefusedError" in result.observed or "(ConnectError" in result.observed, result
 
 

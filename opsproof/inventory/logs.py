@@ -1,0 +1,57 @@
+"""The ``logs:`` entry: error lines in an application's log files on this host, counted over a window against a
+ceiling — `grep ERROR /var/log/app.log | wc -l`, but only the lines of the last ``window``.
+
+The window is judged by the timestamps written in the lines (``time_regex`` finds one, ISO 8601 by default, or
+``time_format`` parses it with strptime), never by a file's mtime alone: a line without a timestamp (a stack
+trace's continuation) belongs to the timestamped line above it. A file is read from its end, at most
+``tail_bytes`` of it; rotated predecessors (``app.log.1``) are read too, and a file last written before the window
+is not read at all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from opsproof.inventory.base import Duration, _Entry
+from opsproof.inventory.objects import Size
+
+ISO_TIME = r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+
+
+def _regex(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as e:
+        raise ValueError(f"{v!r} is not a regular expression ({e}). Fix: escape it, e.g. 'ERROR|FATAL' or "
+                         r"'\[error\]'") from None
+    return v
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+class Logs(_Entry):
+    """Lines matching ``pattern`` in ``path`` (a file or a glob, with its rotated ``.1``) over the last ``window``:
+    at most ``max_matches`` (``logs.errors``)."""
+
+    path: str = Field(min_length=1, pattern=r"^/", description="/var/log/app.log, or /var/log/app/*.log")
+    pattern: Regex = Field("ERROR", min_length=1, description="ERROR|FATAL|Traceback")
+    window: Duration = Field(600, description="10m")
+    max_matches: int = Field(0, ge=0, description="5")
+    # where a line's timestamp is: the regex's first group (default: an ISO 8601 time anywhere in the line)
+    time_regex: Regex = Field(ISO_TIME, description=r"^\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]")
+    time_format: str | None = Field(None, description="%d/%b/%Y:%H:%M:%S %z")  # strptime; default ISO 8601
+    utc: bool = True  # a timestamp without an offset is UTC (false: this host's local time)
+    rotated: bool = True  # also read PATH.1 (logrotate's first predecessor; compressed ones are not read)
+    tail_bytes: Size = Field(16 << 20, description="16MiB")  # read at most this much of each file, from its end
+    samples: int = Field(3, ge=0, le=20)  # matching lines shown in the finding (masked with the secrets)
+
+    @model_validator(mode="after")
+    def _group(self) -> Logs:
+        if re.compile(self.time_regex).groups < 1:
+            raise ValueError("time_regex has no group. Fix: put the timestamp in parentheses, e.g. "
+                             r"'^(\S+ \S+)'")
+        return self

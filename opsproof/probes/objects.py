@@ -1,0 +1,142 @@
+"""Backups in object storage (``backups.<name>.s3``): "the newest backup in the bucket is recent", "the bucket is
+within its quota", "a lifecycle rule expires old backups" — `aws s3 ls s3://BUCKET/PREFIX --recursive | sort | tail
+-1`, `aws s3 ls --summarize`, `aws s3api get-bucket-lifecycle-configuration`.
+
+Read-only: ListObjectsV2 (paginated) and GetBucketLifecycleConfiguration, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from typing import Any
+
+from opsproof.inventory import Backups, human_duration
+from opsproof.inventory.objects import S3, human_size
+from opsproof.probes import s3_client
+from opsproof.probes.base import Outcome, Target, probe
+from opsproof.probes.connections import Connections
+from opsproof.result import Severity
+
+
+def _s3(cfg: Backups) -> S3:
+    assert cfg.s3 is not None  # `applies` deselects entries without one
+    return cfg.s3
+
+
+def _client(target: Target[Backups], conns: Connections) -> Any:
+    return conns.s3(target.id, _s3(target.config))
+
+
+def _recent_expected(cfg: Backups) -> str:
+    limit, key = cfg.age_limit
+    return (f"newest {cfg.pattern} under {_s3(cfg).where} younger than {human_duration(limit)} ({key}) and "
+            f"≥ {cfg.min_size_bytes} bytes")
+
+
+@probe("backups.s3_recent", "backups", Severity.HIGH, "aws s3 ls s3://$BUCKET/$PREFIX --recursive | sort | tail -1",
+       applies=lambda cfg: cfg.s3 is not None, expected=_recent_expected)
+def s3_recent(target: Target[Backups], conns: Connections) -> Outcome:
+    """The newest object under the prefix whose key below it matches ``pattern`` (fnmatch) is younger than
+    ``max_age`` (else the RPO) and not smaller than ``min_size_bytes``."""
+    cfg, s3 = target.config, _s3(target.config)
+    client = _client(target, conns)
+    count, newest = 0, None
+    for obj in s3_client.objects(client, s3):
+        key = obj["Key"]
+        # the pattern as the directory's: against the key below prefix (`*/database.sql.gz` for $DATE/database.sql.gz)
+        if key.endswith("/") or not fnmatch.fnmatchcase(key[len(s3.prefix):], cfg.pattern):
+            continue
+        count += 1
+        # S3 keeps LastModified to the second: of two uploaded within one, the later name (…_2 after …_1)
+        if newest is None or (obj["LastModified"], key) > (newest["LastModified"], newest["Key"]):
+            newest = obj
+    if newest is None:
+        return Outcome(False, f"no object matching {cfg.pattern} under {s3.where}",
+                       {"bucket": s3.bucket, "prefix": s3.prefix, "pattern": cfg.pattern})
+    age_s = (dt.datetime.now(dt.UTC) - newest["LastModified"]).total_seconds()
+    name, size = newest["Key"], int(newest.get("Size", 0))
+    evidence = {"bucket": s3.bucket, "key": name, "age_s": round(age_s, 3), "size_bytes": size, "count": count,
+                "last_modified": newest["LastModified"].isoformat()}
+    problems = []
+    if age_s > cfg.age_limit[0]:
+        problems.append(f"newest {name} is {_age(age_s)} old")
+    if size < cfg.min_size_bytes:
+        problems.append(f"newest {name} is {size} bytes")
+    observed = "; ".join(problems) or f"newest {name}: {_age(age_s)} old, {size} bytes"
+    return Outcome(not problems, observed, evidence)
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+@probe("backups.s3_quota", "backups", Severity.MEDIUM, "aws s3 ls s3://$BUCKET/$PREFIX --recursive --summarize",
+       applies=lambda cfg: cfg.s3 is not None and cfg.s3.max_bytes is not None,
+       expected=lambda cfg: f"objects under {_s3(cfg).where} at most {human_size(_s3(cfg).max_bytes or 0)}")
+def s3_quota(target: Target[Backups], conns: Connections) -> Outcome:
+    """The objects under the prefix (every one, not only the backups' pattern) take at most ``max_bytes``."""
+    s3 = _s3(target.config)
+    assert s3.max_bytes is not None
+    total = count = 0
+    for obj in s3_client.objects(_client(target, conns), s3):
+        total += int(obj.get("Size", 0))
+        count += 1
+    share = total / s3.max_bytes
+    evidence = {"bucket": s3.bucket, "prefix": s3.prefix, "bytes": total, "objects": count,
+                "max_bytes": s3.max_bytes, "share": round(share, 4)}
+    observed = f"{human_size(total)} in {count} objects ({share:.0%} of {human_size(s3.max_bytes)})"
+    return Outcome(total <= s3.max_bytes, observed, evidence)
+
+
+def _lifecycle_expected(cfg: Backups) -> str:
+    s3 = _s3(cfg)
+    expiring = f" expiring objects after {s3.expire_days} days" if s3.expire_days else ""
+    return f"an enabled lifecycle rule covering {s3.where}{expiring}"
+
+
+@probe("backups.s3_lifecycle", "backups", Severity.MEDIUM,
+       "aws s3api get-bucket-lifecycle-configuration --bucket $BUCKET",
+       applies=lambda cfg: cfg.s3 is not None and cfg.s3.checks_lifecycle, expected=_lifecycle_expected)
+def s3_lifecycle(target: Target[Backups], conns: Connections) -> Outcome:
+    """An enabled lifecycle rule covers the prefix (its filter's prefix is a prefix of it) and, with
+    ``expire_days``, expires objects after exactly that many days (the runbook's retention)."""
+    s3 = _s3(target.config)
+    rules = s3_client.lifecycle_rules(_client(target, conns), s3)
+    if rules is None:
+        return Outcome(False, f"bucket {s3.bucket} has no lifecycle configuration", {"bucket": s3.bucket})
+    shown = [_rule(r) for r in rules]
+    evidence: dict[str, Any] = {"bucket": s3.bucket, "rules": shown}
+    covering = [r for r in rules if r.get("Status") == "Enabled" and s3.prefix.startswith(_prefix(r))]
+    if not covering:
+        listed = "; ".join(_shown(r) for r in shown) or "none"
+        return Outcome(False, f"no enabled lifecycle rule covers prefix {s3.prefix!r} (rules: {listed})", evidence)
+    if s3.expire_days is not None:
+        days = [(r.get("Expiration") or {}).get("Days") for r in covering]
+        if s3.expire_days not in days:
+            found = ", ".join(f"{_shown(_rule(r))}" for r in covering)
+            return Outcome(False, f"no rule covering {s3.prefix!r} expires after {s3.expire_days} days "
+                                  f"(covering: {found})", evidence)
+        match = next(r for r in covering if (r.get("Expiration") or {}).get("Days") == s3.expire_days)
+        return Outcome(True, f"rule {_shown(_rule(match))}", evidence)
+    return Outcome(True, "; ".join(f"rule {_shown(_rule(r))}" for r in covering), evidence)
+
+
+def _prefix(rule: dict[str, Any]) -> str:
+    """The prefix a rule applies to: its Filter's (alone or in an And), or the legacy top-level Prefix."""
+    flt = rule.get("Filter") or {}
+    if "Prefix" in flt:
+        return str(flt["Prefix"])
+    if "And" in flt:
+        return str(flt["And"].get("Prefix", ""))
+    return str(rule.get("Prefix", ""))
+
+
+def _rule(rule: dict[str, Any]) -> dict[str, Any]:
+    return {"id": rule.get("ID", ""), "status": rule.get("Status"), "prefix": _prefix(rule),
+            "expire_days": (rule.get("Expiration") or {}).get("Days")}
+
+
+def _shown(rule: dict[str, Any]) -> str:
+    days = f", expires after {rule['expire_days']} days" if rule["expire_days"] else ", no expiration"
+    return f"{rule['id'] or '(no id)'} on {rule['prefix']!r} {rule['status']}{days}"
