@@ -49,19 +49,21 @@ class Watchdog:
     def add(self, sock: socket.socket | int) -> None:
         with self._lock:
             if self.fired:
-                _shut(sock)
                 self.cut += 1
+                _shut(sock)
             elif not self._done:
                 self._sockets.append(sock)
 
     def _fire(self) -> None:
+        # counted before each shutdown: shutdown() releases the GIL, and the check's thread, woken by it, reads
+        # ``cut`` (without the lock) to tell the deadline's cut from the server's own close
         with self._lock:
             if self._done:
                 return
             self.fired = True
             for sock in self._sockets:
-                _shut(sock)
                 self.cut += 1
+                _shut(sock)
 
     def cancel(self) -> None:
         """Before the client closes its sockets: a file descriptor closed while watched could be another's next."""
