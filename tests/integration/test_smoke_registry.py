@@ -26,7 +26,9 @@ postgres:
     queries: {one: {sql: SELECT 1, value: 1}}
 redis:
   cache: {url: "redis://127.0.0.1:9", eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 10},
-          celery: {app: {queues: [celery], depth: {celery: 10}}}}
+          celery: {app: {queues: [celery], depth: {celery: 10}}}, clients: {max_connected: 10},
+          latency: {max_median_ms: 10}, persistence: {appendonly: false},
+          sentinel: {master: m, quorum: 1, sentinels: ["127.0.0.1:9"]}}
 prometheus:
   main: {url: "http://127.0.0.1:9", jobs_up: [app], rules: [R], no_alerts_at_or_above: critical,
          queries: {up: {expr: up, op: "==", value: 1}}, alert_rules: {R: {for: 5m}}}
