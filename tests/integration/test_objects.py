@@ -21,11 +21,9 @@ from support import SuiteRun, run_suite
 
 from opsproof.util.poll import wait_until
 
-# Quarantined (2026-12-04): in 1 of 2 CI runs (gw0, after 140 other tests) the fixture's own ListObjectsV2 with the
-# read-only user's fresh key got moto's AccessDenied; 0 failures in 16 runs by hand (alone, after the canary-secret
-# tests, under CPU load). Mechanism not found yet — see issue 14's note.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("s3"),
-              pytest.mark.quarantine("moto AccessDenied on the fixture's ListObjectsV2, 1 of 2 CI runs")]
+# moto < 5.2.6 (pyproject): 5.2.6 authorizes ListObjectsV2 as "s3:ListObjectsV2", an action AWS does not have, and
+# refused this module's AWS-style read-only policy (s3:ListBucket) — the AccessDenied of a CI run
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("s3")]
 
 
 WRONG_SECRET = "canary-s3-wrong-9fQz"  # a secret key the server does not know; must appear in no output
