@@ -146,6 +146,13 @@ def at(obj: Obj, *path: str, default: Any = None) -> Any:
     return obj
 
 
+def generation_behind(obj: Obj) -> list[str]:
+    """The finding of a workload whose controller has not acted on its latest spec yet (none when it has)."""
+    generation, seen = at(obj, "metadata", "generation", default=0), at(obj, "status", "observedGeneration", default=0)
+    return ([f"observedGeneration {seen} behind generation {generation} (the controller has not acted on the "
+             "latest spec)"] if seen < generation else [])
+
+
 def condition(obj: Obj, kind: str) -> Obj:
     return next((c for c in at(obj, "status", "conditions", default=[]) if c.get("type") == kind), {})
 

@@ -8,16 +8,9 @@ from datetime import UTC, datetime
 from opsproof.inventory import Kubernetes, Resources, quantity
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
-from opsproof.probes.k8s_api import Findings, Namespace, Obj, at, condition, selects
+from opsproof.probes.k8s_api import Findings, Namespace, Obj, at, condition, generation_behind, selects
 from opsproof.probes.k8s_workloads import _pod_problem, _restarts
 from opsproof.result import Severity
-
-
-def _generation(obj: Obj) -> list[str]:
-    generation, seen = at(obj, "metadata", "generation", default=0), at(obj, "status", "observedGeneration", default=0)
-    return ([f"observedGeneration {seen} behind generation {generation} (the controller has not acted on the "
-             "latest spec)"] if seen < generation else [])
-
 
 # --- kubectl rollout status statefulset/NAME -------------------------------------------------------------
 
@@ -42,7 +35,7 @@ def statefulsets(target: Target[Kubernetes], conns: Connections) -> Outcome:
                             "readyReplicas": ready, "currentRevision": current, "updateRevision": update,
                             "generation": at(sts, "metadata", "generation"),
                             "observedGeneration": status.get("observedGeneration")}
-        found = _generation(sts)
+        found = generation_behind(sts)
         if updated < desired - partition or ready < desired:
             found.append(f"{updated} of {desired} replicas updated, {ready} ready")
         if partition == 0 and current != update:  # kubectl waits for this, unless a partition holds pods back
@@ -73,7 +66,7 @@ def daemonsets(target: Target[Kubernetes], conns: Connections) -> Outcome:
         f.evidence[name] = {k: s.get(k) for k in ("desiredNumberScheduled", "currentNumberScheduled", "numberReady",
                                                   "updatedNumberScheduled", "numberAvailable", "numberUnavailable",
                                                   "numberMisscheduled", "observedGeneration")}
-        found = _generation(ds)
+        found = generation_behind(ds)
         if (updated, ready, unavailable) != (desired, desired, 0):
             found.append(f"{updated} of {desired} scheduled pods updated, {ready} ready, {unavailable} unavailable")
         if want.min_ready is not None and ready < want.min_ready:

@@ -19,6 +19,7 @@ from opsproof.probes.k8s_api import (
     at,
     condition,
     current_replicaset,
+    generation_behind,
     owned_by,
     selects,
     timestamp,
@@ -53,10 +54,7 @@ def rollout(target: Target[Kubernetes], conns: Connections) -> Outcome:
         progressing = condition(dep, "Progressing")
         f.evidence[name] = {"replicas": desired, "generation": generation, "observedGeneration": seen,
                             "status_replicas": total, **counts, "progressing": progressing.get("reason")}
-        found: list[str] = []
-        if seen < generation:
-            found.append(f"observedGeneration {seen} behind generation {generation} "
-                         "(the controller has not acted on the latest spec)")
+        found = generation_behind(dep)
         if (counts["updated"], counts["ready"], counts["available"]) != (desired, desired, desired):
             found.append(f"{counts['updated']} of {desired} replicas updated, {counts['ready']} ready, "
                          f"{counts['available']} available"
