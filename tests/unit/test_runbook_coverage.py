@@ -111,7 +111,8 @@ def parse(path: Path) -> Map:
     problem (so that no step hides in a table the count skips)."""
     text = path.read_text(encoding="utf-8").splitlines()
     found = {k: re.search(rf"^- {k}: `([^`]+)`", "\n".join(text), re.M) for k in ("runbook", "example")}
-    m = Map(path.stem, *(f.group(1) if f else "" for f in found.values()))
+    runbook, example_path = (f.group(1) if f else "" for f in found.values())
+    m = Map(path.stem, runbook, example_path)
     m.problems += [f"{path.name}: no '- {k}: `…`' line" for k, f in found.items() if f is None]
     section, header = "", None
     for n, line in enumerate(text, 1):
@@ -194,7 +195,7 @@ def problem(check: str, key: str, example_name: str) -> str | None:
 def table(all_maps: dict[str, Map]) -> str:
     """The README's per-runbook table."""
     out = ["| runbook (coverage map) | steps | machine-verifiable | covered by a configured check | planned "
-           "| no capability yet | not verifiable by a machine | covered |",
+           "| missing | not verifiable by a machine | covered |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for doc, (runbook, _) in RUNBOOKS.items():
         m = all_maps[doc]
@@ -262,13 +263,15 @@ def test_the_checker_refuses_what_is_not_configured() -> None:
     assert "deselected" in (problem("postgres.rls", "postgres.main", name) or "")
     assert "per item" in (problem("postgres.query", "postgres.main.max_query_s", name) or "")
     row = Row("x", "s", "1", "step", "looks fine")
-    assert row.kind == "" and Row("x", "s", "1", "s", "planned (h35): WAL").kind == "planned"
+    assert row.kind == ""
+    assert Row("x", "s", "1", "s", "planned (h35): WAL").kind == "planned"
     assert cells(r"| 1 | `a \| b` | x |") == ["1", "`a | b`", "x"]
 
 
 def test_the_readme_table_is_computed_from_the_maps() -> None:
     text = README.read_text(encoding="utf-8")
-    assert START in text and END in text, f"README.md: the table goes between {START} and {END}"
+    assert START in text, f"README.md: the table goes between {START} and {END}"
+    assert END in text, f"README.md: the table goes between {START} and {END}"
     shown = text.split(START, 1)[1].split(END, 1)[0].strip()
     expected = table(maps())
     assert shown == expected, f"README.md's runbook coverage table is stale; it is:\n{expected}"
