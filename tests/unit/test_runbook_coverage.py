@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from markdown_it import MarkdownIt
 
 from opsproof.drill import drillable
 from opsproof.drill.phases import PHASES
@@ -99,37 +100,42 @@ class Map:
         return self.count("covered") + self.count("planned") + self.count("missing")
 
 
-def cells(line: str) -> list[str]:
-    """The cells of a GitHub-flavoured Markdown table row (``\\|`` is a literal pipe, as in code spans)."""
-    inner = line.strip().removeprefix("|").removesuffix("|")
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner)]
+MARKDOWN = MarkdownIt("commonmark").enable("table")
 
 
 def parse(path: Path) -> Map:
     """A coverage map: its header lines (``- runbook: `…` ``, ``- example: `…` ``) and every row of its tables,
-    each with the ``##``/``###`` heading it is under. A table whose header is not ``lines | step | verdict`` is a
-    problem (so that no step hides in a table the count skips)."""
-    text = path.read_text(encoding="utf-8").splitlines()
-    found = {k: re.search(rf"^- {k}: `([^`]+)`", "\n".join(text), re.M) for k in ("runbook", "example")}
+    each with the ``##``/``###`` heading it is under — read by markdown-it-py (CommonMark + GFM tables). A table
+    whose header is not ``lines | step | verdict`` is a problem (so that no step hides in a table the count skips)."""
+    source = path.read_text(encoding="utf-8")
+    found = {k: re.search(rf"^- {k}: `([^`]+)`", source, re.M) for k in ("runbook", "example")}
     runbook, example_path = (f.group(1) if f else "" for f in found.values())
     m = Map(path.stem, runbook, example_path)
     m.problems += [f"{path.name}: no '- {k}: `…`' line" for k, f in found.items() if f is None]
-    section, header = "", None
-    for n, line in enumerate(text, 1):
-        if line.startswith("#"):
-            section, header = line.lstrip("#").strip(), None
-        elif not line.startswith("|"):
+    section, in_heading, line = "", False, 0
+    header: list[str] | None = None
+    row: list[str] | None = None
+    for tok in MARKDOWN.parse(source):
+        if tok.type in ("heading_open", "heading_close"):
+            in_heading = tok.type == "heading_open"
+        elif tok.type == "inline" and in_heading:
+            section = tok.content
+        elif tok.type == "tr_open":
+            row, line = [], (tok.map[0] + 1 if tok.map else 0)
+        elif tok.type == "inline" and row is not None:
+            row.append(tok.content.strip().replace("\\|", "|"))  # a code span's literal pipe is written \|
+        elif tok.type == "tr_close" and row is not None:
+            if header is None:
+                header = [c.lower() for c in row]
+                if header != HEADER:
+                    m.problems.append(f"{path.name}:{line}: table header {header}, expected {HEADER}")
+            elif len(row) != 3:
+                m.problems.append(f"{path.name}:{line}: {len(row)} cells, expected 3 (lines | step | verdict)")
+            else:
+                m.rows.append(Row(path.stem, section, *row))
+            row = None
+        elif tok.type == "table_close":
             header = None
-        elif header is None:
-            header = [c.lower() for c in cells(line)]
-            if header != HEADER:
-                m.problems.append(f"{path.name}:{n}: table header {header}, expected {HEADER}")
-        elif not re.fullmatch(r"[\s|:-]+", line):
-            row = cells(line)
-            if len(row) != 3:
-                m.problems.append(f"{path.name}:{n}: {len(row)} cells, expected 3 (lines | step | verdict)")
-                continue
-            m.rows.append(Row(path.stem, section, *row))
     return m
 
 
@@ -265,7 +271,18 @@ def test_the_checker_refuses_what_is_not_configured() -> None:
     row = Row("x", "s", "1", "step", "looks fine")
     assert row.kind == ""
     assert Row("x", "s", "1", "s", "planned (h35): WAL").kind == "planned"
-    assert cells(r"| 1 | `a \| b` | x |") == ["1", "`a | b`", "x"]
+
+
+def test_the_parser_reads_rows_sections_and_bad_tables(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("# X\n\n- runbook: `r.txt`\n- example: `e.yaml`\n\nProse | with a pipe.\n\n## A section\n\n"
+                   "| lines | step | verdict |\n|---|---|---|\n| 1 | `a \\| b` | x |\n\n"
+                   "## B\n\n| line | what |\n|---|---|\n| 2 | y |\n", encoding="utf-8")
+    m = parse(doc)
+    assert (m.runbook, m.example) == ("r.txt", "e.yaml")
+    assert m.rows == [Row("x", "A section", "1", "`a | b`", "x")]
+    assert m.problems == ["x.md:16: table header ['line', 'what'], expected ['lines', 'step', 'verdict']",
+                          "x.md:18: 2 cells, expected 3 (lines | step | verdict)"]
 
 
 def test_the_readme_table_is_computed_from_the_maps() -> None:
