@@ -21,6 +21,7 @@ import datetime as dt
 import shlex
 import shutil
 import signal
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +44,8 @@ class ScratchRecovery(_Local):
 
     NAME = "scratch-postgres"
 
-    def __init__(self, folder: Path, base: walarchive.BaseBackup, archive: Path, user: str, dbname: str) -> None:
-        self.folder, self.base, self.archive, self.user, self.dbname = folder, base, archive, user, dbname
+    def __init__(self, folder: Path, base: walarchive.BaseBackup, restore: str, user: str, dbname: str) -> None:
+        self.folder, self.base, self.restore, self.user, self.dbname = folder, base, restore, user, dbname
         self.sup = Supervisor(folder, ephemeral=True)
         self.data, self.run_dir, self.port = folder / "pg-data", folder / "pg-run", 0
         self.where = f"a copy of {base.path.name} recovering in {self.data}"
@@ -54,10 +55,21 @@ class ScratchRecovery(_Local):
         path = self.sup.log_dir / f"{self.NAME}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def prepare(self) -> None:
-        """Copy the backup, make it the server's, and ask for archive recovery."""
+    def unpack(self) -> None:
+        """The backup's files in the scratch data directory: copied (-Fp), or extracted (-Ft, with its pg_wal.tar)."""
+        if self.base.tar is None:
+            shutil.copytree(self.base.path, self.data, symlinks=True)
+            return
+        self.data.mkdir(mode=0o700)
+        for tar, into in ((self.base.tar, self.data), (walarchive._tar_of(self.base.path, "pg_wal"),
+                                                        self.data / "pg_wal")):
+            if tar is not None:
+                with tarfile.open(tar, "r:*") as archive:
+                    archive.extractall(into, filter="tar")  # no absolute paths, no escaping ".."
+
+    def configure(self) -> None:
+        """Make the copy the server's, and ask for archive recovery."""
         owner = postgres_user()
-        shutil.copytree(self.base.path, self.data, symlinks=True)
         self.run_dir.mkdir(mode=0o700)
         for stale in ("postmaster.pid", "postmaster.opts", "standby.signal"):
             (self.data / stale).unlink(missing_ok=True)
@@ -73,13 +85,12 @@ class ScratchRecovery(_Local):
     def start(self, target: float, major: int) -> None:
         """Start recovering towards ``target``; returns once the server runs (it may still be replaying)."""
         self.port = free_port()
-        restore = f"cp {shlex.quote(str(self.archive))}/%f \"%p\""
         moment = dt.datetime.fromtimestamp(target, dt.UTC).isoformat(sep=" ")
         argv = [pg_tool("postgres", major), "-D", str(self.data), "-p", str(self.port), "-k", str(self.run_dir),
                 "-c", "listen_addresses=", "-c", f"hba_file={self.folder / 'pg_hba.conf'}",
                 "-c", "archive_mode=off", "-c", "fsync=off", "-c", "hot_standby=off", "-c", "ssl=off",
                 "-c", "logging_collector=off", "-c", "log_destination=stderr", "-c", "shared_preload_libraries=",
-                "-c", f"restore_command={restore}", "-c", f"recovery_target_time={moment}",
+                "-c", f"restore_command={self.restore}", "-c", f"recovery_target_time={moment}",
                 "-c", "recovery_target_action=promote", "-c", "cluster_name=opsproof-drill-pitr"]
         try:
             self.sup.start(Spec(self.NAME, argv, user=postgres_user(), stop_signal=signal.SIGINT))
@@ -115,7 +126,7 @@ class PitrDrill(Drill):
         assert cfg.pitr is not None
         self.pitr = cfg.pitr
         self.source = source
-        self.archive = Path(cfg.pitr.archive)
+        self.archive = Path(cfg.pitr.archive) if cfg.pitr.archive else None
         self.target_time = parse_instant(cfg.pitr.target, self.began)
         self.base: walarchive.BaseBackup | None = None
         self.scratch: ScratchRecovery | None = None
@@ -162,39 +173,53 @@ class PitrDrill(Drill):
     def _integrity(self) -> Outcome:
         assert self.base is not None
         base = self.base
-        done = run_tool([pg_tool("pg_verifybackup", base.major, at_least=True), str(base.path)], timeout=3600)
-        problems: list[str] = []
-        if done.returncode != 0:
-            problems.append(f"pg_verifybackup: {last_line(done.stderr or done.stdout)}")
-        self.restorable = done.returncode == 0  # a gap in the archive is for the replay to show: it still runs
-        if not self.archive.is_dir():
+        if base.tar is None:
+            done = run_tool([pg_tool("pg_verifybackup", base.major, at_least=True), str(base.path)], timeout=3600)
+            problems = [f"pg_verifybackup: {last_line(done.stderr or done.stdout)}"] if done.returncode else []
+            checked = "pg_verifybackup: backup verified" if not problems else ""
+        else:  # PostgreSQL < 18's pg_verifybackup reads no tar: it runs on the extracted copy (provision)
+            problems = walarchive.tar_problems(base)
+            checked = f"{base.tar.name} read whole, its files = the manifest's" if not problems else ""
+        self.restorable = not problems  # a gap in the archive is for the replay to show: it still runs
+        found = walarchive.Archive(0, None, None)
+        if self.archive is None:
+            checked += "; WAL from restore_command (not listed: a gap shows in the replay)"
+        elif not self.archive.is_dir():
             problems.append(f"no WAL archive directory {self.archive}")
             self.restorable = False
-            found = walarchive.Archive(0, None, None)
         else:
             found = walarchive.scan_archive(self.archive, base.start_wal)
             if found.gaps:
                 shown = ", ".join(found.gaps[:5]) + (f", … {len(found.gaps) - 5} more" if len(found.gaps) > 5 else "")
                 problems.append(f"{len(found.gaps)} WAL segment(s) missing from the archive between {base.start_wal}"
                                 f" and {found.last}: {shown} — replay cannot pass the first")
-        evidence = {"pg_verifybackup": last_line(done.stdout + done.stderr), "archive": str(self.archive),
-                    "segments": found.segments, "first": found.first, "last": found.last, "gaps": found.gaps,
-                    "segment_bytes": found.seg_size}
+            checked += f"; archive holds {found.segments} segment(s) {found.first} … {found.last}, none missing"
+        evidence = {"archive": str(self.archive) if self.archive else None, "segments": found.segments,
+                    "first": found.first, "last": found.last, "gaps": found.gaps, "segment_bytes": found.seg_size}
         expected = self._expectation("integrity")
         if problems:
             return Outcome(False, "; ".join(problems), expected, evidence)
-        return Outcome(True, f"pg_verifybackup: backup verified; archive holds {found.segments} segment(s) "
-                             f"{found.first} … {found.last}, none missing", expected, evidence)
+        return Outcome(True, checked, expected, evidence)
 
     def _provision(self) -> Outcome:
         assert self.base is not None
         if self.base.major is None:
             raise DrillError(f"{self.base.path.name} has no PG_VERSION: which PostgreSQL made it is unknown")
         dbname = str(conninfo_to_dict(self.source.dsn).get("dbname") or "postgres")
-        self.scratch = ScratchRecovery(self.folder, self.base, self.archive, self.pitr.user, dbname)
-        self.scratch.prepare()
-        return Outcome(True, self.scratch.where, self._expectation("provision"),
-                       {"scratch": str(self.scratch.data), "major": self.base.major})
+        restore = self.pitr.restore_command or f"cp {shlex.quote(str(self.archive))}/%f \"%p\""
+        self.scratch = ScratchRecovery(self.folder, self.base, restore, self.pitr.user, dbname)
+        self.scratch.unpack()
+        how = "copied"
+        if self.base.tar is not None:  # the checksums of every file, on the extracted copy
+            done = run_tool([pg_tool("pg_verifybackup", self.base.major, at_least=True), "-m",
+                             str(self.base.path / "backup_manifest"), str(self.scratch.data)], timeout=3600)
+            if done.returncode != 0:
+                raise DrillError(f"pg_verifybackup on the extracted {self.base.tar.name}: "
+                                 f"{last_line(done.stderr or done.stdout)}")
+            how = "extracted and verified (pg_verifybackup)"
+        self.scratch.configure()
+        return Outcome(True, f"{self.scratch.where} ({how})", self._expectation("provision"),
+                       {"scratch": str(self.scratch.data), "major": self.base.major, "restore_command": restore})
 
     def _restore(self) -> Outcome:
         assert self.scratch is not None
@@ -230,16 +255,23 @@ class PitrDrill(Drill):
         """Where replay stopped short of the target, and the segment it could not get."""
         assert self.base is not None
         last = rec.restored[-1] if rec.restored else None
-        size = walarchive.scan_archive(self.archive, self.base.start_wal).seg_size if self.archive.is_dir() \
-            else walarchive.DEFAULT_SEGMENT
+        listed = self.archive is not None and self.archive.is_dir()
+        size = walarchive.scan_archive(self.archive, self.base.start_wal).seg_size if self.archive and listed \
+            else self.base.seg_size
         ended = walarchive.lsn_segno(rec.redo_done_at, size) if rec.redo_done_at else None
         if ended is None and last:
             ended = walarchive.segno(last, size)
         wanted = walarchive.seg_name(self.base.timeline, ended + 1, size) if ended is not None else None
         at = (f"last replayed commit {rec.last_commit}" if rec.last_commit else "no commit replayed")
         where = f"WAL {rec.redo_done_at}" if rec.redo_done_at else (f"after {last}" if last else "the base backup")
-        why = (f"; segment {wanted} is not in the archive (restore_command failed for it)"
-               if wanted and not (self.archive / wanted).exists() else "")
+        said = next((ln.strip() for ln in (self.scratch.log if self.scratch else "").splitlines()
+                     if wanted and wanted in ln and "LOG:" not in ln), None)  # the restore_command's own error
+        why = ""
+        if wanted and self.archive and listed and not (self.archive / wanted).exists():
+            why = f"; segment {wanted} is not in the archive (restore_command failed for it)"
+        elif wanted:
+            where_ = "is in the archive, but" if listed else "was not restored:"
+            why = f"; segment {wanted} {where_} restore_command did not deliver it" + (f" ({said})" if said else "")
         how = "PostgreSQL refused to promote: " + (rec.fatal or exited or "") if exited else \
             "promoted without reaching it (no 'recovery stopping' in the log)"
         return f"recovery stopped early at {where} ({at}), target {self.target_text}{why}; {how}"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import re
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +38,52 @@ class BaseBackup:
     start_wal: str  # the segment its replay starts from
     size_bytes: int
     major: int | None  # its PG_VERSION
+    tar: Path | None = None  # -Ft: base.tar or base.tar.gz (pg_wal.tar[.gz] beside it); None: -Fp, a data directory
+    seg_size: int = DEFAULT_SEGMENT  # the WAL segment size: that of the segments it carries
 
     @property
     def timeline(self) -> int:
         return int(self.start_wal[:8], 16)
+
+
+def _tar_of(path: Path, stem: str) -> Path | None:
+    return next((path / f"{stem}{ext}" for ext in (".tar", ".tar.gz") if (path / f"{stem}{ext}").is_file()), None)
+
+
+def _member(tar: Path, name: str) -> str | None:
+    """The text of one file of a tar archive (pg_basebackup writes backup_label and PG_VERSION early in it)."""
+    with tarfile.open(tar, "r:*") as archive:
+        for info in archive:
+            if info.name in (name, f"./{name}") and info.isfile():
+                handle = archive.extractfile(info)
+                return handle.read().decode(errors="replace") if handle else None
+    return None
+
+
+def tar_problems(base: BaseBackup) -> list[str]:
+    """Read a -Ft backup's tar streams whole (gzip's CRC, tar's headers) and hold them against its backup_manifest:
+    every file the manifest lists is in base.tar with its size."""
+    assert base.tar is not None
+    listed = {f["Path"]: int(f["Size"]) for f in json.loads((base.path / "backup_manifest").read_text())["Files"]}
+    found: dict[str, int] = {}
+    try:
+        for tar in filter(None, (base.tar, _tar_of(base.path, "pg_wal"))):
+            with tarfile.open(tar, "r:*") as archive:
+                for info in archive:
+                    if info.isfile() and tar == base.tar:
+                        found[info.name.removeprefix("./")] = info.size
+                    if info.isfile():
+                        handle = archive.extractfile(info)
+                        while handle and handle.read(1 << 20):
+                            pass
+    except (tarfile.TarError, OSError, EOFError) as e:
+        return [f"{base.tar.name}: unreadable ({e})"]
+    missing = [p for p in listed if p not in found]
+    sized = [p for p in listed if p in found and found[p] != listed[p]]
+    problems = [f"{len(missing)} file(s) of the manifest missing from {base.tar.name}: {', '.join(missing[:5])}"
+                if missing else "", f"{len(sized)} file(s) of another size than the manifest's: "
+                f"{', '.join(sized[:5])}" if sized else ""]
+    return [p for p in problems if p]
 
 
 def _label_time(text: str) -> float:
@@ -51,20 +95,26 @@ def _label_time(text: str) -> float:
 
 def read_base(path: Path) -> BaseBackup:
     """One base backup directory, or :class:`NoBaseBackup` saying why it is not a complete one."""
-    label, manifest = path / "backup_label", path / "backup_manifest"
-    if not label.is_file():
-        raise NoBaseBackup(f"{path.name}: no backup_label (not a pg_basebackup -Fp directory)")
+    label, manifest, tar = path / "backup_label", path / "backup_manifest", _tar_of(path, "base")
+    if not label.is_file() and tar is None:
+        raise NoBaseBackup(f"{path.name}: no backup_label and no base.tar[.gz] (not a pg_basebackup directory)")
     if not manifest.is_file():
         raise NoBaseBackup(f"{path.name}: no backup_manifest (pg_basebackup writes it last: still running, "
                            "or made with --no-manifest)")
-    text = label.read_text(errors="replace")
+    try:
+        text = label.read_text(errors="replace") if tar is None else _member(tar, "backup_label") or ""
+        version = (path / "PG_VERSION").read_text() if tar is None else _member(tar, "PG_VERSION")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise NoBaseBackup(f"{path.name}: unreadable ({e})") from None
     wal, when = LABEL_WAL.search(text), LABEL_TIME.search(text)
     if wal is None or when is None:
         raise NoBaseBackup(f"{path.name}: backup_label without START WAL LOCATION / START TIME")
-    version = path / "PG_VERSION"
-    major = int(version.read_text().split(".")[0]) if version.is_file() else None
+    major = int(version.split(".")[0]) if version else None
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return BaseBackup(path, _label_time(when.group(1)), manifest.stat().st_mtime, wal.group(1), size, major)
+    sizes = [f.stat().st_size for f in (path / "pg_wal").glob("*") if SEGMENT.match(f.name)] if tar is None else []
+    seg = max(sizes) if sizes and max(sizes) >= 1 << 20 else DEFAULT_SEGMENT
+    return BaseBackup(path, _label_time(when.group(1)), manifest.stat().st_mtime, wal.group(1), size, major, tar,
+                      seg)
 
 
 def newest_base(directory: Path, pattern: str, before: float) -> BaseBackup:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from opsproof.inventory.base import Duration, _Model, parse_instant
 
@@ -39,9 +39,19 @@ TargetTime = Annotated[str, BeforeValidator(_iso), AfterValidator(_instant),
 
 
 class Pitr(_Model):
-    """A point-in-time recovery drill: the newest base backup (``pg_basebackup -Fp``, in the entry's ``directory``,
-    matching its ``pattern``) older than the target, and the archived WAL replayed onto it up to ``target``."""
+    """A point-in-time recovery drill: the newest base backup (``pg_basebackup -Fp``, or ``-Ft [-z]``, in the entry's
+    ``directory``, matching its ``pattern``) older than the target, and the archived WAL replayed onto it up to
+    ``target``. The WAL comes from ``archive`` (a directory archive_command fills: copied with ``cp``, and listed for
+    gaps before the replay) or from ``restore_command`` (the runbook's own, e.g. ``aws s3 cp s3://b/wal/%f %p``)."""
 
-    archive: str = Field(min_length=1, description="/var/lib/postgresql/wal-archive")  # what archive_command fills
+    archive: str | None = Field(None, min_length=1, description="/var/lib/postgresql/wal-archive")
+    restore_command: str | None = Field(None, pattern=r"%f.*%p|%p.*%f", description="aws s3 cp s3://b/wal/%f %p")
     target: TargetTime = "-10m"  # recovery_target_time: ISO 8601, or relative to the drill's start
     user: str = Field("postgres", min_length=1)  # a superuser of the backed-up cluster (the recovered one's)
+
+    @model_validator(mode="after")
+    def _source(self) -> Pitr:
+        if self.archive is None and self.restore_command is None:
+            raise ValueError("no WAL source. Fix: add archive: /path (the directory archive_command copies into), or "
+                             "restore_command: '… %f %p' (how the server fetches a segment)")
+        return self

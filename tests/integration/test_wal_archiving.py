@@ -181,7 +181,7 @@ def marker(env: Archiving, label: str) -> float:
         return float(row[0])
 
 
-def pitr_inventory(env: Archiving, archive: Path, target: float) -> str:
+def pitr_inventory(env: Archiving, wal: str, target: float, pattern: str = "plain_*") -> str:
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(target)) + f"{target % 1:.6f}"[1:] + "Z"
     return f"""environment: wal
 postgres:
@@ -190,8 +190,8 @@ backups:
   main:
     postgres: main
     directory: {env.bases}
-    pattern: "base_*"
-    pitr: {{archive: {archive}, target: "{iso}"}}
+    pattern: "{pattern}"
+    pitr: {{{wal}, target: "{iso}"}}
     rpo: 15m
     rto: 10m
     tables: [public.markers]
@@ -201,12 +201,12 @@ backups:
 
 def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(archiving: Archiving,
                                                                              tmp_path: Path) -> None:
-    marker(archiving, "before the base backup")
-    base = archiving.bases / "base_1"
-    done = run_tool([pg_tool("pg_basebackup", 15), "-h", str(archiving.cluster.run_dir), "-p",
-                     str(archiving.cluster.port), "-U", "postgres", "-D", str(base), "-Fp", "-X", "stream", "-c",
-                     "fast"], timeout=120)
-    assert done.returncode == 0, done.stderr
+    marker(archiving, "before the base backups")
+    for name, form in (("plain_1", ["-Fp"]), ("tar_1", ["-Ft", "-z"])):  # the runbook's is -Ft -z
+        done = run_tool([pg_tool("pg_basebackup", 15), "-h", str(archiving.cluster.run_dir), "-p",
+                         str(archiving.cluster.port), "-U", "postgres", "-D", str(archiving.bases / name), *form,
+                         "-X", "stream", "-c", "fast"], timeout=120)
+        assert done.returncode == 0, done.stderr
     marker(archiving, "after the base backup")
     between = archiving.switch()  # a segment holding only WAL after the base backup: deleted below
     kept = marker(archiving, "before the target")
@@ -217,7 +217,7 @@ def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(ar
     archiving.switch()
 
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(pitr_inventory(archiving, archiving.archive, target))
+    inventory.write_text(pitr_inventory(archiving, f"archive: {archiving.archive}", target))
     with Connections() as conns:  # the freshness check takes a base backup directory as the drill does
         recent = backup_probes.recent(Target("backups", "main", loads(inventory.read_text()).backups["main"]), conns)
     assert recent.ok, recent
@@ -237,12 +237,12 @@ def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(ar
     assert doc["rpo"]["basis"] == "target − last replayed commit"
     assert doc["rto"]["measured_s"] == pytest.approx(sum(doc["rto"]["parts_s"].values()), abs=0.01)
 
-    gapped = tmp_path / "gapped-archive"
+    gapped = archiving.cluster.folder / "gapped-archive"  # where the server may read (pytest's tmp_path is root's)
     shutil.copytree(archiving.archive, gapped)
     (gapped / between).unlink()
-    if postgres_user():
-        shutil.chown(gapped, "postgres", "postgres")
-    early = open_drill(loads(pitr_inventory(archiving, gapped, target)), "main", evidence_dir=tmp_path)
+    for path in [gapped, *gapped.iterdir()] if postgres_user() else []:
+        shutil.chown(path, "postgres", "postgres")  # the recovering server reads it as postgres
+    early = open_drill(loads(pitr_inventory(archiving, f"archive: {gapped}", target)), "main", evidence_dir=tmp_path)
     early.run()
     assert isinstance(early, PitrDrill)
     verdicts = {name: r.result.verdict for name, r in early.records.items()}
@@ -254,3 +254,14 @@ def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(ar
         in restore.observed
     assert "WAL segment(s) missing from the archive between" in early.records["integrity"].result.observed
     assert early.records["integrity"].result.observed.endswith(f": {between} — replay cannot pass the first")
+
+    # the runbook's shape: a -Ft -z base backup, and the WAL fetched by a restore_command (here cp; aws s3 cp there)
+    fetch = f"restore_command: 'cp {archiving.archive}/%f %p'"
+    tarred = open_drill(loads(pitr_inventory(archiving, fetch, target, "tar_*")), "main", evidence_dir=tmp_path)
+    tarred.run()
+    found = {name: r.result for name, r in tarred.records.items()}
+    assert {n: r.verdict for n, r in found.items()} == dict.fromkeys(found, "pass"), tarred.summary()
+    assert found["integrity"].observed == ("base.tar.gz read whole, its files = the manifest's; WAL from "
+                                           "restore_command (not listed: a gap shows in the replay)")
+    assert found["provision"].observed.endswith("(extracted and verified (pg_verifybackup))")
+    assert found["rpo"].evidence["measured_s"] < 1

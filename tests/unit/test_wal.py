@@ -177,6 +177,10 @@ def test_gaps_in_the_archive(tmp_path: Path) -> None:
      r"pitr: needs postgres: NAME and directory:"),
     ("postgres: {main: {dsn: 'postgresql://u@h/d'}}\nbackups: {b: {postgres: main, directory: /b, "
      "pitr: {archive: /a, target: yesterday}}}", r"not a time"),
+    ("postgres: {main: {dsn: 'postgresql://u@h/d'}}\nbackups: {b: {postgres: main, directory: /b, pitr: {}}}",
+     r"no WAL source\. Fix: add archive: /path"),
+    ("postgres: {main: {dsn: 'postgresql://u@h/d'}}\nbackups: {b: {postgres: main, directory: /b, "
+     "pitr: {restore_command: 'aws s3 cp s3://b/wal/%f'}}}", r"restore_command"),
 ])
 def test_the_inventory_keys(entry: str, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
