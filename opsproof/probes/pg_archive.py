@@ -34,7 +34,8 @@ SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
 LONG_HEADER = 40  # SizeOfXLogLongPHD: where the first record of a segment starts
 
 STATE_SQL = """SELECT pg_is_in_recovery(), current_setting('archive_mode'), current_setting('archive_command'),
-  current_setting('archive_library'), (SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'),
+  coalesce(current_setting('archive_library', true), ''),  -- PostgreSQL 15+
+  (SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout'),
   (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
   a.archived_count, a.last_archived_wal, a.last_archived_time, a.failed_count, a.last_failed_wal,
   a.last_failed_time, a.stats_reset, now(),
