@@ -39,6 +39,10 @@ from opsproof.util.poll import Expired, wait_until
 from opsproof.util.process import ProcessError, Spec, Supervisor, free_port, postgres_user
 
 
+class LoginRefused(DrillError):
+    """The recovered server runs but refuses the drill's role or database: no waiting will change that."""
+
+
 class ScratchRecovery(_Local):
     """A copy of a base backup in the drill's folder, started in archive recovery on a Unix socket only."""
 
@@ -106,7 +110,11 @@ class ScratchRecovery(_Local):
             with self.connect() as conn:
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 return row is not None and not row[0]
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as e:
+            if "does not exist" in str(e):  # a role or database the backed-up cluster does not have
+                raise LoginRefused(f"the recovered server refuses the drill: {str(e).strip().splitlines()[-1]}. Fix: "
+                                   "set pitr.user to a superuser of the backed-up cluster (the database is the "
+                                   "postgres entry's dsn's)") from None
             return False  # still replaying (no connections), or starting
 
     @property
@@ -232,6 +240,8 @@ class PitrDrill(Drill):
         try:
             wait_until(self.scratch.promoted, timeout, "the recovering PostgreSQL to reach the target and promote",
                        interval=0.1, fail_fast=DrillError)
+        except LoginRefused:
+            raise
         except DrillError as e:
             exited = str(e)
         except Expired as e:
