@@ -334,12 +334,26 @@ class PitrDrill(Drill):
         return []
 
     def _rpo(self) -> Outcome:
-        target = self.cfg.rpo
-        if self.last_commit is None:
-            return Outcome(None, f"no commit was replayed: the data's time at the target {self.target_text} is "
-                           "unknown", f"≤ {human_duration(target)} (rpo)", {"target": self.target_text})
-        loss = max(0.0, self.target_time - self.last_commit)
-        return Outcome(loss <= target, f"measured RPO {_span(loss)} (last replayed commit {_iso(self.last_commit)}, "
-                       f"target {self.target_text})", f"≤ {human_duration(target)} (rpo)",
-                       {"measured_s": round(loss, 3), "target_s": target, "basis": "target − last replayed commit",
-                        "newest_data": _iso(self.last_commit), "recovery_target": self.target_text})
+        """Reached (drill.restore passed: the log's "recovery stopping before" the first commit past the target),
+        nothing committed before the target is missing: 0, with the quiet time before it (target − last replayed
+        commit) shown. Stopped early: target − the last replayed commit, what the restore lost at most."""
+        target, expected = self.cfg.rpo, f"≤ {human_duration(self.cfg.rpo)} (rpo)"
+        last = _iso(self.last_commit) if self.last_commit is not None else None
+        facts = {"target_s": target, "recovery_target": self.target_text, "newest_data": last}
+        gap = None if self.last_commit is None else max(0.0, self.target_time - self.last_commit)
+        if self._passed("restore") and self.recovery is not None and self.recovery.stopped:
+            quiet = f"the last at {last}, {_span(gap)} before it" if gap is not None else "none before it"
+            return Outcome(True, f"measured RPO 0 s at the target {self.target_text}: every commit before it replayed "
+                           f"({quiet}); stopped at the first past it ({self.recovery.stop_time})", expected,
+                           {**facts, "measured_s": 0.0, "quiet_before_target_s": None if gap is None else
+                            round(gap, 3), "basis": "recovery stopped at the target"})
+        if gap is None:  # nothing replayed past the base backup: what it holds is all there is
+            assert self.backup_time is not None
+            gap = max(0.0, self.target_time - self.backup_time)
+            return Outcome(gap <= target, f"measured RPO {_span(gap)}: recovery stopped early with no commit replayed, "
+                           f"the data is the base backup's (complete {_iso(self.backup_time)}), target "
+                           f"{self.target_text}", expected,
+                           {**facts, "measured_s": round(gap, 3), "basis": "target − the base backup's end"})
+        return Outcome(gap <= target, f"measured RPO {_span(gap)}: recovery stopped early, last replayed commit "
+                       f"{last}, target {self.target_text}", expected,
+                       {**facts, "measured_s": round(gap, 3), "basis": "target − last replayed commit"})

@@ -234,7 +234,8 @@ def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(ar
     newest = dt.datetime.fromisoformat(verify["freshness"]).timestamp()
     assert abs(newest - kept) < 1e-3  # "before the target" is the newest row; "after the target" is not there
     assert doc["rpo"]["measured_s"] < 1
-    assert doc["rpo"]["basis"] == "target − last replayed commit"
+    assert doc["rpo"]["basis"] == "recovery stopped at the target"
+    assert doc["rpo"]["quiet_before_target_s"] < 1
     assert doc["rto"]["measured_s"] == pytest.approx(sum(doc["rto"]["parts_s"].values()), abs=0.01)
 
     gapped = archiving.cluster.folder / "gapped-archive"  # where the server may read (pytest's tmp_path is root's)
@@ -247,6 +248,8 @@ def test_a_pitr_drill_reaches_the_target_and_a_missing_segment_stops_it_early(ar
     assert isinstance(early, PitrDrill)
     verdicts = {name: r.result.verdict for name, r in early.records.items()}
     assert (verdicts["integrity"], verdicts["restore"], verdicts["teardown"]) == ("fail", "fail", "pass")
+    lost = early.records["rpo"].result  # at most what lies between the base backup and the target: about 1 s here
+    assert lost.evidence["basis"] == "target − the base backup's end", lost
     restore = early.records["restore"].result
     assert restore.observed.startswith("recovery stopped early at WAL "), restore.observed
     assert f"target {early.target_text}; segment {between} is not in the archive" in restore.observed
