@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import gzip
 import json
 import re
 import tarfile
@@ -66,18 +67,20 @@ def tar_problems(base: BaseBackup) -> list[str]:
     assert base.tar is not None
     listed = {f["Path"]: int(f["Size"]) for f in json.loads((base.path / "backup_manifest").read_text())["Files"]}
     found: dict[str, int] = {}
-    try:
-        for tar in filter(None, (base.tar, _tar_of(base.path, "pg_wal"))):
-            with tarfile.open(tar, "r:*") as archive:
-                for info in archive:
-                    if info.isfile() and tar == base.tar:
-                        found[info.name.removeprefix("./")] = info.size
-                    if info.isfile():
-                        handle = archive.extractfile(info)
+    for tar in filter(None, (base.tar, _tar_of(base.path, "pg_wal"))):
+        try:
+            with open(tar, "rb") as raw, (gzip.open(raw) if tar.suffix == ".gz" else raw) as stream:
+                with tarfile.open(fileobj=stream, mode="r|") as archive:
+                    for info in archive:
+                        if info.isfile() and tar == base.tar:
+                            found[info.name.removeprefix("./")] = info.size
+                        handle = archive.extractfile(info) if info.isfile() else None
                         while handle and handle.read(1 << 20):
                             pass
-    except (tarfile.TarError, OSError, EOFError) as e:
-        return [f"{base.tar.name}: unreadable ({e})"]
+                while stream.read(1 << 20):  # to the stream's end: gzip checks its CRC and length there
+                    pass
+        except (tarfile.TarError, OSError, EOFError) as e:
+            return [f"{tar.name}: unreadable ({e})"]
     missing = [p for p in listed if p not in found]
     sized = [p for p in listed if p in found and found[p] != listed[p]]
     problems = [f"{len(missing)} file(s) of the manifest missing from {base.tar.name}: {', '.join(missing[:5])}"

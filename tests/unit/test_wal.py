@@ -185,3 +185,32 @@ def test_gaps_in_the_archive(tmp_path: Path) -> None:
 def test_the_inventory_keys(entry: str, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
         loads(f"environment: u\n{entry}\n")
+
+
+def test_a_tar_base_backup_against_its_manifest(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    folder = tmp_path / "tar_1"
+    folder.mkdir()
+    label = b"START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\nSTART TIME: 2026-12-04 21:51:59 UTC\n"
+    files = {"backup_label": label, "PG_VERSION": b"15\n", "global/pg_control": b"x" * 100}
+    with tarfile.open(folder / "base.tar.gz", "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    manifest = {"Files": [{"Path": n, "Size": len(d)} for n, d in files.items()]}
+    (folder / "backup_manifest").write_text(json.dumps(manifest))
+    found = walarchive.read_base(folder)
+    assert (found.tar, found.start_wal, found.major) == (folder / "base.tar.gz", "000000010000000000000006", 15)
+    assert walarchive.tar_problems(found) == []
+    manifest["Files"] += [{"Path": "base/1/1259", "Size": 8192}]
+    manifest["Files"][2]["Size"] = 8192
+    (folder / "backup_manifest").write_text(json.dumps(manifest))
+    assert walarchive.tar_problems(found) == ["1 file(s) of the manifest missing from base.tar.gz: base/1/1259",
+                                              "1 file(s) of another size than the manifest's: global/pg_control"]
+    (folder / "base.tar.gz").write_bytes((folder / "base.tar.gz").read_bytes()[:-20])  # cut short
+    [cut] = walarchive.tar_problems(found)
+    assert cut.startswith("base.tar.gz: unreadable (")
