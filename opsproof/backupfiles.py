@@ -7,9 +7,10 @@ message when nothing is left):
 - **being written**: a hidden name (``.x``; ``opsproof backup`` writes ``.NAME.partial`` and renames it, rsync and
   most writers use a hidden temporary) or a temporary suffix (:data:`TEMP_SUFFIXES`);
 - **a manifest**: ``NAME.manifest.json`` describes backup ``NAME``; it is not one;
-- **a directory without toc.dat**: a directory is a backup only as a directory-format pg_dump, and pg_dump writes
-  ``toc.dat`` when it closes the archive — without it the dump is still running (or the directory is no dump).
-  A directory dump's time is its ``toc.dat``'s, its size that of all its files;
+- **a directory without toc.dat or backup_manifest**: a directory is a backup only as a directory-format pg_dump,
+  which writes ``toc.dat`` when it closes the archive, or as a base backup (``pg_basebackup``, for point-in-time
+  recovery), which writes ``backup_manifest`` last — without either it is still being written (or no backup).
+  A directory backup's time is that file's, its size that of all its files;
 - **no manifest yet**: where the backups come with manifests (any candidate has one), one without its manifest is
   not complete yet — ``opsproof backup`` writes the manifest once the backup is whole and renamed.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 MANIFEST = ".manifest.json"
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".inprogress", ".incomplete", "~")
 TOC = "toc.dat"  # a directory-format pg_dump's table of contents
+BASE_MANIFEST = "backup_manifest"  # pg_basebackup's, written when the base backup is complete
 
 
 class NoBackup(Exception):
@@ -74,7 +76,8 @@ def scan(directory: Path, pattern: str) -> Listing:
             continue
         if path.is_dir():
             files = [p for p in path.rglob("*") if p.is_file()]
-            found.append(Backup(path, (path / TOC).stat().st_mtime, sum(p.stat().st_size for p in files),
+            closing = path / TOC if (path / TOC).is_file() else path / BASE_MANIFEST
+            found.append(Backup(path, closing.stat().st_mtime, sum(p.stat().st_size for p in files),
                                 manifest_path(path).is_file()))
         elif path.is_file():
             stat = path.stat()
@@ -93,8 +96,8 @@ def _not_a_backup(path: Path) -> str:
         return "a manifest"
     if name.startswith(".") or name.endswith(TEMP_SUFFIXES):
         return "being written"
-    if path.is_dir() and not (path / TOC).is_file():
-        return f"a directory without {TOC}"
+    if path.is_dir() and not (path / TOC).is_file() and not (path / BASE_MANIFEST).is_file():
+        return f"a directory without {TOC} or {BASE_MANIFEST}"
     return ""
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from opsproof import verify
-from opsproof.probes import postgres
+from opsproof.probes import pg_archive, postgres
 from opsproof.result import Result
 
 pytestmark = pytest.mark.smoke
@@ -48,4 +48,10 @@ def test_required_extensions(result: Result) -> None:
 @pytest.mark.check(postgres.replica_lag)
 def test_replica_lag(result: Result) -> None:
     """`SELECT now() - pg_last_xact_replay_timestamp()` on each replica — replication lag below the ceiling."""
+    verify(result)
+
+
+@pytest.mark.check(pg_archive.wal_archiving)
+def test_wal_archiving(result: Result) -> None:
+    """`SELECT * FROM pg_stat_archiver` — archiving on, not failing, no WAL older than the RPO missing from it."""
     verify(result)

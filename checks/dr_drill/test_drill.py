@@ -1,7 +1,8 @@
 """The monthly DR drill, one test per phase, each timed; RTO = provision + restore + verify.
 
 Replaces: `ls -t /backups | head -1`, `gunzip -t`, `createdb scratch`, `gunzip < backup.sql.gz | psql scratch`,
-`SELECT COUNT(*) FROM projects`, and a stopwatch.
+`SELECT COUNT(*) FROM projects`, and a stopwatch. A ``backups`` entry with ``pitr:`` runs the same phases as a
+point-in-time recovery (`pg_basebackup`, `restore_command`, `recovery_target_time`; opsproof/drill/pitr.py).
 """
 
 from collections.abc import Callable

@@ -30,6 +30,7 @@ def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None
                scratch_root: Path | None = None, allow_destructive: bool = False) -> Drill:
     """The drill of ``backups.NAME``. On an environment marked ``production: true`` it writes to no server of the
     inventory (``scratch.dsn`` is refused) unless ``allow_destructive``."""
+    from opsproof.drill.pitr import PitrDrill
     from opsproof.drill.postgres import PostgresDrill
     from opsproof.drill.redis import RedisDrill
     from opsproof.drill.scratch import workdir
@@ -40,7 +41,9 @@ def open_drill(inventory: Inventory, name: str, evidence_dir: Path | None = None
     kind, source = cfg.datastore
     redact = Redactor(inventory.secrets)
     drill: Drill
-    if kind == "postgres":
+    if kind == "postgres" and cfg.pitr is not None:
+        drill = PitrDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir, redact)
+    elif kind == "postgres":
         drill = PostgresDrill(name, cfg, inventory.postgres[source], workdir(scratch_root), evidence_dir, redact)
     else:
         drill = RedisDrill(name, cfg, inventory.redis[source], workdir(scratch_root), evidence_dir, redact)

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from opsproof.inventory.addresses import Dsn
 from opsproof.inventory.base import Duration, _Entry, _Model
 from opsproof.inventory.objects import S3
+from opsproof.inventory.wal import Pitr
 
 
 class Scratch(_Model):
@@ -64,6 +65,7 @@ class Backups(_Entry):
     min_sample_match: float = Field(0.9, ge=0, le=1)  # Redis: share of them equal to the live source's
     scratch: Scratch = Field(default_factory=Scratch)
     s3: S3 | None = None  # where the backups land in object storage (backups.s3_recent, s3_quota, s3_lifecycle)
+    pitr: Pitr | None = None  # base backups in directory + the WAL archive: a point-in-time recovery drill
 
     @model_validator(mode="after")
     def _shape(self) -> Backups:
@@ -79,6 +81,10 @@ class Backups(_Entry):
         if self.redis and self.scratch.kind != "local":
             raise ValueError(f"scratch.kind: {self.scratch.kind} is for PostgreSQL drills; a Redis drill restores into "
                              "a local redis-server. Fix: remove scratch:")
+        if self.pitr is not None and (not (self.postgres and self.directory) or self.fresh):
+            raise ValueError("pitr: needs postgres: NAME and directory: (where the pg_basebackup directories are), "
+                             "without fresh: (a base backup taken now predates no target). Fix: add them, or "
+                             "remove pitr:")
         if self.fresh and not (self.postgres or self.redis):
             raise ValueError("fresh: true without a datastore to back up. Fix: add postgres: NAME or redis: NAME")
         return self

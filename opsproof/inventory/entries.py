@@ -30,6 +30,7 @@ from opsproof.inventory.logs import Logs as Logs  # re-exported: the logs entry
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
 from opsproof.inventory.rules import AlertRule
+from opsproof.inventory.wal import WalArchiving
 from opsproof.redact import Redactor
 from opsproof.result import Severity
 from opsproof.util.durations import parse_duration as parse_duration  # the one duration grammar
@@ -85,6 +86,7 @@ class Postgres(_Entry):
     # gives no answer by then has its socket shut: "no answer within N s"
     timeout_s: float | None = Field(None, gt=0, le=300)
     queries: dict[QueryName, PgQuery] = Field(default_factory=dict)  # read-only SQL assertions (postgres.query)
+    archiving: WalArchiving | None = None  # pg_stat_archiver against the RPO (postgres.wal_archiving)
 
     @model_validator(mode="after")
     def _deadline(self) -> Postgres:

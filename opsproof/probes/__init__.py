@@ -11,6 +11,7 @@ from opsproof.probes import (
     kubernetes,
     logs,
     objects,
+    pg_archive,
     postgres,
     prometheus,
     promql,
@@ -27,8 +28,8 @@ from opsproof.probes.connections import Connections
 
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
-    for module in (http, tls, postgres, sql, redis, prometheus, promql, alertmanager, slo, kubernetes, backups,
-                   redis_health, sentinel, rule_content, celery, objects, logs)
+    for module in (http, tls, postgres, sql, pg_archive, redis, prometheus, promql, alertmanager, slo, kubernetes,
+                   backups, redis_health, sentinel, rule_content, celery, objects, logs)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

@@ -24,6 +24,7 @@ postgres:
     extensions: [pg_trgm]
     replicas: {replica: {dsn: "postgresql://u@127.0.0.1:9/db"}}
     queries: {one: {sql: SELECT 1, value: 1}}
+    archiving: {max_age: 15m}
 redis:
   cache: {url: "redis://127.0.0.1:9", eviction_policy: allkeys-lru, min_hit_rate: 0.5, queues: {celery: 10},
           celery: {app: {queues: [celery], depth: {celery: 10}}}, clients: {max_connected: 10},

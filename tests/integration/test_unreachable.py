@@ -57,6 +57,7 @@ postgres:
     extensions: [pg_trgm]
     replicas: {{r1: {{dsn: "postgresql://opsproof:hunter2secret@127.0.0.1:{port}/app"}}}}
     queries: {{max_connections: {{sql: SHOW max_connections, op: ">=", value: 100}}}}
+    archiving: {{max_age: 15m}}
 redis:
   cache: {{url: "redis://:hunter2secret@127.0.0.1:{port}/0", timeout_s: {timeout}, eviction_policy: allkeys-lru,
            min_hit_rate: 0.5, queues: {{celery: 10}}, clients: {{max_connected: 10}}, latency: {{max_median_ms: 10}},

@@ -43,6 +43,7 @@ postgres:
     extensions: [pg_trgm]
     replicas: {r1: {dsn: postgresql://u@replica.test/app}}
     queries: {answer: {sql: SELECT 42 AS answer, value: 42}}
+    archiving: {max_age: 15m}
 redis:
   cache:
     url: 'redis://cache.test:6379/0'
@@ -132,10 +133,17 @@ class Rows:
         return self.rows[0]
 
 
+NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+
+
 class FakePostgres:
     """Answers each query of the PostgreSQL probes with a plausible row, picked by a fragment of its SQL."""
 
     ROWS: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
+        ("current_setting('archive_mode')", [(False, "on", "cp %p /a/%f", "", 60, 16 << 20, 3,
+                                              "000000010000000000000002", NOW, 0, None, None, NOW, NOW,
+                                              "000000010000000000000003", 50331688, True)]),
+        ("pg_ls_archive_statusdir", [(0, None)]),
         ("server_version", [("15.8", False)]), ("max_connections", [(3, 100)]), ("query_start", []),
         ("blks_hit", [(90, 10)]), ("relrowsecurity FROM unnest", [("public.tenants", True)]),
         ("pg_extension", [("pg_trgm", "1.6")]), ("pg_is_in_recovery(),", [(True, 0.0, False, "0/1")]),
@@ -262,7 +270,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 66
+    assert len(ALL) == 67
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
