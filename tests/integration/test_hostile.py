@@ -234,7 +234,8 @@ def test_a_kubernetes_api_that_trickles_its_answer_ends_at_the_deadline(tmp_path
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
         inv = loads(json.dumps({"environment": "hostile", "kubernetes": {"app": {
             "namespace": "app", "kubeconfig": str(kubeconfig), "timeout_s": TIMEOUT, "deployments": {"api": {}},
-            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"]}}}), "hostile.yaml")
+            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"],
+            "logs": {"deployment/api": {}}}}}), "hostile.yaml")
         results = _run_kind("kubernetes", "app", inv.targets("kubernetes")["app"])
         wait_until(lambda: server.closed == server.accepted, 10, "kubernetes: every connection closed")
     assert len(results) >= 4

@@ -75,7 +75,7 @@ kubernetes:
           resources: {{deployment/api: {{}}}}, scaled_objects: {{worker: {{min_replicas: 1, max_replicas: 5}}}},
           cronjobs: {{backup: {{max_age: 25h}}}}, secrets: [api-credentials], endpoints: [api],
           network_policies: [default-deny], load_balancers: [api], helm_releases: [api],
-          blue_green: {{app: {{deployment: app-green}}}}}}
+          blue_green: {{app: {{deployment: app-green}}}}, logs: {{deployment/api: {{}}}}}}
 backups:
   offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
                   secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true}}}}

@@ -71,10 +71,13 @@ def test_settings_beyond_deployments_load() -> None:
 
 
 def test_every_kubernetes_check_is_in_the_post_deploy_suite() -> None:
-    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py."""
-    suite = Path(__file__).resolve().parents[2] / "checks" / "post_deploy" / "test_01_rollout.py"
-    marked = {ast.unparse(mark.args[0]) for node in ast.walk(ast.parse(suite.read_text()))
+    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py (the
+    pods' logs: of test_06_logs.py, beside the host files' logs)."""
+    suites = Path(__file__).resolve().parents[2] / "checks" / "post_deploy"
+    marked = {ast.unparse(mark.args[0]) for suite in ("test_01_rollout.py", "test_06_logs.py")
+              for node in ast.walk(ast.parse((suites / suite).read_text()))
               if isinstance(node, ast.FunctionDef) for mark in node.decorator_list
               if isinstance(mark, ast.Call) and ast.unparse(mark.func) == "pytest.mark.check"}
+    marked.discard("logs.errors")  # the host files' check, not a Kubernetes one
     declared = {f"kubernetes.{name}" for name, value in vars(k8s).items() if isinstance(value, ProbeSpec)}
     assert marked == declared
