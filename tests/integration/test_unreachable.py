@@ -97,7 +97,9 @@ TIMED_OUT = {
     "tls": r"^no TLS handshake within 1 s$",
     "redis": NOTHING,
     "postgres": r"^no connection within 1 s \(connect\)$|: no connection within 1 s \(connect\)$",
-    "backups": r"^no answer within 1 s \(answer\) from http://127\.0\.0\.1:\d+$",  # boto3's read_timeout
+    # the check's deadline, not boto3's read_timeout (which starts after the connect, so later)
+    "backups": r"^no complete answer within 1 s from http://127\.0\.0\.1:\d+ \((ListObjectsV2|"
+               r"GetBucketLifecycleConfiguration); the check's deadline\)$",
 }
 
 

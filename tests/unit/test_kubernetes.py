@@ -81,3 +81,13 @@ def test_every_kubernetes_check_is_in_the_post_deploy_suite() -> None:
     marked.discard("logs.errors")  # the host files' check, not a Kubernetes one
     declared = {f"kubernetes.{name}" for name, value in vars(k8s).items() if isinstance(value, ProbeSpec)}
     assert marked == declared
+
+
+def test_the_kubelets_timestamps_are_read_to_the_microsecond() -> None:
+    from opsproof.probes.k8s_logs import stamp
+
+    assert stamp("2026-12-04T21:40:48.123456789Z") == stamp("2026-12-04T21:40:48.123456Z")
+    assert stamp("2026-12-04T21:40:48Z") == 1796420448.0
+    assert stamp("2026-12-04T22:40:48+01:00") == 1796420448.0
+    assert stamp("INFO") is None
+    assert stamp("2026-13-04T21:40:48Z") is None
