@@ -13,9 +13,9 @@ is not read at all.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from opsproof.inventory.base import Duration, _Entry, _Model
 from opsproof.inventory.objects import Size
@@ -33,6 +33,43 @@ def _regex(v: str) -> str:
 
 
 Regex = Annotated[str, AfterValidator(_regex)]
+_REQUIREMENT = re.compile(r"^\s*(?:(?P<not>!)\s*(?P<absent>[\w./-]+)|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*"
+                          r"(?P<value>[\w.-]*)|\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?)\s*$")
+
+
+def parse_selector(text: str) -> dict[str, Any]:
+    """A label selector as `kubectl -l` takes it — ``app=backend``, ``app`` (has the label), ``!canary``,
+    ``track!=canary``, ``tier in (web,api)``, ``tier notin (db)``, comma-separated — as a LabelSelector."""
+    parts = re.split(r",(?![^()]*\))", text)
+    labels: dict[str, str] = {}
+    expressions: list[dict[str, Any]] = []
+    for part in parts:
+        m = _REQUIREMENT.match(part)
+        if m is None or not part.strip():
+            raise ValueError(f"{part.strip()!r} of selector {text!r} is not a label requirement. Fix: write it as "
+                             "kubectl -l takes it: app=backend, app, !canary, track!=canary, tier in (web,api)")
+        if m["absent"]:
+            expressions.append({"key": m["absent"], "operator": "DoesNotExist"})
+        elif m["op"] in ("=", "=="):
+            labels[m["key"]] = m["value"]
+        elif m["op"] == "!=":
+            expressions.append({"key": m["key"], "operator": "NotIn", "values": [m["value"]]})
+        elif m["set"]:
+            values = [v.strip() for v in m["values"].split(",") if v.strip()]
+            expressions.append({"key": m["key"], "operator": "In" if m["set"] == "in" else "NotIn", "values": values})
+        else:
+            expressions.append({"key": m["key"], "operator": "Exists"})
+    return {"matchLabels": labels, "matchExpressions": expressions}
+
+
+def _selector(v: Any) -> Any:
+    if isinstance(v, str):
+        parse_selector(v)
+    return v
+
+
+# labels to equal ({app: worker}), or a selector as `kubectl -l` takes it ("app=backend", "app", "tier in (web,api)")
+Selector = Annotated[dict[str, str] | str, BeforeValidator(_selector)]
 
 
 class ErrorScan(_Model):
@@ -76,8 +113,17 @@ class PodLogs(ErrorScan):
     window holds more than those bounds fails the check (the lines not read could hold the errors): raise them.
     """
 
-    selector: dict[str, str] = Field(default_factory=dict, description="{app: worker}")  # with a key of your own
+    # with a key of your own: labels to equal ({app: worker}), or a selector as `kubectl -l` takes it
+    # ("app=backend", "app", "tier in (web,api),track!=canary")
+    selector: Selector = Field(default_factory=dict, description="{app: worker}, or 'app=worker'")
     containers: list[str] = Field(default_factory=list, description="[app]")  # default: every container of the pod
     tail_lines: int = Field(10_000, ge=1, le=1_000_000)  # per container: the newest lines of the window read
     limit_bytes: Size = Field(4 << 20, description="4MiB")  # per container: at most this much is sent
     previous: bool = True  # also read the previous instance of a container that restarted within the window
+
+    @property
+    def label_selector(self) -> dict[str, Any]:
+        """``selector`` as a Kubernetes LabelSelector (matchLabels, matchExpressions)."""
+        if isinstance(self.selector, dict):
+            return {"matchLabels": dict(self.selector)}
+        return parse_selector(self.selector)

@@ -51,6 +51,8 @@ class Read:
 
 def label(key: str, scan: PodLogs) -> str:
     """How a ``logs`` key reads in a finding: ``deployment api``, ``pod toolbox``, ``pods app=worker``."""
+    if isinstance(scan.selector, str):
+        return f"pods {scan.selector}"
     if scan.selector:
         return "pods " + ",".join(f"{k}={v}" for k, v in scan.selector.items())
     kind, _, name = key.partition("/")
@@ -120,7 +122,7 @@ def _pods(key: str, scan: PodLogs, pods: list[Obj], workloads: dict[str, dict[st
     """The pods a key names, by name; None (a problem recorded) when its workload or pod does not exist."""
     kind, _, name = key.partition("/")
     if scan.selector:
-        selector: Obj = {"matchLabels": scan.selector}
+        selector: Obj = scan.label_selector
     elif kind == "pod":
         named = [p for p in pods if at(p, "metadata", "name") == name]
         if not named:

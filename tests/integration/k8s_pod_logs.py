@@ -48,6 +48,7 @@ class PodLogs:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, str, str, bool], list[Line]] = {}
         self.refused: dict[str, tuple[int, str, str]] = {}  # namespace → the API error every log GET there gets
+        self.unlimited: set[str] = set()  # namespaces where limitBytes is ignored (a server that misbehaves)
 
     def refuse(self, ns: str, code: int, reason: str, message: str) -> None:
         """Answer every log GET in ``ns`` with an API error (403: RBAC without ``pods/log``)."""
@@ -164,7 +165,7 @@ def answer(emu: Emulator, logs: PodLogs, request: kmock.Request) -> kmock.Respon
         lines = [(when, text) for when, text in lines if not when < start]
     stamped = params.get("timestamps") == "true"
     body = "".join((f"{rfc3339nano(when)} " if stamped else "") + text + "\n" for when, text in lines).encode()
-    if limit is not None:
+    if limit is not None and ns not in logs.unlimited:
         body = body[:limit]
     return kmock.Response(status=200, headers={"Content-Type": "text/plain"}, payload=body)
 

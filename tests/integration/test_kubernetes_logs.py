@@ -139,6 +139,42 @@ def test_a_window_longer_than_the_bounds_fails(emu: tuple[Emulator, PodLogs], co
     assert result.evidence["deployment/api"]["logs"]["api-7c9b4-0/app"]["bytes"] == 1024
 
 
+def test_a_server_ignoring_limit_bytes_is_read_to_the_cap(emu: tuple[Emulator, PodLogs], conns: Connections) -> None:
+    """A server that sends the whole log whatever limitBytes says: read to limitBytes + 64 KiB, then dropped."""
+    quiet(emu[1], "unlimited")
+    emu[1].write("unlimited", PODS[0], "app", every(200, 5000, "INFO " + "x" * 95))  # 500 kB
+    emu[1].unlimited.add("unlimited")
+    result = check(emu, conns, "unlimited", limit_bytes="1KiB")
+    assert result.ok is False
+    assert ("api-7c9b4-0/app: the API server sent more than limitBytes (1.0 KiB); 1.0 KiB read, which the window "
+            "reaches past") in result.observed, result.observed
+    assert result.evidence["deployment/api"]["logs"]["api-7c9b4-0/app"]["bytes"] == 1024 + (64 << 10)
+
+
+def test_a_kubectl_selector_picks_the_pods(emu: tuple[Emulator, PodLogs], conns: Connections) -> None:
+    """`kubectl logs --selector=app | grep -i error` (every pod with an app label): the other app's FATALs count.
+    That pod is in CrashLoopBackOff: the kubelet serves its last run's log, read once (not again as previous)."""
+    emulator, logs = emu
+    objs = objects("selected")
+    other = next(o for o in objs if o["metadata"]["name"] == "other-1a2b3-0")
+    other["status"]["containerStatuses"][0]["lastState"] = {"terminated": {"exitCode": 1, "finishedAt": kt.ago(30)}}
+    emulator.put(objs)
+    quiet(logs, "selected")
+    logs.write("selected", "other-1a2b3-0", "app", every(60, 50, "FATAL other app {i}"), previous=True)
+    cfg = Kubernetes(namespace="selected", kubeconfig=str(emulator.kubeconfig), timeout_s=5, logs={
+        "every-app": {"selector": "app", "pattern": "(?i)fatal", "max_matches": 10, "samples": 1},
+        "not-api": {"selector": "app notin (api),!canary", "pattern": "(?i)fatal", "max_matches": 100}})
+    result = k8s.logs(Target("kubernetes", "selected", cfg), conns)
+    assert result.explain() == (
+        "kubernetes[selected]: pods app: 50 lines matching (?i)fatal in the last 10m (other-1a2b3-0/app: 50); first: "
+        "other-1a2b3-0/app: FATAL other app 0, expected pods app: at most 10 lines matching (?i)fatal in the last 10m, "
+        "each container's window read whole; pods app notin (api),!canary: at most 100 lines matching (?i)fatal in "
+        "the last 10m, each container's window read whole")
+    assert result.evidence["not-api"]["pods"] == ["other-1a2b3-0"]  # within its ceiling of 100
+    assert result.evidence["not-api"]["matches"] == 50
+    assert result.evidence["every-app"]["pods"] == [*PODS, "other-1a2b3-0"]
+
+
 def test_a_container_not_started_is_not_read_and_named(emu: tuple[Emulator, PodLogs], conns: Connections) -> None:
     objs = objects("starting")
     pod = next(o for o in objs if o["metadata"]["name"] == PODS[0])

@@ -91,3 +91,16 @@ def test_the_kubelets_timestamps_are_read_to_the_microsecond() -> None:
     assert stamp("2026-12-04T22:40:48+01:00") == 1796420448.0
     assert stamp("INFO") is None
     assert stamp("2026-13-04T21:40:48Z") is None
+
+
+def test_a_kubectl_label_selector_is_read_as_the_api_server_reads_it() -> None:
+    from opsproof.inventory.logs import parse_selector
+    from opsproof.probes.k8s_api import selects
+
+    labels = {"app": "backend", "tier": "web"}
+    for text, chosen in (("app=backend", True), ("app==api", False), ("app", True), ("!app", False),
+                         ("track!=canary", True), ("tier in (web, api)", True), ("tier notin (web)", False),
+                         ("app=backend,tier in (db)", False), ("app, !canary", True)):
+        assert selects(parse_selector(text), labels) is chosen, text
+    with pytest.raises(ValueError, match=r"^'tier in web' of selector 'tier in web' is not a label requirement\. "):
+        parse_selector("tier in web")
