@@ -22,8 +22,10 @@ and ephemeral containers (the check reads the pod's ``spec.containers``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +51,7 @@ class PodLogs:
         self._lines: dict[tuple[str, str, str, bool], list[Line]] = {}
         self.refused: dict[str, tuple[int, str, str]] = {}  # namespace → the API error every log GET there gets
         self.unlimited: set[str] = set()  # namespaces where limitBytes is ignored (a server that misbehaves)
+        self.trickling: set[str] = set()  # namespaces whose logs are sent a line per 0.1 s, never ending
 
     def refuse(self, ns: str, code: int, reason: str, message: str) -> None:
         """Answer every log GET in ``ns`` with an API error (403: RBAC without ``pods/log``)."""
@@ -129,10 +132,21 @@ def _instance(pod: Obj, name: str, container: str, previous: bool) -> tuple[bool
     return None, f'container "{container}" in pod "{name}" is waiting to start - no logs yet'
 
 
-def answer(emu: Emulator, logs: PodLogs, request: kmock.Request) -> kmock.Response:
+async def _trickle() -> AsyncIterator[bytes]:
+    """A log that never ends, a line per 0.1 s (a hung kubelet stream, a proxy feeding it slowly)."""
+    n = 0
+    while True:
+        yield f"{rfc3339nano(datetime.now(UTC))} INFO still going {n}\n".encode()
+        n += 1
+        await asyncio.sleep(0.1)
+
+
+def answer(emu: Emulator, logs: PodLogs, request: kmock.Request) -> Any:
     ns, name, params = request.namespace or "", request.name or "", dict(request.params)
     if ns in logs.refused:
         return _status(*logs.refused[ns])
+    if ns in logs.trickling:
+        return kmock.Response(status=200, headers={"Content-Type": "text/plain"}, payload=_trickle())
     pod = _pod(emu, ns, name)
     if pod is None:
         return _status(404, "NotFound", f'pods "{name}" not found', name=name, kind="pods")

@@ -21,7 +21,7 @@ from support import run_suite
 from test_kubernetes import Emulator
 
 from opsproof.inventory import Kubernetes
-from opsproof.probes import Connections, Target
+from opsproof.probes import Connections, Target, run
 from opsproof.probes import kubernetes as k8s
 from opsproof.result import Result
 
@@ -173,6 +173,19 @@ def test_a_kubectl_selector_picks_the_pods(emu: tuple[Emulator, PodLogs], conns:
     assert result.evidence["not-api"]["pods"] == ["other-1a2b3-0"]  # within its ceiling of 100
     assert result.evidence["not-api"]["matches"] == 50
     assert result.evidence["every-app"]["pods"] == [*PODS, "other-1a2b3-0"]
+
+
+def test_a_log_that_trickles_ends_at_the_deadline(emu: tuple[Emulator, PodLogs]) -> None:
+    """The API server streams a log a line per 0.1 s and never ends it (urllib3's read timeout never trips): the
+    check ends at its 1 s deadline, naming the API server, its socket shut (a fresh client: nothing else waits)."""
+    emulator, logs = emu
+    emulator.put(objects("trickle"))
+    logs.trickling.add("trickle")
+    cfg = config("trickle", emulator.kubeconfig).model_copy(update={"timeout_s": 1.0})
+    with Connections() as fresh:
+        result = run(k8s.logs, Target("kubernetes", "trickle", cfg), fresh)
+    # run() returned from an endless stream, with the deadline's finding: that is the bound (its time: the README's)
+    assert result.observed == f"API server {emulator.url}: timed out, no answer within 1 s", result.observed
 
 
 def test_a_container_not_started_is_not_read_and_named(emu: tuple[Emulator, PodLogs], conns: Connections) -> None:
