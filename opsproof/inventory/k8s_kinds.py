@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from opsproof.inventory.base import _Model
+from opsproof.inventory.base import NAME, _Model
+from opsproof.inventory.logs import PodLogs
 from opsproof.util.durations import parse_duration
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
@@ -42,6 +43,7 @@ def _valid_ref(text: str) -> str:
 
 
 WorkloadRef = Annotated[str, AfterValidator(_valid_ref)]
+_LOG_SOURCE = re.compile(r"^(deployment|statefulset|daemonset|pod)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 class Workload(_Model):
@@ -111,3 +113,19 @@ class KubernetesKinds(_Model):
     load_balancers: list[str] = Field(default_factory=list)  # Services of type LoadBalancer with an address
     helm_releases: list[str] = Field(default_factory=list)  # the newest release's status is deployed
     blue_green: dict[str, BlueGreen] = Field(default_factory=dict)  # key: the Service
+    # error lines in the pods' logs over a window; key: deployment/api, statefulset/db, daemonset/agent, pod/NAME,
+    # or a name of your own with a selector
+    logs: dict[str, PodLogs] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _log_sources(self) -> KubernetesKinds:
+        for key, scan in self.logs.items():
+            if scan.selector:
+                if not re.match(NAME, key):
+                    raise ValueError(f"logs key {key!r} has a selector. Fix: name it plainly (workers), or "
+                                     "drop the selector and write KIND/NAME")
+            elif not _LOG_SOURCE.match(key):
+                raise ValueError(f"logs key {key!r} names no pods. Fix: write KIND/NAME, KIND one of "
+                                 "deployment, statefulset, daemonset, pod (deployment/api, pod/toolbox), or give a "
+                                 "selector: {app: worker}")
+        return self

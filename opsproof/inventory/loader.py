@@ -147,6 +147,9 @@ def _collect_secrets(inv: Inventory) -> set[str]:
                 found |= url_secrets(scratch.dsn)
             for replica in getattr(entry, "replicas", {}).values():
                 found |= url_secrets(replica.dsn)
+            sentinel = getattr(entry, "sentinel", None)  # a Redis entry's sentinels' own password, even written out
+            if sentinel is not None and sentinel.password:
+                found.add(sentinel.password)
     for scenario in inv.load.values():
         for headers in (scenario.headers, *(r.headers for r in scenario.requests)):
             for header, value in headers.items():

@@ -12,17 +12,20 @@ redis:
       master: mymaster
       quorum: 2
       sentinels: ["sentinel-1:26379", "sentinel-2:26379", "sentinel-3:26379"]
+      password: ${SENTINEL_PASSWORD}  # the sentinels' own `requirepass` (sentinel.conf), not the data nodes'
 ```
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from opsproof.inventory.base import _Model
+from opsproof.redact import MASK
 from opsproof.util.durations import parse_duration
 
 
@@ -94,12 +97,21 @@ def _address(v: str) -> str:
 
 class Sentinel(_Model):
     """The Sentinels that watch this entry's master: `redis-cli -p 26379 sentinel get-master-addr-by-name NAME`,
-    `sentinel ckquorum NAME`. The master they name is reached with the credentials of the entry's ``url``."""
+    `sentinel ckquorum NAME`. The master they name is reached with the credentials of the entry's ``url``; the
+    sentinels themselves with ``password`` (and ``username``, for an ACL user), the ``requirepass`` of their own
+    sentinel.conf — `redis-cli -p 26379 -a $SENTINEL_PASSWORD`. Never shown: give it as ``${VAR}``."""
 
     master: str = Field(min_length=1, pattern=r"^\S+$", description="mymaster")
     quorum: int = Field(ge=1, description="2 (as in `sentinel monitor NAME HOST PORT 2`)")
     sentinels: list[Annotated[str, AfterValidator(_address)]] = Field(
         min_length=1, description='["sentinel-1:26379", "sentinel-2:26379", "sentinel-3:26379"]')
+    password: str | None = Field(None, min_length=1, description="${SENTINEL_PASSWORD}")
+    username: str | None = Field(None, min_length=1, description="sentinel-probe (an ACL user; default: default)")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() without the password (a model's repr reaches output where no redactor runs)."""
+        for name, value in super().__repr_args__():
+            yield name, MASK if name == "password" and value else value
 
     @field_validator("sentinels")
     @classmethod
@@ -111,6 +123,9 @@ class Sentinel(_Model):
 
     @model_validator(mode="after")
     def _enough(self) -> Sentinel:
+        if self.username is not None and self.password is None:
+            raise ValueError("username without a password. Fix: add password: ${SENTINEL_PASSWORD}, or drop "
+                             "username")
         if len(self.sentinels) < self.quorum:
             raise ValueError(f"quorum {self.quorum} but only {len(self.sentinels)} sentinel(s) listed: no failover "
                              "could ever be agreed. Fix: list every sentinel, or correct the quorum")

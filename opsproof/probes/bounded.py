@@ -166,38 +166,49 @@ def redis_connection_class(url: str) -> type[Any]:
     return type(f"Bounded{base.__name__}", (BoundedRedisConnection, base), {})
 
 
-def bind_pool_manager(manager: Any) -> Any:
-    """Give a urllib3 ``PoolManager`` (the Kubernetes client's) connections whose socket joins the current check's
-    :mod:`~opsproof.probes.watchdog` while an answer is read: urllib3's read timeout bounds one read each, so a
-    server that trickles its answer would hold the check for ever; the watchdog shuts the socket at the deadline."""
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
+def watched_pools(classes: dict[str, type[Any]]) -> dict[str, type[Any]]:
+    """urllib3 pool classes (by scheme) whose connections are cut to the current check's deadline: the connect to
+    what is left of it, and the socket joins the check's :mod:`~opsproof.probes.watchdog` while an answer is read —
+    urllib3's read timeout bounds one read each, so a server that trickles its answer would hold the check for
+    ever; the watchdog shuts the socket at the deadline. Subclasses of the pools given (urllib3's own, botocore's)."""
     from opsproof.probes.watchdog import watch
 
-    class WatchedHTTPConnection(HTTPConnection):
-        def connect(self) -> None:
-            resolve(self.host, self.port)  # the lookup, within the deadline (urllib3 then looks it up itself)
-            super().connect()
+    def watched(base: type[Any]) -> type[Any]:
+        class Watched(base):  # type: ignore[misc]
+            def connect(self) -> None:
+                resolve(self.host, self.port)  # the lookup, within the deadline (urllib3 then looks it up itself)
+                configured = getattr(self, "timeout", None)  # urllib3 sets the connect timeout before each connect
+                if configured is None or isinstance(configured, int | float):
+                    self.timeout = bound(configured, "connect")  # within what is left of the deadline
+                super().connect()
 
-        def getresponse(self) -> Any:
-            watch(self.sock)
-            return super().getresponse()
+            def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+                watch(self.sock)
+                return super().getresponse(*args, **kwargs)
 
-    class WatchedHTTPSConnection(HTTPSConnection):
-        def connect(self) -> None:
-            resolve(self.host, self.port)
-            super().connect()
+        Watched.__name__ = f"Watched{base.__name__}"
+        return Watched
 
-        def getresponse(self) -> Any:
-            watch(self.sock)
-            return super().getresponse()
+    return {scheme: type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": watched(pool.ConnectionCls)})
+            for scheme, pool in classes.items()}
 
-    class WatchedHTTPPool(HTTPConnectionPool):
-        ConnectionCls = WatchedHTTPConnection
 
-    class WatchedHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = WatchedHTTPSConnection
+def bind_pool_manager(manager: Any) -> Any:
+    """Give a urllib3 ``PoolManager`` (the Kubernetes client's) :func:`watched_pools`."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    manager.pool_classes_by_scheme = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+    manager.pool_classes_by_scheme = watched_pools({"http": HTTPConnectionPool, "https": HTTPSConnectionPool})
     return manager
+
+
+def bind_botocore(client: Any) -> Any:
+    """Give a boto3 client's HTTP session (botocore's URLLib3Session, its pool manager and the proxy managers it
+    makes later) :func:`watched_pools`: botocore's connect and read timeouts bound one wait each, not the check."""
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if not (hasattr(session, "_pool_classes_by_scheme") and hasattr(session, "_manager")):
+        raise RuntimeError("botocore's HTTP session has no _pool_classes_by_scheme/_manager: this botocore version "
+                           "is not supported")
+    classes = watched_pools(session._pool_classes_by_scheme)  # type: ignore[union-attr]
+    session._pool_classes_by_scheme = classes  # type: ignore[union-attr]
+    session._manager.pool_classes_by_scheme = classes  # type: ignore[union-attr]
+    return client

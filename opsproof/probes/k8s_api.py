@@ -1,10 +1,11 @@
 """How the Kubernetes probes reach a namespace, and what they share to read the objects they get back.
 
-Read-only: every call is a LIST (an HTTP GET) in the entry's namespace, what `kubectl get KIND -o json` does,
-through one API client per target and bounded by ``timeout_s``. A check makes one call per kind it reads, however
-many objects the inventory names (the pods of 20 deployments: 3 calls, not 60), and picks objects here: by name,
-by the deployment's label selector, by owner. Responses stay plain JSON, not model classes: field names match the
-runbook, and large lists are not converted object by object. The client is imported where used, so a run without
+Read-only: every call is a LIST (an HTTP GET) in the entry's namespace, what `kubectl get KIND -o json` does, or
+the GET of one container's log (`kubectl logs POD -c CONTAINER`, read to a cap), through one API client per target
+and bounded by ``timeout_s``. A check makes one call per kind it reads, however many objects the inventory names
+(the pods of 20 deployments: 3 calls, not 60), and picks objects here: by name, by the deployment's label selector,
+by owner. Responses stay plain JSON, not model classes: field names match the runbook, and large lists are not
+converted object by object. The client is imported where used, so a run without
 Kubernetes checks does not pay for it.
 """
 
@@ -52,13 +53,27 @@ PATHS = {  # kind: its LIST path, the one `kubectl get KIND -v6` shows
     "networkpolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
     "service": "/api/v1/namespaces/{namespace}/services",
 }
+LOG_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/log"  # `kubectl logs POD`: text/plain, not JSON
 # Secrets are asked for as metadata only (a PartialObjectMetadataList: no `data`, no annotations), and whatever
 # comes back is cut to name, labels and type before anything reads it: a server that ignores the ask leaks nothing.
 ACCEPT = {"secret": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"}
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An API server's answer: its status, its body (read whole, or to a cap) and whether the check's deadline
+    watched its socket."""
+
+    status: int
+    reason: str
+    body: bytes
+    watched: bool
+    over: bool = False  # the body had more than the cap: only the cap was read
+
+
 class Namespace:
-    """LIST-only access to the entry's namespace; every call carries ``_request_timeout=timeout_s``.
+    """LIST-only access to the entry's namespace (and its pods' logs); every call carries
+    ``_request_timeout=timeout_s``.
 
     Requests go through the client's ``ApiClient`` (kubeconfig auth, TLS, token refresh) with the paths above,
     rather than its generated ``AppsV1Api``-style classes, whose import and first calls cost about a second.
@@ -71,20 +86,60 @@ class Namespace:
 
     def list(self, kind: str, **query: str) -> list[Obj]:
         """Every object of a kind in the namespace (one GET); of Secrets, only name, labels and type."""
+        reply = self._get(PATHS[kind], {"namespace": self.name}, query, ACCEPT.get(kind, "application/json"))
+        if reply.status == 404:  # a LIST answers 404 only for a resource the server does not serve (a missing CRD)
+            path = PATHS[kind].format(namespace=self.name)
+            raise ApiError(f"{path} not served by the API server (404 {reply.reason}): {_message(reply.body)}")
+        if not 200 <= reply.status < 300:
+            raise ApiError(f"{reply.status} {reply.reason}: {_message(reply.body)}")
+        try:
+            items: list[Obj] = json.loads(reply.body).get("items") or []
+        except ValueError:
+            deadline = current()  # an answer cut at the deadline can end as if whole, with no body
+            if reply.watched and deadline is not None and deadline.passed():
+                raise _timed_out(self.host, deadline.seconds) from None
+            raise ApiError(f"API server {self.host}: {reply.status} answer is not JSON: "
+                           f"{_message(reply.body)}") from None
+        if kind == "secret":
+            items = [{"metadata": {k: at(i, "metadata", k) for k in ("name", "labels", "creationTimestamp")},
+                      "type": i.get("type")} for i in items]
+        return items
+
+    def log(self, pod: str, cap: int, **query: str) -> Reply:
+        """`kubectl logs POD -c CONTAINER …`: GET pods/POD/log with ``query`` (container, sinceSeconds, tailLines,
+        limitBytes, timestamps, previous); at most ``cap`` bytes of the answer are read (``Reply.over``: it had more).
+        The status is the caller's to judge (400: the container has not started; 404: the pod is gone)."""
+        return self._get(LOG_PATH, {"namespace": self.name, "name": pod}, query, "text/plain", cap)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def _get(self, path: str, params: dict[str, str], query: dict[str, str], accept: str,
+             cap: int | None = None) -> Reply:
+        """One GET within the check's deadline; errors of the connection and a cut answer as :class:`ApiError`."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError, NewConnectionError
         from urllib3.exceptions import TimeoutError as Timeout
 
-        host = self.api.configuration.host
-        request = self.api.param_serialize("GET", PATHS[kind], path_params={"namespace": self.name},
-                                           query_params=list(query.items()), auth_settings=["BearerToken"],
-                                           header_params={"Accept": ACCEPT.get(kind, "application/json")})
+        host = self.host
+        request = self.api.param_serialize("GET", path, path_params=params, query_params=list(query.items()),
+                                           auth_settings=["BearerToken"], header_params={"Accept": accept})
         try:
             with watching() as dog:  # urllib3 bounds each read: the socket is shut at the check's deadline
                 try:
                     response = self.api.call_api(*request, _request_timeout=bound(self.timeout, "connect")).response
+                    over = False
                     try:
-                        status, reason, body = response.status, response.reason, response.data
+                        status, reason = response.status, response.reason
+                        if cap is None:
+                            body = response.data
+                        else:  # read to the cap, and one byte more to know whether there was more
+                            body = response.read(cap + 1)
+                            over = len(body) > cap
+                            body = body[:cap]
+                            if over:
+                                response.close()  # the rest is not read: the connection is not reused
                     finally:
                         response.release_conn()
                 except (ApiException, HTTPError):
@@ -98,24 +153,9 @@ class Namespace:
             cause = getattr(e, "reason", None) or e
             timed_out = isinstance(cause, Timeout) and not isinstance(cause, NewConnectionError)  # a subclass, oddly
             if timed_out:  # the read's timeout is what was left of the deadline: the deadline's finding
-                raise ApiTimeout(f"API server {host}: timed out, no answer within {self.timeout:g} s",
-                                 {"deadline_s": self.timeout, "waiting_for": "answer"}) from None
+                raise _timed_out(host, self.timeout) from None
             raise ApiError(f"API server {host}: {str(cause).rpartition('): ')[2] or str(cause)}") from None
-        if status == 404:  # a LIST answers 404 only for a resource the server does not serve (a missing CRD)
-            path = PATHS[kind].format(namespace=self.name)
-            raise ApiError(f"{path} not served by the API server (404 {reason}): {_message(body)}")
-        if not 200 <= status < 300:
-            raise ApiError(f"{status} {reason}: {_message(body)}")
-        try:
-            items: list[Obj] = json.loads(body).get("items") or []
-        except ValueError:
-            deadline = current()  # an answer cut at the deadline can end as if whole, with no body
-            _cut(dog, host, dog is not None and deadline is not None and deadline.passed())
-            raise ApiError(f"API server {host}: {status} answer is not JSON: {_message(body)}") from None
-        if kind == "secret":
-            items = [{"metadata": {k: at(i, "metadata", k) for k in ("name", "labels", "creationTimestamp")},
-                      "type": i.get("type")} for i in items]
-        return items
+        return Reply(status, str(reason), body, dog is not None, over)
 
     def by_name(self, kind: str) -> dict[str, Obj]:
         return {at(obj, "metadata", "name"): obj for obj in self.list(kind)}
@@ -124,9 +164,12 @@ class Namespace:
 def _cut(dog: Watchdog | None, host: str, cut: bool) -> None:
     """The deadline's finding, when the deadline ended the answer (headers cut short end as if complete)."""
     if cut:
-        seconds = dog.seconds if dog is not None else None
-        raise ApiTimeout(f"API server {host}: timed out, no answer within {seconds:g} s",
-                         {"deadline_s": seconds, "waiting_for": "answer"}) from None
+        raise _timed_out(host, dog.seconds if dog is not None else None) from None
+
+
+def _timed_out(host: str, seconds: float | None) -> ApiTimeout:
+    return ApiTimeout(f"API server {host}: timed out, no answer within {seconds:g} s",
+                      {"deadline_s": seconds, "waiting_for": "answer"})
 
 
 def _message(body: Any) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsproof.inventory import Logs, human_duration
+from opsproof.inventory.logs import ErrorScan
 from opsproof.inventory.objects import human_size
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
@@ -97,14 +98,29 @@ def scan(cfg: Logs, now: float) -> Scan:
             found.lines += 1
             if match.search(line):
                 found.matches += 1
-                found.samples.append(line if len(line) <= SAMPLE_CHARS else line[:SAMPLE_CHARS - 1] + "…")
+                found.samples.append(clip(line))
         if cut and (first is None or first >= found.start):
             found.truncated.append(str(path))
     return found
 
 
-def _expected(cfg: Logs) -> str:
+def clip(line: str) -> str:
+    """A sample line as shown in a finding: cut to SAMPLE_CHARS."""
+    return line if len(line) <= SAMPLE_CHARS else line[:SAMPLE_CHARS - 1] + "…"
+
+
+def counted(n: int, cfg: ErrorScan) -> str:
+    """``7 lines matching ERROR|FATAL in the last 10m`` — what an error scan observed (files or pods)."""
+    return f"{n} line{'s' if n != 1 else ''} matching {cfg.pattern} in the last {human_duration(cfg.window)}"
+
+
+def ceiling(cfg: ErrorScan) -> str:
+    """``at most 5 lines matching ERROR|FATAL in the last 10m`` — what an error scan expects."""
     return f"at most {cfg.max_matches} lines matching {cfg.pattern} in the last {human_duration(cfg.window)}"
+
+
+def _expected(cfg: Logs) -> str:
+    return ceiling(cfg)
 
 
 @probe("logs.errors", "logs", Severity.HIGH, "grep -E $PATTERN /var/log/app.log | wc -l  # in the last WINDOW",
@@ -117,8 +133,7 @@ def errors(target: Target[Logs], conns: Connections) -> Outcome:
                        {"path": cfg.path})
     found = scan(cfg, time.time())
     where = ", ".join(found.read) or f"nothing written since the window began: {', '.join(found.skipped)}"
-    observed = (f"{found.matches} line{'s' if found.matches != 1 else ''} matching {cfg.pattern} in the last "
-                f"{human_duration(cfg.window)} ({where})")
+    observed = f"{counted(found.matches, cfg)} ({where})"
     if found.matches > cfg.max_matches and found.samples:
         observed += "; latest: " + " | ".join(found.samples)
     if found.truncated:

@@ -2,13 +2,17 @@
 within its quota", "a lifecycle rule expires old backups" — `aws s3 ls s3://BUCKET/PREFIX --recursive | sort | tail
 -1`, `aws s3 ls --summarize`, `aws s3api get-bucket-lifecycle-configuration`.
 
-Read-only: ListObjectsV2 (paginated) and GetBucketLifecycleConfiguration, nothing else.
+Read-only: ListObjectsV2 (paginated) and GetBucketLifecycleConfiguration, nothing else. Each check is bounded as a
+whole by its object storage's ``timeout_s`` (a ``backups`` entry has no deadline of its own: its other checks read
+files), however many pages it lists and however slowly the server answers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from opsproof.inventory import Backups, human_duration
@@ -16,7 +20,10 @@ from opsproof.inventory.objects import S3, human_size
 from opsproof.probes import s3_client
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
+from opsproof.probes.deadline import within
 from opsproof.result import Severity
+
+Check = Callable[[Target[Backups], Connections], Outcome]
 
 
 def _s3(cfg: Backups) -> S3:
@@ -28,6 +35,15 @@ def _client(target: Target[Backups], conns: Connections) -> Any:
     return conns.s3(target.id, _s3(target.config))
 
 
+def _bounded(check: Check) -> Check:
+    """The check within its object storage's ``timeout_s`` in total (:mod:`opsproof.probes.deadline`)."""
+    @functools.wraps(check)
+    def bounded(target: Target[Backups], conns: Connections) -> Outcome:
+        with within(_s3(target.config).timeout_s):
+            return check(target, conns)
+    return bounded
+
+
 def _recent_expected(cfg: Backups) -> str:
     limit, key = cfg.age_limit
     return (f"newest {cfg.pattern} under {_s3(cfg).where} younger than {human_duration(limit)} ({key}) and "
@@ -36,6 +52,7 @@ def _recent_expected(cfg: Backups) -> str:
 
 @probe("backups.s3_recent", "backups", Severity.HIGH, "aws s3 ls s3://$BUCKET/$PREFIX --recursive | sort | tail -1",
        applies=lambda cfg: cfg.s3 is not None, expected=_recent_expected)
+@_bounded
 def s3_recent(target: Target[Backups], conns: Connections) -> Outcome:
     """The newest object under the prefix whose key below it matches ``pattern`` (fnmatch) is younger than
     ``max_age`` (else the RPO) and not smaller than ``min_size_bytes``."""
@@ -74,6 +91,7 @@ def _age(seconds: float) -> str:
 @probe("backups.s3_quota", "backups", Severity.MEDIUM, "aws s3 ls s3://$BUCKET/$PREFIX --recursive --summarize",
        applies=lambda cfg: cfg.s3 is not None and cfg.s3.max_bytes is not None,
        expected=lambda cfg: f"objects under {_s3(cfg).where} at most {human_size(_s3(cfg).max_bytes or 0)}")
+@_bounded
 def s3_quota(target: Target[Backups], conns: Connections) -> Outcome:
     """The objects under the prefix (every one, not only the backups' pattern) take at most ``max_bytes``."""
     s3 = _s3(target.config)
@@ -98,6 +116,7 @@ def _lifecycle_expected(cfg: Backups) -> str:
 @probe("backups.s3_lifecycle", "backups", Severity.MEDIUM,
        "aws s3api get-bucket-lifecycle-configuration --bucket $BUCKET",
        applies=lambda cfg: cfg.s3 is not None and cfg.s3.checks_lifecycle, expected=_lifecycle_expected)
+@_bounded
 def s3_lifecycle(target: Target[Backups], conns: Connections) -> Outcome:
     """An enabled lifecycle rule covers the prefix (its filter's prefix is a prefix of it) and, with
     ``expire_days``, expires objects after exactly that many days (the runbook's retention)."""

@@ -1,16 +1,23 @@
 """The S3 API through boto3, read-only and bounded: one attempt, a connect and a read timeout each of the entry's
 ``timeout_s``; every botocore error becomes a one-line finding (never a traceback, never the secret key).
 
+botocore's timeouts bound one connect and one read each: a server that sends its answer a byte at a time never
+trips them. So the whole check is bounded by its deadline, as every other kind: each connect waits at most what
+is left of it, and while an answer is read its socket is held by the check's watchdog, which shuts it when the
+deadline passes (:func:`opsproof.probes.bounded.bind_botocore`); the check then ends with the deadline's finding.
+
 boto3 is imported on first use: without it, a check on object storage fails with "boto3 is not installed".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from opsproof.inventory.objects import S3
-from opsproof.probes.deadline import Finding
+from opsproof.probes.bounded import bind_botocore
+from opsproof.probes.deadline import Finding, current
+from opsproof.probes.watchdog import Watchdog, watching
 
 PAGE = 1000  # ListObjectsV2's own maximum per page
 _session: Any = None  # built once; make_client is called under Connections' S3 lock, one build at a time
@@ -30,8 +37,9 @@ def make_client(cfg: S3) -> Any:
     global _session
     if _session is None:  # one botocore session: its loaded service models serve every client after the first
         _session = boto3.session.Session()
-    return _session.client("s3", endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id=cfg.access_key,
-                          aws_secret_access_key=cfg.secret_key, verify=cfg.verify_tls, config=config)
+    return bind_botocore(_session.client(
+        "s3", endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id=cfg.access_key,
+        aws_secret_access_key=cfg.secret_key, verify=cfg.verify_tls, config=config))
 
 
 def objects(client: Any, cfg: S3) -> Iterator[dict[str, Any]]:
@@ -75,8 +83,36 @@ def call(fn: Any, cfg: S3, operation: str) -> Any:
         from botocore import exceptions as bx
     except ImportError:
         raise Finding("boto3 is not installed: pip install boto3 (or opsproof's own dependencies)") from None
+    with watching() as dog:  # the socket of each answer is shut at the check's deadline
+        try:
+            answer = fn()
+        except Exception as e:
+            _unless_the_deadline(dog, e, cfg, operation)
+            failed = e
+        else:
+            # an answer cut at the deadline can parse as if whole (botocore reads a body cut short as empty)
+            _unless_the_deadline(dog, None, cfg, operation)
+            return answer
+    _finding(failed, cfg, operation, bx)
+
+
+def _unless_the_deadline(dog: Watchdog | None, error: Exception | None, cfg: S3, operation: str) -> None:
+    """The deadline's finding, when the deadline is what ended the call (its socket shut, or its time up: botocore's
+    own read timeout starts after the connect, so it never ends a wait before the deadline would)."""
+    deadline = current()
+    if isinstance(error, Finding):
+        raise error
+    if (dog is not None and (dog.cut > 0 or dog.fired)) or (deadline is not None and deadline.seconds is not None
+                                                            and deadline.passed()):
+        seconds = deadline.seconds if deadline is not None else cfg.timeout_s
+        raise Finding(f"no complete answer within {seconds:g} s from {cfg.endpoint or 'S3'} ({operation}; the "
+                      "check's deadline)", {"deadline_s": seconds, "operation": operation}) from None
+
+
+def _finding(exc: Exception, cfg: S3, operation: str, bx: Any) -> NoReturn:
+    """A botocore error as a one-line finding naming the bucket, the operation and the reason (another: as it is)."""
     try:
-        return fn()
+        raise exc
     except bx.ClientError as e:
         error = e.response.get("Error", {})
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

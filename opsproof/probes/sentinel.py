@@ -2,15 +2,18 @@
 `sentinel get-master-addr-by-name NAME`, then `redis-cli -h MASTER info replication`.
 
 Read commands only (SENTINEL MASTER / CKQUORUM / GET-MASTER-ADDR-BY-NAME, INFO): nothing a sentinel or the master
-could act on. Each sentinel and the master get one connection of their own for the run; the sentinels are asked one
-after another, within the check's deadline (a refused connection costs nothing; one that hangs spends it).
+could act on. The sentinels are reached with the sentinel entry's own ``password`` (their ``requirepass``), the
+master with the entry's URL; a sentinel that refuses the password (or wants one) is named as such — authentication
+failed — not as unreachable. Each sentinel and the master get one connection of their own for the run; the
+sentinels are asked one after another, within the check's deadline (a refused connection costs nothing; one that
+hangs spends it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from opsproof.inventory import Redis
 from opsproof.inventory.redis_checks import Sentinel, host_port
@@ -29,10 +32,20 @@ def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+REFUSED = ("authentication failed", "permission denied")  # a sentinel's answer to who asked, not its silence
+
+
+def _credentials(cfg: Sentinel) -> str:
+    """``user:password@`` of a sentinel's URL (quoted), or nothing without a password."""
+    if cfg.password is None:
+        return ""
+    return f"{quote(cfg.username or '', safe='')}:{quote(cfg.password, safe='')}@"
+
+
 def _ask(target: Target[Redis], conns: Connections, address: str, *command: str) -> Any:
     host, port = host_port(address)
-    client: Any = conns.redis(f"{target.id} sentinel {address}", f"redis://{_netloc(host, port)}/0",
-                         target.config.timeout_s)
+    url = f"redis://{_credentials(_cfg(target.config))}{_netloc(host, port)}/0"
+    client: Any = conns.redis(f"{target.id} sentinel {address}", url, target.config.timeout_s)
     return client.execute_command("SENTINEL", *command)
 
 
@@ -59,6 +72,12 @@ def _each(target: Target[Redis], conns: Connections, *command: str) -> tuple[dic
     for address in target.config.sentinel.sentinels:
         try:
             answers[address] = _ask(target, conns, address, *command)
+        except redis.exceptions.AuthenticationError as exc:  # WRONGPASS, NOAUTH, a password it does not have
+            why = ("it requires a password; set sentinel.password" if target.config.sentinel.password is None
+                   else _reason(exc))
+            silent[address] = f"{REFUSED[0]} ({why})"
+        except redis.exceptions.NoPermissionError as exc:  # an ACL user without the SENTINEL command
+            silent[address] = f"{REFUSED[1]} ({_reason(exc)})"
         except redis.exceptions.ResponseError as exc:
             answers[address] = exc
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -75,7 +94,8 @@ def _fields(answer: Any) -> Mapping[str, Any]:
 
 
 def _silent_text(silent: Mapping[str, str]) -> str:
-    return "; ".join(f"sentinel {a} unreachable ({why})" for a, why in silent.items())
+    return "; ".join(f"sentinel {a}: {why}" if why.startswith(REFUSED) else f"sentinel {a} unreachable ({why})"
+                     for a, why in silent.items())
 
 
 def judge_quorum(cfg: Sentinel, masters: Mapping[str, Any], checks: Mapping[str, Any],

@@ -83,9 +83,10 @@ def servers(folder: Path, configs: dict[str, str], passwords: dict[str, str] | N
             server.kill()
 
 
-def results(inventory_text: str) -> dict[str, dict[str, Result]]:
-    """Every Redis check that applies to each entry, run once: target name → check → result."""
-    inv = loads(inventory_text)
+def results(inventory_text: str, env: dict[str, str] | None = None) -> dict[str, dict[str, Result]]:
+    """Every Redis check that applies to each entry, run once: target name → check → result (``${VARS}`` from
+    ``env``, else the environment)."""
+    inv = loads(inventory_text, env=env)
     out: dict[str, dict[str, Result]] = {}
     with Connections() as conns:
         for name, cfg in inv.redis.items():

@@ -234,7 +234,8 @@ def test_a_kubernetes_api_that_trickles_its_answer_ends_at_the_deadline(tmp_path
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
         inv = loads(json.dumps({"environment": "hostile", "kubernetes": {"app": {
             "namespace": "app", "kubeconfig": str(kubeconfig), "timeout_s": TIMEOUT, "deployments": {"api": {}},
-            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"]}}}), "hostile.yaml")
+            "hpa": {"api": {"min_replicas": 1, "max_replicas": 3}}, "jobs": ["migrate"],
+            "logs": {"deployment/api": {}}}}}), "hostile.yaml")
         results = _run_kind("kubernetes", "app", inv.targets("kubernetes")["app"])
         wait_until(lambda: server.closed == server.accepted, 10, "kubernetes: every connection closed")
     assert len(results) >= 4
@@ -243,3 +244,23 @@ def test_a_kubernetes_api_that_trickles_its_answer_ends_at_the_deadline(tmp_path
         assert result.ok is False, check
         assert result.observed == f"API server {server.url}: timed out, no answer within 2 s", (check, result.observed)
         assert result.explain().startswith("kubernetes[app]: API server http://127.0.0.1:"), result.explain()
+
+
+def test_an_s3_api_that_trickles_its_answer_ends_at_the_deadline() -> None:
+    """Object storage that accepts every request and trickles its answer (headers included) one byte at a time:
+    botocore's connect and read timeouts each bound one wait and never trip; each check ends at its deadline,
+    naming the endpoint and the operation, and the connection is closed."""
+    with HostileServer("trickle", interval=0.1) as server:
+        inv = loads(json.dumps({"environment": "hostile", "backups": {"offsite": {"s3": {
+            "endpoint": server.url, "bucket": "backups-bkt", "access_key": "AKIAEXAMPLE", "secret_key": "canary",
+            "timeout_s": TIMEOUT, "max_bytes": "1GiB", "lifecycle": True}}}}), "hostile.yaml")
+        results = _run_kind("backups", "offsite", inv.targets("backups")["offsite"])
+        wait_until(lambda: server.closed == server.accepted, 10, "s3: every connection closed")
+    assert set(results) == {"backups.s3_recent", "backups.s3_quota", "backups.s3_lifecycle"}
+    assert server.accepted >= 3
+    for check, result in results.items():
+        operation = "GetBucketLifecycleConfiguration" if check == "backups.s3_lifecycle" else "ListObjectsV2"
+        assert result.ok is False, check
+        assert result.observed == (f"no complete answer within 2 s from {server.url} ({operation}; the check's "
+                                   "deadline)"), (check, result.observed)
+        assert result.explain().startswith(f"backups[offsite]: no complete answer within 2 s from {server.url}")

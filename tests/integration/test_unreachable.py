@@ -79,7 +79,7 @@ kubernetes:
           resources: {{deployment/api: {{}}}}, scaled_objects: {{worker: {{min_replicas: 1, max_replicas: 5}}}},
           cronjobs: {{backup: {{max_age: 25h}}}}, secrets: [api-credentials], endpoints: [api],
           network_policies: [default-deny], load_balancers: [api], helm_releases: [api],
-          blue_green: {{app: {{deployment: app-green}}}}}}
+          blue_green: {{app: {{deployment: app-green}}}}, logs: {{deployment/api: {{}}}}}}
 backups:
   offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
                   secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true}}}}
@@ -101,7 +101,9 @@ TIMED_OUT = {
     "tls": r"^no TLS handshake within 1 s$",
     "redis": NOTHING,
     "postgres": r"^no connection within 1 s \(connect\)$|: no connection within 1 s \(connect\)$",
-    "backups": r"^no answer within 1 s \(answer\) from http://127\.0\.0\.1:\d+$",  # boto3's read_timeout
+    # the check's deadline, not boto3's read_timeout (which starts after the connect, so later)
+    "backups": r"^no complete answer within 1 s from http://127\.0\.0\.1:\d+ \((ListObjectsV2|"
+               r"GetBucketLifecycleConfiguration); the check's deadline\)$",
 }
 
 

@@ -71,10 +71,36 @@ def test_settings_beyond_deployments_load() -> None:
 
 
 def test_every_kubernetes_check_is_in_the_post_deploy_suite() -> None:
-    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py."""
-    suite = Path(__file__).resolve().parents[2] / "checks" / "post_deploy" / "test_01_rollout.py"
-    marked = {ast.unparse(mark.args[0]) for node in ast.walk(ast.parse(suite.read_text()))
+    """Each declared Kubernetes check is the ``check`` mark of a test of checks/post_deploy/test_01_rollout.py (the
+    pods' logs: of test_06_logs.py, beside the host files' logs)."""
+    suites = Path(__file__).resolve().parents[2] / "checks" / "post_deploy"
+    marked = {ast.unparse(mark.args[0]) for suite in ("test_01_rollout.py", "test_06_logs.py")
+              for node in ast.walk(ast.parse((suites / suite).read_text()))
               if isinstance(node, ast.FunctionDef) for mark in node.decorator_list
               if isinstance(mark, ast.Call) and ast.unparse(mark.func) == "pytest.mark.check"}
+    marked.discard("logs.errors")  # the host files' check, not a Kubernetes one
     declared = {f"kubernetes.{name}" for name, value in vars(k8s).items() if isinstance(value, ProbeSpec)}
     assert marked == declared
+
+
+def test_the_kubelets_timestamps_are_read_to_the_microsecond() -> None:
+    from opsproof.probes.k8s_logs import stamp
+
+    assert stamp("2026-12-04T21:40:48.123456789Z") == stamp("2026-12-04T21:40:48.123456Z")
+    assert stamp("2026-12-04T21:40:48Z") == 1796420448.0
+    assert stamp("2026-12-04T22:40:48+01:00") == 1796420448.0
+    assert stamp("INFO") is None
+    assert stamp("2026-13-04T21:40:48Z") is None
+
+
+def test_a_kubectl_label_selector_is_read_as_the_api_server_reads_it() -> None:
+    from opsproof.inventory.logs import parse_selector
+    from opsproof.probes.k8s_api import selects
+
+    labels = {"app": "backend", "tier": "web"}
+    for text, chosen in (("app=backend", True), ("app==api", False), ("app", True), ("!app", False),
+                         ("track!=canary", True), ("tier in (web, api)", True), ("tier notin (web)", False),
+                         ("app=backend,tier in (db)", False), ("app, !canary", True)):
+        assert selects(parse_selector(text), labels) is chosen, text
+    with pytest.raises(ValueError, match=r"^'tier in web' of selector 'tier in web' is not a label requirement\. "):
+        parse_selector("tier in web")

@@ -58,3 +58,23 @@ def test_a_drill_needs_a_directory_even_with_s3() -> None:
     with pytest.raises(InventoryError, match=r"^inv\.yaml:5: backups\.offsite: s3: without a directory: a DR drill "
                                              r"restores from a directory"):
         loads(text, "inv.yaml")
+
+
+def test_the_s3_client_s_connections_are_watched() -> None:
+    """botocore's pools (its own classes, for every manager it makes, proxies' too) get connections whose connect
+    is cut to the check's deadline and whose socket the watchdog shuts at it (no socket opened here)."""
+    import botocore.awsrequest
+
+    from opsproof.inventory.objects import S3
+    from opsproof.probes.s3_client import make_client
+
+    client = make_client(S3(bucket="app-backups", endpoint="http://127.0.0.1:9", access_key="a", secret_key="b"))
+    session = client._endpoint.http_session
+    for scheme, base in (("http", botocore.awsrequest.AWSHTTPConnectionPool),
+                         ("https", botocore.awsrequest.AWSHTTPSConnectionPool)):
+        pool = session._pool_classes_by_scheme[scheme]
+        assert issubclass(pool, base)
+        assert issubclass(pool.ConnectionCls, base.ConnectionCls)
+        assert pool.ConnectionCls.__name__ == f"Watched{base.ConnectionCls.__name__}"
+    assert session._manager.pool_classes_by_scheme is session._pool_classes_by_scheme
+    client.close()

@@ -80,6 +80,7 @@ kubernetes:
     load_balancers: [api-public]
     helm_releases: [api]
     blue_green: {app: {deployment: app-green}}
+    logs: {deployment/api: {pattern: 'ERROR|FATAL', max_matches: 5}}
 slo:
   app: {prometheus: main}
 backups:
@@ -270,7 +271,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 67
+    assert len(ALL) == 68
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 

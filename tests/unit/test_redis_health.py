@@ -47,6 +47,9 @@ sentinel: {master: mymaster, quorum: 2, sentinels: ['s1:26379', 's2:26379', '[::
      r"agreed\. Fix: list every sentinel, or correct the quorum\.$"),
     ("sentinel: {master: m, quorum: 1, sentinels: ['a:26379', 'a:26379']}",
      r"^st\.yaml:5: redis\.cache\.sentinel\.sentinels: a:26379 listed twice\. Fix: list each sentinel once\.$"),
+    ("sentinel: {master: m, quorum: 1, sentinels: ['a:26379'], username: probe}",
+     r"^st\.yaml:5: redis\.cache\.sentinel: username without a password\. Fix: add password: \$\{SENTINEL_PASSWORD\}, "
+     r"or drop username\.$"),
     ("sentinel: {master: m, quorum: 1, sentinels: ['a:99999']}",
      r"^st\.yaml:5: redis\.cache\.sentinel\.sentinels\.0: 'a:99999' is not host:port\. Fix: write e\.g\. "),
     ("persistence: {save: '3600'}",
