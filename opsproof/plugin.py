@@ -311,8 +311,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if severity is None:
         return report  # not an opsproof check
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        test = pipeline.Seen(item.nodeid, report.when, report.outcome, item.stash.get(JUDGEMENT_KEY, None))
-        record = run.pipeline.at_test(test, severity)  # collect → waive → judge
+        seen = pipeline.Seen(item.nodeid, report.when, report.outcome, item.stash.get(JUDGEMENT_KEY, None))
+        record = run.pipeline.at_test(seen, severity)  # collect → waive → judge
         _waive(report, record)
         # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
         encoded = records.encode(record, redact)

@@ -46,9 +46,11 @@ def carried(report: pytest.TestReport, known: Encoded | None = None) -> CheckRec
     text = props[KEY]
     record = known.record if known is not None and known.text is text else None
     if record is None:
-        record = parse({"test": report.nodeid, **json.loads(str(text))}, f"{report.nodeid}: user property {KEY!r}")
+        record = parse({"test": report.nodeid, "outcome": report.outcome, **json.loads(str(text))},
+                       f"{report.nodeid}: user property {KEY!r}")
     if record.has_result:
-        return replace(record, test=report.nodeid, outcome=report.outcome)
+        same = record.test == report.nodeid and record.outcome == report.outcome  # as the pipeline made it
+        return record if same else replace(record, test=report.nodeid, outcome=report.outcome)
     # a failure that governance did not judge (the test's setup errored before a result): its last line
     message = str(report.longrepr).splitlines()[-1][:500] if report.failed and report.longrepr else None
     return replace(record, test=report.nodeid, outcome=report.outcome, message=message,
@@ -78,19 +80,19 @@ class Recorder:
         self.file: TextIO | None = None
         self.flushed = 0.0
 
-    def write(self, record: CheckRecord, redact: Callable[[str], str]) -> CheckRecord:
-        """One record, stamped with its environment, run, commit and time, as a line (``CheckRecord.line``)."""
+    def write(self, record: CheckRecord, redact: Callable[[str], str]) -> None:
+        """One record as a line (``CheckRecord.line``), stamped with its environment, run, commit and time."""
         if self.file is None:
             self.file = self._open()
         if self.stamp is None:
             self.stamp = {"environment": self.environment(), "run": self.run, "commit": commit()}
-        stamped = replace(record, **self.stamp, at=round(time.time(), 3))
-        self.file.write(redact(json.dumps(stamped.line(), default=str, ensure_ascii=False)) + "\n")
+        line = record.line()
+        line.update(self.stamp, at=round(time.time(), 3))  # in place: the keys keep the order of a line
+        self.file.write(redact(json.dumps(line, default=str, ensure_ascii=False)) + "\n")
         now = time.monotonic()
         if now - self.flushed >= FLUSH_S:
             self.file.flush()
             self.flushed = now
-        return stamped
 
     def _open(self) -> TextIO:
         """A new results file, also kept as ``runs/RUN.jsonl`` beside it (a hard link: the same file, no second

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
-from opsproof.report.records import CheckRecord, suite_of
+from opsproof.report.records import CheckRecord, suite_of, without_result
 from opsproof.result import Result, Severity, Verdict
 
 if TYPE_CHECKING:  # the governance and the recorder the plugin hands in; the report side imports none of them
@@ -43,22 +43,23 @@ class Seen:
 
 
 class Processor(Protocol):
-    def __call__(self, record: CheckRecord, test: Seen) -> CheckRecord: ...
+    def __call__(self, record: CheckRecord, seen: Seen) -> CheckRecord: ...
 
 
-def collect(test: Seen, severity: Severity) -> CheckRecord:
+def collect(seen: Seen, severity: Severity) -> CheckRecord:
     """The record of a check from its test: the probe's result, with the probe's own verdict."""
-    suite = suite_of(test.nodeid)
-    if test.judgement is None:
-        return CheckRecord(check="setup", target=test.nodeid, suite=suite, severity=severity, verdict=Verdict.FAIL,
-                           observed=f"the test's setup {test.outcome}", expected="the check to run",
-                           test=test.nodeid, has_result=False)
-    res: Result = test.judgement.result
+    suite = suite_of(seen.nodeid)
+    if seen.judgement is None:
+        return CheckRecord(check="setup", target=seen.nodeid, suite=suite, severity=severity,
+                           verdict=without_result(seen.outcome),
+                           observed=f"the test's setup {seen.outcome}", expected="the check to run",
+                           test=seen.nodeid, outcome=seen.outcome, has_result=False)
+    res: Result = seen.judgement.result
     # the evidence as its JSON will be (default=str): the record is its JSON's, whichever process reads it
     evidence = json.loads(json.dumps(dict(res.evidence), default=str))
     return CheckRecord(check=res.check, target=res.target, suite=suite, severity=severity, verdict=res.verdict,
                        observed=res.observed, expected=res.expected, evidence=evidence, duration_s=res.duration_s,
-                       attempts=res.attempts, test=test.nodeid, error=res.error, ok=res.ok)
+                       attempts=res.attempts, test=seen.nodeid, error=res.error, ok=res.ok, outcome=seen.outcome)
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,12 @@ class Waive:
 
     waivers: Waivers
 
-    def __call__(self, record: CheckRecord, test: Seen) -> CheckRecord:
-        judged = test.judgement
-        if (not record.has_result or judged is None or test.when != "call" or test.outcome != "failed"
+    def __call__(self, record: CheckRecord, seen: Seen) -> CheckRecord:
+        judged = seen.judgement
+        if (not record.has_result or judged is None or seen.when != "call" or seen.outcome != "failed"
                 or judged.verdict is Verdict.TIMED_OUT):  # a waiver never hides that the gate ran out of time
             return record
-        decision = self.waivers.decide(record.key, test.nodeid)
+        decision = self.waivers.decide(record.key, seen.nodeid)
         if decision is None:
             return record
         if decision.expired:
@@ -80,15 +81,18 @@ class Waive:
         return replace(record, waiver=decision.waiver.to_record())
 
 
-def judge(record: CheckRecord, test: Seen) -> CheckRecord:
+def judge(record: CheckRecord, seen: Seen) -> CheckRecord:
     """The check's verdict: waived under a waiver that holds, else its judgement's (with blocked-by and flaky)."""
-    judged = test.judgement
+    judged = seen.judgement
     if not record.has_result or judged is None:
         return record
+    if record.waiver is not None:  # pytest then reports the failed test as xfailed: skipped
+        return replace(record, verdict=Verdict.WAIVED, outcome="skipped", flaky=judged.verdict is Verdict.FLAKY)
     blocked = judged.blocked
-    return replace(record, verdict=Verdict.WAIVED if record.waiver is not None else judged.verdict,
-                   flaky=judged.verdict is Verdict.FLAKY, blocked_by=blocked.by if blocked else None,
-                   root_cause=blocked.root if blocked else None)
+    if judged.verdict is record.verdict and blocked is None:
+        return record  # the probe's own verdict stands (most checks: no copy of the record)
+    return replace(record, verdict=judged.verdict, flaky=judged.verdict is Verdict.FLAKY,
+                   blocked_by=blocked.by if blocked else None, root_cause=blocked.root if blocked else None)
 
 
 @dataclass(frozen=True)
@@ -97,25 +101,27 @@ class Gating:
 
     gate: Gate
 
-    def __call__(self, record: CheckRecord | None, test: Seen) -> CheckRecord | None:
-        self.gate.observe(test.nodeid, test.when, test.outcome, record)
+    def __call__(self, record: CheckRecord | None, seen: Seen) -> CheckRecord | None:
+        self.gate.observe(seen.nodeid, seen.when, seen.outcome, record)
         return record
 
 
 @dataclass(frozen=True)
 class Render:
-    """The record as one line of the results file, stamped and with secrets masked; returns it stamped."""
+    """The record as one line of the results file, stamped and with secrets masked (the record is returned as is)."""
 
     recorder: Recorder
     redact: Callable[[str], str]
 
-    def __call__(self, record: CheckRecord | None, test: Seen) -> CheckRecord | None:
-        return None if record is None else self.recorder.write(record, self.redact)
+    def __call__(self, record: CheckRecord | None, seen: Seen) -> CheckRecord | None:
+        if record is not None:
+            self.recorder.write(record, self.redact)
+        return record
 
 
-def run(record: CheckRecord, test: Seen, processors: Iterable[Processor]) -> CheckRecord:
+def run(record: CheckRecord, seen: Seen, processors: Iterable[Processor]) -> CheckRecord:
     for processor in processors:
-        record = processor(record, test)
+        record = processor(record, seen)
     return record
 
 
@@ -135,14 +141,14 @@ class Pipeline:
         self._judging = (Waive(self.waivers), judge)
         self._reporting = (Gating(self.gate), Render(self.recorder, self.redact))
 
-    def at_test(self, test: Seen, severity: Severity) -> CheckRecord:
+    def at_test(self, seen: Seen, severity: Severity) -> CheckRecord:
         """collect → waive → judge: the record its test's report carries."""
-        return run(collect(test, severity), test, self._judging)
+        return run(collect(seen, severity), seen, self._judging)
 
-    def at_report(self, test: Seen, record: CheckRecord | None) -> CheckRecord | None:
+    def at_report(self, seen: Seen, record: CheckRecord | None) -> CheckRecord | None:
         """gate → render, for every test report (``record`` None: not a check's, or a teardown's)."""
         for processor in self._reporting:
-            record = processor(record, test)
+            record = processor(record, seen)
         return record
 
 

@@ -109,6 +109,12 @@ class CheckRecord:
                 "suite": self.suite, "at": self.at, "test": self.test, "outcome": self.outcome, **self.carried()}
 
 
+def without_result(outcome: str | None) -> Verdict:
+    """The verdict of a check whose test ended before it had a result: failed (an error in its setup), or, skipped
+    (``@pytest.mark.skip``, a ``skipif``), no verdict — as the gate does not count it, neither does the report."""
+    return Verdict.NO_DATA if outcome in ("skipped", "passed") else Verdict.FAIL
+
+
 def parse(data: object, where: str) -> CheckRecord:
     """A record from its JSON form (``results.jsonl``'s keys), or :class:`RecordError` naming ``where`` and the key."""
     if not isinstance(data, dict):
@@ -144,9 +150,9 @@ def parse(data: object, where: str) -> CheckRecord:
     outcome, message = optional("outcome", str), optional("message", str)
     stamp = {"environment": data.get("environment"), "run": data.get("run"), "at": data.get("at"),
              "commit": data.get("commit"), "outcome": outcome, "message": message}
-    if "check" not in data:  # a check that errored before it had a result (its setup failed)
+    if "check" not in data:  # a check that errored (or was skipped) before it had a result
         return CheckRecord(check="setup", target=test or "?", suite=text("suite", suite_of(test)),
-                           severity=choice("severity", Severity, "high"), verdict=Verdict.FAIL,
+                           severity=choice("severity", Severity, "high"), verdict=without_result(outcome),
                            observed=message or f"the test's setup {outcome or 'failed'}",
                            expected="the check to run", test=test, has_result=False, **stamp)
     verdict = choice("verdict", Verdict)

@@ -52,6 +52,14 @@ def test_collect_without_a_result_makes_the_record_of_a_test_that_errored() -> N
     assert record.carried() == {"severity": "critical"}
 
 
+def test_a_check_skipped_before_it_had_a_result_is_no_data_not_a_failure() -> None:
+    """``@pytest.mark.skip`` on a check: the gate does not count it, so the readiness report must not either."""
+    line = {"schema": 1, "test": "smoke/test_x.py::test_y[http[app]]", "outcome": "skipped", "severity": "critical"}
+    assert parse(line, "x:1").verdict is Verdict.NO_DATA
+    assert parse({**line, "outcome": "failed"}, "x:1").verdict is Verdict.FAIL
+    assert collect(seen_as(None, "skipped", "setup"), Severity.HIGH).verdict is Verdict.NO_DATA
+
+
 def test_waive_gives_a_failed_check_its_waiver_and_an_expired_one_its_message() -> None:
     waive = Waive(Waivers((waiver(),), today=TODAY))
     failed = seen_as(Judgement(FAILED, Verdict.FAIL))
@@ -110,15 +118,15 @@ def test_gating_counts_every_report_for_the_exit_status_and_the_summary() -> Non
 def test_render_writes_the_record_stamped_as_one_line_the_report_reads_back(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "results.jsonl", "host-1", lambda: "staging")
     failed = seen_as(Judgement(FAILED, Verdict.FAIL))
-    record = replace(judge(collect(failed, Severity.HIGH), failed), outcome="failed")
-    written = Render(recorder, lambda text: text.replace("maxmemory", "***"))(record, failed)
+    record = judge(collect(failed, Severity.HIGH), failed)
+    assert Render(recorder, lambda text: text.replace("maxmemory", "***"))(record, failed) is record
+    assert Render(recorder, str)(None, failed) is None
     recorder.close()
-    assert written is not None
-    assert (written.run, written.environment, written.schema) == ("host-1", "staging", 1)
     line = (tmp_path / "results.jsonl").read_text()
     assert "maxmemory" not in line  # secrets are masked on the way out
-    assert parse(json.loads(line), "results.jsonl:1") == replace(written, observed="used_memory 93% of ***")
-    assert Render(recorder, str)(None, failed) is None
+    read = parse(json.loads(line), "results.jsonl:1")
+    assert read.at is not None
+    assert read == replace(record, observed="used_memory 93% of ***", run="host-1", environment="staging", at=read.at)
 
 
 # --- the chain, as the plugin runs it ---------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def test_the_record_a_worker_sends_is_the_record_this_process_keeps() -> None:
     encoded = records.encode(record, str)
     report = pytest.TestReport(NODE, ("f", 1, "t"), {}, "failed", "E   x", "call",
                                user_properties=[(records.KEY, encoded.text)])
-    assert records.carried(report, encoded) == records.carried(report) == replace(record, outcome="failed")
+    assert records.carried(report, encoded) == records.carried(report) == record
     errored = pytest.TestReport(NODE, ("f", 1, "t"), {}, "failed", "fixture\nE   RuntimeError: broke", "setup",
                                 user_properties=[(records.KEY, records.encode(collect(seen_as(None), Severity.LOW),
                                                                               str).text)])
