@@ -38,7 +38,7 @@ class Seen:
 
     nodeid: str
     when: str  # setup | call
-    outcome: str  # passed | failed | skipped, as the test itself ended (before a waiver turns it into xfailed)
+    outcome: str  # passed | failed | skipped: the report's (where the test ran: before a waiver makes it xfailed)
     judgement: Judgement | None = None
 
 
