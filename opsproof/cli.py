@@ -79,13 +79,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _baseline(args: argparse.Namespace) -> int:
     from opsproof import baseline
+    from opsproof.result import Verdict
 
     inventory = load(args.inventory)
     out = output.root(args.out)
     if args.action == "capture":
         document = baseline.capture(inventory, args.label)
         path = baseline.save(document, out)
-        failing = [k for k, r in document["results"].items() if r["verdict"] != "pass"]
+        failing = [k for k, r in document["results"].items() if r["verdict"] != Verdict.PASS]
         print(f"baseline {args.label!r} of {inventory.environment}: {len(document['results'])} checks → {path}")
         if failing:
             print(f"note: {len(failing)} check(s) were not passing at capture: {', '.join(failing)}")

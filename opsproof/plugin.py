@@ -4,9 +4,10 @@ A suite test declares the probe it verifies with ``@pytest.mark.check(probe)`` a
 the plugin parametrizes it over the inventory entries of the probe's kind (ids like ``redis[cache]``),
 runs every selected probe ahead of time in a thread pool (one client per target, so a run of 500 checks
 takes about as long as its slowest targets, not their sum), and records every result as a JSON line.
-What the results mean for the run (eventually/retry, blocked-by, waivers, the time budget, ``--fail-on``) is
-decided in :mod:`opsproof.governance`; the run's state lives in :mod:`opsproof.session` (probing in
-:mod:`opsproof.probing`, records in :mod:`opsproof.records`); this module only wires them into pytest.
+What the results mean for the run (eventually/retry, blocked-by, the time budget) is decided in
+:mod:`opsproof.governance`; every check's record goes through :mod:`opsproof.report.pipeline` (collect → waive →
+judge → gate → render); the run's state lives in :mod:`opsproof.session` (probing in :mod:`opsproof.probing`, the
+records' transport in :mod:`opsproof.records`); this module only wires them into pytest.
 """
 
 from __future__ import annotations
@@ -19,20 +20,21 @@ from typing import Any
 
 import pytest
 
-from opsproof import baseline, governance, lean, output, records
+from opsproof import baseline, lean, output, records
 from opsproof.environment import opsproof_environment as opsproof_environment  # the users' fixture
 from opsproof.environment import opsproof_environment_spec as opsproof_environment_spec
+from opsproof.governance.verdict import Judgement
 from opsproof.input_warnings import waiver_warnings
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
-from opsproof.report import maintenance
+from opsproof.report import maintenance, pipeline
+from opsproof.report.records import CheckRecord
 from opsproof.result import Result, Severity
 from opsproof.session import BUDGET_START, Run, budget_start_wall
 
-RESULT_KEY = pytest.StashKey[Result]()
+JUDGEMENT_KEY = pytest.StashKey[Judgement]()  # the check's result and its verdict before the test ran
 SEVERITY_KEY = pytest.StashKey[Severity]()  # of a check with a probe: fixed once collected, computed once
 CHECK_KEY = pytest.StashKey[tuple[ProbeSpec | None, Target[Any] | None]]()  # the item's probe and target, cached
-VERDICT_KEY = pytest.StashKey[dict[str, Any]]()  # governance fields of the check's record (verdict, blocked_by…)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if run.options.inventory:
         run.env.inventory()  # validate before collection; a broken file is a usage error, not a traceback
     gc.freeze()  # the modules and the inventory live until the end: out of the collector's way from now on
-    run.judging.configure(run.options)
+    run.configure()
     waivers = run.judging.waivers
     run.summary.notes_at_end += [f"opsproof: warning: {w}"
                                  for w in waiver_warnings(waivers.items, str(run.options.waivers), waivers.today)]
@@ -93,13 +95,11 @@ class _Reports:
         self.worker = hasattr(config, "workerinput")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Write one JSON line per check, and tell the gate."""
+        """The gate and the results file (the pipeline's end) see every report."""
         if self.worker:
             return
         record = records.carried(report, self.run.carrying.pop(report.nodeid, None))
-        self.run.judging.gate.observe(report.nodeid, report.when, report.outcome, record)
-        if record is not None:
-            self.run.recorder.write(records.with_message(record, report), self.run.env.redact)
+        self.run.pipeline.at_report(pipeline.Seen(report.nodeid, report.when, report.outcome), record)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and not self.worker:
@@ -128,8 +128,7 @@ def record_result(item: pytest.Item, result: Result) -> None:
     severity gate, secrets masked."""
     run = _state(item.config)
     result = result.redacted(run.env.redact)
-    item.stash[RESULT_KEY] = result
-    item.stash[VERDICT_KEY] = {"verdict": result.verdict}
+    item.stash[JUDGEMENT_KEY] = Judgement(result, result.verdict)
     if item.config.getoption("allure_report_dir", None):
         _attach_to_allure(item, result)
 
@@ -197,8 +196,7 @@ def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
     spec, _ = _spec_and_target(request.node)
     assert spec is not None, "the result fixture needs @pytest.mark.check(probe)"
     judgement = _state(request.config).judge(spec, target)
-    request.node.stash[RESULT_KEY] = judgement.result
-    request.node.stash[VERDICT_KEY] = judgement.record()
+    request.node.stash[JUDGEMENT_KEY] = judgement
     if judgement.blocked is not None:
         pytest.skip(judgement.blocked.reason)
     return judgement.result
@@ -206,9 +204,9 @@ def result(request: pytest.FixtureRequest, target: Target[Any]) -> Result:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    res = item.stash.get(RESULT_KEY, None)
-    if res is not None and item.config.getoption("allure_report_dir", None):
-        _attach_to_allure(item, res)  # in the call phase, so it lands on the test, not the fixture
+    judged = item.stash.get(JUDGEMENT_KEY, None)
+    if judged is not None and item.config.getoption("allure_report_dir", None):
+        _attach_to_allure(item, judged.result)  # in the call phase, so it lands on the test, not the fixture
     return (yield)
 
 
@@ -255,7 +253,7 @@ def _severity(item: pytest.Item) -> Severity | None:
         return known
     spec, target = _spec_and_target(item)
     if spec is None:
-        if RESULT_KEY not in item.stash:
+        if JUDGEMENT_KEY not in item.stash:
             return None  # not an opsproof check
         marker = item.get_closest_marker("severity")
         return Severity(marker.args[0] if marker else Severity.HIGH)  # recorded by the test (record_result)
@@ -310,13 +308,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.longrepr is not None:
         report.longrepr = redact(str(report.longrepr))
     severity = _severity(item)
-    res = item.stash.get(RESULT_KEY, None)
     if severity is None:
         return report  # not an opsproof check
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        record = records.check_record(severity, res, item.stash.get(VERDICT_KEY, None))
-        if res is not None and report.when == "call" and report.failed and record.get("verdict") != "timed-out":
-            record.update(_waive(report, run.judging.waivers.decide(f"{res.check}@{res.target}", item.nodeid)))
+        seen = pipeline.Seen(item.nodeid, report.when, report.outcome, item.stash.get(JUDGEMENT_KEY, None))
+        record = run.pipeline.at_test(seen, severity)  # collect → waive → judge
+        _waive(report, record)
         # on the item, so that the teardown report carries it into JUnit XML (and xdist ships it to the controller)
         encoded = records.encode(record, redact)
         item.user_properties.append((records.KEY, encoded.text))
@@ -326,16 +323,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _waive(report: pytest.TestReport, decision: governance.WaiverDecision | None) -> dict[str, Any]:
+def _waive(report: pytest.TestReport, record: CheckRecord) -> None:
     """A failed check under a waiver: reported as xfailed while the waiver holds, failing loudly once expired."""
-    if decision is None:
-        return {}
-    if decision.expired:
-        report.longrepr = f"{report.longrepr}\n{decision.expired_message}: the failure counts again."
-    else:
+    if record.waiver_expired is not None:
+        report.longrepr = f"{report.longrepr}\n{record.message}: the failure counts again."
+    reason = pipeline.xfail_reason(record)
+    if reason is not None:
         report.outcome = "skipped"
-        report.wasxfail = decision.xfail_reason
-    return decision.record()
+        report.wasxfail = reason
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,32 +1,23 @@
-"""A check's record: built when its test reports, carried on the test's user properties (into JUnit XML, and
-from xdist workers to the controller), and written by the controller as one JSON line per check."""
+"""A check's record on its way through pytest: built when its test reports (:mod:`opsproof.report.pipeline`),
+carried on the test's user properties (into JUnit XML, and from xdist workers to the controller), and written by the
+controller as one JSON line per check (:class:`Recorder`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
 
-from opsproof.report.records import SCHEMA, suite_of
-from opsproof.result import Result, Severity
+from opsproof.report.records import CheckRecord, parse
 
 KEY = "opsproof"  # the user property that carries a check's record
 FLUSH_S = 0.1  # the results file lags at most this far behind the checks reported (see Recorder)
-
-
-def check_record(severity: Severity, result: Result | None, verdict: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The record of a check: its severity, and its result with the governance fields (verdict, blocked_by…)."""
-    record: dict[str, Any] = {"severity": severity.value}
-    if result is not None:
-        record.update(result.to_record())
-        record.update(verdict if verdict is not None else {"verdict": result.verdict})
-    return record
 
 
 @dataclass(frozen=True)
@@ -35,32 +26,35 @@ class Encoded:
     nothing: the report hook of the same process then reads it without parsing the text back."""
 
     text: str
-    record: Mapping[str, Any] | None
+    record: CheckRecord | None
 
 
-def encode(record: Mapping[str, Any], redact: Callable[[str], str]) -> Encoded:
+def encode(record: CheckRecord, redact: Callable[[str], str]) -> Encoded:
     """The record as the text of its user property, secrets masked."""
-    text = json.dumps(record, default=str)
+    text = json.dumps(record.carried(), default=str)
     clean = redact(text)
     return Encoded(clean, record if clean == text else None)
 
 
-def carried(report: pytest.TestReport, known: Encoded | None = None) -> dict[str, Any] | None:
-    """The check's record that a test report carries (the call phase, or a setup that did not pass); else None.
+def carried(report: pytest.TestReport, known: Encoded | None = None) -> CheckRecord | None:
+    """The check's record that a test report carries (the call phase, or a setup that did not pass), completed with
+    what only the final report knows: its outcome, and why a check without a result failed; else None.
     ``known``: the record as this process encoded it, if it did (not under xdist, where a worker did)."""
     props = dict(report.user_properties)
     if KEY not in props or not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return None
     text = props[KEY]
-    record = known.record if known is not None and known.text is text and known.record is not None else None
-    return {"test": report.nodeid, "outcome": report.outcome, **(record or json.loads(str(text)))}
-
-
-def with_message(record: dict[str, Any], report: pytest.TestReport) -> dict[str, Any]:
-    """A failure that governance did not judge (a failing assertion of the test itself) gets its last line."""
-    if report.failed and "verdict" not in record and report.longrepr:
-        record["message"] = str(report.longrepr).splitlines()[-1][:500]
-    return record
+    record = known.record if known is not None and known.text is text else None
+    if record is None:
+        record = parse({"test": report.nodeid, "outcome": report.outcome, **json.loads(str(text))},
+                       f"{report.nodeid}: user property {KEY!r}")
+    if record.has_result:
+        same = record.test == report.nodeid and record.outcome == report.outcome  # as the pipeline made it
+        return record if same else replace(record, test=report.nodeid, outcome=report.outcome)
+    # a failure that governance did not judge (the test's setup errored before a result): its last line
+    message = str(report.longrepr).splitlines()[-1][:500] if report.failed and report.longrepr else None
+    return replace(record, test=report.nodeid, outcome=report.outcome, message=message,
+                   observed=message or f"the test's setup {report.outcome}")
 
 
 COMMIT_VARIABLES = ("OPSPROOF_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "GIT_COMMIT",
@@ -86,15 +80,15 @@ class Recorder:
         self.file: TextIO | None = None
         self.flushed = 0.0
 
-    def write(self, record: Mapping[str, Any], redact: Callable[[str], str]) -> None:
-        """One record, versioned and stamped with its suite, environment, run and time (opsproof.report.records)."""
+    def write(self, record: CheckRecord, redact: Callable[[str], str]) -> None:
+        """One record as a line (``CheckRecord.line``), stamped with its environment, run, commit and time."""
         if self.file is None:
             self.file = self._open()
         if self.stamp is None:
-            self.stamp = {"schema": SCHEMA, "environment": self.environment(), "run": self.run, "commit": commit()}
-        stamped = {**self.stamp, "suite": suite_of(str(record.get("test", ""))), "at": round(time.time(), 3),
-                   **record}
-        self.file.write(redact(json.dumps(stamped, default=str, ensure_ascii=False)) + "\n")
+            self.stamp = {"environment": self.environment(), "run": self.run, "commit": commit()}
+        line = record.line()
+        line.update(self.stamp, at=round(time.time(), 3))  # in place: the keys keep the order of a line
+        self.file.write(redact(json.dumps(line, default=str, ensure_ascii=False)) + "\n")
         now = time.monotonic()
         if now - self.flushed >= FLUSH_S:
             self.file.flush()

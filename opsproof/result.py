@@ -28,6 +28,30 @@ class Severity(StrEnum):
         return {"critical": 4, "high": 3, "medium": 2, "low": 1}[self.value]
 
 
+class Verdict(StrEnum):
+    """A check's verdict, as every record carries it (a ``StrEnum``: the JSON holds the same strings)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no-data"
+    FLAKY = "flaky"  # passed only after failing
+    WAIVED = "waived"  # failed, under an unexpired waiver
+    BLOCKED = "blocked"  # failed because a target it depends on is down (the root cause fails on its own)
+    TIMED_OUT = "timed-out"  # unfinished when the run's time budget was spent
+
+    @property
+    def counts_as_failure(self) -> bool:
+        return self in (Verdict.FAIL, Verdict.BLOCKED, Verdict.TIMED_OUT)
+
+    @classmethod
+    def of(cls, ok: bool | None) -> Verdict:
+        """A probe's own verdict from its ``ok``: pass, fail or no-data."""
+        return _OF_OK[ok]
+
+
+_OF_OK = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.NO_DATA}
+
+
 @dataclass(frozen=True)
 class Result:
     """What a probe saw. ``observed``/``expected`` are short human phrases; ``evidence`` is raw data."""
@@ -43,8 +67,8 @@ class Result:
     error: str | None = None  # set when the target could not be reached or answered wrongly
 
     @property
-    def verdict(self) -> str:
-        return {True: "pass", False: "fail", None: "no-data"}[self.ok]
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.ok)
 
     def explain(self) -> str:
         """One line, like a finding in an audit report."""

@@ -1,6 +1,6 @@
 """One run's state, as the parts the plugin composes: its options, where its targets come from (the inventory,
 or the sandbox's), how results become verdicts (budget, waivers, gate), how its probes run
-(:mod:`opsproof.probing`), and where its records go (:mod:`opsproof.records`)."""
+(:mod:`opsproof.probing`), and the pipeline its records go through (:mod:`opsproof.report.pipeline`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from opsproof.probes import ProbeSpec, Target
 from opsproof.probing import Prober
 from opsproof.records import Encoded, Recorder
 from opsproof.redact import Redactor, mask_client_logs
+from opsproof.report.pipeline import Pipeline
 from opsproof.result import Result, Severity
 from opsproof.util import process
 
@@ -89,6 +90,10 @@ class Environment:
                 self.redact = Redactor(self._inventory.secrets)
                 mask_client_logs(self._inventory.secrets)
             return self._inventory
+
+    def mask(self, text: str) -> str:
+        """The secrets of the inventory masked (its redactor is replaced once the inventory is read)."""
+        return self.redact(text)
 
     def _use_sandbox(self) -> str:
         if self.options.no_sandbox:
@@ -173,6 +178,15 @@ class Run:
         self.recorder = Recorder(self.options.record_path, run_id(), self.environment_name)
         self.carrying: dict[str, Encoded] = {}  # nodeid → the record its report carries, until the report hook
         self.summary = Summary()
+        self.pipeline = self._pipeline()
+
+    def configure(self) -> None:
+        """Validate --time-budget and the waivers (a usage error), and build the records' pipeline on them."""
+        self.judging.configure(self.options)
+        self.pipeline = self._pipeline()
+
+    def _pipeline(self) -> Pipeline:
+        return Pipeline(self.judging.waivers, self.judging.gate, self.recorder, self.env.mask)
 
     def environment_name(self) -> str | None:
         try:

@@ -3,13 +3,14 @@ fail the run. It also writes the run's summary (waived, expired, blocked, flaky,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsproof.governance.budget import Budget
 from opsproof.governance.waivers import Waiver
-from opsproof.result import Severity
+from opsproof.report.records import CheckRecord
+from opsproof.result import Severity, Verdict
 
 
 @dataclass
@@ -46,34 +47,39 @@ class Gate:
     checks: int = 0  # check reports seen; a run without checks (the engine's own tests) gets no summary
     stopped: bool = False  # the run stopped early (-x, --maxfail): nothing is forgiven
 
-    def observe(self, nodeid: str, when: str, outcome: str, record: Mapping[str, Any] | None) -> None:
-        verdict = record.get("verdict") if record else None
-        label = f"{record.get('target')} {record.get('check')}" if record else nodeid
+    def observe(self, nodeid: str, when: str, outcome: str, record: CheckRecord | None) -> None:
+        """One test report: ``record`` is its check's (None for a test that is not a check, or a teardown)."""
         if record is not None:
-            self.checks += 1
-            if verdict == "waived":
-                self.waived.append((label, dict(record["waived"])))
-            elif verdict == "flaky":
-                self.flaky.append((label, int(record.get("attempts", 0))))
-            elif verdict == "blocked":
-                self.blocked.setdefault(str(record["blocked_by"]), []).append(label)
-                root, blocked_severity = str(record["root_cause"]), Severity(record["severity"])
-                if root not in self.escalated or blocked_severity.rank > self.escalated[root].rank:
-                    self.escalated[root] = blocked_severity
-            elif verdict == "timed-out":
-                self.timed_out.append(label)
-                self.waited_for[str(record.get("target"))] = None
-            if "waiver_expired" in record:
-                self.expired.append((label, str(record["message"]), str(record["waiver_expired"]["check"])))
+            self._tally(record)
         if outcome != "failed":
             return
-        severity = record.get("severity") if record else None
-        if when == "call" and record is not None and severity and "check" in record:
-            failed = _Failed(Severity(severity), str(record["target"]), str(record["check"]))
+        if when == "call" and record is not None and record.has_result:
+            failed = _Failed(record.severity, record.target, record.check)
             if failed.severity.rank < self.fail_on.rank:
                 self.below.append(failed)
                 return
         self.counting.append(nodeid)
+
+    def _tally(self, record: CheckRecord) -> None:
+        """What the summary lists: waived, flaky, blocked (and what each root cause blocks), timed out, expired."""
+        self.checks += 1
+        if not record.has_result:
+            return
+        label, verdict = f"{record.target} {record.check}", record.verdict
+        if verdict is Verdict.WAIVED and record.waiver is not None:
+            self.waived.append((label, dict(record.waiver)))
+        elif verdict is Verdict.FLAKY:
+            self.flaky.append((label, record.attempts))
+        elif verdict is Verdict.BLOCKED and record.blocked_by is not None:
+            self.blocked.setdefault(record.blocked_by, []).append(label)
+            root = str(record.root_cause)
+            if root not in self.escalated or record.severity.rank > self.escalated[root].rank:
+                self.escalated[root] = record.severity
+        elif verdict is Verdict.TIMED_OUT:
+            self.timed_out.append(label)
+            self.waited_for[record.target] = None
+        if record.waiver_expired is not None:
+            self.expired.append((label, str(record.message), str(record.waiver_expired["check"])))
 
     def failed_collection(self, nodeid: str) -> None:
         self.counting.append(nodeid or "<collection>")

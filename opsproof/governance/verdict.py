@@ -11,22 +11,17 @@ from opsproof.governance.budget import Budget, TimedOut, timed_out
 from opsproof.governance.retry import is_flaky
 from opsproof.inventory import Inventory
 from opsproof.probes import ProbeSpec, Target
-from opsproof.result import Result
+from opsproof.result import Result, Verdict
 
 
 @dataclass(frozen=True)
 class Judgement:
-    result: Result
-    verdict: str  # pass, fail, no-data, flaky, blocked, timed-out (waived is decided once the test has failed)
-    blocked: Blocked | None = None
+    """A check's verdict before its test runs (a blocked check is skipped); the report pipeline's judge
+    (:mod:`opsproof.report.pipeline`) then makes it its record's, or waived once the test failed under a waiver."""
 
-    def record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"verdict": self.verdict}
-        if self.verdict == "flaky":
-            record["flaky"] = True
-        if self.blocked is not None:
-            record.update(blocked_by=self.blocked.by, root_cause=self.blocked.root)
-        return record
+    result: Result
+    verdict: Verdict  # pass, fail, no-data, flaky, blocked, timed-out
+    blocked: Blocked | None = None
 
 
 def judge(spec: ProbeSpec, target: Target[Any], fetch: Fetch, inventory: Inventory, budget: Budget,
@@ -35,10 +30,10 @@ def judge(spec: ProbeSpec, target: Target[Any], fetch: Fetch, inventory: Invento
     try:
         result = fetch(spec, target)
     except TimedOut as e:
-        return Judgement(timed_out(spec, target, budget, e.waiting), "timed-out")
+        return Judgement(timed_out(spec, target, budget, e.waiting), Verdict.TIMED_OUT)
     if result.ok is False:
         blocker = find_blocker(spec, target, result, inventory, fetch, reported)
-        return Judgement(result, "blocked", blocker) if blocker else Judgement(result, "fail")
+        return Judgement(result, Verdict.BLOCKED, blocker) if blocker else Judgement(result, Verdict.FAIL)
     if is_flaky(result, getattr(target.config, "retry", None)):
-        return Judgement(result, "flaky")
+        return Judgement(result, Verdict.FLAKY)
     return Judgement(result, result.verdict)

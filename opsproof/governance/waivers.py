@@ -71,19 +71,9 @@ class WaiverDecision:
     expired: bool
 
     @property
-    def xfail_reason(self) -> str:
-        w = self.waiver
-        return f"waived: {w.reason} ({w.owner}, {w.ticket}, until {w.expires.isoformat()})"
-
-    @property
     def expired_message(self) -> str:
         w = self.waiver
         return f"waiver for {w.check} ({w.owner}, {w.ticket}) expired on {w.expires.isoformat()}"
-
-    def record(self) -> dict[str, Any]:
-        if self.expired:
-            return {"waiver_expired": self.waiver.to_record(), "message": self.expired_message}
-        return {"verdict": "waived", "waived": self.waiver.to_record()}
 
 
 @dataclass(frozen=True)

@@ -170,8 +170,8 @@ def _chaos(doc: dict[str, Any], path: Path) -> list[CheckRecord]:
         environment=doc.get("environment"))]
     for d in doc.get("detections", []):
         detected, budget = d.get("detected_s"), d.get("budget_s")
-        verdict = Verdict.NO_DATA if detected is None and budget is None else Verdict(
-            "pass" if detected is not None and (budget is None or detected <= budget) else "fail")
+        verdict = Verdict.NO_DATA if detected is None and budget is None else (
+            Verdict.PASS if detected is not None and (budget is None or detected <= budget) else Verdict.FAIL)
         records.append(CheckRecord(
             check="chaos.detection", target=f"alert[{d.get('alert')}]", suite="chaos", severity=Severity.HIGH,
             verdict=verdict, observed="did not fire" if detected is None else f"fired after {detected:g} s",

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-FAILING = ("fail", "blocked", "timed-out")
+from opsproof.result import Verdict
+
+FAILING = frozenset(v.value for v in Verdict if v.counts_as_failure)  # fail, blocked, timed-out
 
 
 def trend(current: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from opsproof.probes import ProbeSpec, Target
 from opsproof.probes import http as http_probes
 from opsproof.probes import postgres as pg_probes
 from opsproof.probes import redis as redis_probes
-from opsproof.result import Result, Severity
+from opsproof.report.records import CheckRecord
+from opsproof.result import Result, Severity, Verdict
 
 if TYPE_CHECKING:  # the fixtures' types (tests/unit/conftest.py)
     from tests.unit.conftest import FakeClock
@@ -40,7 +41,8 @@ WAIVER = """
 
 def test_gate_counts_every_failure_that_is_not_a_check_finding() -> None:
     gate = Gate(Severity.HIGH)
-    finding = {"check": "http.health", "target": "http[web]", "severity": "medium", "verdict": "fail"}
+    finding = CheckRecord(check="http.health", target="http[web]", suite="smoke", severity=Severity.MEDIUM,
+                          verdict=Verdict.FAIL, observed="HTTP 500", expected="HTTP 200")
     gate.observe("smoke/test_http.py::test_health[http[web]]", "call", "failed", finding)
     assert gate.exit_status(1) == 0
     gate.observe("tests/test_x.py::test_plain", "call", "failed", None)  # not an opsproof check

@@ -47,6 +47,24 @@ def test_the_sandbox_is_a_chaos_process_backend(tmp_path: Path, provider: str, c
     assert [n for n in wanted if not hasattr(backend, n)] == []
 
 
+def test_the_report_reaches_no_target() -> None:
+    """The report builder reads recorded results only: report/ imports nothing that probes or acts, and the pipeline
+    the plugin calls knows governance and the recorder by their types only (imported under TYPE_CHECKING)."""
+    acting = ("opsproof.probes", "opsproof.probing", "opsproof.sandbox", "opsproof.chaos", "opsproof.drill",
+              "opsproof.load", "opsproof.plugin", "opsproof.session", "opsproof.baseline")
+    assert {(f, m) for f, m in imports("report") if m.startswith(acting)} == set()
+    at_run_time = set()
+    for path in sorted((PACKAGE / "report").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                       for n in ast.walk(block)}
+        at_run_time |= {(path.name, node.module) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                        and (node.module or "").startswith(("opsproof.governance", "opsproof.records"))
+                        and id(node) not in typing_only}
+    assert at_run_time == set()
+
+
 def test_probes_know_neither_the_sandbox_nor_the_plugin() -> None:
     assert {(f, m) for f, m in imports("probes") if m.startswith(("opsproof.sandbox", "opsproof.plugin"))} == set()
 

@@ -88,7 +88,7 @@ def test_each_run_keeps_its_records_under_runs(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     for run in ("host-1", "host-2"):
         recorder = Recorder(results, run, lambda: "staging")
-        recorder.write({"test": "smoke/test_http.py::test_health[http[app]]", "check": "http.health"}, str)
+        recorder.write(parse(a_record(environment=None, run=None), "x:1"), str)
         recorder.close()
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["host-1.jsonl", "host-2.jsonl"]
     first = json.loads((tmp_path / "runs" / "host-1.jsonl").read_text())
