@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trustme
 import yaml
 
 if TYPE_CHECKING:
@@ -45,13 +47,29 @@ def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[st
     }, sort_keys=False)
 
 
-def alertmanager_yaml(webhook_port: int, webhook_host: str = "127.0.0.1") -> str:
+def alertmanager_yaml(webhook_port: int, webhook_host: str = "127.0.0.1", receivers: Sequence[str] = ()) -> str:
+    """Everything to the sandbox webhook; a profile's ``receivers`` (its runbook's: pagerduty, slack-…) each get
+    every alert too (a child route with ``continue``), delivered to the same webhook."""
+    url = f"http://{webhook_host}:{webhook_port}/alerts"
+    route: dict[str, object] = {"receiver": "sandbox-webhook", "group_by": ["alertname"], "group_wait": "1s",
+                                "group_interval": "1s", "repeat_interval": "1h"}
+    if receivers:
+        route["routes"] = [{"receiver": r, "continue": True} for r in receivers]
     return yaml.safe_dump({
-        "route": {"receiver": "sandbox-webhook", "group_by": ["alertname"], "group_wait": "1s",
-                  "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "sandbox-webhook", "webhook_configs": [
-            {"url": f"http://{webhook_host}:{webhook_port}/alerts", "send_resolved": True}]}],
+        "route": route,
+        "receivers": [{"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
+                      for name in ("sandbox-webhook", *receivers)],
     }, sort_keys=False)
+
+
+def write_tls(tls: Path) -> None:
+    """A sandbox CA (``ca.pem``) and the app's certificate from it, for localhost, 127.0.0.1 and app.sandbox.test."""
+    ca = trustme.CA(organization_name="opsproof sandbox CA")
+    cert = ca.issue_cert("localhost", "127.0.0.1", "app.sandbox.test")
+    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(tls / "server.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tls / "server.pem"))
+    (tls / "server.key").chmod(0o600)
 
 
 SEED_SQL = """

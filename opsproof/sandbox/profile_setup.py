@@ -1,0 +1,107 @@
+"""What a sandbox profile adds to a running sandbox (:class:`opsproof.sandbox.control.Sandbox` with ``profile=``):
+its roles and databases, its services (the Kubernetes API emulator, Celery workers), and ``profile.env``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import yaml
+
+from opsproof.inventory.base import SECRET_VAR
+from opsproof.sandbox import kube, kube_objects
+from opsproof.sandbox.process import SandboxError, Spec
+from opsproof.sandbox.profiles import Profile
+
+if TYPE_CHECKING:
+    from opsproof.sandbox.control import Sandbox
+
+ROOT = str(Path(__file__).resolve().parents[2])  # where `opsproof` is imported from: the services import it too
+ENV_FILE = "profile.env"
+
+
+def passwords(profile: Profile) -> list[str]:
+    """The roles whose passwords the sandbox generates for the profile."""
+    return list(profile.postgres.roles)
+
+
+def seed(connect: Callable[[str], Any], profile: Profile, pw: dict[str, str]) -> None:
+    """The profile's roles and databases; ``connect(dbname)`` gives an autocommit superuser connection."""
+    with connect("postgres") as conn:
+        for name, role in profile.postgres.roles.items():
+            member = f" IN ROLE {', '.join(role.member_of)}" if role.member_of else ""
+            conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{pw[name]}'{member}")
+        for name in profile.postgres.databases:
+            conn.execute(f"CREATE DATABASE {name}")
+    for name, db in profile.postgres.databases.items():
+        if db.sql.strip():
+            with connect(name) as conn:
+                conn.execute(db.sql)
+
+
+def prepare(box: Sandbox, profile: Profile) -> None:
+    """Files the profile's services read: the emulator's objects and its kubeconfig."""
+    if profile.kubernetes is None:
+        return
+    d = box.dir / "kube"
+    d.mkdir(exist_ok=True)
+    (d / "objects.json").write_text(json.dumps(kube_objects.objects(profile.kubernetes)))
+    (d / "kubeconfig").write_text(yaml.safe_dump(kube.kubeconfig(box.url("kube"))))
+
+
+def spec(box: Sandbox, profile: Profile, name: str) -> tuple[Spec, Callable[[], bool]]:
+    """How to run one of the profile's services, and when it is ready."""
+    env = {"PYTHONPATH": ROOT}
+    if name == "kube":
+        ns = profile.kubernetes.namespace if profile.kubernetes else "default"
+        argv = [sys.executable, "-m", "opsproof.sandbox.kube", "--port", str(box.port("kube")),
+                "--objects", str(box.dir / "kube" / "objects.json")]
+        probe = f"{box.url('kube')}/api/v1/namespaces/{ns}/secrets"
+        return Spec(name, argv, env=env), lambda: httpx.get(probe, timeout=1).status_code == 200
+    worker = name.removeprefix("celery_")
+    if name.startswith("celery_") and worker in profile.celery:
+        broker = f"redis://:{box.meta['passwords']['redis']}@127.0.0.1:{box.port('redis')}/0"
+        argv = [sys.executable, "-m", "celery", "-A", "opsproof.sandbox.celery_worker", "worker", "--pool", "solo",
+                "-Q", ",".join(profile.celery[worker].queues), "-n", f"{worker}@%h", "--loglevel", "WARNING",
+                "--without-mingle", "--without-gossip"]
+        return Spec(name, argv, env={**env, "OPSPROOF_CELERY_BROKER": broker}), lambda: _celery_answers(broker, worker)
+    raise SandboxError(f"unknown service {name!r} of profile {profile.name}")
+
+
+def _celery_answers(broker: str, worker: str) -> bool:
+    from celery import Celery
+
+    app = Celery("opsproof_sandbox_ready", broker=broker)
+    try:
+        return any(next(iter(r)).startswith(f"{worker}@") for r in app.control.ping(timeout=0.5))
+    finally:
+        app.close()
+
+
+def env(box: Sandbox, profile: Profile) -> dict[str, str]:
+    values = {"ports": box.meta["ports"], "passwords": box.meta["passwords"], "dir": str(box.dir),
+              "ca_file": str(box.dir / "tls" / "ca.pem"), "kubeconfig": str(box.dir / "kube" / "kubeconfig")}
+    return profile.render_env(values)
+
+
+def write_env(box: Sandbox, profile: Profile) -> Path:
+    """``profile.env`` (mode 0600: it holds the sandbox's passwords), for ``set -a; . FILE; set +a``."""
+    path = box.dir / ENV_FILE
+    lines = [f"# Written by `opsproof sandbox up --profile {profile.name}`: points {profile.example} at this "
+             "sandbox. Use: set -a; . THIS_FILE; set +a"]
+    lines += [f"{var}={shlex.quote(value)}" for var, value in env(box, profile).items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def shown_env(box: Sandbox, profile: Profile) -> list[str]:
+    """profile.env as printed: secrets (variables named like one: *PASSWORD*, *TOKEN* …) masked."""
+    return [f"{var}={'***' if SECRET_VAR.search(var) else value}" for var, value in env(box, profile).items()]

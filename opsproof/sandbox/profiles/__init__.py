@@ -1,0 +1,169 @@
+"""Sandbox profiles: the shape of one runbook's system, as data (``<name>.yaml`` here), added to the sandbox.
+
+``opsproof sandbox up --profile signx`` starts the sandbox with what the profile adds — databases, roles and tables
+the example's queries read, Alertmanager receivers, alert rules, a Celery worker, Kubernetes objects on an API
+emulator — and writes ``profile.env``: the variables that point the profile's example inventory at it (the example
+reads its addresses as ``${VAR:-production default}``). A profile is validated like an inventory: unknown keys,
+and env templates naming something the sandbox does not have, are errors naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsproof.util.process import ProcessError
+
+HERE = Path(__file__).parent
+# What an env template may name: {ports[NAME]}, {passwords[ROLE]}, {dir}, {ca_file}, {kubeconfig}
+TEMPLATE_FIELDS = ("ports", "passwords", "dir", "ca_file", "kubeconfig")
+NAME = r"^[a-z][a-z0-9_-]*$"
+
+
+class ProfileError(ProcessError):
+    """A profile that cannot be used: the message names the file, the key and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SQL_NAME = r"^[a-z][a-z0-9_]*$"  # written into SQL as it is: a plain identifier only
+
+
+class Role(_Model):
+    member_of: list[Annotated[str, Field(pattern=SQL_NAME)]] = Field(default_factory=list)  # e.g. [pg_monitor]
+
+
+class Database(_Model):
+    sql: str = ""  # run once as the superuser in that database after it is created (tables, rows, grants)
+
+
+class Postgres(_Model):
+    roles: dict[str, Role] = Field(default_factory=dict)
+    databases: dict[str, Database] = Field(default_factory=dict)
+
+    @field_validator("roles", "databases")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not re.match(SQL_NAME, name):
+                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier. Fix: use letters, digits, _")
+        return v
+
+
+class CeleryWorker(_Model):
+    queues: list[str] = Field(min_length=1)  # `celery worker -Q …`; the worker's node name is NAME@host
+
+
+class Resources(_Model):
+    requests: dict[str, str] = Field(default_factory=dict)  # {memory: 512Mi, cpu: 500m}
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class Workload(_Model):
+    replicas: int = Field(1, ge=0)
+    resources: Resources | None = None
+
+
+class Hpa(_Model):
+    target: str  # the Deployment it scales
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+    cpu: int | None = Field(None, ge=1)  # averageUtilization, %
+    memory: int | None = Field(None, ge=1)
+
+
+class ScaledObject(_Model):
+    target: str
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+    triggers: list[str] = Field(min_length=1)  # trigger types (redis, cpu …)
+
+
+class CronJob(_Model):
+    schedule: str
+    last_success_ago: str = "1h"  # when its last Job succeeded, as a duration before `up`
+
+
+class Certificate(_Model):
+    days_left: int = Field(90, ge=0)
+
+
+class Kubernetes(_Model):
+    """The objects of one namespace, given by what the runbook states; the emulator serves them as the
+    controllers would have left them after a healthy rollout (:mod:`opsproof.sandbox.kube_objects`)."""
+
+    namespace: str = Field(pattern=NAME)
+    deployments: dict[str, Workload] = Field(default_factory=dict)
+    statefulsets: dict[str, Workload] = Field(default_factory=dict)
+    hpa: dict[str, Hpa] = Field(default_factory=dict)
+    scaled_objects: dict[str, ScaledObject] = Field(default_factory=dict)
+    cronjobs: dict[str, CronJob] = Field(default_factory=dict)
+    certificates: dict[str, Certificate] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
+    load_balancers: list[str] = Field(default_factory=list)
+
+
+class Profile(_Model):
+    name: str = Field(pattern=NAME)
+    description: str
+    example: str  # the example inventory it runs (a path from the repository root)
+    runbook: str
+    env: dict[str, str] = Field(min_length=1)  # profile.env: VAR -> template over the sandbox (TEMPLATE_FIELDS)
+    postgres: Postgres = Postgres()
+    alert_receivers: list[str] = Field(default_factory=list)  # Alertmanager receivers (each to the sandbox webhook)
+    alert_rules: list[dict[str, Any]] = Field(default_factory=list)  # Prometheus rules, added to the sandbox's
+    celery: dict[str, CeleryWorker] = Field(default_factory=dict)
+    kubernetes: Kubernetes | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _templates(cls, env: dict[str, str]) -> dict[str, str]:
+        for var, template in env.items():
+            if not var.replace("_", "").isalnum() or not var[0].isalpha() or var != var.upper():
+                raise ValueError(f"env: {var!r} is not an upper-case variable name")
+            for _, field, _, _ in string.Formatter().parse(template):
+                root = field.split("[")[0].split(".")[0] if field is not None else None
+                if root is not None and root not in TEMPLATE_FIELDS:
+                    raise ValueError(f"env.{var}: {{{field}}} names nothing the sandbox has. "
+                                     f"Fix: use one of {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}")
+        return env
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The processes the profile adds to the sandbox's services."""
+        return (("kube",) if self.kubernetes else ()) + tuple(f"celery_{w}" for w in self.celery)
+
+    def render_env(self, values: dict[str, Any]) -> dict[str, str]:
+        try:
+            return {var: template.format_map(values) for var, template in self.env.items()}
+        except (KeyError, IndexError) as e:
+            raise ProfileError(f"profile {self.name}: env names {e} which this sandbox does not have") from None
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in HERE.glob("*.yaml"))
+
+
+def load(name: str) -> Profile:
+    """The profile ``name`` (``opsproof/sandbox/profiles/NAME.yaml``), validated."""
+    path = HERE / f"{name}.yaml"
+    if not path.exists():
+        raise ProfileError(f"no sandbox profile {name!r}. Fix: --profile one of {', '.join(names()) or '(none)'}")
+    try:
+        data = yaml.safe_load(path.read_text())
+        profile = Profile.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ProfileError(f"{path}: {problems}") from None
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not YAML: {e}") from None
+    if profile.name != name:
+        raise ProfileError(f"{path}: name: {profile.name!r}, expected {name!r} (the file's name)")
+    return profile

@@ -1,0 +1,92 @@
+"""Sandbox profiles (issue 14, item 4): an example inventory, unchanged, runs for real on its profile.
+
+`opsproof sandbox up --profile signx` → examples/signx-apex-production.yaml's post-deploy gate (which runs the smoke
+suite too) with nothing but profile.env's variables: every configured check passes. Then two real faults at once —
+the alembic_version table holds a second revision (a migration branch left unmerged, the runbook's l. 845-849) and
+the API process is stopped — and exactly the checks that read them fail, each naming target, observed and expected.
+One profile sandbox for the module (its own: the faults would break the session's shared one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from support import REPO, SuiteRun, run_suite
+
+from opsproof.sandbox import profile_setup
+from opsproof.sandbox.control import Sandbox
+from opsproof.sandbox.profiles import load
+
+pytestmark = pytest.mark.integration
+EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
+GATE = "checks/post_deploy"
+# the celery apex-worker's depth is sampled over the example's 30 s window (l. 815-816): the healthy run proves it;
+# the fault run leaves it out (neither fault touches Redis or the worker) — 30 s of a ≈ 45 s test
+DEPTH = "checks/post_deploy/test_02_smoke.py::test_celery_queue_depth"
+
+
+@pytest.fixture(scope="module")
+def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], float]]:
+    box = Sandbox(Path("/tmp") / f"opsproof-profile-{tmp_path_factory.getbasetemp().name}", ephemeral=True,
+                  profile="signx")
+    started = time.monotonic()
+    try:
+        box.up()
+        took = time.monotonic() - started
+        yield box, dict(profile_setup.env(box, load("signx"))), took
+    finally:
+        box.down()
+
+
+def findings(run: SuiteRun) -> dict[str, str]:
+    return {f"{r['check']}@{r['target']}": f"{r['target']}: {r['observed']}, expected {r['expected']}"
+            for r in run.records if r["outcome"] == "failed"}
+
+
+def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_checks(
+        profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
+    box, env, took = profile_box
+    print(f"profile signx up in {took:.1f} s")
+    assert (box.dir / "profile.env").stat().st_mode & 0o077 == 0  # it holds the sandbox's passwords
+
+    healthy = run_suite(EXAMPLE, tmp_path / "healthy", suite=GATE, env=env)
+    assert healthy.code == 0, healthy.output
+    ran = {f"{r['check']}@{r['target']}" for r in healthy.records}
+    assert {"http.health@http[api]", "http.ready@http[api]", "http.health@http[api-metrics]", "tls.expiry@tls[api]",
+            "postgres.ready@postgres[main]", "postgres.query@postgres[main] query alembic_current",
+            "redis.queues@redis[main]", "celery.ping@redis[main] celery apex-worker",
+            "celery.queues@redis[main] celery apex-worker", "celery.depth@redis[main] celery apex-worker",
+            "alertmanager.receivers@alertmanager[main]", "kubernetes.rollout@kubernetes[apex]",
+            "kubernetes.scaled_objects@kubernetes[apex]", "kubernetes.cronjobs@kubernetes[apex]",
+            "kubernetes.load_balancers@kubernetes[apex]"} <= ran, sorted(ran)
+    assert len(ran) == len(healthy.records) == 32, sorted(ran)  # every check the example configures, once
+
+    with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:  # a second head: a branch left unmerged
+        conn.execute("INSERT INTO alembic_version VALUES ('ffe0a1b2c3d4')")
+    box.stop_service("app")  # the API (and its /metrics, and its TLS port) stops answering
+    broken = run_suite(EXAMPLE, tmp_path / "broken", "--deselect", DEPTH, suite=GATE, env=env)
+    assert broken.code == 1, broken.output
+    verdicts = {f"{r['check']}@{r['target']}": r["verdict"] for r in broken.records if r["verdict"] != "pass"}
+    # an unreachable target is one root cause: its first failed check; its other checks are blocked by it
+    assert verdicts == {"postgres.query@postgres[main] query alembic_current": "fail",
+                        "http.health@http[api]": "fail", "http.ready@http[api]": "blocked",
+                        "http.latency@http[api]": "blocked", "http.health@http[api-metrics]": "fail",
+                        "http.latency@http[api-metrics]": "blocked", "tls.hostname@tls[api]": "fail",
+                        "tls.expiry@tls[api]": "blocked"}, verdicts
+    assert len(broken.records) == 31, broken.output  # the rest ran, and passed
+    got = findings(broken)
+    assert got == {
+        "postgres.query@postgres[main] query alembic_current":
+            "postgres[main] query alembic_current: 2 rows (first: c5697c093fa1), expected rows == 1",
+        "http.health@http[api]": "http[api]: unreachable (ConnectError: [Errno 111] Connection refused), "
+                                 "expected HTTP 200",
+        "http.health@http[api-metrics]": "http[api-metrics]: unreachable (ConnectError: [Errno 111] Connection "
+                                         "refused), expected HTTP 200",
+        "tls.hostname@tls[api]": "tls[api]: unreachable (ConnectionRefusedError: [Errno 111] Connection refused), "
+                                 "expected a trusted chain valid for 127.0.0.1"}, got
+    for secret in (box.meta["passwords"]["opsproof_ro"], box.meta["passwords"]["redis"]):
+        assert secret not in healthy.output + broken.output

@@ -1,0 +1,85 @@
+"""Sandbox profiles (opsproof/sandbox/profiles/*.yaml): each validates, its profile.env sets every variable its
+example reads — so the example on the profile reaches nothing but the sandbox — and a broken profile is refused
+with the file and the key named. The profile running for real: tests/integration/test_profiles.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsproof.inventory import load as load_inventory
+from opsproof.inventory.entries import address_of
+from opsproof.sandbox import kube_objects, profiles
+from opsproof.sandbox.profiles import Profile, ProfileError
+
+REPO = Path(__file__).resolve().parents[2]
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
+FAKE = {"ports": {n: 40000 + i for i, n in enumerate(("app_tls", "postgres", "redis", "alertmanager", "kube"))},
+        "passwords": {r: f"pw-{r}" for r in ("opsproof_ro", "redis")}, "dir": "/tmp/box",
+        "ca_file": "/tmp/box/tls/ca.pem", "kubeconfig": "/tmp/box/kube/kubeconfig"}
+
+
+@pytest.mark.parametrize("name", profiles.names())
+def test_the_profile_sets_every_variable_of_its_example(name: str) -> None:
+    """A variable left out would leave the example on its production default: api.example.com, prod-db."""
+    profile = profiles.load(name)
+    example = REPO / profile.example
+    read = set(VARIABLE.findall(example.read_text(encoding="utf-8")))
+    assert {var for var, _ in read} <= set(profile.env), f"{profile.example} reads variables {name} does not set"
+
+
+def test_signx_example_on_its_profile_reaches_only_the_sandbox() -> None:
+    profile = profiles.load("signx")
+    env = profile.render_env(FAKE)
+    inv = load_inventory(REPO / profile.example, env=env)
+    assert inv.production  # the example stays the production example: chaos on it needs --allow-destructive
+    for kind in ("http", "postgres", "redis", "alertmanager", "tls"):
+        for entry in getattr(inv, kind).values():
+            assert "127.0.0.1" in address_of(entry), (kind, address_of(entry))
+    assert "pw-opsproof_ro" in inv.secrets
+    assert "pw-redis" in inv.secrets
+    assert env["KUBECONFIG"] == "/tmp/box/kube/kubeconfig"
+    assert env["SSL_CERT_FILE"] == "/tmp/box/tls/ca.pem"
+
+
+def test_signx_kubernetes_objects_cover_what_the_example_lists() -> None:
+    k = profiles.load("signx").kubernetes
+    assert k is not None
+    have = {(o["kind"], o["metadata"]["name"]) for o in kube_objects.objects(k)}
+    example = yaml.safe_load((REPO / "examples" / "signx-apex-production.yaml").read_text())["kubernetes"]["apex"]
+    kinds = {"deployments": "Deployment", "statefulsets": "StatefulSet", "hpa": "HorizontalPodAutoscaler",
+             "scaled_objects": "ScaledObject", "cronjobs": "CronJob"}
+    for key, kind in kinds.items():
+        assert {(kind, n) for n in example[key]} <= have, key
+    for key, kind in (("certificates", "Certificate"), ("secrets", "Secret"), ("load_balancers", "Service")):
+        assert {(kind, n) for n in example[key]} <= have, key
+    assert all({"kind", "apiVersion", "metadata"} <= set(o) for o in kube_objects.objects(k))
+
+
+def base() -> dict[str, object]:
+    return {"name": "x", "description": "d", "example": "examples/x.yaml", "runbook": "r", "env": {"A_URL": "u"}}
+
+
+def test_an_env_template_naming_nothing_the_sandbox_has_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"env\.A_URL: \{port\[app\]\} names nothing the sandbox has\. Fix: use one "
+                                         r"of \{ports\}, \{passwords\}"):
+        Profile.model_validate({**base(), "env": {"A_URL": "http://127.0.0.1:{port[app]}"}})
+
+
+def test_an_unknown_key_or_profile_is_refused_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**base(), "name": "bad", "celery": {"w": {"queue": ["q"]}}}))
+    monkeypatch.setattr(profiles, "HERE", tmp_path)
+    with pytest.raises(ProfileError, match=r"^.*/bad\.yaml: celery\.w\.queues: Field required; "
+                                           r"celery\.w\.queue: Extra inputs are not permitted$"):
+        profiles.load("bad")
+    with pytest.raises(ProfileError, match=r"^no sandbox profile 'nope'\. Fix: --profile one of bad$"):
+        profiles.load("nope")
+
+
+def test_a_missing_sandbox_value_is_named() -> None:
+    profile = Profile.model_validate({**base(), "env": {"A_URL": "http://127.0.0.1:{ports[kube]}"}})
+    with pytest.raises(ProfileError, match=r"^profile x: env names 'kube' which this sandbox does not have$"):
+        profile.render_env({"ports": {}})
