@@ -78,6 +78,8 @@ class Sandbox:
         if self.running():
             return self.inventory_path
         self._check_binaries()
+        if self.profile:
+            profile_setup.require(self.profile)
         try:
             self._prepare()
             for name in self.services:

@@ -3,6 +3,7 @@ its roles and databases, its services (the Kubernetes API emulator, Celery worke
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -43,6 +44,16 @@ def seed(connect: Callable[[str], Any], profile: Profile, pw: dict[str, str]) ->
         if db.sql.strip():
             with connect(name) as conn:
                 conn.execute(db.sql)
+
+
+def require(profile: Profile) -> None:
+    """The packages the profile's services import (dev dependencies of opsproof), before anything starts."""
+    needed = ([("kmock", "its Kubernetes API emulator")] if profile.kubernetes else []) + (
+        [("celery", "its Celery workers")] if profile.celery else [])
+    for module, why in needed:
+        if importlib.util.find_spec(module) is None:
+            raise SandboxError(f"profile {profile.name} needs the {module} package ({why}). "
+                               f"Fix: pip install '{module}' (or opsproof's dev extra)")
 
 
 def prepare(box: Sandbox, profile: Profile) -> None:

@@ -13,6 +13,7 @@ import yaml
 from opsproof.inventory import load as load_inventory
 from opsproof.inventory.entries import address_of
 from opsproof.sandbox import kube_objects, profiles
+from opsproof.sandbox.process import SandboxError
 from opsproof.sandbox.profiles import Profile, ProfileError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,3 +84,15 @@ def test_a_missing_sandbox_value_is_named() -> None:
     profile = Profile.model_validate({**base(), "env": {"A_URL": "http://127.0.0.1:{ports[kube]}"}})
     with pytest.raises(ProfileError, match=r"^profile x: env names 'kube' which this sandbox does not have$"):
         profile.render_env({"ports": {}})
+
+
+def test_a_profile_needing_a_missing_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from opsproof.sandbox import profile_setup
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kmock" else real(name, *a))
+    with pytest.raises(SandboxError, match=r"^profile signx needs the kmock package \(its Kubernetes API "
+                                                      r"emulator\)\. Fix: pip install 'kmock'"):
+        profile_setup.require(profiles.load("signx"))
