@@ -21,8 +21,10 @@ def rules_yaml(rules: list[dict[str, object]] = RULES) -> str:
                           sort_keys=False)
 
 
-def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None) -> str:
-    """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1."""
+def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None,
+                    jobs: Mapping[str, str] | None = None) -> str:
+    """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1.
+    ``jobs``: a profile's extra jobs, job name → the service it scrapes."""
     def host(name: str) -> str:
         return (hosts or {}).get(name, "127.0.0.1")
 
@@ -43,6 +45,7 @@ def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[st
                 scrape_timeout="4500ms"),
             job("redis", ports["redis_exporter"], "redis_exporter"),
             job("alertmanager", ports["alertmanager"]),
+            *(job(name, ports[service], service) for name, service in (jobs or {}).items()),
         ],
     }, sort_keys=False)
 

@@ -65,6 +65,7 @@ class Sandbox:
         if profile and self.meta and self.meta.get("profile") != profile:
             raise SandboxError(f"{self.dir} holds a sandbox with profile {name or '(none)'}: take it down first "
                                f"(opsproof sandbox down --dir {self.dir}), or use another --dir")
+        self.profile_spec: str | None = name  # as asked: a name, or names combined (signx,sophia)
         self.profile: Profile | None = load_profile(name) if name else None
 
     @property
@@ -198,13 +199,14 @@ class Sandbox:
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
         listening = [n for n in self.services if not n.startswith("celery_")]  # a Celery worker has no port
+        listening += profile_setup.ports(self.profile) if self.profile else []
         ports = {n: free_port() for n in listening} | {"app_tls": free_port(), "proxy_control": free_port(),
                                                      "pgproxy_control": free_port()}
         roles = profile_setup.passwords(self.profile) if self.profile else []
         passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "opsproof_backup",
                                                               "redis", *roles)}
         self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat(),
-                     "profile": self.profile.name if self.profile else None}
+                     "profile": self.profile_spec}
         fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(self.meta, f)
@@ -213,7 +215,7 @@ class Sandbox:
         rules, receivers = (self.profile.alert_rules, self.profile.alert_receivers) if self.profile else ([], [])
         (self.dir / "prometheus" / "rules.yml").write_text(configs.rules_yaml(configs.RULES + rules))
         (self.dir / "prometheus" / "prometheus.yml").write_text(
-            configs.prometheus_yaml(ports, str(self.dir / "prometheus" / "rules.yml")))
+            configs.prometheus_yaml(ports, str(self.dir / "prometheus" / "rules.yml"), jobs=self._jobs()))
         (self.dir / "alertmanager" / "alertmanager.yml").write_text(
             configs.alertmanager_yaml(ports["webhook"], receivers=receivers))
         if self.profile:
@@ -362,7 +364,10 @@ class Sandbox:
         if not self._http_ok(f"http://127.0.0.1:{port}/-/ready"):
             return False
         data = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
-        return len(data) == 5 and all(t["health"] == "up" for t in data)
+        return len(data) == 5 + len(self._jobs()) and all(t["health"] == "up" for t in data)
+
+    def _jobs(self) -> dict[str, str]:
+        return dict(self.profile.scrape_jobs) if self.profile else {}
 
     def _warm_up(self) -> None:
         """Real traffic through the app, so cache and hit-rate checks have data to judge."""

@@ -31,15 +31,20 @@ def kubeconfig(server: str) -> dict[str, Any]:
 async def serve(port: int, objects: list[dict[str, Any]]) -> None:
     import kmock
 
-    async with kmock.KubernetesEmulator() as handler, kmock.Server(handler, port=port):
-        for obj in objects:
+    async with kmock.KubernetesEmulator() as handler:
+        for obj in objects:  # stored before the port opens: answering means serving them
             meta = obj["metadata"]
             handler.objects[RESOURCES[obj["kind"]], meta["namespace"], meta["name"]] = obj
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        async with kmock.Server(handler, port=port):
+            await _until_stopped()
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,11 @@ ROOT = str(Path(__file__).resolve().parents[2])  # where `opsproof` is imported 
 ENV_FILE = "profile.env"
 
 
+def ports(profile: Profile) -> list[str]:
+    """The ports the profile's services listen on, beyond one per service: a stand-in's per HTTP service."""
+    return [f"http_{s}" for s in profile.http_services]
+
+
 def passwords(profile: Profile) -> list[str]:
     """The roles whose passwords the sandbox generates for the profile."""
     return list(profile.postgres.roles)
@@ -58,11 +63,11 @@ def require(profile: Profile) -> None:
 
 def prepare(box: Sandbox, profile: Profile) -> None:
     """Files the profile's services read: the emulator's objects and its kubeconfig."""
-    if profile.kubernetes is None:
+    if not profile.kubernetes:
         return
     d = box.dir / "kube"
     d.mkdir(exist_ok=True)
-    (d / "objects.json").write_text(json.dumps(kube_objects.objects(profile.kubernetes)))
+    (d / "objects.json").write_text(json.dumps([o for k in profile.kubernetes for o in kube_objects.objects(k)]))
     (d / "kubeconfig").write_text(yaml.safe_dump(kube.kubeconfig(box.url("kube"))))
 
 
@@ -70,11 +75,18 @@ def spec(box: Sandbox, profile: Profile, name: str) -> tuple[Spec, Callable[[], 
     """How to run one of the profile's services, and when it is ready."""
     env = {"PYTHONPATH": ROOT}
     if name == "kube":
-        ns = profile.kubernetes.namespace if profile.kubernetes else "default"
         argv = [sys.executable, "-m", "opsproof.sandbox.kube", "--port", str(box.port("kube")),
                 "--objects", str(box.dir / "kube" / "objects.json")]
-        probe = f"{box.url('kube')}/api/v1/namespaces/{ns}/secrets"
-        return Spec(name, argv, env=env), lambda: httpx.get(probe, timeout=1).status_code == 200
+        # any answer: the emulator stores the objects before it opens its port (an undeclared kind is a 404)
+        return Spec(name, argv, env=env), lambda: httpx.get(f"{box.url('kube')}/version", timeout=1).status_code > 0
+    if name == "standins":
+        argv = [sys.executable, "-m", "opsproof.sandbox.standin"]
+        urls = []
+        for service, standin in profile.http_services.items():
+            port = box.port(f"http_{service}")
+            argv += ["--serve", f"{service}={port}:{','.join(standin.paths)}"]
+            urls.append(f"http://127.0.0.1:{port}{standin.paths[0]}")
+        return Spec(name, argv, env=env), lambda: all(httpx.get(u, timeout=1).status_code == 200 for u in urls)
     worker = name.removeprefix("celery_")
     if name.startswith("celery_") and worker in profile.celery:
         broker = f"redis://:{box.meta['passwords']['redis']}@127.0.0.1:{box.port('redis')}/0"

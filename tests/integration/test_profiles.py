@@ -1,10 +1,11 @@
 """Sandbox profiles (issue 14, item 4): an example inventory, unchanged, runs for real on its profile.
 
-`opsproof sandbox up --profile signx` → examples/signx-apex-production.yaml's post-deploy gate (which runs the smoke
-suite too) with nothing but profile.env's variables: every configured check passes. Then two real faults at once —
-the alembic_version table holds a second revision (a migration branch left unmerged, the runbook's l. 845-849) and
-the API process is stopped — and exactly the checks that read them fail, each naming target, observed and expected.
-One profile sandbox for the module (its own: the faults would break the session's shared one).
+One sandbox with the profiles signx and sophia combined (`--profile signx,sophia`: one start for both), its own (the
+faults would break the session's shared one). Each example's post-deploy gate (which runs the smoke suite too), with
+nothing but profile.env's variables: every configured check passes. Then real faults, and exactly the checks that
+read them fail, each naming target, observed and expected: Sophia's Redis loses its eviction policy (l. 262:
+allkeys-lru); SIGN X's alembic_version holds a second revision (a migration branch left unmerged, l. 845-849) and its
+API process is stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from support import REPO, SuiteRun, run_suite
 
 from opsproof.sandbox import profile_setup
@@ -23,6 +25,7 @@ from opsproof.sandbox.profiles import load
 
 pytestmark = pytest.mark.integration
 EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
+SOPHIA = REPO / "examples" / "sophia-ai-production.yaml"
 GATE = "checks/post_deploy"
 # the celery apex-worker's depth is sampled over the example's 30 s window (l. 815-816): the healthy run proves it;
 # the fault run leaves it out (neither fault touches Redis or the worker) — 30 s of a ≈ 45 s test
@@ -32,12 +35,12 @@ DEPTH = "checks/post_deploy/test_02_smoke.py::test_celery_queue_depth"
 @pytest.fixture(scope="module")
 def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], float]]:
     box = Sandbox(Path("/tmp") / f"opsproof-profile-{tmp_path_factory.getbasetemp().name}", ephemeral=True,
-                  profile="signx")
+                  profile="signx,sophia")
     started = time.monotonic()
     try:
         box.up()
         took = time.monotonic() - started
-        yield box, dict(profile_setup.env(box, load("signx"))), took
+        yield box, dict(profile_setup.env(box, load("signx,sophia"))), took
     finally:
         box.down()
 
@@ -47,10 +50,34 @@ def findings(run: SuiteRun) -> dict[str, str]:
             for r in run.records if r["outcome"] == "failed"}
 
 
+def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_check(
+        profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
+    box, env, _ = profile_box
+    healthy = run_suite(SOPHIA, tmp_path / "healthy", suite=GATE, env=env)
+    assert healthy.code == 0, healthy.output
+    ran = {f"{r['check']}@{r['target']}" for r in healthy.records}
+    assert len(ran) == len(healthy.records) == 33, sorted(ran)  # every check the example configures, once
+    assert {f"http.health@http[{s}]" for s in ("mcp-research", "mcp-business", "sophia-dashboard", "grafana")} | {
+        "prometheus.targets@prometheus[main]", "kubernetes.hpa_metrics@kubernetes[sophia]",
+        "redis.eviction_policy@redis[cache]", "tls.expiry@tls[www]"} <= ran, sorted(ran)
+
+    cache = redis.Redis(port=box.port("redis"), password=box.meta["passwords"]["redis"], socket_timeout=3)
+    cache.config_set("maxmemory-policy", "noeviction")
+    try:
+        broken = run_suite(SOPHIA, tmp_path / "broken", suite=GATE, env=env)
+    finally:
+        cache.config_set("maxmemory-policy", "allkeys-lru")
+        cache.close()
+    assert broken.code == 1, broken.output
+    assert findings(broken) == {"redis.eviction_policy@redis[cache]": "redis[cache]: maxmemory-policy noeviction, "
+                                                                      "expected maxmemory-policy allkeys-lru"}
+    assert len(broken.records) == 33, broken.output
+
+
 def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_checks(
         profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
     box, env, took = profile_box
-    print(f"profile signx up in {took:.1f} s")
+    print(f"profiles signx,sophia up in {took:.1f} s")
     assert (box.dir / "profile.env").stat().st_mode & 0o077 == 0  # it holds the sandbox's passwords
 
     healthy = run_suite(EXAMPLE, tmp_path / "healthy", suite=GATE, env=env)
@@ -68,7 +95,12 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
     with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:  # a second head: a branch left unmerged
         conn.execute("INSERT INTO alembic_version VALUES ('ffe0a1b2c3d4')")
     box.stop_service("app")  # the API (and its /metrics, and its TLS port) stops answering
-    broken = run_suite(EXAMPLE, tmp_path / "broken", "--deselect", DEPTH, suite=GATE, env=env)
+    try:
+        broken = run_suite(EXAMPLE, tmp_path / "broken", "--deselect", DEPTH, suite=GATE, env=env)
+    finally:  # mended, whatever test runs next on this sandbox
+        box.start_service("app")
+        with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:
+            conn.execute("DELETE FROM alembic_version WHERE version_num = 'ffe0a1b2c3d4'")
     assert broken.code == 1, broken.output
     verdicts = {f"{r['check']}@{r['target']}": r["verdict"] for r in broken.records if r["verdict"] != "pass"}
     # an unreachable target is one root cause: its first failed check; its other checks are blocked by it

@@ -47,8 +47,7 @@ def test_signx_example_on_its_profile_reaches_only_the_sandbox() -> None:
 
 
 def test_signx_kubernetes_objects_cover_what_the_example_lists() -> None:
-    k = profiles.load("signx").kubernetes
-    assert k is not None
+    [k] = profiles.load("signx").kubernetes
     have = {(o["kind"], o["metadata"]["name"]) for o in kube_objects.objects(k)}
     example = yaml.safe_load((REPO / "examples" / "signx-apex-production.yaml").read_text())["kubernetes"]["apex"]
     kinds = {"deployments": "Deployment", "statefulsets": "StatefulSet", "hpa": "HorizontalPodAutoscaler",
@@ -96,3 +95,15 @@ def test_a_profile_needing_a_missing_package_says_how_to_install_it(monkeypatch:
     with pytest.raises(SandboxError, match=r"^profile signx needs the kmock package \(its Kubernetes API "
                                                       r"emulator\)\. Fix: pip install 'kmock'"):
         profile_setup.require(profiles.load("signx"))
+
+
+def test_profiles_combine_into_one_sandbox_and_a_conflict_is_refused() -> None:
+    both = profiles.load("signx,sophia")
+    assert [k.namespace for k in both.kubernetes] == ["apex", "sophia"]
+    assert set(both.env) == set(profiles.load("signx").env) | set(profiles.load("sophia").env)
+    assert both.services == ("kube", "standins", "celery_apex-worker")
+    a = Profile.model_validate({**base(), "name": "a"})
+    b = Profile.model_validate({**base(), "name": "b", "env": {"A_URL": "other"}})
+    with pytest.raises(ProfileError, match=r"^profiles a\+b: A_URL is 'u' in one and 'other' in b\. Fix: run them in "
+                                           r"two sandboxes$"):
+        profiles.combine([a, b])

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from opsproof.util.process import ProcessError
 
@@ -110,6 +110,12 @@ class Kubernetes(_Model):
     load_balancers: list[str] = Field(default_factory=list)
 
 
+class HttpStandin(_Model):
+    """A service of the runbook the sandbox has no application for: a stand-in answers its health paths."""
+
+    paths: list[Annotated[str, Field(pattern=r"^/[^\s,]*$")]] = Field(default_factory=lambda: ["/health"])
+
+
 class Profile(_Model):
     name: str = Field(pattern=NAME)
     description: str
@@ -120,7 +126,15 @@ class Profile(_Model):
     alert_receivers: list[str] = Field(default_factory=list)  # Alertmanager receivers (each to the sandbox webhook)
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)  # Prometheus rules, added to the sandbox's
     celery: dict[str, CeleryWorker] = Field(default_factory=dict)
-    kubernetes: Kubernetes | None = None
+    # one namespace (a mapping), or several (profiles combined: `--profile signx,sophia`)
+    kubernetes: Annotated[list[Kubernetes], BeforeValidator(lambda v: [v] if isinstance(v, dict) else v)] = Field(
+        default_factory=list)
+    # services on ports of their own ({ports[http_NAME]}), answered by stand-ins (opsproof/sandbox/standin.py)
+    http_services: dict[Annotated[str, Field(pattern=NAME)], HttpStandin] = Field(default_factory=dict)
+    # extra Prometheus jobs, each scraping a sandbox service's /metrics under the runbook's job name (e.g.
+    # kubernetes-pods: app)
+    scrape_jobs: dict[Annotated[str, Field(pattern=NAME)], Literal["app", "prometheus", "alertmanager"]] = Field(
+        default_factory=dict)
 
     @field_validator("env")
     @classmethod
@@ -138,7 +152,8 @@ class Profile(_Model):
     @property
     def services(self) -> tuple[str, ...]:
         """The processes the profile adds to the sandbox's services."""
-        return (("kube",) if self.kubernetes else ()) + tuple(f"celery_{w}" for w in self.celery)
+        return ((("kube",) if self.kubernetes else ()) + (("standins",) if self.http_services else ())
+                + tuple(f"celery_{w}" for w in self.celery))
 
     def render_env(self, values: dict[str, Any]) -> dict[str, str]:
         try:
@@ -147,12 +162,55 @@ class Profile(_Model):
             raise ProfileError(f"profile {self.name}: env names {e} which this sandbox does not have") from None
 
 
+def combine(parts: list[Profile]) -> Profile:
+    """Several profiles in one sandbox (one start for all of them, as CI runs them): everything of each; a variable
+    two of them set differently, or a name two of them define, is refused."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, Any] = {"name": "+".join(p.name for p in parts), "description": "; ".join(
+        p.description for p in parts), "example": " ".join(p.example for p in parts),
+        "runbook": " ".join(p.runbook for p in parts), "env": {}, "postgres": {"roles": {}, "databases": {}},
+        "alert_receivers": [], "alert_rules": [], "celery": {}, "kubernetes": [], "http_services": {},
+        "scrape_jobs": {}}
+    for p in parts:
+        data = p.model_dump()
+        for var, template in p.env.items():
+            if merged["env"].setdefault(var, template) != template:
+                raise ProfileError(f"profiles {merged['name']}: {var} is {merged['env'][var]!r} in one and "
+                                   f"{template!r} in {p.name}. Fix: run them in two sandboxes")
+        for key in ("celery", "http_services", "scrape_jobs"):
+            _disjoint(merged[key], data[key], f"{key} of {p.name}")
+        for key in ("roles", "databases"):
+            _disjoint(merged["postgres"][key], data["postgres"][key], f"postgres.{key} of {p.name}")
+        merged["alert_receivers"] += [r for r in p.alert_receivers if r not in merged["alert_receivers"]]
+        merged["alert_rules"] += data["alert_rules"]
+        merged["kubernetes"] += data["kubernetes"]
+    namespaces = [k["namespace"] for k in merged["kubernetes"]]
+    if len(set(namespaces)) != len(namespaces):
+        raise ProfileError(f"profiles {merged['name']}: two define namespace(s) "
+                           f"{sorted({n for n in namespaces if namespaces.count(n) > 1})}")
+    return Profile.model_validate({**merged, "name": merged["name"].replace("+", "-")})
+
+
+def _disjoint(into: dict[str, Any], add: dict[str, Any], what: str) -> None:
+    for key in add:
+        if key in into:
+            raise ProfileError(f"{what}: {key!r} is defined by another profile too. Fix: run them in two sandboxes")
+    into.update(add)
+
+
 def names() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.yaml"))
 
 
 def load(name: str) -> Profile:
-    """The profile ``name`` (``opsproof/sandbox/profiles/NAME.yaml``), validated."""
+    """The profile ``name`` (``opsproof/sandbox/profiles/NAME.yaml``), validated; ``a,b``: both, combined."""
+    if "," in name:
+        return combine([load_one(n.strip()) for n in name.split(",")])
+    return load_one(name)
+
+
+def load_one(name: str) -> Profile:
     path = HERE / f"{name}.yaml"
     if not path.exists():
         raise ProfileError(f"no sandbox profile {name!r}. Fix: --profile one of {', '.join(names()) or '(none)'}")
