@@ -79,8 +79,7 @@ class Sandbox:
         if self.running():
             return self.inventory_path
         self._check_binaries()
-        if self.profile:
-            profile_setup.require(self.profile)
+        profile_setup.require(self.profile)
         try:
             self._prepare()
             for name in self.services:
@@ -267,7 +266,8 @@ class Sandbox:
             argv = [self.bin["postgres"], "-D", str(data), "-p", str(port), "-k", str(d / "pg" / "run"),
                     "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=40", "-c", "shared_buffers=32MB",
                     "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-                    "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}"]
+                    "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}",
+                    *profile_setup.postgres_args(self, self.profile)]
             return (Spec(name, argv, user=postgres_user(), stop_signal=signal.SIGINT),
                     lambda: self._pg_ready(port) and (name != "postgres" or self._seed_once()))
         if name == "redis":
@@ -366,7 +366,7 @@ class Sandbox:
         data = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
         return len(data) == 5 + len(self._jobs()) and all(t["health"] == "up" for t in data)
 
-    def _jobs(self) -> dict[str, str]:
+    def _jobs(self) -> dict[str, str]:  # a profile's extra Prometheus jobs
         return dict(self.profile.scrape_jobs) if self.profile else {}
 
     def _warm_up(self) -> None:

@@ -59,7 +59,7 @@ def _pod(ns: str, name: str, owner: Obj, labels: dict[str, str]) -> Obj:
 
 
 def _deployment(ns: str, name: str, want: Workload) -> list[Obj]:
-    labels = {"app": name}
+    labels = dict(want.labels) or {"app": name}
     dep = _meta("Deployment", ns, name, generation=2, labels=labels, annotations={REVISION: "2"})
     n = want.replicas
     dep["spec"] = {"replicas": n, "selector": {"matchLabels": labels},
@@ -132,6 +132,10 @@ def objects(k: Kubernetes) -> list[Obj]:
         secret = _meta("Secret", ns, name)
         secret.update(type="Opaque", data={})  # existence is what is checked: the emulator holds no value
         out.append(secret)
+    for name, service in k.services.items():
+        svc = _meta("Service", ns, name)
+        svc["spec"] = {"type": "ClusterIP", "selector": dict(service.selector), "ports": [{"port": 80}]}
+        out.append(svc)
     for name in k.load_balancers:
         svc = _meta("Service", ns, name)
         svc["spec"] = {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}

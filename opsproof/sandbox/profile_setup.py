@@ -7,6 +7,8 @@ import importlib.util
 import json
 import os
 import shlex
+import shutil
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ import yaml
 
 from opsproof.inventory.base import SECRET_VAR
 from opsproof.sandbox import kube, kube_objects
-from opsproof.sandbox.process import SandboxError, Spec
+from opsproof.sandbox.process import SandboxError, Spec, postgres_user
 from opsproof.sandbox.profiles import Profile
 
 if TYPE_CHECKING:
@@ -43,22 +45,39 @@ def seed(connect: Callable[[str], Any], profile: Profile, pw: dict[str, str]) ->
         for name, role in profile.postgres.roles.items():
             member = f" IN ROLE {', '.join(role.member_of)}" if role.member_of else ""
             conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{pw[name]}'{member}")
-        for name in profile.postgres.databases:
-            conn.execute(f"CREATE DATABASE {name}")
+        for name, db in profile.postgres.databases.items():
+            if db.create:
+                conn.execute(f"CREATE DATABASE {name}")
     for name, db in profile.postgres.databases.items():
         if db.sql.strip():
             with connect(name) as conn:
                 conn.execute(db.sql)
 
 
-def require(profile: Profile) -> None:
+def require(profile: Profile | None) -> None:
     """The packages the profile's services import (dev dependencies of opsproof), before anything starts."""
+    if profile is None:
+        return
     needed = ([("kmock", "its Kubernetes API emulator")] if profile.kubernetes else []) + (
         [("celery", "its Celery workers")] if profile.celery else [])
     for module, why in needed:
         if importlib.util.find_spec(module) is None:
             raise SandboxError(f"profile {profile.name} needs the {module} package ({why}). "
                                f"Fix: pip install '{module}' (or opsproof's dev extra)")
+
+
+def postgres_args(box: Sandbox, profile: Profile | None) -> list[str]:
+    """PostgreSQL's extra settings: TLS with the sandbox's certificate (a copy of its key the server's user owns)."""
+    if profile is None or not profile.postgres.ssl:
+        return []
+    pg, tls = box.dir / "pg", box.dir / "tls"
+    key = pg / "server.key"
+    if not key.exists():
+        shutil.copyfile(tls / "server.key", key)
+        key.chmod(0o600)
+        if user := postgres_user():
+            shutil.chown(key, user, user)
+    return ["-c", "ssl=on", "-c", f"ssl_cert_file={tls / 'server.pem'}", "-c", f"ssl_key_file={key}"]
 
 
 def prepare(box: Sandbox, profile: Profile) -> None:
@@ -84,9 +103,14 @@ def spec(box: Sandbox, profile: Profile, name: str) -> tuple[Spec, Callable[[], 
         urls = []
         for service, standin in profile.http_services.items():
             port = box.port(f"http_{service}")
-            argv += ["--serve", f"{service}={port}:{','.join(standin.paths)}"]
-            urls.append(f"http://127.0.0.1:{port}{standin.paths[0]}")
-        return Spec(name, argv, env=env), lambda: all(httpx.get(u, timeout=1).status_code == 200 for u in urls)
+            argv += ["--serve", f"{service}={port}:{','.join(standin.paths)}" + (":tls" if standin.tls else "")]
+            urls.append(f"http{'s' if standin.tls else ''}://127.0.0.1:{port}{standin.paths[0]}")
+        tls = box.dir / "tls"
+        if any(s.tls for s in profile.http_services.values()):
+            argv += ["--certfile", str(tls / "server.pem"), "--keyfile", str(tls / "server.key")]
+        ca = str(tls / "ca.pem")
+        return Spec(name, argv, env=env), lambda: all(httpx.get(u, timeout=1, verify=ssl.create_default_context(
+            cafile=ca)).status_code == 200 for u in urls)
     worker = name.removeprefix("celery_")
     if name.startswith("celery_") and worker in profile.celery:
         broker = f"redis://:{box.meta['passwords']['redis']}@127.0.0.1:{box.port('redis')}/0"

@@ -1,11 +1,11 @@
 """Sandbox profiles (issue 14, item 4): an example inventory, unchanged, runs for real on its profile.
 
-One sandbox with the profiles signx and sophia combined (`--profile signx,sophia`: one start for both), its own (the
-faults would break the session's shared one). Each example's post-deploy gate (which runs the smoke suite too), with
-nothing but profile.env's variables: every configured check passes. Then real faults, and exactly the checks that
-read them fail, each naming target, observed and expected: Sophia's Redis loses its eviction policy (l. 262:
-allkeys-lru); SIGN X's alembic_version holds a second revision (a migration branch left unmerged, l. 845-849) and its
-API process is stopped.
+One sandbox with the profiles signx, sophia and vibethink combined (`--profile signx,sophia,vibethink`: one start
+for all), its own (the faults would break the session's shared one). Each example's post-deploy gate (which runs the
+smoke suite too), with nothing but profile.env's variables: every configured check passes. Then real faults, and
+exactly the checks that read them fail, each naming target, observed and expected: Sophia's Redis loses its
+eviction policy (l. 262: allkeys-lru); VibeThink's companies table loses row-level security (l. 154-155); SIGN X's
+alembic_version holds a second revision (a migration branch left unmerged, l. 845-849) and its API is stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from opsproof.sandbox.profiles import load
 pytestmark = pytest.mark.integration
 EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
 SOPHIA = REPO / "examples" / "sophia-ai-production.yaml"
+VIBETHINK = REPO / "examples" / "vibethink-production.yaml"
+PROFILES = "signx,sophia,vibethink"  # one sandbox, one start, for all three
 GATE = "checks/post_deploy"
 # the celery apex-worker's depth is sampled over the example's 30 s window (l. 815-816): the healthy run proves it;
 # the fault run leaves it out (neither fault touches Redis or the worker) — 30 s of a ≈ 45 s test
@@ -35,14 +37,24 @@ DEPTH = "checks/post_deploy/test_02_smoke.py::test_celery_queue_depth"
 @pytest.fixture(scope="module")
 def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], float]]:
     box = Sandbox(Path("/tmp") / f"opsproof-profile-{tmp_path_factory.getbasetemp().name}", ephemeral=True,
-                  profile="signx,sophia")
+                  profile=PROFILES)
     started = time.monotonic()
     try:
         box.up()
         took = time.monotonic() - started
-        yield box, dict(profile_setup.env(box, load("signx,sophia"))), took
+        yield box, dict(profile_setup.env(box, load(PROFILES))), took
     finally:
         box.down()
+
+
+def green(example: Path, out: Path, env: dict[str, str], checks: int) -> tuple[set[str], str]:
+    """The example's gate on the healthy profile: passes, every configured check once; ``check@target`` of each,
+    and the run's output."""
+    run = run_suite(example, out, suite=GATE, env=env)
+    assert run.code == 0, run.output
+    ran = {f"{r['check']}@{r['target']}" for r in run.records}
+    assert len(ran) == len(run.records) == checks, sorted(ran)
+    return ran, run.output
 
 
 def findings(run: SuiteRun) -> dict[str, str]:
@@ -53,10 +65,7 @@ def findings(run: SuiteRun) -> dict[str, str]:
 def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_check(
         profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
     box, env, _ = profile_box
-    healthy = run_suite(SOPHIA, tmp_path / "healthy", suite=GATE, env=env)
-    assert healthy.code == 0, healthy.output
-    ran = {f"{r['check']}@{r['target']}" for r in healthy.records}
-    assert len(ran) == len(healthy.records) == 33, sorted(ran)  # every check the example configures, once
+    ran, _ = green(SOPHIA, tmp_path / "healthy", env, 33)
     assert {f"http.health@http[{s}]" for s in ("mcp-research", "mcp-business", "sophia-dashboard", "grafana")} | {
         "prometheus.targets@prometheus[main]", "kubernetes.hpa_metrics@kubernetes[sophia]",
         "redis.eviction_policy@redis[cache]", "tls.expiry@tls[www]"} <= ran, sorted(ran)
@@ -74,15 +83,33 @@ def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_
     assert len(broken.records) == 33, broken.output
 
 
+def test_vibethink_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_check(
+        profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
+    box, env, _ = profile_box
+    ran, _ = green(VIBETHINK, tmp_path / "healthy", env, 22)
+    assert {"http.health@http[app-db]", "http.health@http[openai]", "postgres.rls@postgres[supabase]",
+            "postgres.extensions@postgres[supabase]", "kubernetes.blue_green@kubernetes[production]",
+            "tls.hostname@tls[app]"} <= ran, sorted(ran)
+
+    with psycopg.connect(box.dsn(db="postgres"), autocommit=True) as conn:
+        conn.execute("ALTER TABLE companies DISABLE ROW LEVEL SECURITY")
+        try:
+            broken = run_suite(VIBETHINK, tmp_path / "broken", suite=GATE, env=env)
+        finally:
+            conn.execute("ALTER TABLE companies ENABLE ROW LEVEL SECURITY")
+    assert broken.code == 1, broken.output
+    assert findings(broken) == {"postgres.rls@postgres[supabase]": "postgres[supabase]: companies: RLS disabled, "
+                                                                   "expected row-level security enabled on companies"}
+    assert len(broken.records) == 22, broken.output
+
+
 def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_checks(
         profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
     box, env, took = profile_box
-    print(f"profiles signx,sophia up in {took:.1f} s")
+    print(f"profiles {PROFILES} up in {took:.1f} s")
     assert (box.dir / "profile.env").stat().st_mode & 0o077 == 0  # it holds the sandbox's passwords
 
-    healthy = run_suite(EXAMPLE, tmp_path / "healthy", suite=GATE, env=env)
-    assert healthy.code == 0, healthy.output
-    ran = {f"{r['check']}@{r['target']}" for r in healthy.records}
+    ran, output = green(EXAMPLE, tmp_path / "healthy", env, 32)
     assert {"http.health@http[api]", "http.ready@http[api]", "http.health@http[api-metrics]", "tls.expiry@tls[api]",
             "postgres.ready@postgres[main]", "postgres.query@postgres[main] query alembic_current",
             "redis.queues@redis[main]", "celery.ping@redis[main] celery apex-worker",
@@ -90,7 +117,6 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
             "alertmanager.receivers@alertmanager[main]", "kubernetes.rollout@kubernetes[apex]",
             "kubernetes.scaled_objects@kubernetes[apex]", "kubernetes.cronjobs@kubernetes[apex]",
             "kubernetes.load_balancers@kubernetes[apex]"} <= ran, sorted(ran)
-    assert len(ran) == len(healthy.records) == 32, sorted(ran)  # every check the example configures, once
 
     with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:  # a second head: a branch left unmerged
         conn.execute("INSERT INTO alembic_version VALUES ('ffe0a1b2c3d4')")
@@ -121,4 +147,4 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
         "tls.hostname@tls[api]": "tls[api]: unreachable (ConnectionRefusedError: [Errno 111] Connection refused), "
                                  "expected a trusted chain valid for 127.0.0.1"}, got
     for secret in (box.meta["passwords"]["opsproof_ro"], box.meta["passwords"]["redis"]):
-        assert secret not in healthy.output + broken.output
+        assert secret not in output + broken.output

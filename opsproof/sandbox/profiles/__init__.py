@@ -42,11 +42,13 @@ class Role(_Model):
 
 class Database(_Model):
     sql: str = ""  # run once as the superuser in that database after it is created (tables, rows, grants)
+    create: bool = True  # false: a database every cluster has (postgres), only its sql is run
 
 
 class Postgres(_Model):
     roles: dict[str, Role] = Field(default_factory=dict)
     databases: dict[str, Database] = Field(default_factory=dict)
+    ssl: bool = False  # the sandbox's PostgreSQL takes TLS (its certificate from the sandbox CA), for sslmode=require
 
     @field_validator("roles", "databases")
     @classmethod
@@ -69,6 +71,11 @@ class Resources(_Model):
 class Workload(_Model):
     replicas: int = Field(1, ge=0)
     resources: Resources | None = None
+    labels: dict[str, str] = Field(default_factory=dict)  # its pods' labels (default app: NAME)
+
+
+class Service(_Model):
+    selector: dict[str, str] = Field(min_length=1)
 
 
 class Hpa(_Model):
@@ -108,12 +115,14 @@ class Kubernetes(_Model):
     certificates: dict[str, Certificate] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
     load_balancers: list[str] = Field(default_factory=list)
+    services: dict[str, Service] = Field(default_factory=dict)  # ClusterIP Services and what they select
 
 
 class HttpStandin(_Model):
     """A service of the runbook the sandbox has no application for: a stand-in answers its health paths."""
 
     paths: list[Annotated[str, Field(pattern=r"^/[^\s,]*$")]] = Field(default_factory=lambda: ["/health"])
+    tls: bool = False  # HTTPS, with the sandbox CA's certificate for 127.0.0.1
 
 
 class Profile(_Model):
@@ -182,6 +191,7 @@ def combine(parts: list[Profile]) -> Profile:
             _disjoint(merged[key], data[key], f"{key} of {p.name}")
         for key in ("roles", "databases"):
             _disjoint(merged["postgres"][key], data["postgres"][key], f"postgres.{key} of {p.name}")
+        merged["postgres"]["ssl"] = merged["postgres"].get("ssl", False) or p.postgres.ssl
         merged["alert_receivers"] += [r for r in p.alert_receivers if r not in merged["alert_receivers"]]
         merged["alert_rules"] += data["alert_rules"]
         merged["kubernetes"] += data["kubernetes"]
@@ -193,8 +203,8 @@ def combine(parts: list[Profile]) -> Profile:
 
 
 def _disjoint(into: dict[str, Any], add: dict[str, Any], what: str) -> None:
-    for key in add:
-        if key in into:
+    for key, value in add.items():
+        if key in into and into[key] != value:  # the same definition twice (a read-only role) is one
             raise ProfileError(f"{what}: {key!r} is defined by another profile too. Fix: run them in two sandboxes")
     into.update(add)
 
