@@ -18,8 +18,15 @@ from opsproof.sandbox.profiles import Profile, ProfileError
 
 REPO = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
-FAKE = {"ports": {n: 40000 + i for i, n in enumerate(("app_tls", "postgres", "redis", "alertmanager", "kube"))},
-        "passwords": {r: f"pw-{r}" for r in ("opsproof_ro", "redis")}, "dir": "/tmp/box",
+class Ports(dict[str, int]):
+    """Any service's port: a fake, the same for the same name."""
+
+    def __missing__(self, name: str) -> int:
+        self[name] = 40000 + len(self)
+        return self[name]
+
+
+FAKE = {"ports": Ports(), "passwords": {r: f"pw-{r}" for r in ("opsproof_ro", "redis")}, "dir": "/tmp/box",
         "ca_file": "/tmp/box/tls/ca.pem", "kubeconfig": "/tmp/box/kube/kubeconfig"}
 
 
@@ -32,16 +39,18 @@ def test_the_profile_sets_every_variable_of_its_example(name: str) -> None:
     assert {var for var, _ in read} <= set(profile.env), f"{profile.example} reads variables {name} does not set"
 
 
-def test_signx_example_on_its_profile_reaches_only_the_sandbox() -> None:
-    profile = profiles.load("signx")
+@pytest.mark.parametrize("name", profiles.names())
+def test_each_example_on_its_profile_reaches_only_the_sandbox(name: str) -> None:
+    profile = profiles.load(name)
     env = profile.render_env(FAKE)
     inv = load_inventory(REPO / profile.example, env=env)
-    assert inv.production  # the example stays the production example: chaos on it needs --allow-destructive
-    for kind in ("http", "postgres", "redis", "alertmanager", "tls"):
+    assert inv.production  # the examples stay production examples: chaos on them needs --allow-destructive
+    for kind in ("http", "postgres", "redis", "prometheus", "alertmanager", "tls"):
         for entry in getattr(inv, kind).values():
             assert "127.0.0.1" in address_of(entry), (kind, address_of(entry))
-    assert "pw-opsproof_ro" in inv.secrets
-    assert "pw-redis" in inv.secrets
+    for var, value in env.items():
+        if value.startswith("pw-"):
+            assert value in inv.secrets, var  # masked in every output
     assert env["KUBECONFIG"] == "/tmp/box/kube/kubeconfig"
     assert env["SSL_CERT_FILE"] == "/tmp/box/tls/ca.pem"
 
@@ -107,3 +116,19 @@ def test_profiles_combine_into_one_sandbox_and_a_conflict_is_refused() -> None:
     with pytest.raises(ProfileError, match=r"^profiles a\+b: A_URL is 'u' in one and 'other' in b\. Fix: run them in "
                                            r"two sandboxes$"):
         profiles.combine([a, b])
+
+
+def test_kubernetes_objects_carry_the_profiles_labels_and_services() -> None:
+    [k] = profiles.load("vibethink").kubernetes
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in kube_objects.objects(k)}
+    green = objs["Deployment", "app-green"]
+    assert green["spec"]["template"]["metadata"]["labels"] == {"app": "app", "version": "green"}
+    assert objs["Service", "app"]["spec"]["selector"] == {"app": "app", "version": "green"}
+    assert sum(kind == "Pod" for kind, _ in objs) == 6  # three Ready pods per deployment
+
+
+def test_a_standin_spec_names_its_service_port_paths_and_tls() -> None:
+    from opsproof.sandbox.standin import parse
+
+    assert parse("app=8443:/health,/health/db:tls") == ("app", 8443, {"/health", "/health/db"}, True)
+    assert parse("grafana=3000:/api/health") == ("grafana", 3000, {"/api/health"}, False)
