@@ -55,6 +55,8 @@ def _sandbox(args: argparse.Namespace) -> int:
             print(f"profile {profile.name} ({profile.description}): {env} (mode 0600; secrets masked here)")
             for line in profile_setup.shown_env(sandbox, profile):
                 print(f"  {line}")
+            for check, why in profile.not_emulated.items():
+                print(f"  not emulated: {check} ({why})")
             for example in profile.example.split():
                 print(f"run: set -a; . {env}; set +a; pytest checks/post_deploy --inventory {example}")
     elif args.action == "down":

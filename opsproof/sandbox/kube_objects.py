@@ -16,7 +16,8 @@ Obj = dict[str, Any]
 # kind -> the emulator's resource key (group/version/plural), as the kubernetes client asks for it
 RESOURCES = {
     "Deployment": "apps/v1/deployments", "ReplicaSet": "apps/v1/replicasets", "StatefulSet": "apps/v1/statefulsets",
-    "Pod": "v1/pods", "Secret": "v1/secrets", "Service": "v1/services", "Event": "v1/events",
+    "Pod": "v1/pods", "Secret": "v1/secrets", "Endpoints": "v1/endpoints", "Service": "v1/services",
+    "Event": "v1/events",
     "HorizontalPodAutoscaler": "autoscaling/v2/horizontalpodautoscalers", "CronJob": "batch/v1/cronjobs",
     "ScaledObject": "keda.sh/v1alpha1/scaledobjects", "Certificate": "cert-manager.io/v1/certificates",
 }
@@ -132,6 +133,12 @@ def objects(k: Kubernetes) -> list[Obj]:
         secret = _meta("Secret", ns, name)
         secret.update(type="Opaque", data={})  # existence is what is checked: the emulator holds no value
         out.append(secret)
+    for name in k.endpoints:
+        ep = _meta("Endpoints", ns, name)
+        ready = [o for o in out if o["kind"] == "Pod" and o["metadata"]["labels"].get("app") == name]
+        ep["subsets"] = [{"addresses": [{"ip": f"10.0.0.{10 + i}", "targetRef": {"kind": "Pod", "name": p["metadata"][
+            "name"]}} for i, p in enumerate(ready)], "ports": [{"port": 8000}]}]
+        out.append(ep)
     for name, service in k.services.items():
         svc = _meta("Service", ns, name)
         svc["spec"] = {"type": "ClusterIP", "selector": dict(service.selector), "ports": [{"port": 80}]}

@@ -68,8 +68,11 @@ def require(profile: Profile | None) -> None:
 
 def postgres_args(box: Sandbox, profile: Profile | None) -> list[str]:
     """PostgreSQL's extra settings: TLS with the sandbox's certificate (a copy of its key the server's user owns)."""
-    if profile is None or not profile.postgres.ssl:
+    if profile is None:
         return []
+    settings = [a for k, v in profile.postgres.settings.items() for a in ("-c", f"{k}={v.format(dir=box.dir)}")]
+    if not profile.postgres.ssl:
+        return settings
     pg, tls = box.dir / "pg", box.dir / "tls"
     key = pg / "server.key"
     if not key.exists():
@@ -77,11 +80,16 @@ def postgres_args(box: Sandbox, profile: Profile | None) -> list[str]:
         key.chmod(0o600)
         if user := postgres_user():
             shutil.chown(key, user, user)
-    return ["-c", "ssl=on", "-c", f"ssl_cert_file={tls / 'server.pem'}", "-c", f"ssl_key_file={key}"]
+    return [*settings, "-c", "ssl=on", "-c", f"ssl_cert_file={tls / 'server.pem'}", "-c", f"ssl_key_file={key}"]
 
 
 def prepare(box: Sandbox, profile: Profile) -> None:
     """Files the profile's services read: the emulator's objects and its kubeconfig."""
+    if profile.postgres.settings.get("archive_mode") == "on":  # where the profile's archive_command copies WAL
+        archive = box.dir / "pg" / "wal-archive"
+        archive.mkdir(mode=0o700, exist_ok=True)
+        if user := postgres_user():
+            shutil.chown(archive, user, user)
     if not profile.kubernetes:
         return
     d = box.dir / "kube"

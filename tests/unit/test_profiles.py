@@ -132,3 +132,15 @@ def test_a_standin_spec_names_its_service_port_paths_and_tls() -> None:
 
     assert parse("app=8443:/health,/health/db:tls") == ("app", 8443, {"/health", "/health/db"}, True)
     assert parse("grafana=3000:/api/health") == ("grafana", 3000, {"/api/health"}, False)
+
+
+@pytest.mark.parametrize("name", profiles.names())
+def test_what_a_profile_cannot_emulate_names_an_entry_of_its_example(name: str) -> None:
+    """``not_emulated: {check@target: why}`` — the target is an entry of the example (``kind[name]…``)."""
+    profile = profiles.load(name)
+    example = yaml.safe_load((REPO / profile.example).read_text())
+    for key, why in profile.not_emulated.items():
+        target = key.split("@", 1)[1]
+        kind, entry = re.match(r"^([a-z]+)\[([^\]]+)\]", target).groups()  # type: ignore[union-attr]
+        assert entry in example.get(kind, {}), f"{name}: {key} names no entry of {profile.example}"
+        assert why.strip(), key
