@@ -20,6 +20,7 @@ RESOURCES = {
     "Event": "v1/events",
     "HorizontalPodAutoscaler": "autoscaling/v2/horizontalpodautoscalers", "CronJob": "batch/v1/cronjobs",
     "ScaledObject": "keda.sh/v1alpha1/scaledobjects", "Certificate": "cert-manager.io/v1/certificates",
+    "Ingress": "networking.k8s.io/v1/ingresses",
 }
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "6f7d9c"  # the current ReplicaSet's pod-template-hash
@@ -143,6 +144,10 @@ def objects(k: Kubernetes) -> list[Obj]:
         svc = _meta("Service", ns, name)
         svc["spec"] = {"type": "ClusterIP", "selector": dict(service.selector), "ports": [{"port": 80}]}
         out.append(svc)
+    for name in k.ingresses:
+        ing = _meta("Ingress", ns, name)
+        ing["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.11"}]}}
+        out.append(ing)
     for name in k.load_balancers:
         svc = _meta("Service", ns, name)
         svc["spec"] = {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}

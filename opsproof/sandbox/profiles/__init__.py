@@ -119,6 +119,7 @@ class Kubernetes(_Model):
     secrets: list[str] = Field(default_factory=list)
     load_balancers: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)  # Endpoints of a Deployment's name: its Ready pods' addresses
+    ingresses: list[str] = Field(default_factory=list)  # Ingresses with a load balancer address
     services: dict[str, Service] = Field(default_factory=dict)  # ClusterIP Services and what they select
 
 
