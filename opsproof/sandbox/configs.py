@@ -22,14 +22,16 @@ def rules_yaml(rules: list[dict[str, object]] = RULES) -> str:
 
 
 def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None,
-                    jobs: Mapping[str, str] | None = None) -> str:
+                    jobs: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> str:
     """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1.
-    ``jobs``: a profile's extra jobs, job name → the service it scrapes."""
+    ``jobs``: a profile's extra jobs, job name → (the service it scrapes, the labels its targets carry)."""
     def host(name: str) -> str:
         return (hosts or {}).get(name, "127.0.0.1")
 
-    def job(name: str, port: int, service: str | None = None, **extra: str) -> dict[str, object]:
-        return {"job_name": name, **extra, "static_configs": [{"targets": [f"{host(service or name)}:{port}"]}]}
+    def job(name: str, port: int, service: str | None = None, labels: Mapping[str, str] | None = None,
+            **extra: str) -> dict[str, object]:
+        targets = {"targets": [f"{host(service or name)}:{port}"]} | ({"labels": dict(labels)} if labels else {})
+        return {"job_name": name, **extra, "static_configs": [targets]}
 
     return yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
@@ -45,7 +47,7 @@ def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[st
                 scrape_timeout="4500ms"),
             job("redis", ports["redis_exporter"], "redis_exporter"),
             job("alertmanager", ports["alertmanager"]),
-            *(job(name, ports[service], service) for name, service in (jobs or {}).items()),
+            *(job(name, ports[service], service, labels) for name, (service, labels) in (jobs or {}).items()),
         ],
     }, sort_keys=False)
 

@@ -366,8 +366,8 @@ class Sandbox:
         data = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
         return len(data) == 5 + len(self._jobs()) and all(t["health"] == "up" for t in data)
 
-    def _jobs(self) -> dict[str, str]:  # a profile's extra Prometheus jobs
-        return dict(self.profile.scrape_jobs) if self.profile else {}
+    def _jobs(self) -> dict[str, tuple[str, dict[str, str]]]:  # a profile's extra Prometheus jobs
+        return {n: (j.service, j.labels) for n, j in self.profile.scrape_jobs.items()} if self.profile else {}
 
     def _warm_up(self) -> None:
         """Real traffic through the app, so cache and hit-rate checks have data to judge."""

@@ -130,6 +130,14 @@ class HttpStandin(_Model):
     tls: bool = False  # HTTPS, with the sandbox CA's certificate for 127.0.0.1
 
 
+class ScrapeJob(_Model):
+    """A Prometheus job of the runbook's name scraping a sandbox service; ``labels`` are what service discovery
+    would attach (``namespace: sophia``). Written ``NAME: SERVICE`` when it needs none."""
+
+    service: Literal["app", "prometheus", "alertmanager"]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class Profile(_Model):
     name: str = Field(pattern=NAME)
     description: str
@@ -147,8 +155,8 @@ class Profile(_Model):
     http_services: dict[Annotated[str, Field(pattern=NAME)], HttpStandin] = Field(default_factory=dict)
     # extra Prometheus jobs, each scraping a sandbox service's /metrics under the runbook's job name (e.g.
     # kubernetes-pods: app)
-    scrape_jobs: dict[Annotated[str, Field(pattern=NAME)], Literal["app", "prometheus", "alertmanager"]] = Field(
-        default_factory=dict)
+    scrape_jobs: dict[Annotated[str, Field(pattern=NAME)], Annotated[ScrapeJob, BeforeValidator(
+        lambda v: {"service": v} if isinstance(v, str) else v)]] = Field(default_factory=dict)
     # checks of the example the profile cannot make pass honestly (`check@target` → why: a metric no exporter here
     # produces, an extension Debian does not package); tests/integration/test_profiles.py requires that exactly
     # these fail on the healthy profile, so an entry that starts passing, or a new gap, is a test failure
