@@ -197,7 +197,7 @@ class Sandbox:
             d = self.dir / sub
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
-        listening = [n for n in self.services if not n.startswith("celery_")]  # a Celery worker has no port
+        listening = [n for n in self.services if not n.startswith(("celery_", "standins"))]  # one each: http_NAME
         listening += profile_setup.ports(self.profile) if self.profile else []
         ports = {n: free_port() for n in listening} | {"app_tls": free_port(), "proxy_control": free_port(),
                                                      "pgproxy_control": free_port()}
