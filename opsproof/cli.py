@@ -19,7 +19,8 @@ from opsproof.sandbox.process import SandboxError
 
 def _open_sandbox(args: argparse.Namespace) -> Sandbox:
     """The provider asked for (``--provider``), else the one the state folder records, else processes."""
-    sandbox = Sandbox(args.dir)
+    profile = getattr(args, "profile", None)
+    sandbox = Sandbox(args.dir, profile=profile)
     recorded = sandbox.meta.get("provider", "process") if sandbox.meta else None
     provider = args.provider or recorded or "process"
     if recorded and provider != recorded:
@@ -27,6 +28,11 @@ def _open_sandbox(args: argparse.Namespace) -> Sandbox:
                            f"(opsproof sandbox down --dir {sandbox.dir}), or use another --dir")
     if provider == "docker":
         from opsproof.sandbox.docker_provider import DockerSandbox
+
+        if profile:
+            raise SandboxError("--profile runs on the process provider only (the profile's services — the "
+                               "Kubernetes API emulator, Celery workers — are not in the sandbox image). "
+                               "Fix: drop --provider docker")
 
         return DockerSandbox(args.dir)
     return sandbox
@@ -39,7 +45,20 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"sandbox up ({getattr(sandbox, 'provider', 'process')}): {sandbox.dir}")
         for name, state in sandbox.status().items():
             print(f"  {name:<18} {state}")
-        print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
+        profile = sandbox.profile
+        if profile is None:
+            print(f"inventory: {path}\nrun: pytest smoke --inventory {path}   (or just: pytest smoke)")
+        else:
+            from opsproof.sandbox import profile_setup
+
+            env = sandbox.dir / profile_setup.ENV_FILE
+            print(f"profile {profile.name} ({profile.description}): {env} (mode 0600; secrets masked here)")
+            for line in profile_setup.shown_env(sandbox, profile):
+                print(f"  {line}")
+            for check, why in profile.not_emulated.items():
+                print(f"  not emulated: {check} ({why})")
+            for example in profile.example.split():
+                print(f"run: set -a; . {env}; set +a; pytest checks/post_deploy --inventory {example}")
     elif args.action == "down":
         sandbox.down()
         kind = "container, network or volume" if getattr(sandbox, "provider", "") == "docker" else "process"
@@ -188,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--provider", choices=["process", "docker"], default=None,
                     help="processes from Debian's packages (default), or containers of the sandbox image "
                          "(down/status: the one the state folder records)")
+    sb.add_argument("--profile", default=None, metavar="NAME",
+                    help="up: add the shape of one runbook's system (opsproof/sandbox/profiles/NAME.yaml, e.g. signx) "
+                         "and write DIR/profile.env, the variables that point its example inventory at the sandbox")
     sb.set_defaults(func=_sandbox)
     va = sub.add_parser("validate", help="validate an inventory file without contacting anything")
     va.add_argument("inventory")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trustme
 import yaml
 
 if TYPE_CHECKING:
@@ -19,13 +21,17 @@ def rules_yaml(rules: list[dict[str, object]] = RULES) -> str:
                           sort_keys=False)
 
 
-def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None) -> str:
-    """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1."""
+def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[str, str] | None = None,
+                    jobs: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> str:
+    """``hosts``: where each service is reached (the docker provider's network aliases); default 127.0.0.1.
+    ``jobs``: a profile's extra jobs, job name → (the service it scrapes, the labels its targets carry)."""
     def host(name: str) -> str:
         return (hosts or {}).get(name, "127.0.0.1")
 
-    def job(name: str, port: int, service: str | None = None, **extra: str) -> dict[str, object]:
-        return {"job_name": name, **extra, "static_configs": [{"targets": [f"{host(service or name)}:{port}"]}]}
+    def job(name: str, port: int, service: str | None = None, labels: Mapping[str, str] | None = None,
+            **extra: str) -> dict[str, object]:
+        targets = {"targets": [f"{host(service or name)}:{port}"]} | ({"labels": dict(labels)} if labels else {})
+        return {"job_name": name, **extra, "static_configs": [targets]}
 
     return yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
@@ -41,17 +47,34 @@ def prometheus_yaml(ports: Mapping[str, int], rules_file: str, hosts: Mapping[st
                 scrape_timeout="4500ms"),
             job("redis", ports["redis_exporter"], "redis_exporter"),
             job("alertmanager", ports["alertmanager"]),
+            *(job(name, ports[service], service, labels) for name, (service, labels) in (jobs or {}).items()),
         ],
     }, sort_keys=False)
 
 
-def alertmanager_yaml(webhook_port: int, webhook_host: str = "127.0.0.1") -> str:
+def alertmanager_yaml(webhook_port: int, webhook_host: str = "127.0.0.1", receivers: Sequence[str] = ()) -> str:
+    """Everything to the sandbox webhook; a profile's ``receivers`` (its runbook's: pagerduty, slack-…) each get
+    every alert too (a child route with ``continue``), delivered to the same webhook."""
+    url = f"http://{webhook_host}:{webhook_port}/alerts"
+    route: dict[str, object] = {"receiver": "sandbox-webhook", "group_by": ["alertname"], "group_wait": "1s",
+                                "group_interval": "1s", "repeat_interval": "1h"}
+    if receivers:
+        route["routes"] = [{"receiver": r, "continue": True} for r in receivers]
     return yaml.safe_dump({
-        "route": {"receiver": "sandbox-webhook", "group_by": ["alertname"], "group_wait": "1s",
-                  "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "sandbox-webhook", "webhook_configs": [
-            {"url": f"http://{webhook_host}:{webhook_port}/alerts", "send_resolved": True}]}],
+        "route": route,
+        "receivers": [{"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
+                      for name in ("sandbox-webhook", *receivers)],
     }, sort_keys=False)
+
+
+def write_tls(tls: Path) -> None:
+    """A sandbox CA (``ca.pem``) and the app's certificate from it, for localhost, 127.0.0.1 and app.sandbox.test."""
+    ca = trustme.CA(organization_name="opsproof sandbox CA")
+    cert = ca.issue_cert("localhost", "127.0.0.1", "app.sandbox.test")
+    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(tls / "server.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tls / "server.pem"))
+    (tls / "server.key").chmod(0o600)
 
 
 SEED_SQL = """

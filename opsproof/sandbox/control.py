@@ -7,7 +7,6 @@ a webhook receiver. ``up`` writes ``inventory.yaml`` describing all of it; ``dow
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import json
 import os
@@ -24,10 +23,9 @@ from typing import Any
 import httpx
 import psycopg
 import redis
-import trustme
 import yaml
 
-from opsproof.sandbox import configs, status
+from opsproof.sandbox import configs, profile_setup, status
 from opsproof.sandbox.process import (
     SandboxError,
     Spec,
@@ -37,10 +35,12 @@ from opsproof.sandbox.process import (
     postgres_user,
     wait_for,
 )
+from opsproof.sandbox.profiles import Profile
+from opsproof.sandbox.profiles import load as load_profile
 from opsproof.shape import PROXIES
 from opsproof.shape import SERVICES as SERVICES  # re-exported: the sandbox's services
 from opsproof.shape import default_dir as default_dir  # re-exported: where the sandbox lives
-from opsproof.util.process import die_with_parent, private_dir
+from opsproof.util.process import die_with_parent, private_dir, stop_on_exit
 
 PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 PG_PACKAGE = "postgresql"
@@ -49,7 +49,8 @@ APP_RESTART_DELAY_S = 6.0  # the app's keeper restarts it this long after it exi
 
 
 class Sandbox:
-    def __init__(self, state_dir: Path | str | None = None, ephemeral: bool = False) -> None:
+    def __init__(self, state_dir: Path | str | None = None, ephemeral: bool = False,
+                 profile: str | None = None) -> None:
         self.dir = Path(state_dir) if state_dir else default_dir()
         self.dir = self.dir.absolute()
         self.ephemeral = ephemeral
@@ -59,6 +60,18 @@ class Sandbox:
         self.meta: dict[str, Any] = {}
         if self.meta_file.exists():
             self.meta = json.loads(self.meta_file.read_text())
+        # a profile adds its system's shape (opsproof/sandbox/profiles/NAME.yaml); a running sandbox keeps its own
+        name = self.meta.get("profile") or profile
+        if profile and self.meta and self.meta.get("profile") != profile:
+            raise SandboxError(f"{self.dir} holds a sandbox with profile {name or '(none)'}: take it down first "
+                               f"(opsproof sandbox down --dir {self.dir}), or use another --dir")
+        self.profile_spec: str | None = name  # as asked: a name, or names combined (signx,sophia)
+        self.profile: Profile | None = load_profile(name) if name else None
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The sandbox's services, and its profile's (the Kubernetes API emulator, Celery workers)."""
+        return SERVICES + (self.profile.services if self.profile else ())
 
     # --- public ---------------------------------------------------------------------------------------
     def up(self) -> Path:
@@ -66,13 +79,16 @@ class Sandbox:
         if self.running():
             return self.inventory_path
         self._check_binaries()
+        profile_setup.require(self.profile)
         try:
             self._prepare()
-            for name in SERVICES:
+            for name in self.services:
                 self.start_service(name)
             self._warm_up()
             self._nightly_backup()
             self._write_inventory()
+            if self.profile:
+                profile_setup.write_env(self, self.profile)
         except BaseException:
             self.down()
             raise
@@ -85,19 +101,19 @@ class Sandbox:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def running(self) -> bool:
-        return self.inventory_path.exists() and all(self.sup.alive(n) for n in SERVICES)
+        return self.inventory_path.exists() and all(self.sup.alive(n) for n in self.services)
 
     def status(self) -> dict[str, str]:
         """Each service: up, stopped (SIGSTOP: it holds its port and answers nothing) or down, its address, and
         any fault set on it (a fault proxy's fault, the app's restarts disabled)."""
         ports = self.meta.get("ports", {})
         return {n: status.state(self, n) + (f" 127.0.0.1:{ports[n]}" if n in ports else "")
-                + "".join(f", {f}" for f in status.faults(self, n)) for n in SERVICES}
+                + "".join(f", {f}" for f in status.faults(self, n)) for n in self.services}
 
     def healthy(self) -> bool:
         """Running, with nothing stopped and no fault set."""
         return self.running() and all(status.state(self, n) == "up" and not status.faults(self, n)
-                                      for n in SERVICES)
+                                      for n in self.services)
 
     def stop_service(self, name: str) -> None:
         self.sup.stop(name)
@@ -181,20 +197,28 @@ class Sandbox:
             d = self.dir / sub
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
-        ports = {n: free_port() for n in SERVICES} | {"app_tls": free_port(), "proxy_control": free_port(),
-                                                    "pgproxy_control": free_port()}
+        listening = [n for n in self.services if not n.startswith(("celery_", "standins"))]  # one each: http_NAME
+        listening += profile_setup.ports(self.profile) if self.profile else []
+        ports = {n: free_port() for n in listening} | {"app_tls": free_port(), "proxy_control": free_port(),
+                                                     "pgproxy_control": free_port()}
+        roles = profile_setup.passwords(self.profile) if self.profile else []
         passwords = {r: secrets.token_urlsafe(18) for r in ("postgres", "app", "opsproof_monitor", "opsproof_backup",
-                                                              "redis")}
-        self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat()}
+                                                              "redis", *roles)}
+        self.meta = {"ports": ports, "passwords": passwords, "created": dt.datetime.now(dt.UTC).isoformat(),
+                     "profile": self.profile_spec}
         fd = os.open(self.meta_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(self.meta, f)
         self._init_postgres()
-        self._write_tls()
-        (self.dir / "prometheus" / "rules.yml").write_text(configs.rules_yaml())
+        configs.write_tls(self.dir / "tls")
+        rules, receivers = (self.profile.alert_rules, self.profile.alert_receivers) if self.profile else ([], [])
+        (self.dir / "prometheus" / "rules.yml").write_text(configs.rules_yaml(configs.RULES + rules))
         (self.dir / "prometheus" / "prometheus.yml").write_text(
-            configs.prometheus_yaml(ports, str(self.dir / "prometheus" / "rules.yml")))
-        (self.dir / "alertmanager" / "alertmanager.yml").write_text(configs.alertmanager_yaml(ports["webhook"]))
+            configs.prometheus_yaml(ports, str(self.dir / "prometheus" / "rules.yml"), jobs=self._jobs()))
+        (self.dir / "alertmanager" / "alertmanager.yml").write_text(
+            configs.alertmanager_yaml(ports["webhook"], receivers=receivers))
+        if self.profile:
+            profile_setup.prepare(self, self.profile)
 
     def _run(self, argv: list[str], user: str | None, env: dict[str, str] | None = None) -> None:
         def demote() -> None:
@@ -227,17 +251,10 @@ class Sandbox:
                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], user)
         pwfile.unlink()
 
-    def _write_tls(self) -> None:
-        ca = trustme.CA(organization_name="opsproof sandbox CA")
-        cert = ca.issue_cert("localhost", "127.0.0.1", "app.sandbox.test")
-        tls = self.dir / "tls"
-        ca.cert_pem.write_to_path(str(tls / "ca.pem"))
-        cert.private_key_pem.write_to_path(str(tls / "server.key"))
-        cert.cert_chain_pems[0].write_to_path(str(tls / "server.pem"))
-        (tls / "server.key").chmod(0o600)
-
     # --- services -------------------------------------------------------------------------------------
     def _spec(self, name: str) -> tuple[Spec, Callable[[], bool]]:
+        if self.profile and name in self.profile.services:
+            return profile_setup.spec(self, self.profile, name)
         ports = self.meta["ports"]
         pw = self.meta["passwords"]
         d = self.dir
@@ -249,7 +266,8 @@ class Sandbox:
             argv = [self.bin["postgres"], "-D", str(data), "-p", str(port), "-k", str(d / "pg" / "run"),
                     "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=40", "-c", "shared_buffers=32MB",
                     "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-                    "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}"]
+                    "-c", "log_min_messages=warning", "-c", f"cluster_name=opsproof-{name}",
+                    *profile_setup.postgres_args(self, self.profile)]
             return (Spec(name, argv, user=postgres_user(), stop_signal=signal.SIGINT),
                     lambda: self._pg_ready(port) and (name != "postgres" or self._seed_once()))
         if name == "redis":
@@ -303,7 +321,7 @@ class Sandbox:
                     f"--storage.tsdb.path={d / 'prometheus' / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
                     "--web.enable-lifecycle", "--log.level=warn", "--storage.tsdb.retention.time=1d"]
             return Spec(name, argv), lambda: self._prometheus_ready(port)
-        raise SandboxError(f"unknown sandbox service {name!r}; known: {', '.join(SERVICES)}")
+        raise SandboxError(f"unknown sandbox service {name!r}; known: {', '.join(self.services)}")
 
     def _pg_ready(self, port: int) -> bool:
         with psycopg.connect(host=str(self.dir / "pg" / "run"), port=port, user="postgres", dbname="postgres",
@@ -315,8 +333,13 @@ class Sandbox:
         if marker.exists():
             return True
         sock = str(self.dir / "pg" / "run")
-        configs.seed(lambda db: psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname=db,
-                                                autocommit=True), self.meta["passwords"])
+
+        def connect(db: str) -> psycopg.Connection[Any]:
+            return psycopg.connect(host=sock, port=self.port("postgres"), user="postgres", dbname=db, autocommit=True)
+
+        configs.seed(connect, self.meta["passwords"])
+        if self.profile:
+            profile_setup.seed(connect, self.profile, self.meta["passwords"])
         marker.touch()
         return True
 
@@ -341,7 +364,10 @@ class Sandbox:
         if not self._http_ok(f"http://127.0.0.1:{port}/-/ready"):
             return False
         data = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
-        return len(data) == 5 and all(t["health"] == "up" for t in data)
+        return len(data) == 5 + len(self._jobs()) and all(t["health"] == "up" for t in data)
+
+    def _jobs(self) -> dict[str, tuple[str, dict[str, str]]]:  # a profile's extra Prometheus jobs
+        return {n: (j.service, j.labels) for n, j in self.profile.scrape_jobs.items()} if self.profile else {}
 
     def _warm_up(self) -> None:
         """Real traffic through the app, so cache and hit-rate checks have data to judge."""
@@ -370,19 +396,5 @@ def attach_or_start(state_dir: str | None) -> tuple[Sandbox | None, Path, bool]:
     if existing.running():
         return None, existing.inventory_path, False
     sandbox = Sandbox(state_dir, ephemeral=True)
-    _stop_on_exit(sandbox)
+    stop_on_exit(sandbox.down)  # at interpreter exit and on SIGTERM (Ctrl-C arrives as KeyboardInterrupt)
     return sandbox, sandbox.up(), True
-
-
-def _stop_on_exit(sandbox: Sandbox) -> None:
-    """Stop an ephemeral sandbox at interpreter exit and on SIGTERM (Ctrl-C arrives as KeyboardInterrupt)."""
-    atexit.register(sandbox.down)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: Any) -> None:
-        sandbox.down()
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)

@@ -226,7 +226,7 @@ class DockerSandbox(Sandbox):
         self._save_meta()  # before anything is created: `down` from another process finds the id
         network = self.client.networks.create(f"opsproof-{self.id}", labels=self.labels())
         self.meta["network"] = network.name
-        self._write_tls()
+        configs.write_tls(self.dir / "tls")
         (self.dir / "prometheus" / "rules.yml").write_text(configs.rules_yaml())
         (self.dir / "prometheus" / "prometheus.yml").write_text(configs.prometheus_yaml(
             PORTS, f"{STATE}/prometheus/rules.yml", {n: alias(n) for n in SERVICES}))

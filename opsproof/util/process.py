@@ -9,6 +9,7 @@ child also gets a parent-death signal, so even a SIGKILLed pytest leaves nothing
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opsproof.util.poll import Expired, wait_until
 
@@ -364,3 +366,17 @@ def _remove_tree(path: Path, within: float = 10.0) -> bool:
     except Expired:
         return False
     return True
+
+
+def stop_on_exit(stop: Callable[[], None]) -> None:
+    """Call ``stop`` at interpreter exit and on SIGTERM (then exit 128 + 15, after any earlier handler)."""
+    atexit.register(stop)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)

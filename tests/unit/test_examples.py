@@ -46,7 +46,9 @@ def dummy(name: str) -> str:
 
 
 def dummy_env(path: Path) -> dict[str, str]:
-    return {name: dummy(name) for name in variables(path)}
+    """A value for every variable without a default; one with a default (an address, e.g.
+    ``${APEX_API_URL:-https://api.example.com}``, which a sandbox profile's profile.env sets) keeps it."""
+    return {name: dummy(name) for name, has_default in variables(path).items() if not has_default}
 
 
 def only_interpolated(secret: str, env: dict[str, str]) -> bool:
