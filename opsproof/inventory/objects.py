@@ -51,7 +51,9 @@ class S3(_Model):
 
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="magicsaas-backups")
     prefix: str = Field("", description="postgres/daily/")
-    endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+", description="https://minio.internal:9000")
+    # none (or empty, as `${S3_ENDPOINT:-}` gives): AWS's endpoint of the region
+    endpoint: Annotated[str | None, BeforeValidator(lambda v: v or None)] = Field(
+        None, pattern=r"^https?://[^\s/]+", description="https://minio.internal:9000")
     region: str = Field("us-east-1", min_length=1, description="eu-west-1")
     # both or neither: without them, boto3's own chain (AWS_* environment, ~/.aws, instance profile)
     access_key: str | None = Field(None, min_length=1, description="${AWS_ACCESS_KEY_ID}")

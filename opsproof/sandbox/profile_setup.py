@@ -59,7 +59,8 @@ def require(profile: Profile | None) -> None:
     if profile is None:
         return
     needed = ([("kmock", "its Kubernetes API emulator")] if profile.kubernetes else []) + (
-        [("celery", "its Celery workers")] if profile.celery else [])
+        [("celery", "its Celery workers")] if profile.celery else []) + (
+        [("moto", "its S3 API (moto's server)"), ("boto3", "writing its buckets")] if profile.s3 else [])
     for module, why in needed:
         if importlib.util.find_spec(module) is None:
             raise SandboxError(f"profile {profile.name} needs the {module} package ({why}). "
@@ -119,6 +120,10 @@ def spec(box: Sandbox, profile: Profile, name: str) -> tuple[Spec, Callable[[], 
         ca = str(tls / "ca.pem")
         return Spec(name, argv, env=env), lambda: all(httpx.get(u, timeout=1, verify=ssl.create_default_context(
             cafile=ca)).status_code == 200 for u in urls)
+    if name == "s3":
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(box.port("s3"))]
+        # ready once it answers and holds the profile's buckets (written again after a restart: moto keeps memory)
+        return Spec(name, argv, env=env), lambda: _s3_buckets(box.url("s3"), profile)
     worker = name.removeprefix("celery_")
     if name.startswith("celery_") and worker in profile.celery:
         broker = f"redis://:{box.meta['passwords']['redis']}@127.0.0.1:{box.port('redis')}/0"
@@ -127,6 +132,26 @@ def spec(box: Sandbox, profile: Profile, name: str) -> tuple[Spec, Callable[[], 
                 "--without-mingle", "--without-gossip"]
         return Spec(name, argv, env={**env, "OPSPROOF_CELERY_BROKER": broker}), lambda: _celery_answers(broker, worker)
     raise SandboxError(f"unknown service {name!r} of profile {profile.name}")
+
+
+def _s3_buckets(url: str, profile: Profile) -> bool:
+    """The profile's buckets, objects and lifecycle rules on the S3 API at ``url`` (created where missing)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="sandbox",
+                      aws_secret_access_key="sandbox")
+    have = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for name, bucket in profile.s3.items():
+        if name in have:
+            continue
+        s3.create_bucket(Bucket=name)
+        for key in bucket.objects:
+            s3.put_object(Bucket=name, Key=key, Body=b"opsproof sandbox object " + key.encode())
+        if bucket.lifecycle_days:
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
+                "ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""},
+                "Expiration": {"Days": bucket.lifecycle_days}}]})
+    return True
 
 
 def _celery_answers(broker: str, worker: str) -> bool:

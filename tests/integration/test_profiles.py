@@ -10,18 +10,23 @@ alembic_version holds a second revision (a migration branch left unmerged, l. 84
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
-from support import REPO, SuiteRun, run_suite
+from support import REPO, SuiteRun, run_suite, traffic
 
+from opsproof.inventory import load as load_inventory
+from opsproof.probes import ALL, Connections
 from opsproof.sandbox import profile_setup
 from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.profiles import Profile, load
+from opsproof.util.poll import wait_until
 
 pytestmark = pytest.mark.integration
 EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
@@ -42,9 +47,27 @@ def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sand
     try:
         box.up()
         took = time.monotonic() - started
+        in_use(box)
         yield box, dict(profile_setup.env(box, load(PROFILES))), took
     finally:
         box.down()
+
+
+def in_use(box: Sandbox) -> None:
+    """A system in use, as a live one is: requests through the app (which every example's request-rate queries read,
+    under the job names its profiles scrape it as), until Prometheus has them under each of those jobs — else an
+    error ratio is 0/0, no data, whichever example's gate runs first."""
+    served = 0
+    while served < 300:  # well over the SLO entries' 100 requests to judge, however slow the machine is
+        served += traffic(box.url("app"), 0.5)
+    jobs = ("app", "apex-api", "kubernetes-pods")
+
+    def seen() -> bool:
+        answer = httpx.get(f"{box.url('prometheus')}/api/v1/query", timeout=2, params={
+            "query": "sum by (job) (increase(http_requests_total[5m])) >= 200"}).json()
+        return {r["metric"].get("job") for r in answer["data"]["result"]} >= set(jobs)
+
+    wait_until(seen, 15, f"Prometheus has the app's requests under the jobs {', '.join(jobs)}")
 
 
 def green(example: Path, out: Path, env: dict[str, str], checks: int) -> tuple[set[str], str]:
@@ -75,7 +98,7 @@ def findings(run: SuiteRun, example: Path) -> dict[str, str]:
 def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_check(
         profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
     box, env, _ = profile_box
-    ran, _ = green(SOPHIA, tmp_path / "healthy", env, 33)
+    ran, _ = green(SOPHIA, tmp_path / "healthy", env, 44)
     assert {f"http.health@http[{s}]" for s in ("mcp-research", "mcp-business", "sophia-dashboard", "grafana")} | {
         "prometheus.targets@prometheus[main]", "kubernetes.hpa_metrics@kubernetes[sophia]",
         "redis.eviction_policy@redis[cache]", "tls.expiry@tls[www]"} <= ran, sorted(ran)
@@ -91,13 +114,13 @@ def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_
     assert findings(broken, SOPHIA) == {
         "redis.eviction_policy@redis[cache]": "redis[cache]: maxmemory-policy noeviction, expected maxmemory-policy "
                                               "allkeys-lru"}
-    assert len(broken.records) == 33, broken.output
+    assert len(broken.records) == 44, broken.output
 
 
 def test_vibethink_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_check(
         profile_box: tuple[Sandbox, dict[str, str], float], tmp_path: Path) -> None:
     box, env, _ = profile_box
-    ran, _ = green(VIBETHINK, tmp_path / "healthy", env, 22)
+    ran, _ = green(VIBETHINK, tmp_path / "healthy", env, 46)
     assert {"http.health@http[app-db]", "http.health@http[openai]", "postgres.rls@postgres[supabase]",
             "postgres.extensions@postgres[supabase]", "kubernetes.blue_green@kubernetes[production]",
             "tls.hostname@tls[app]"} <= ran, sorted(ran)
@@ -112,7 +135,7 @@ def test_vibethink_example_green_on_its_profile_and_a_real_fault_fails_exactly_i
     assert findings(broken, VIBETHINK) == {
         "postgres.rls@postgres[supabase]": "postgres[supabase]: companies: RLS disabled, expected row-level security "
                                            "enabled on companies"}
-    assert len(broken.records) == 22, broken.output
+    assert len(broken.records) == 46, broken.output
 
 
 def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_checks(
@@ -121,7 +144,7 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
     print(f"profiles {PROFILES} up in {took:.1f} s")
     assert (box.dir / "profile.env").stat().st_mode & 0o077 == 0  # it holds the sandbox's passwords
 
-    ran, output = green(EXAMPLE, tmp_path / "healthy", env, 32)
+    ran, output = green(EXAMPLE, tmp_path / "healthy", env, 52)
     assert {"http.health@http[api]", "http.ready@http[api]", "http.health@http[api-metrics]", "tls.expiry@tls[api]",
             "postgres.ready@postgres[main]", "postgres.query@postgres[main] query alembic_current",
             "redis.queues@redis[main]", "celery.ping@redis[main] celery apex-worker",
@@ -129,6 +152,15 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
             "alertmanager.receivers@alertmanager[main]", "kubernetes.rollout@kubernetes[apex]",
             "kubernetes.scaled_objects@kubernetes[apex]", "kubernetes.cronjobs@kubernetes[apex]",
             "kubernetes.load_balancers@kubernetes[apex]"} <= ran, sorted(ran)
+    # the backups' S3 checks (the post-maintenance checklist's) against the profile's S3 API: the dump's off-site copy
+    # and MinIO's uploads bucket (usage, lifecycle)
+    inventory = load_inventory(EXAMPLE, env={**os.environ, **env})
+    s3 = {f"{spec.check}@{t.id}": spec(t, Connections()) for spec in ALL if spec.check.startswith("backups.s3_")
+          for name, cfg in inventory.targets("backups").items() for t in spec.targets(name, cfg)
+          if spec.applies(t.config)}
+    assert sorted(s3) == ["backups.s3_lifecycle@backups[uploads]", "backups.s3_quota@backups[uploads]",
+                          "backups.s3_recent@backups[database]", "backups.s3_recent@backups[uploads]"]
+    assert all(r.ok for r in s3.values()), {k: r.explain() for k, r in s3.items()}
 
     with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:  # a second head: a branch left unmerged
         conn.execute("INSERT INTO alembic_version VALUES ('ffe0a1b2c3d4')")
@@ -148,8 +180,10 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
                         "http.health@http[api]": "fail", "http.ready@http[api]": "blocked",
                         "http.latency@http[api]": "blocked", "http.health@http[api-metrics]": "fail",
                         "http.latency@http[api-metrics]": "blocked", "tls.hostname@tls[api]": "fail",
-                        "tls.expiry@tls[api]": "blocked"}, verdicts
-    assert len(broken.records) == 31, broken.output  # the rest ran, and passed
+                        "tls.expiry@tls[api]": "blocked",
+                        # the stopped API serves nothing: its SLO has no requests since the deploy to judge
+                        "slo.error_ratio@slo[api]": "fail", "slo.latency_p95@slo[api]": "fail"}, verdicts
+    assert len(broken.records) == 51, broken.output  # the rest ran, and passed
     got = findings(broken, EXAMPLE)
     assert got == {
         "postgres.query@postgres[main] query alembic_current":
@@ -159,6 +193,10 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
         "http.health@http[api-metrics]": "http[api-metrics]: unreachable (ConnectError: [Errno 111] Connection "
                                          "refused), expected HTTP 200",
         "tls.hostname@tls[api]": "tls[api]: unreachable (ConnectionRefusedError: [Errno 111] Connection refused), "
-                                 "expected a trusted chain valid for 127.0.0.1"}, got
+                                 "expected a trusted chain valid for 127.0.0.1",
+        "slo.error_ratio@slo[api]": "slo[api]: no data: 0 requests in the 600 s since the deploy (need ≥ 100 to "
+                                    "judge), expected error ratio ≤ 5.00% with ≥ 100 requests",
+        "slo.latency_p95@slo[api]": "slo[api]: no data: 0 requests in the 600 s since the deploy (need ≥ 100 to "
+                                    "judge), expected p95 ≤ 1000 ms with ≥ 100 requests"}, got
     for secret in (box.meta["passwords"]["opsproof_ro"], box.meta["passwords"]["redis"]):
         assert secret not in output + broken.output

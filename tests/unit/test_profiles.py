@@ -111,7 +111,7 @@ def test_profiles_combine_into_one_sandbox_and_a_conflict_is_refused() -> None:
     both = profiles.load("signx,sophia")
     assert [k.namespace for k in both.kubernetes] == ["apex", "sophia"]
     assert set(both.env) == set(profiles.load("signx").env) | set(profiles.load("sophia").env)
-    assert both.services == ("kube", "standins", "celery_apex-worker")
+    assert both.services == ("kube", "standins", "celery_apex-worker", "s3")
     a = Profile.model_validate({**base(), "name": "a"})
     b = Profile.model_validate({**base(), "name": "b", "env": {"A_URL": "other"}})
     with pytest.raises(ProfileError, match=r"^profiles a\+b: A_URL is 'u' in one and 'other' in b\. Fix: run them in "

@@ -130,6 +130,14 @@ class HttpStandin(_Model):
     tls: bool = False  # HTTPS, with the sandbox CA's certificate for 127.0.0.1
 
 
+class Bucket(_Model):
+    """A bucket of the S3 API the profile serves (moto's server): the objects written into it when the sandbox
+    starts (so the newest is as fresh as a backup just taken) and whether it has a lifecycle (expiration) rule."""
+
+    objects: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    lifecycle_days: int | None = Field(None, ge=1)  # an expiration rule after that many days (mc ilm / aws s3api)
+
+
 class ScrapeJob(_Model):
     """A Prometheus job of the runbook's name scraping a sandbox service; ``labels`` are what service discovery
     would attach (``namespace: sophia``). Written ``NAME: SERVICE`` when it needs none."""
@@ -153,6 +161,8 @@ class Profile(_Model):
         default_factory=list)
     # services on ports of their own ({ports[http_NAME]}), answered by stand-ins (opsproof/sandbox/standin.py)
     http_services: dict[Annotated[str, Field(pattern=NAME)], HttpStandin] = Field(default_factory=dict)
+    # buckets of an S3 API on a port of its own ({ports[s3]}; moto's server), any access key accepted
+    s3: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")], Bucket] = Field(default_factory=dict)
     # extra Prometheus jobs, each scraping a sandbox service's /metrics under the runbook's job name (e.g.
     # kubernetes-pods: app)
     scrape_jobs: dict[Annotated[str, Field(pattern=NAME)], Annotated[ScrapeJob, BeforeValidator(
@@ -179,7 +189,7 @@ class Profile(_Model):
     def services(self) -> tuple[str, ...]:
         """The processes the profile adds to the sandbox's services."""
         return ((("kube",) if self.kubernetes else ()) + (("standins",) if self.http_services else ())
-                + tuple(f"celery_{w}" for w in self.celery))
+                + tuple(f"celery_{w}" for w in self.celery) + (("s3",) if self.s3 else ()))
 
     def render_env(self, values: dict[str, Any]) -> dict[str, str]:
         try:
@@ -197,14 +207,14 @@ def combine(parts: list[Profile]) -> Profile:
         p.description for p in parts), "example": " ".join(p.example for p in parts),
         "runbook": " ".join(p.runbook for p in parts), "env": {}, "postgres": {"roles": {}, "databases": {}},
         "alert_receivers": [], "alert_rules": [], "celery": {}, "kubernetes": [], "http_services": {},
-        "scrape_jobs": {}, "not_emulated": {}}
+        "scrape_jobs": {}, "s3": {}, "not_emulated": {}}
     for p in parts:
         data = p.model_dump()
         for var, template in p.env.items():
             if merged["env"].setdefault(var, template) != template:
                 raise ProfileError(f"profiles {merged['name']}: {var} is {merged['env'][var]!r} in one and "
                                    f"{template!r} in {p.name}. Fix: run them in two sandboxes")
-        for key in ("celery", "http_services", "scrape_jobs"):
+        for key in ("celery", "http_services", "scrape_jobs", "s3"):
             _disjoint(merged[key], data[key], f"{key} of {p.name}")
         for key in ("roles", "databases"):
             _disjoint(merged["postgres"][key], data["postgres"][key], f"postgres.{key} of {p.name}")
