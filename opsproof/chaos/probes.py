@@ -10,20 +10,25 @@ from typing import Any
 
 import httpx
 
+from opsproof.chaos import timeline
 from opsproof.chaos.context import ChaosError, Configuration, Context, fail, http
-from opsproof.probes import ALL, Connections, run
+from opsproof.probes import ALL, Connections, ProbeSpec, run
 from opsproof.probes.connections import tls_verify
 
 POLL_S = 0.1
 
 
-def check(check: str, target: str | None = None, configuration: Configuration = None) -> bool:
-    """Run one opsproof probe (``http.health``, ``redis.ping``, ``prometheus.targets`` …) against an inventory
-    entry; true when it passes, else a failure with the probe's finding."""
+def _spec(check: str) -> ProbeSpec:
     specs = [s for s in ALL if s.check == check]
     if not specs:
         raise ChaosError(f"no opsproof probe {check!r}; known: {', '.join(sorted(s.check for s in ALL))}")
-    spec = specs[0]
+    return specs[0]
+
+
+def check(check: str, target: str | None = None, configuration: Configuration = None) -> bool:
+    """Run one opsproof probe (``http.health``, ``redis.ping``, ``prometheus.targets`` …) against an inventory
+    entry; true when it passes, else a failure with the probe's finding."""
+    spec = _spec(check)
     ctx = Context.of(configuration)
     conns = Connections()
     try:
@@ -33,6 +38,29 @@ def check(check: str, target: str | None = None, configuration: Configuration = 
     if not result.ok:
         raise ChaosError(ctx.redact(result.explain()))
     return True
+
+
+def check_fails(check: str, within: float = 30, target: str | None = None,
+                configuration: Configuration = None) -> dict[str, Any]:
+    """The fault is seen by opsproof's own check: ``check`` fails within ``within`` s of the fault. For a runbook
+    that states a threshold but names no alert rule ("alert at 80 % capacity"): the experiment proves the check
+    that holds the threshold sees the fault, and (with :func:`check` after the remediation) that it passes again."""
+    spec = _spec(check)
+    ctx = Context.of(configuration)
+    entry = ctx.target(spec.kind, target)
+    injected = timeline.first("fault_injected") or time.time()
+    conns = Connections()
+    try:
+        while (result := run(spec, entry, conns)).ok:
+            if time.time() >= injected + float(within):
+                raise fail(result.target, f"{check} still passes {within:g} s after the fault "
+                           f"({ctx.redact(result.observed)})", f"{check} failing within {within:g} s")
+            time.sleep(POLL_S)
+    finally:
+        conns.close()
+    at = timeline.mark("detected", check=check, target=result.target)
+    return {"check": check, "target": result.target, "finding": ctx.redact(result.explain()),
+            "detected_s": round(at - injected, 3)}
 
 
 def app_reports(status: str, within: float = 10, target: str | None = None,

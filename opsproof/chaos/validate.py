@@ -79,7 +79,7 @@ def _target_problems(where: str, activity: dict[str, Any], inventory: Inventory,
         yield from _backend_problems(name, func, args, inventory)
         return
     kind = KIND_OF_MODULE.get(module)
-    if func == "check":
+    if func in ("check", "check_fails"):
         specs = [s for s in ALL if s.check == args.get("check")]
         if not specs:
             yield f"{name}: no opsproof probe {args.get('check')!r}"

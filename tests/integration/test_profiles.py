@@ -10,7 +10,10 @@ alembic_version holds a second revision (a migration branch left unmerged, l. 84
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.integration
 EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
 SOPHIA = REPO / "examples" / "sophia-ai-production.yaml"
 VIBETHINK = REPO / "examples" / "vibethink-production.yaml"
+POOL = REPO / "examples" / "chaos" / "signx" / "pool-exhausted.yaml"
 PROFILES = "signx,sophia,vibethink"  # one sandbox, one start, for all three
 GATE = "checks/post_deploy"
 # the celery apex-worker's depth is sampled over the example's 30 s window (l. 815-816): the healthy run proves it;
@@ -51,6 +55,13 @@ def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sand
         yield box, dict(profile_setup.env(box, load(PROFILES))), took
     finally:
         box.down()
+
+
+def chaos(experiment: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``opsproof chaos run`` of an example's experiment on the profile (production: true, so --allow-destructive)."""
+    return subprocess.run([sys.executable, "-m", "opsproof.cli", "chaos", "run", str(experiment), "--inventory",
+                           str(EXAMPLE), "--allow-destructive", "--out", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **env})
 
 
 def in_use(box: Sandbox) -> None:
@@ -161,6 +172,22 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
     assert sorted(s3) == ["backups.s3_lifecycle@backups[uploads]", "backups.s3_quota@backups[uploads]",
                           "backups.s3_recent@backups[database]", "backups.s3_recent@backups[uploads]"]
     assert all(r.ok for r in s3.values()), {k: r.explain() for k, r in s3.items()}
+
+    # SIGN X's own chaos experiment (examples/chaos/signx): its connections exhausted through the example's DSN,
+    # seen by the check holding the runbook's 80 % and passing again once released; and the same experiment with a
+    # fault too small to cross 80 % fails on exactly that step
+    done = chaos(POOL, tmp_path / "chaos", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [m["event"] for m in json.loads(next((tmp_path / "chaos" / "chaos").glob("*.json")).read_text())[
+        "timeline"]]
+    assert events.index("fault_injected") < events.index("detected") < events.index("remediated"), events
+    weak = tmp_path / "weak.yaml"
+    weak.write_text(POOL.read_text().replace("ratio: 0.85", "ratio: 0.5").replace("within: 30", "within: 2"))
+    missed = chaos(weak, tmp_path / "weak", env)
+    assert missed.returncode != 0, missed.stdout
+    said = missed.stdout + missed.stderr
+    assert "postgres[main]: postgres.connections still passes 2 s after the fault" in said, said
+    assert "expected postgres.connections failing within 2 s" in said, said
 
     with psycopg.connect(box.dsn(db="apex"), autocommit=True) as conn:  # a second head: a branch left unmerged
         conn.execute("INSERT INTO alembic_version VALUES ('ffe0a1b2c3d4')")
