@@ -44,6 +44,7 @@ from opsproof.inventory.entries import (
     address_of,
     human_duration,
 )
+from opsproof.inventory.k8s_config import HpaBehavior, ScalingPolicy, ScalingRules, VolumeClaim
 from opsproof.inventory.k8s_kinds import BarePod, BlueGreen, CronJob, Resources, ScaledObject, Workload, quantity
 from opsproof.inventory.loader import (
     _LOADER,
@@ -135,3 +136,4 @@ __all__ = [
 ]
 
 __all__ += ["BarePod", "BlueGreen", "CronJob", "Resources", "ScaledObject", "Workload", "quantity"]
+__all__ += ["HpaBehavior", "ScalingPolicy", "ScalingRules", "VolumeClaim"]

@@ -25,7 +25,8 @@ from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.celery import CeleryApp
-from opsproof.inventory.k8s_kinds import KubernetesKinds
+from opsproof.inventory.k8s_config import HpaBehavior, KubernetesConfig
+from opsproof.inventory.k8s_kinds import KubernetesKinds, Quantity
 from opsproof.inventory.logs import Logs as Logs  # re-exported: the logs entry
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
@@ -222,6 +223,8 @@ class Hpa(_Model):
     allow_at_max: bool = False  # pinned at max is a finding unless allowed
     cpu_utilization: int | None = Field(None, ge=1, le=1000)  # spec.metrics resource cpu averageUtilization, e.g. 70
     memory_utilization: int | None = Field(None, ge=1, le=1000)  # … memory averageUtilization, e.g. 80
+    pods_metrics: dict[str, Quantity] = Field(default_factory=dict)  # Pods metric: averageValue, {rps: "100"}
+    behavior: HpaBehavior | None = None  # spec.behavior: scale-up/scale-down windows and policies
 
     @model_validator(mode="after")
     def _possible(self) -> Hpa:
@@ -231,7 +234,7 @@ class Hpa(_Model):
         return self
 
 
-class Kubernetes(_Entry, KubernetesKinds):  # what it lists beyond deployments: KubernetesKinds
+class Kubernetes(_Entry, KubernetesKinds, KubernetesConfig):  # beyond deployments: KubernetesKinds, …Config
     """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
 
     namespace: str = Field(min_length=1)

@@ -10,6 +10,7 @@ Endpoints, NetworkPolicies, LoadBalancer Services, Helm releases, blue/green).
 
 from opsproof.probes.k8s_api import PATHS, REVISION, ApiError, Namespace
 from opsproof.probes.k8s_api import selects as _selects  # the label-selector rule, tested on its own
+from opsproof.probes.k8s_config import config_maps, hpa_behavior, ingress_annotations, service_ports, volume_claims
 from opsproof.probes.k8s_objects import certificates, hpa, ingresses, jobs
 from opsproof.probes.k8s_presence import (
     blue_green,
@@ -27,3 +28,4 @@ __all__ = ["PATHS", "REVISION", "ApiError", "Namespace", "_selects", "bare_pods"
            "cronjobs", "daemonsets", "endpoints", "events", "helm_releases", "hpa", "hpa_metrics", "ingresses", "jobs",
            "load_balancers", "network_policies", "pods", "resources", "rollout", "scaled_objects", "secrets",
            "statefulsets"]
+__all__ += ["config_maps", "hpa_behavior", "ingress_annotations", "service_ports", "volume_claims"]

@@ -72,13 +72,16 @@ slo:
   api: {{prometheus: main}}
 kubernetes:
   prod: {{namespace: apex, kubeconfig: "{kubeconfig}", timeout_s: {timeout}, deployments: {{api: {{}}}},
-          hpa: {{api: {{min_replicas: 3, max_replicas: 10, cpu_utilization: 70}}}}, certificates: [api-tls],
+          hpa: {{api: {{min_replicas: 3, max_replicas: 10, cpu_utilization: 70, pods_metrics: {{rps: 100}},
+                      behavior: {{scale_up: {{stabilization_window_s: 0}}}}}}}}, certificates: [api-tls],
           jobs: [migrate], ingresses: [api], statefulsets: {{postgres: {{}}}}, daemonsets: {{agent: {{}}}},
           bare_pods: {{toolbox: {{}}}},
           resources: {{deployment/api: {{}}}}, scaled_objects: {{worker: {{min_replicas: 1, max_replicas: 5}}}},
           cronjobs: {{backup: {{max_age: 25h}}}}, secrets: [api-credentials], endpoints: [api],
           network_policies: [default-deny], load_balancers: [api], helm_releases: [api],
-          blue_green: {{app: {{deployment: app-green}}}}}}
+          blue_green: {{app: {{deployment: app-green}}}},
+          volume_claims: {{backup-storage: {{}}}}, service_ports: {{api: {{80: 8000}}}}, config_maps: {{logs: []}},
+          ingress_annotations: {{api: {{a: "300"}}}}, certificate_issuer: letsencrypt-prod}}
 backups:
   offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
                   secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true}}}}
