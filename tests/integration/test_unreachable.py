@@ -84,7 +84,8 @@ kubernetes:
           ingress_annotations: {{api: {{a: "300"}}}}, certificate_issuer: letsencrypt-prod}}
 backups:
   offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
-                  secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true}}}}
+                  secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true,
+                  retention: 30d}}}}
 """
 
 

@@ -63,7 +63,8 @@ kubernetes:
   prod:
     namespace: apps
     deployments: {api: {}}
-    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70}}
+    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70, pods_metrics: {rps: '100'},
+               behavior: {scale_down: {stabilization_window_s: 300}}}}
     certificates: [api-tls]
     jobs: [migrate]
     ingresses: [api]
@@ -79,10 +80,16 @@ kubernetes:
     load_balancers: [api-public]
     helm_releases: [api]
     blue_green: {app: {deployment: app-green}}
+    volume_claims: {backup-storage: {min_capacity: 10Gi}}
+    service_ports: {api: {80: 8000}}
+    ingress_annotations: {api: {nginx.ingress.kubernetes.io/proxy-read-timeout: '300'}}
+    config_maps: {logging-config: [fluent.conf]}
+    certificate_issuer: letsencrypt-prod
 slo:
   app: {prometheus: main}
 backups:
-  db: {directory: BACKUPS, pattern: '*.sql.gz', s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30}}
+  db: {directory: BACKUPS, pattern: '*.sql.gz', retention: 30d,
+       s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30, retention: 30d}}
 logs:
   app: {path: BACKUPS/app.log}
 """
@@ -262,7 +269,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 66
+    assert len(ALL) == 73
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
