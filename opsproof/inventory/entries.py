@@ -62,6 +62,14 @@ class TlsEndpoint(_Entry):
     timeout_s: float = Field(5, gt=0, le=300)
 
 
+class TcpPort(_Entry):
+    """A port that must accept connections: `nc -z HOST PORT` (a service the runbook gives only a port for)."""
+
+    host: str = Field(min_length=1, description="jaeger")
+    port: int = Field(ge=1, le=65535, description="14268")
+    timeout_s: float = Field(5, gt=0, le=300)
+
+
 class Replica(_Model):
     dsn: Dsn = Field(min_length=1)
     max_lag_s: float = Field(30, ge=0)
@@ -295,9 +303,9 @@ class Slo(_Entry):
 
 
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
-               "logs"]
+               "logs", "tcp"]
 KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
-                           "backups", "logs")
+                           "backups", "logs", "tcp")
 
 
 def address_of(entry: _Entry | _Query) -> str:
@@ -308,7 +316,7 @@ def address_of(entry: _Entry | _Query) -> str:
     if isinstance(entry, HttpService | Redis | Prometheus | Alertmanager | Postgres):
         where = entry.dsn if isinstance(entry, Postgres) else entry.url
         return Redactor(url_secrets(where))(where)
-    if isinstance(entry, TlsEndpoint):
+    if isinstance(entry, TlsEndpoint | TcpPort):
         return f"{entry.host}:{entry.port}"
     if isinstance(entry, Kubernetes):
         return f"namespace {entry.namespace}" + (f", context {entry.context}" if entry.context else "")

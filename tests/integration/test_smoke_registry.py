@@ -17,6 +17,8 @@ http:
   app: {url: "http://127.0.0.1:9", ready: /ready}
 tls:
   app: {host: 127.0.0.1, port: 9}
+tcp:
+  app: {host: 127.0.0.1, port: 9}
 postgres:
   main:
     dsn: postgresql://u@127.0.0.1:9/db

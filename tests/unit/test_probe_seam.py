@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 
 from opsproof import governance
 from opsproof.inventory import Inventory, loads
-from opsproof.probes import ALL, Connections, ProbeSpec, Target, celery, tls
+from opsproof.probes import ALL, Connections, ProbeSpec, Target, celery, tcp, tls
 from opsproof.probes.base import probe, run
 
 PROBES = Path(__file__).resolve().parents[2] / "opsproof" / "probes"
@@ -92,6 +92,8 @@ backups:
        s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30, retention: 30d}}
 logs:
   app: {path: BACKUPS/app.log}
+tcp:
+  jaeger: {host: jaeger.test, port: 14268}
 """
 
 
@@ -269,7 +271,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 73
+    assert len(ALL) == 74
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
@@ -277,6 +279,7 @@ def test_every_probe_is_covered_here(tmp_path: Path) -> None:
 def test_a_reached_target_gets_the_declared_check_and_expected_text(
         spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "_handshake", lambda cfg, context: certificate())
+    monkeypatch.setattr(tcp, "_connect", lambda host, port, timeout_s: ("192.0.2.7", port))
     monkeypatch.setattr(celery, "control", lambda *args: {"celery@w1": [{"name": "celery"}]})  # no broker here
     (tmp_path / "app_1.sql.gz").write_bytes(b"\x1f\x8b" + b"x" * 100)
     t = target(inventory(tmp_path), spec)
@@ -290,6 +293,7 @@ def test_a_reached_target_gets_the_declared_check_and_expected_text(
 def test_an_unreachable_target_gets_the_same_check_and_expected_text(
         spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "_handshake", refuse)
+    monkeypatch.setattr(tcp, "_connect", refuse)
     t = target(inventory(tmp_path / "absent"), spec)  # backups: a directory that is not there
     with Refusing() as conns:
         result = spec(t, conns)
