@@ -176,6 +176,8 @@ class Prometheus(_Entry):
     max_answer_bytes: int = Field(16 << 20, ge=1024, le=1 << 30)
     queries: dict[QueryName, PromQuery] = Field(default_factory=dict)  # named PromQL thresholds (prometheus.query)
     alert_rules: dict[QueryName, AlertRule] = Field(default_factory=dict)  # rules with their content (rule_content)
+    # how long the TSDB keeps samples at least (storage.tsdb.retention.time, from /api/v1/status/flags)
+    min_retention: Duration | None = Field(None, description="30d")
 
     _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
 

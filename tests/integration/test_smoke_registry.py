@@ -33,7 +33,7 @@ redis:
           sentinel: {master: m, quorum: 1, sentinels: ["127.0.0.1:9"]}}
 prometheus:
   main: {url: "http://127.0.0.1:9", jobs_up: [app], rules: [R], no_alerts_at_or_above: critical,
-         queries: {up: {expr: up, op: "==", value: 1}}, alert_rules: {R: {for: 5m}}}
+         queries: {up: {expr: up, op: "==", value: 1}}, alert_rules: {R: {for: 5m}}, min_retention: 15d}
 alertmanager:
   main: {url: "http://127.0.0.1:9", receivers: [r]}
 """

@@ -65,7 +65,7 @@ redis:
 prometheus:
   main: {{url: "http://127.0.0.1:{port}", jobs_up: [app], rules: [ServiceDown], timeout_s: {timeout},
           queries: {{up: {{expr: up, op: "==", value: 1, for: 1m}}}},
-          alert_rules: {{HighErrorRate: {{threshold: "> 0.05", for: 5m}}}}}}
+          alert_rules: {{HighErrorRate: {{threshold: "> 0.05", for: 5m}}}}, min_retention: 15d}}
 alertmanager:
   main: {{url: "http://127.0.0.1:{port}", receivers: [oncall], timeout_s: {timeout}}}
 slo:

@@ -56,7 +56,8 @@ redis:
     celery: {tasks: {workers: [celery@w1], queues: [celery], depth: {celery: 100}, window: 50ms, samples: 2}}
 prometheus:
   main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown],
-         queries: {up: {expr: up, op: '==', value: 1}}, alert_rules: {RedisDown: {for: 2s}}}
+         queries: {up: {expr: up, op: '==', value: 1}}, alert_rules: {RedisDown: {for: 2s}},
+         min_retention: 15d}
 alertmanager:
   main: {url: 'http://am.test:9093', receivers: [oncall]}
 kubernetes:
@@ -114,6 +115,7 @@ HTTP = {
     "/api/v1/targets": {"status": "success", "data": {"activeTargets": [
         {"labels": {"job": "app", "instance": "app:8000"}, "health": "up"}]}},
     "/api/v1/rules": {"status": "success", "data": {"groups": [{"rules": [{"name": "RedisDown"}]}]}},
+    "/api/v1/status/flags": {"status": "success", "data": {"storage.tsdb.retention.time": "15d"}},
     "/api/v1/alerts": {"status": "success", "data": {"alerts": []}},
     "/api/v1/query": {"status": "success", "data": {"resultType": "vector", "result": [
         {"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
@@ -271,7 +273,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 74
+    assert len(ALL) == 75
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
