@@ -49,3 +49,9 @@ def test_alertmanager_ready(result: Result) -> None:
 def test_alert_receivers_exist(result: Result) -> None:
     """`amtool config routes` — the receivers alerts are routed to exist."""
     verify(result)
+
+
+@pytest.mark.check(prometheus.retention)
+def test_prometheus_keeps_samples_long_enough(result: Result) -> None:
+    """`curl $PROM/api/v1/status/flags` — storage.tsdb.retention.time at least the runbook's retention."""
+    verify(result)

@@ -125,3 +125,33 @@ def test_helm_releases_deployed(result: Result) -> None:
 def test_blue_green_switched(result: Result) -> None:
     """`kubectl patch service app -p '{"spec":{"selector":{"version":"green"}}}'` took, and green is ready."""
     verify(result)
+
+
+@pytest.mark.check(kubernetes.volume_claims)
+def test_volume_claims_bound(result: Result) -> None:
+    """`kubectl get pvc NAME` — Bound, with at least the runbook's capacity."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.service_ports)
+def test_service_ports(result: Result) -> None:
+    """`kubectl get service NAME -o yaml` — each port forwards to the runbook's targetPort (80 → 8000)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.ingress_annotations)
+def test_ingress_annotations(result: Result) -> None:
+    """`kubectl get ingress NAME -o yaml` — the runbook's annotations (e.g. proxy read/send timeouts 300 s)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.config_maps)
+def test_config_maps_present(result: Result) -> None:
+    """`kubectl get configmap NAME` — present, with the keys the runbook writes (values never shown)."""
+    verify(result)
+
+
+@pytest.mark.check(kubernetes.hpa_behavior)
+def test_autoscaler_behavior(result: Result) -> None:
+    """`kubectl get hpa -o yaml` — spec.behavior: the runbook's stabilization windows and scaling policies."""
+    verify(result)

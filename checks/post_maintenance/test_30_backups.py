@@ -30,3 +30,15 @@ def test_offsite_backups_fit_their_quota(result: Result) -> None:
 def test_offsite_backups_expire(result: Result) -> None:
     """`aws s3api get-bucket-lifecycle-configuration` — a rule expires old backups after the retention."""
     verify(result)
+
+
+@pytest.mark.check(backups.retention)
+def test_old_backups_are_deleted(result: Result) -> None:
+    """`find /backups -name 'apex_full_*.sql.gz' -mtime +30` finds nothing — only the last N days are kept."""
+    verify(result)
+
+
+@pytest.mark.check(objects.s3_retention)
+def test_old_offsite_backups_expire(result: Result) -> None:
+    """`aws s3 ls --recursive | sort | head -1` — the oldest backup object is within the retention."""
+    verify(result)

@@ -39,11 +39,13 @@ from opsproof.inventory.entries import (
     Retry,
     Scratch,
     Slo,
+    TcpPort,
     TlsEndpoint,
     _Entry,
     address_of,
     human_duration,
 )
+from opsproof.inventory.k8s_config import HpaBehavior, ScalingPolicy, ScalingRules, VolumeClaim
 from opsproof.inventory.k8s_kinds import BarePod, BlueGreen, CronJob, Resources, ScaledObject, Workload, quantity
 from opsproof.inventory.loader import (
     _LOADER,
@@ -105,6 +107,7 @@ __all__ = [
     "Retry",
     "Scratch",
     "Slo",
+    "TcpPort",
     "TlsEndpoint",
     "Tolerances",
     "_Entry",
@@ -135,3 +138,4 @@ __all__ = [
 ]
 
 __all__ += ["BarePod", "BlueGreen", "CronJob", "Resources", "ScaledObject", "Workload", "quantity"]
+__all__ += ["HpaBehavior", "ScalingPolicy", "ScalingRules", "VolumeClaim"]

@@ -54,6 +54,10 @@ class Backups(_Entry):
     max_age: Duration | None = Field(None, description="24h")
     rto: Duration | None = Field(None, description="4h")  # provision + restore + verify must fit in it
     min_size_bytes: int = Field(1, ge=0)  # an empty or truncated-to-nothing file is not a backup
+    # how long backups are kept ("only the last 30 days kept"): the oldest one in directory may be this old, plus one
+    # backup interval (max_age, else rpo) of slack for the clean-up's own schedule; backups.retention
+    retention: Duration | None = Field(None, description="30d")
+    retention_slack: Duration | None = Field(None, description="1d")  # the clean-up's interval; default: max_age/rpo
     postgres: str | None = Field(None, description="main (a postgres entry: the database these are backups of)")
     redis: str | None = Field(None, description="cache (a redis entry: the server these RDB snapshots are of)")
     dsn: Dsn | None = Field(None, description="postgresql://backup:${BACKUP_PASSWORD}@db:5432/app")  # for pg_dump
@@ -93,6 +97,16 @@ class Backups(_Entry):
     def age_limit(self) -> tuple[float, str]:
         """How old the newest backup may be, and which key says so (``max_age``, else ``rpo``)."""
         return (self.max_age, "max_age") if self.max_age is not None else (self.rpo, "rpo")
+
+    @property
+    def slack(self) -> tuple[float, str]:
+        """How late a clean-up may run (one backup interval unless said), and which key says so."""
+        return (self.retention_slack, "retention_slack") if self.retention_slack is not None else self.age_limit
+
+    @property
+    def retention_limit(self) -> float | None:
+        """How old the oldest backup in directory may be: the retention plus the slack, or None."""
+        return None if self.retention is None else self.retention + self.slack[0]
 
     @property
     def datastore(self) -> tuple[str, str] | None:

@@ -25,7 +25,8 @@ from opsproof.inventory.base import _Entry as _Entry  # re-exported
 from opsproof.inventory.base import _Model, parse_instant
 from opsproof.inventory.base import human_duration as human_duration
 from opsproof.inventory.celery import CeleryApp
-from opsproof.inventory.k8s_kinds import KubernetesKinds
+from opsproof.inventory.k8s_config import HpaBehavior, KubernetesConfig
+from opsproof.inventory.k8s_kinds import KubernetesKinds, Quantity
 from opsproof.inventory.logs import Logs as Logs  # re-exported: the logs entry
 from opsproof.inventory.queries import PgQuery, PromQuery, QueryName, Unit, _Query, bind, duration_unit
 from opsproof.inventory.redis_checks import RedisClients, RedisLatency, RedisPersistence, Sentinel
@@ -59,6 +60,14 @@ class TlsEndpoint(_Entry):
     server_name: str | None = None  # the name the certificate must match; defaults to host
     min_days: int = Field(14, ge=0)
     ca_file: CaFile | None = None  # trust this CA bundle instead of the system store
+    timeout_s: float = Field(5, gt=0, le=300)
+
+
+class TcpPort(_Entry):
+    """A port that must accept connections: `nc -z HOST PORT` (a service the runbook gives only a port for)."""
+
+    host: str = Field(min_length=1, description="jaeger")
+    port: int = Field(ge=1, le=65535, description="14268")
     timeout_s: float = Field(5, gt=0, le=300)
 
 
@@ -169,6 +178,8 @@ class Prometheus(_Entry):
     max_answer_bytes: int = Field(16 << 20, ge=1024, le=1 << 30)
     queries: dict[QueryName, PromQuery] = Field(default_factory=dict)  # named PromQL thresholds (prometheus.query)
     alert_rules: dict[QueryName, AlertRule] = Field(default_factory=dict)  # rules with their content (rule_content)
+    # how long the TSDB keeps samples at least (storage.tsdb.retention.time, from /api/v1/status/flags)
+    min_retention: Duration | None = Field(None, description="30d")
 
     _slo_deploys: tuple[tuple[str, str], ...] = PrivateAttr(default=())  # (slo entry, deployed_at), when bound
 
@@ -224,6 +235,8 @@ class Hpa(_Model):
     allow_at_max: bool = False  # pinned at max is a finding unless allowed
     cpu_utilization: int | None = Field(None, ge=1, le=1000)  # spec.metrics resource cpu averageUtilization, e.g. 70
     memory_utilization: int | None = Field(None, ge=1, le=1000)  # … memory averageUtilization, e.g. 80
+    pods_metrics: dict[str, Quantity] = Field(default_factory=dict)  # Pods metric: averageValue, {rps: "100"}
+    behavior: HpaBehavior | None = None  # spec.behavior: scale-up/scale-down windows and policies
 
     @model_validator(mode="after")
     def _possible(self) -> Hpa:
@@ -233,7 +246,7 @@ class Hpa(_Model):
         return self
 
 
-class Kubernetes(_Entry, KubernetesKinds):  # what it lists beyond deployments: KubernetesKinds
+class Kubernetes(_Entry, KubernetesKinds, KubernetesConfig):  # beyond deployments: KubernetesKinds, …Config
     """A namespace: `kubectl rollout status`, `kubectl get pods`, `kubectl get hpa`, `kubectl get certificate`."""
 
     namespace: str = Field(min_length=1)
@@ -294,9 +307,9 @@ class Slo(_Entry):
 
 
 Kind = Literal["http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
-               "logs"]
+               "logs", "tcp"]
 KINDS: tuple[Kind, ...] = ("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo",
-                           "backups", "logs")
+                           "backups", "logs", "tcp")
 
 
 def address_of(entry: _Entry | _Query) -> str:
@@ -307,7 +320,7 @@ def address_of(entry: _Entry | _Query) -> str:
     if isinstance(entry, HttpService | Redis | Prometheus | Alertmanager | Postgres):
         where = entry.dsn if isinstance(entry, Postgres) else entry.url
         return Redactor(url_secrets(where))(where)
-    if isinstance(entry, TlsEndpoint):
+    if isinstance(entry, TlsEndpoint | TcpPort):
         return f"{entry.host}:{entry.port}"
     if isinstance(entry, Kubernetes):
         return f"namespace {entry.namespace}" + (f", context {entry.context}" if entry.context else "")

@@ -27,6 +27,7 @@ from opsproof.inventory.entries import (
     Prometheus,
     Redis,
     Slo,
+    TcpPort,
     TlsEndpoint,
 )
 from opsproof.inventory.load import LoadScenario
@@ -60,6 +61,7 @@ class Inventory(_Model):
     slo: dict[str, Slo] = Field(default_factory=dict)
     backups: dict[str, Backups] = Field(default_factory=dict)
     logs: dict[str, Logs] = Field(default_factory=dict)  # error lines in log files over a window
+    tcp: dict[str, TcpPort] = Field(default_factory=dict)  # ports that must accept a connection
     tolerances: Tolerances = Field(default_factory=Tolerances)
     load: dict[str, LoadScenario] = Field(default_factory=dict)  # Locust scenarios (not targets: no checks)
     chaos: ChaosTargets = Field(default_factory=ChaosTargets)  # containers and processes faults act on
@@ -68,7 +70,7 @@ class Inventory(_Model):
     _secrets: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @field_validator("http", "tls", "postgres", "redis", "prometheus", "alertmanager", "kubernetes", "slo", "backups",
-                     "logs", "load")
+                     "logs", "load", "tcp")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, model_validator
 
 from opsproof.inventory.addresses import Verify
-from opsproof.inventory.base import _Model
+from opsproof.inventory.base import Duration, _Model
 from opsproof.redact import MASK
 
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -60,6 +60,9 @@ class S3(_Model):
     secret_key: str | None = Field(None, min_length=1, description="${AWS_SECRET_ACCESS_KEY}")
     verify_tls: Verify = True  # or a path to a CA bundle
     max_bytes: Size | None = Field(None, description="500GiB")  # usage under prefix against this quota
+    # how long backup objects are kept: the oldest under prefix may be this old plus the entry's backup interval
+    # (max_age, else rpo) — what the lifecycle rule is for, seen in the bucket (backups.s3_retention)
+    retention: Duration | None = Field(None, description="30d")
     lifecycle: bool = False  # an enabled lifecycle rule must cover prefix
     expire_days: int | None = Field(None, ge=1, le=36500, description="30")  # … and expire its objects after N days
     timeout_s: float = Field(10, gt=0, le=300)  # each connect and each read; one attempt, no retries

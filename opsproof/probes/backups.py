@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from opsproof import backupfiles
+from opsproof.backupfiles import MANIFEST
 from opsproof.inventory import Backups, human_duration
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
@@ -40,3 +41,41 @@ def recent(target: Target[Backups], conns: Connections) -> Outcome:
         problems.append(f"newest {newest.name} is {found.size_bytes} bytes")
     observed = "; ".join(problems) or f"newest {newest.name}: {age_h:.1f} h old, {found.size_bytes} bytes"
     return Outcome(not problems, observed, evidence)
+
+
+def _retention_expected(cfg: Backups) -> str:
+    assert cfg.retention is not None
+    return (f"oldest {cfg.pattern} in {cfg.directory} at most {human_duration(cfg.retention)} old (retention) + "
+            f"{human_duration(cfg.slack[0])} ({cfg.slack[1]}: one backup interval)")
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} d" if seconds >= 86400 else f"{seconds / 3600:.1f} h"
+
+
+@probe("backups.retention", "backups", Severity.MEDIUM, "find $BACKUP_DIR -name $PATTERN -mtime +$DAYS",
+       applies=lambda cfg: cfg.directory is not None and cfg.retention is not None, expected=_retention_expected)
+def retention(target: Target[Backups], conns: Connections) -> Outcome:
+    """"Keep only the last 30 days" took: nothing matching the pattern is older than the retention plus one backup
+    interval — every name counts, complete or not, as `find -mtime` sees them (a clean-up that stopped running, or
+    a file it misses, shows here). Reads modification times only."""
+    cfg = target.config
+    assert cfg.directory is not None
+    assert cfg.retention_limit is not None
+    folder = Path(cfg.directory)
+    if not folder.is_dir():
+        return Outcome(False, f"{folder} is not a readable directory", {"directory": cfg.directory})
+    now = time.time()
+    ages = sorted(((now - p.stat().st_mtime, p.name) for p in folder.glob(cfg.pattern)
+                   if not p.name.endswith(MANIFEST)), reverse=True)
+    if not ages:
+        return Outcome(None, f"no file matching {cfg.pattern} in {folder}: nothing kept to judge",
+                       {"directory": cfg.directory, "pattern": cfg.pattern})
+    over = [(age, name) for age, name in ages if age > cfg.retention_limit]
+    evidence = {"directory": cfg.directory, "count": len(ages), "oldest": ages[0][1], "oldest_age_s": round(ages[0][0]),
+                "limit_s": cfg.retention_limit, "over": [name for _, name in over[:20]]}
+    if over:
+        more = f" and {len(over) - 1} more" if len(over) > 1 else ""
+        return Outcome(False, f"{over[0][1]} is {_days(over[0][0])} old, over the limit of "
+                              f"{_days(cfg.retention_limit)}{more}", evidence)
+    return Outcome(True, f"oldest {ages[0][1]}: {_days(ages[0][0])} old, {len(ages)} kept", evidence)

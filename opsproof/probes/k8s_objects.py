@@ -45,13 +45,16 @@ def hpa(target: Target[Kubernetes], conns: Connections) -> Outcome:
 # --- kubectl get certificate -----------------------------------------------------------------------------
 
 def _certs_expected(cfg: Kubernetes) -> str:
-    return f"Ready, and valid for more than {cfg.certificate_min_days} days"
+    issuer = f", issued by {cfg.certificate_issuer}" if cfg.certificate_issuer else ""
+    return f"Ready, and valid for more than {cfg.certificate_min_days} days{issuer}"
 
 
 @probe("kubernetes.certificates", "kubernetes", Severity.HIGH, "kubectl get certificate",
        applies=lambda cfg: bool(cfg.certificates), expected=_certs_expected)
 def certificates(target: Target[Kubernetes], conns: Connections) -> Outcome:
-    """`kubectl get certificate` — each listed cert-manager Certificate is Ready and not about to expire."""
+    """`kubectl get certificate` — each listed cert-manager Certificate is Ready and not about to expire, and (with
+    ``certificate_issuer``) is issued by the stated Issuer or ClusterIssuer (``spec.issuerRef.name``), the one
+    cert-manager renews it from."""
     f = Findings(Namespace(target, conns))
     now = datetime.now(UTC)
     min_days = target.config.certificate_min_days
@@ -59,9 +62,14 @@ def certificates(target: Target[Kubernetes], conns: Connections) -> Outcome:
         ready, not_after = condition(cert, "Ready"), at(cert, "status", "notAfter")
         end = timestamp(not_after)
         days = None if end is None else (end - now).total_seconds() / 86400
+        issuer = at(cert, "spec", "issuerRef", default={})
         f.evidence[name] = {"ready": ready.get("status"), "reason": ready.get("reason"), "notAfter": not_after,
-                            "days_left": None if days is None else round(days, 1)}
+                            "days_left": None if days is None else round(days, 1),
+                            "issuerRef": issuer, "renewalTime": at(cert, "status", "renewalTime")}
         found: list[str] = []
+        if (issuer_name := target.config.certificate_issuer) and issuer.get("name") != issuer_name:
+            found.append(f"issued by {issuer.get('kind', 'Issuer')} {issuer.get('name', '(none)')}, "
+                         f"runbook says {issuer_name}")
         if ready.get("status") != "True":
             found.append(f"not Ready ({ready.get('reason', 'no Ready condition')}: {ready.get('message', '')})")
         if days is None:

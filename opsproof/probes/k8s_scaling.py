@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from opsproof.inventory import Kubernetes, human_duration
+from opsproof.inventory import Kubernetes, human_duration, quantity
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.probes.k8s_api import Findings, Namespace, Obj, at, condition, timestamp
@@ -19,9 +19,18 @@ def _targets(cfg: Kubernetes) -> dict[str, dict[str, int]]:
             if (t := {res: v for res, v in (("cpu", h.cpu_utilization), ("memory", h.memory_utilization)) if v})}
 
 
+def _configured(cfg: Kubernetes) -> list[str]:
+    """The HPAs with a metric target to judge: a Resource utilization or a Pods metric's averageValue."""
+    return [name for name, h in cfg.hpa.items() if name in _targets(cfg) or h.pods_metrics]
+
+
 def _metrics_expected(cfg: Kubernetes) -> str:
-    return ", ".join(f"hpa {n}: " + ", ".join(f"{res} averageUtilization {v} %" for res, v in t.items())
-                     for n, t in _targets(cfg).items())
+    targets = _targets(cfg)
+
+    def one(n: str) -> str:
+        return ", ".join([f"{res} averageUtilization {v} %" for res, v in targets.get(n, {}).items()]
+                         + [f"pods {m} averageValue {v}" for m, v in cfg.hpa[n].pods_metrics.items()])
+    return ", ".join(f"hpa {n}: {one(n)}" for n in _configured(cfg))
 
 
 def _utilization(hpa: Obj, resource: str) -> int | None:
@@ -35,23 +44,50 @@ def _utilization(hpa: Obj, resource: str) -> int | None:
     return None
 
 
+def _average_value(hpa: Obj, metric_name: str) -> str | None:
+    """The averageValue target of a Pods metric (``type: Pods``, ``pods.metric.name``), or None."""
+    for metric in at(hpa, "spec", "metrics", default=[]):
+        if metric.get("type") == "Pods" and at(metric, "pods", "metric", "name") == metric_name:
+            target = at(metric, "pods", "target", default={})
+            if target.get("type") == "AverageValue" and target.get("averageValue") is not None:
+                return str(target["averageValue"])
+    return None
+
+
+def _pods_findings(seen: dict[str, str | None], wanted: dict[str, str]) -> list[str]:
+    found: list[str] = []
+    for metric, value in seen.items():
+        if value is None:
+            found.append(f"no Pods metric {metric} (AverageValue) in spec.metrics")
+        elif quantity(value) != quantity(wanted[metric]):
+            found.append(f"pods {metric} averageValue {value}, runbook says {wanted[metric]}")
+    return found
+
+
 @probe("kubernetes.hpa_metrics", "kubernetes", Severity.HIGH, "kubectl get hpa NAME -o yaml",
-       applies=lambda cfg: bool(_targets(cfg)), expected=_metrics_expected)
+       applies=lambda cfg: bool(_configured(cfg)), expected=_metrics_expected)
 def hpa_metrics(target: Target[Kubernetes], conns: Connections) -> Outcome:
     """`kubectl get hpa api -o yaml` — the autoscaler scales on the runbook's targets: resource metrics cpu and
-    memory, type Utilization, at the stated averageUtilization (e.g. 70 % and 80 %)."""
+    memory, type Utilization, at the stated averageUtilization (e.g. 70 % and 80 %), and Pods metrics (e.g.
+    http_requests_per_second) at the stated averageValue."""
     f = Findings(Namespace(target, conns))
     wanted = _targets(target.config)
-    for name, obj in f.listed("hpa", wanted):
+    for name, obj in f.listed("hpa", _configured(target.config)):
         found: list[str] = []
-        seen = {res: _utilization(obj, res) for res in wanted[name]}
+        seen = {res: _utilization(obj, res) for res in wanted.get(name, {})}
+        pods_wanted = target.config.hpa[name].pods_metrics
+        pods_seen = {m: _average_value(obj, m) for m in pods_wanted}
         f.evidence[name] = {"targets": seen, "currentMetrics": at(obj, "status", "currentMetrics", default=[])}
+        if pods_seen:
+            f.evidence[name]["pods"] = pods_seen
         for res, value in seen.items():
             if value is None:
                 found.append(f"no {res} Utilization metric in spec.metrics")
             elif value != wanted[name][res]:
                 found.append(f"{res} averageUtilization {value} %, runbook says {wanted[name][res]} %")
-        f.judge(f"hpa {name}", found, f"hpa {name}: " + ", ".join(f"{r} {v} %" for r, v in seen.items()))
+        found += _pods_findings(pods_seen, pods_wanted)
+        f.judge(f"hpa {name}", found, f"hpa {name}: " + ", ".join([f"{r} {v} %" for r, v in seen.items()]
+                                                                  + [f"{m} {v}" for m, v in pods_seen.items()]))
     return f.outcome()
 
 

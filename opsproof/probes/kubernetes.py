@@ -11,6 +11,7 @@ error lines over a window, `kubectl logs deploy/NAME | grep ERROR`).
 
 from opsproof.probes.k8s_api import PATHS, REVISION, ApiError, Namespace
 from opsproof.probes.k8s_api import selects as _selects  # the label-selector rule, tested on its own
+from opsproof.probes.k8s_config import config_maps, hpa_behavior, ingress_annotations, service_ports, volume_claims
 from opsproof.probes.k8s_logs import logs
 from opsproof.probes.k8s_objects import certificates, hpa, ingresses, jobs
 from opsproof.probes.k8s_presence import (
@@ -29,3 +30,4 @@ __all__ = ["PATHS", "REVISION", "ApiError", "Namespace", "_selects", "bare_pods"
            "cronjobs", "daemonsets", "endpoints", "events", "helm_releases", "hpa", "hpa_metrics", "ingresses", "jobs",
            "load_balancers", "logs", "network_policies", "pods", "resources", "rollout", "scaled_objects", "secrets",
            "statefulsets"]
+__all__ += ["config_maps", "hpa_behavior", "ingress_annotations", "service_ports", "volume_claims"]

@@ -88,6 +88,45 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
+def _retention_expected(cfg: Backups) -> str:
+    s3 = _s3(cfg)
+    assert s3.retention is not None
+    return (f"oldest {cfg.pattern} under {s3.where} at most {human_duration(s3.retention)} old (retention) + "
+            f"{human_duration(cfg.slack[0])} ({cfg.slack[1]}: one backup interval)")
+
+
+@probe("backups.s3_retention", "backups", Severity.MEDIUM,
+       "aws s3 ls s3://$BUCKET/$PREFIX --recursive | sort | head -1",
+       applies=lambda cfg: cfg.s3 is not None and cfg.s3.retention is not None, expected=_retention_expected)
+def s3_retention(target: Target[Backups], conns: Connections) -> Outcome:
+    """Old backups are gone from the bucket: no object matching ``pattern`` is older than ``retention`` plus one
+    backup interval (``max_age``, else the RPO) — what a lifecycle rule promises, seen in the listing."""
+    cfg, s3 = target.config, _s3(target.config)
+    assert s3.retention is not None
+    limit = s3.retention + cfg.slack[0]
+    now = dt.datetime.now(dt.UTC)
+    ages = sorted([((now - obj["LastModified"]).total_seconds(), obj["Key"]) for obj in _matching(target, conns)],
+                  reverse=True)
+    if not ages:
+        return Outcome(None, f"no object matching {cfg.pattern} under {s3.where}: nothing kept to judge",
+                       {"bucket": s3.bucket, "prefix": s3.prefix, "pattern": cfg.pattern})
+    over = [(age, key) for age, key in ages if age > limit]
+    evidence = {"bucket": s3.bucket, "count": len(ages), "oldest": ages[0][1], "oldest_age_s": round(ages[0][0], 3),
+                "limit_s": limit, "over": [key for _, key in over[:20]]}
+    if over:
+        more = f" and {len(over) - 1} more" if len(over) > 1 else ""
+        return Outcome(False, f"{over[0][1]} is {_age(over[0][0])} old, over the limit of {_age(limit)}{more}",
+                       evidence)
+    return Outcome(True, f"oldest {ages[0][1]}: {_age(ages[0][0])} old, {len(ages)} kept", evidence)
+
+
+def _matching(target: Target[Backups], conns: Connections) -> list[dict[str, Any]]:
+    """The objects under the prefix whose key below it matches the entry's pattern (as s3_recent reads them)."""
+    cfg, s3 = target.config, _s3(target.config)
+    return [obj for obj in s3_client.objects(_client(target, conns), s3)
+            if not obj["Key"].endswith("/") and fnmatch.fnmatchcase(obj["Key"][len(s3.prefix):], cfg.pattern)]
+
+
 @probe("backups.s3_quota", "backups", Severity.MEDIUM, "aws s3 ls s3://$BUCKET/$PREFIX --recursive --summarize",
        applies=lambda cfg: cfg.s3 is not None and cfg.s3.max_bytes is not None,
        expected=lambda cfg: f"objects under {_s3(cfg).where} at most {human_size(_s3(cfg).max_bytes or 0)}")

@@ -11,11 +11,12 @@ import httpx
 
 from opsproof.alert_ignores import Sorted, partition
 from opsproof.alert_severity import describe, split_by_threshold
-from opsproof.inventory import Prometheus
+from opsproof.inventory import Prometheus, human_duration
 from opsproof.probes import answers
 from opsproof.probes.base import Outcome, Target, probe
 from opsproof.probes.connections import Connections
 from opsproof.result import Severity
+from opsproof.util.durations import seconds
 from opsproof.util.errors import BadAnswer
 
 
@@ -175,3 +176,52 @@ def ready(target: Target[Prometheus], conns: Connections) -> Outcome:
                            max_bytes=cfg.max_answer_bytes, path="/-/ready")
     return Outcome(response.status_code == 200, f"GET /-/ready → HTTP {response.status_code}",
                    {"body": response.text[:200]})
+
+
+# --- curl $PROM/api/v1/status/flags: storage.tsdb.retention.time ----------------------------------------
+
+DEFAULT_RETENTION = "15d"  # Prometheus' when neither retention.time nor retention.size is set
+_PROM_UNITS = {"y": 365 * 86400, "w": 7 * 86400}
+
+
+def prometheus_duration(text: str) -> float:
+    """Seconds in a Prometheus duration (``15d``, ``2w``, ``1y``, ``1h30m``)."""
+    total, rest = 0.0, text.strip()
+    for unit, size in _PROM_UNITS.items():  # the units the inventory's grammar lacks, which lead when present
+        number, sep, tail = rest.partition(unit)
+        if sep and number.isdigit():
+            total, rest = total + int(number) * size, tail
+    return total + (seconds(rest) if rest else 0.0)
+
+
+def _retention(flags: Mapping[str, Any]) -> tuple[str, str]:
+    """The retention time in effect, and where it comes from (the flag, the deprecated flag, the default)."""
+    for flag in ("storage.tsdb.retention.time", "storage.tsdb.retention"):
+        value = str(flags.get(flag) or "")
+        if value and prometheus_duration(value) > 0:
+            return value, flag
+    size = str(flags.get("storage.tsdb.retention.size") or "0")
+    if size.rstrip("B") not in ("", "0"):
+        return "0s", f"none by time (storage.tsdb.retention.size {size} alone)"
+    return DEFAULT_RETENTION, "the default (no retention flag set)"
+
+
+@probe("prometheus.retention", "prometheus", Severity.MEDIUM,
+       "curl $PROM/api/v1/status/flags  # storage.tsdb.retention.time",
+       applies=lambda cfg: cfg.min_retention is not None,
+       expected=lambda cfg: f"storage.tsdb.retention.time ≥ {human_duration(cfg.min_retention or 0)}")
+def retention(target: Target[Prometheus], conns: Connections) -> Outcome:
+    """Samples are kept at least ``min_retention`` ("scale up monitoring retention" before a maintenance): the
+    retention time the server runs with, read from its flags; a size-only retention keeps no set time."""
+    flags = api(target, conns, "/api/v1/status/flags")
+    if not isinstance(flags, dict):
+        raise BadAnswer("answered flags that are not a mapping (from /api/v1/status/flags)")
+    value, source = _retention(flags)
+    kept = prometheus_duration(value)
+    want = target.config.min_retention or 0
+    evidence = {"retention": value, "source": source, "retention_s": kept,
+                "retention_size": flags.get("storage.tsdb.retention.size")}
+    if kept == 0:  # kept until the size limit: how long depends on the ingest rate, not on a setting
+        return Outcome(None, f"no retention time to judge: {source}", evidence)
+    shown = value if source.startswith("storage.") else f"{value} ({source})"
+    return Outcome(kept >= want, f"storage.tsdb.retention.time {shown}", evidence)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ backups:
   fresh:
     pattern: "apex_full_*.sql.gz"
     max_age: 1h
-    s3: {entry("fresh-bkp", max_bytes="1MiB", expire_days=30)}
+    s3: {entry("fresh-bkp", max_bytes="1MiB", expire_days=30, retention="30d")}
+  leftover:
+    pattern: "apex_full_*.sql.gz"
+    max_age: 1h
+    retention_slack: 1s
+    s3: {entry("fresh-bkp", retention="1s")}
   stale:
     pattern: "apex_full_*.sql.gz"
     max_age: 1s
@@ -94,9 +100,10 @@ def run(s3: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[S
     path.write_text(inventory(s3["url"]))
     newest = boto3.client("s3", endpoint_url=s3["url"], region_name="us-east-1", aws_access_key_id=s3["access_key"],
                           aws_secret_access_key=s3["secret_key"]).list_objects_v2(Bucket="fresh-bkp", Prefix="pg/")
-    modified = max(o["LastModified"] for o in newest["Contents"])
-    # stale's max_age is 1 s: its newest object, uploaded a moment ago, must first be older than that
-    wait_until(lambda: (dt.datetime.now(dt.UTC) - modified).total_seconds() > 1.5, 5, "the newest object 1.5 s old")
+    modified = min(o["LastModified"] for o in newest["Contents"] if o["Key"].startswith("pg/apex_full_"))
+    # stale's max_age is 1 s: its newest object, uploaded a moment ago, must first be older than that; leftover's
+    # retention + slack is 2 s: its oldest, the backup left behind, older than that (S3 keeps whole seconds)
+    wait_until(lambda: (dt.datetime.now(dt.UTC) - modified).total_seconds() > 2.5, 6, "the oldest backup 2.5 s old")
     env = {"S3_ACCESS_KEY": s3["access_key"], "S3_SECRET_KEY": s3["secret_key"], "S3_WRONG_SECRET_KEY": WRONG_SECRET}
     out = folder / "out"
     return run_suite(path, out, suite="checks/post_maintenance/test_30_backups.py", env=env), out
@@ -111,11 +118,13 @@ def test_exactly_the_broken_checks_fail(run: tuple[SuiteRun, Path]) -> None:
     suite, _ = run
     assert suite.failed == {"backups.s3_recent@backups[stale]", "backups.s3_quota@backups[full]",
                             "backups.s3_lifecycle@backups[nolife]", "backups.s3_recent@backups[badkey]",
-                            "backups.s3_quota@backups[badkey]", "backups.s3_lifecycle@backups[weekly]"}, suite.output
+                            "backups.s3_quota@backups[badkey]", "backups.s3_lifecycle@backups[weekly]",
+                            "backups.s3_retention@backups[leftover]"}, suite.output
     passed = {f"{r['check']}@{r['target']}" for r in suite.records if r["outcome"] == "passed"}
     assert passed == {"backups.s3_recent@backups[fresh]", "backups.s3_quota@backups[fresh]",
                       "backups.s3_lifecycle@backups[fresh]", "backups.s3_recent@backups[full]",
-                      "backups.s3_recent@backups[nolife]", "backups.s3_recent@backups[weekly]"}, suite.output
+                      "backups.s3_recent@backups[nolife]", "backups.s3_recent@backups[weekly]",
+                      "backups.s3_recent@backups[leftover]", "backups.s3_retention@backups[fresh]"}, suite.output
     assert "Traceback" not in suite.output
 
 
@@ -143,6 +152,14 @@ def test_the_messages_name_target_observed_and_expected(run: tuple[SuiteRun, Pat
         "failed: no rule covering 'pg/' expires after 7 days (covering: retention-30d on 'pg/' Enabled, expires after "
         f"30 days) | expected an enabled lifecycle rule covering s3://fresh-bkp/pg/ {at} expiring objects after 7 days")
     assert "backups[stale]: newest pg/apex_full_2.sql.gz is" in suite.output  # as a user reads it
+    kept = observed(suite, "backups.s3_retention", "backups[fresh]")
+    assert kept.startswith("passed: oldest pg/apex_full_"), kept  # the pattern's, not notes.txt
+    assert kept.endswith(f"old, 2 kept | expected oldest apex_full_*.sql.gz under s3://fresh-bkp/pg/ {at} at most 30d "
+                         "old (retention) + 1h (max_age: one backup interval)"), kept
+    left = observed(suite, "backups.s3_retention", "backups[leftover]")
+    assert re.fullmatch(r"failed: pg/apex_full_[12]\.sql\.gz is \d s old, over the limit of 2 s and 1 more \| "
+                        rf"expected oldest apex_full_\*\.sql\.gz under s3://fresh-bkp/pg/ {re.escape(at)} at most 1s "
+                        r"old \(retention\) \+ 1s \(retention_slack: one backup interval\)", left), left
     assert observed(suite, "backups.s3_quota", "backups[fresh]") == (
         f"passed: 3.0 KiB in 3 objects (0% of 1.0 MiB) | expected objects under s3://fresh-bkp/pg/ {at} at most "
         "1.0 MiB")

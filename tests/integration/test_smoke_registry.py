@@ -17,6 +17,8 @@ http:
   app: {url: "http://127.0.0.1:9", ready: /ready}
 tls:
   app: {host: 127.0.0.1, port: 9}
+tcp:
+  app: {host: 127.0.0.1, port: 9}
 postgres:
   main:
     dsn: postgresql://u@127.0.0.1:9/db
@@ -32,7 +34,7 @@ redis:
           sentinel: {master: m, quorum: 1, sentinels: ["127.0.0.1:9"]}}
 prometheus:
   main: {url: "http://127.0.0.1:9", jobs_up: [app], rules: [R], no_alerts_at_or_above: critical,
-         queries: {up: {expr: up, op: "==", value: 1}}, alert_rules: {R: {for: 5m}}}
+         queries: {up: {expr: up, op: "==", value: 1}}, alert_rules: {R: {for: 5m}}, min_retention: 15d}
 alertmanager:
   main: {url: "http://127.0.0.1:9", receivers: [r]}
 """

@@ -10,7 +10,7 @@ import pytest
 
 from opsproof.inventory import Backups
 from opsproof.probes import Connections, Target
-from opsproof.probes.backups import recent
+from opsproof.probes.backups import recent, retention
 
 
 def backup(directory: Path, name: str, hours_old: float, size: int = 1024) -> Path:
@@ -71,3 +71,38 @@ def test_max_age_is_the_freshness_limit_apart_from_the_rpo(tmp_path: Path) -> No
     assert check(tmp_path, rpo="1h", max_age="24h").startswith(
         "FAIL backups[db]: newest apex_full_1.sql.gz is 25.0 h old, expected newest apex_full_*.sql.gz in "
         f"{tmp_path} younger than 1d (max_age)")
+
+
+def kept(directory: Path, **settings: object) -> tuple[bool | None, str]:
+    cfg = Backups(**{"directory": str(directory), "pattern": "apex_full_*.sql.gz", "max_age": "25h",  # type: ignore[arg-type]
+                     "retention": "31d", **settings})
+    with Connections() as conns:
+        result = retention(Target("backups", "db", cfg), conns)
+    return result.ok, result.explain()
+
+
+RETENTION = ("expected oldest apex_full_*.sql.gz in {d} at most 31d old (retention) + 25h (max_age: one backup "
+             "interval)")
+
+
+def test_retention_the_clean_up_ran(tmp_path: Path) -> None:
+    """SIGN X APEX (l. 557): `find -mtime +30 -delete` daily — 31 dumps kept, the oldest 31.5 days old, passes."""
+    for day in range(32):
+        backup(tmp_path, f"apex_full_{day:02}.sql.gz", hours_old=day * 24 + 12)
+    backup(tmp_path, "apex_full_99.sql.gz.manifest.json", hours_old=60 * 24)  # a manifest is no backup
+    assert kept(tmp_path) == (True, "backups[db]: oldest apex_full_31.sql.gz: 31.5 d old, 32 kept ("
+                                    + RETENTION.format(d=tmp_path) + ")")
+
+
+def test_retention_an_old_file_left_behind_fails_naming_it(tmp_path: Path) -> None:
+    """The clean-up stopped (or misses a file): the file left behind, its age and the limit are the finding."""
+    backup(tmp_path, "apex_full_new.sql.gz", hours_old=3)
+    backup(tmp_path, "apex_full_old.sql.gz", hours_old=45 * 24)
+    backup(tmp_path, ".apex_full_stale.sql.gz.partial", hours_old=90 * 24)  # hidden: not matched by the pattern
+    backup(tmp_path, "apex_full_older.sql.gz", hours_old=40 * 24)
+    assert kept(tmp_path) == (False, "backups[db]: apex_full_old.sql.gz is 45.0 d old, over the limit of 32.0 d "
+                                     "and 1 more, " + RETENTION.format(d=tmp_path))
+    assert kept(tmp_path / "nope")[1].startswith(f"backups[db]: {tmp_path / 'nope'} is not a readable directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert kept(empty)[0] is None  # nothing kept: no data, never a pass

@@ -108,7 +108,8 @@ def test_full_inventory_loads_with_typed_values() -> None:
     assert inv.environment == "staging"
     assert inv.production is True
     assert inv.count() == 6
-    assert all(len(inv.targets(kind)) == 1 for kind in KINDS if kind not in ("kubernetes", "slo", "backups", "logs"))
+    assert all(len(inv.targets(kind)) == 1 for kind in KINDS
+               if kind not in ("kubernetes", "slo", "backups", "logs", "tcp"))
 
     api = inv.http["api"]
     assert api.url == "https://api.internal/v1"
@@ -472,9 +473,9 @@ def test_key_with_newline_stays_on_one_line() -> None:
     assert message.splitlines() == [
         "st.yaml: 2 problem(s) in the inventory:",
         "  st.yaml:2: 'a\\nb': unknown key 'a\\nb'. Fix: known keys here: alertmanager, backups, chaos, environment, "
-        "http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tls, tolerances.",
+        "http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tcp, tls, tolerances.",
         "  st.yaml:3: 'c\\td': unknown key 'c\\td'. Fix: known keys here: alertmanager, backups, chaos, environment, "
-        "http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tls, tolerances.",
+        "http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tcp, tls, tolerances.",
     ]
 
 
@@ -482,8 +483,8 @@ def test_blank_key_is_quoted_in_the_path() -> None:
     # Found by the fuzz test ({' ': None}): the path of a blank key read "st.yaml:2:  : unknown key ' '".
     message = _error("environment: st\n' ': 1\n")
     assert message == ("st.yaml:2: ' ': unknown key ' '. Fix: known keys here: alertmanager, backups, chaos, "
-                       "environment, http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tls, "
-                       "tolerances.")
+                       "environment, http, kubernetes, load, logs, postgres, production, prometheus, redis, slo, tcp, "
+                       "tls, tolerances.")
 
 
 def test_invalid_yaml_names_the_line() -> None:

@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 
 from opsproof import governance
 from opsproof.inventory import Inventory, loads
-from opsproof.probes import ALL, Connections, ProbeSpec, Target, celery, tls
+from opsproof.probes import ALL, Connections, ProbeSpec, Target, celery, tcp, tls
 from opsproof.probes.base import probe, run
 
 PROBES = Path(__file__).resolve().parents[2] / "opsproof" / "probes"
@@ -57,14 +57,16 @@ redis:
     celery: {tasks: {workers: [celery@w1], queues: [celery], depth: {celery: 100}, window: 50ms, samples: 2}}
 prometheus:
   main: {url: 'http://prom.test:9090', jobs_up: [app], rules: [RedisDown],
-         queries: {up: {expr: up, op: '==', value: 1}}, alert_rules: {RedisDown: {for: 2s}}}
+         queries: {up: {expr: up, op: '==', value: 1}}, alert_rules: {RedisDown: {for: 2s}},
+         min_retention: 15d}
 alertmanager:
   main: {url: 'http://am.test:9093', receivers: [oncall]}
 kubernetes:
   prod:
     namespace: apps
     deployments: {api: {}}
-    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70}}
+    hpa: {api: {min_replicas: 1, max_replicas: 3, cpu_utilization: 70, pods_metrics: {rps: '100'},
+               behavior: {scale_down: {stabilization_window_s: 300}}}}
     certificates: [api-tls]
     jobs: [migrate]
     ingresses: [api]
@@ -81,12 +83,20 @@ kubernetes:
     helm_releases: [api]
     blue_green: {app: {deployment: app-green}}
     logs: {deployment/api: {pattern: 'ERROR|FATAL', max_matches: 5}}
+    volume_claims: {backup-storage: {min_capacity: 10Gi}}
+    service_ports: {api: {80: 8000}}
+    ingress_annotations: {api: {nginx.ingress.kubernetes.io/proxy-read-timeout: '300'}}
+    config_maps: {logging-config: [fluent.conf]}
+    certificate_issuer: letsencrypt-prod
 slo:
   app: {prometheus: main}
 backups:
-  db: {directory: BACKUPS, pattern: '*.sql.gz', s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30}}
+  db: {directory: BACKUPS, pattern: '*.sql.gz', retention: 30d,
+       s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30, retention: 30d}}
 logs:
   app: {path: BACKUPS/app.log}
+tcp:
+  jaeger: {host: jaeger.test, port: 14268}
 """
 
 
@@ -107,6 +117,7 @@ HTTP = {
     "/api/v1/targets": {"status": "success", "data": {"activeTargets": [
         {"labels": {"job": "app", "instance": "app:8000"}, "health": "up"}]}},
     "/api/v1/rules": {"status": "success", "data": {"groups": [{"rules": [{"name": "RedisDown"}]}]}},
+    "/api/v1/status/flags": {"status": "success", "data": {"storage.tsdb.retention.time": "15d"}},
     "/api/v1/alerts": {"status": "success", "data": {"alerts": []}},
     "/api/v1/query": {"status": "success", "data": {"resultType": "vector", "result": [
         {"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
@@ -271,7 +282,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 68
+    assert len(ALL) == 77
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
@@ -279,6 +290,7 @@ def test_every_probe_is_covered_here(tmp_path: Path) -> None:
 def test_a_reached_target_gets_the_declared_check_and_expected_text(
         spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "_handshake", lambda cfg, context: certificate())
+    monkeypatch.setattr(tcp, "_connect", lambda host, port, timeout_s: ("192.0.2.7", port))
     monkeypatch.setattr(celery, "control", lambda *args: {"celery@w1": [{"name": "celery"}]})  # no broker here
     (tmp_path / "app_1.sql.gz").write_bytes(b"\x1f\x8b" + b"x" * 100)
     t = target(inventory(tmp_path), spec)
@@ -292,6 +304,7 @@ def test_a_reached_target_gets_the_declared_check_and_expected_text(
 def test_an_unreachable_target_gets_the_same_check_and_expected_text(
         spec: ProbeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tls, "_handshake", refuse)
+    monkeypatch.setattr(tcp, "_connect", refuse)
     t = target(inventory(tmp_path / "absent"), spec)  # backups: a directory that is not there
     with Refusing() as conns:
         result = spec(t, conns)
