@@ -3,7 +3,7 @@
 import pytest
 
 from opsproof import verify
-from opsproof.probes import backups, objects
+from opsproof.probes import backups, objects, supabase
 from opsproof.result import Result
 
 
@@ -41,4 +41,28 @@ def test_old_backups_are_deleted(result: Result) -> None:
 @pytest.mark.check(objects.s3_retention)
 def test_old_offsite_backups_expire(result: Result) -> None:
     """`aws s3 ls --recursive | sort | head -1` — the oldest backup object is within the retention."""
+    verify(result)
+
+
+@pytest.mark.check(supabase.supabase_recent)
+def test_managed_backups_are_recent(result: Result) -> None:
+    """`supabase backups list` — the newest COMPLETED managed backup is younger than the RPO."""
+    verify(result)
+
+
+@pytest.mark.check(supabase.supabase_failures)
+def test_no_managed_backup_failed(result: Result) -> None:
+    """`supabase backups list` — no recent managed backup is FAILED."""
+    verify(result)
+
+
+@pytest.mark.check(supabase.supabase_pitr)
+def test_managed_point_in_time_recovery(result: Result) -> None:
+    """`supabase backups list` — point-in-time recovery is on, its window and its latest restore point as required."""
+    verify(result)
+
+
+@pytest.mark.check(supabase.supabase_disk)
+def test_managed_database_disk_has_room(result: Result) -> None:
+    """The Management API's disk utilization — the database's disk is used at most up to its ceiling."""
     verify(result)

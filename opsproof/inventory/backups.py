@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from opsproof.inventory.addresses import Dsn
 from opsproof.inventory.base import Duration, _Entry, _Model
 from opsproof.inventory.objects import S3
+from opsproof.inventory.supabase import Supabase
 from opsproof.inventory.wal import Pitr
 
 
@@ -70,15 +71,22 @@ class Backups(_Entry):
     scratch: Scratch = Field(default_factory=Scratch)
     s3: S3 | None = None  # where the backups land in object storage (backups.s3_recent, s3_quota, s3_lifecycle)
     pitr: Pitr | None = None  # base backups in directory + the WAL archive: a point-in-time recovery drill
+    # a Supabase project's managed backups (its Management API): backups.supabase_recent, _failures, _pitr
+    supabase: Supabase | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Backups:
         if self.postgres and self.redis:
             raise ValueError("gives both postgres: and redis:. Fix: one entry per datastore; split it in two")
-        if self.directory is None and not self.fresh and self.s3 is None:
+        if self.directory is None and not self.fresh and self.s3 is None and self.supabase is None:
             raise ValueError("no directory (where the backups are). Fix: add directory: /var/backups/…, "
-                             "s3: {bucket: …} for backups in object storage, or fresh: true to take a backup at "
-                             "the start of each drill")
+                             "s3: {bucket: …} for backups in object storage, supabase: {project_ref: …} for a "
+                             "Supabase project's managed backups, or fresh: true to take a backup at the start of "
+                             "each drill")
+        if self.directory is None and self.supabase is not None and self.datastore and not self.fresh:
+            raise ValueError("supabase: without a directory: a DR drill restores from a directory (Supabase's "
+                             "managed backups are not downloadable). Fix: add directory:, or fresh: true, or move "
+                             "supabase: to an entry of its own")
         if self.directory is None and self.s3 is not None and self.datastore and not self.fresh:
             raise ValueError("s3: without a directory: a DR drill restores from a directory. Fix: add directory: "
                              "(where the drill finds the downloaded dumps), or fresh: true")

@@ -329,6 +329,8 @@ def address_of(entry: _Entry | _Query) -> str:
     if isinstance(entry, Backups):
         if entry.directory is None and entry.s3 is not None:
             return entry.s3.where
+        if entry.directory is None and entry.supabase is not None and not entry.fresh:
+            return f"Supabase project {entry.supabase.project_ref} at {entry.supabase.api_url}"
         return entry.directory or f"a fresh backup of {entry.postgres or entry.redis}"
     if isinstance(entry, Logs):
         return entry.path

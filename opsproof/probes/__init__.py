@@ -21,6 +21,7 @@ from opsproof.probes import (
     sentinel,
     slo,
     sql,
+    supabase,
     tcp,
     tls,
 )
@@ -30,7 +31,7 @@ from opsproof.probes.connections import Connections
 ALL: tuple[ProbeSpec, ...] = tuple(
     value
     for module in (http, tls, postgres, sql, pg_archive, redis, prometheus, promql, alertmanager, slo, kubernetes,
-                   backups, redis_health, sentinel, rule_content, celery, objects, logs, tcp)
+                   backups, redis_health, sentinel, rule_content, celery, objects, supabase, logs, tcp)
     for value in vars(module).values()
     if isinstance(value, ProbeSpec)
 )

@@ -720,8 +720,9 @@ def test_opsproof_drill_names_an_unknown_entry(sandbox: SandboxHelper) -> None:
         ("{postgres: main, redis: cache, directory: /b}", "backups.db: gives both postgres: and redis:. Fix: one "
                                                           "entry per datastore; split it in two."),
         ("{postgres: main}", "backups.db: no directory (where the backups are). Fix: add directory: /var/backups/…, "
-                             "s3: {bucket: …} for backups in object storage, or fresh: true to take a backup at the "
-                             "start of each drill."),
+                             "s3: {bucket: …} for backups in object storage, supabase: {project_ref: …} for a "
+                             "Supabase project's managed backups, or fresh: true to take a backup at the start of "
+                             "each drill."),
         ("{fresh: true}", "backups.db: fresh: true without a datastore to back up. Fix: add postgres: NAME or "
                           "redis: NAME."),
         ("{postgres: other, fresh: true}", "backups.db.postgres: no postgres entry named 'other'. Fix: name an "

@@ -86,14 +86,18 @@ kubernetes:
 backups:
   offsite: {{s3: {{endpoint: "http://127.0.0.1:{port}", bucket: backups-bkt, access_key: AKIAEXAMPLE,
                   secret_key: hunter2secret, timeout_s: {timeout}, max_bytes: 1GiB, lifecycle: true,
-                  retention: 30d}}}}
+                  retention: 30d}},
+            supabase: {{project_ref: abcdefghijklmnopqrst, access_token: sbp_hunter2secret, pitr: true,
+                        max_disk_ratio: 0.85, api_url: "http://127.0.0.1:{port}", timeout_s: {timeout}}}}}
 """
 
 
-# backups and logs are files on disk, not a server — except backups in object storage (backups.s3_*). tcp.connect's
-# verdict is the handshake alone: a server that accepts and stays silent passes it, as `nc -z` does; its refused port
-# and its dropped handshake (a failure within timeout_s) are test_tcp.py's
-NETWORK = [s for s in ALL if s.kind not in ("backups", "logs", "tcp") or s.check.startswith("backups.s3_")]
+# backups and logs are files on disk, not a server — except backups in object storage (backups.s3_*) and Supabase's
+# managed backups (backups.supabase_*, its Management API). tcp.connect's verdict is the handshake alone: a server
+# that accepts and stays silent passes it, as `nc -z` does; its refused port and its dropped handshake (a failure
+# within timeout_s) are test_tcp.py's
+NETWORK = [s for s in ALL if s.kind not in ("backups", "logs", "tcp") or s.check.startswith(("backups.s3_",
+                                                                                                "backups.supabase_"))]
 # what a check says when its deadline (timeout_s 1 s here, for the whole check) or PostgreSQL's connect_timeout_s
 # ends its wait; the Kubernetes client names the bound it was given. How long each wait takes against the configured
 # bound is measured by bench/bench_unreachable.py, not asserted here.
@@ -109,7 +113,7 @@ TIMED_OUT = {
     "postgres": r"^no connection within 1 s \(connect\)$|: no connection within 1 s \(connect\)$",
     # the check's deadline, not boto3's read_timeout (which starts after the connect, so later)
     "backups": r"^no complete answer within 1 s from http://127\.0\.0\.1:\d+ \((ListObjectsV2|"
-               r"GetBucketLifecycleConfiguration); the check's deadline\)$",
+               r"GetBucketLifecycleConfiguration); the check's deadline\)$|" + NOTHING,  # the latter: Supabase's API
 }
 
 

@@ -92,7 +92,9 @@ slo:
   app: {prometheus: main}
 backups:
   db: {directory: BACKUPS, pattern: '*.sql.gz', retention: 30d,
-       s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30, retention: 30d}}
+       s3: {bucket: app-backups, max_bytes: 1GiB, expire_days: 30, retention: 30d},
+       supabase: {project_ref: abcdefghijklmnopqrst, access_token: sbp_x, api_url: 'http://supabase.test', pitr: true,
+                  max_disk_ratio: 0.85}}
 logs:
   app: {path: BACKUPS/app.log}
 tcp:
@@ -123,6 +125,13 @@ HTTP = {
         {"metric": {"le": "+Inf"}, "value": [0, "1000"]}]}},
     "/api/v2/status": {"cluster": {"status": "ready"}, "config": {"original": "route: {}"}},
     "/api/v2/receivers": [{"name": "oncall"}],
+    "/v1/projects/abcdefghijklmnopqrst/database/backups": {
+        "region": "us-east-1", "walg_enabled": True, "pitr_enabled": True, "physical_backup_data": {},
+        "backups": [{"id": 1, "is_physical_backup": True, "status": "COMPLETED",
+                     "inserted_at": "2099-01-01T00:00:00Z"}]},
+    "/v1/projects/abcdefghijklmnopqrst/config/disk/util": {
+        "timestamp": "2026-12-04T12:00:00Z",
+        "metrics": {"fs_size_bytes": 100, "fs_avail_bytes": 50, "fs_used_bytes": 50}},
 }
 
 
@@ -282,7 +291,7 @@ class Refusing(Connections):
 
 def test_every_probe_is_covered_here(tmp_path: Path) -> None:
     inv = inventory(tmp_path)
-    assert len(ALL) == 77
+    assert len(ALL) == 81
     assert [spec.check for spec in ALL if not spec.applies(target(inv, spec).config)] == []
 
 
