@@ -20,7 +20,7 @@ RESOURCES = {
     "Event": "v1/events",
     "HorizontalPodAutoscaler": "autoscaling/v2/horizontalpodautoscalers", "CronJob": "batch/v1/cronjobs",
     "ScaledObject": "keda.sh/v1alpha1/scaledobjects", "Certificate": "cert-manager.io/v1/certificates",
-    "Ingress": "networking.k8s.io/v1/ingresses",
+    "Ingress": "networking.k8s.io/v1/ingresses", "PersistentVolumeClaim": "v1/persistentvolumeclaims",
 }
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "6f7d9c"  # the current ReplicaSet's pod-template-hash
@@ -94,6 +94,11 @@ def _statefulset(ns: str, name: str, want: Workload) -> list[Obj]:
     return [sts, *(_pod(ns, f"{name}-{i}", sts, labels) for i in range(n))]
 
 
+def _ports(k: Kubernetes, service: str) -> list[Obj]:
+    return [{"port": p, "targetPort": t, "protocol": "TCP"}
+            for p, t in (k.service_ports.get(service) or {80: 80}).items()]
+
+
 def objects(k: Kubernetes) -> list[Obj]:
     """Every object of the namespace, healthy."""
     ns = k.namespace
@@ -107,8 +112,13 @@ def objects(k: Kubernetes) -> list[Obj]:
         metrics = [{"type": "Resource", "resource": {"name": res, "target": {"type": "Utilization",
                                                                              "averageUtilization": v}}}
                    for res, v in (("cpu", h.cpu), ("memory", h.memory)) if v is not None]
+        metrics += [{"type": "Pods", "pods": {"metric": {"name": m}, "target": {"type": "AverageValue",
+                                                                                 "averageValue": v}}}
+                    for m, v in h.pods_metrics.items()]
         hpa["spec"] = {"minReplicas": h.min, "maxReplicas": h.max, "metrics": metrics,
                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": h.target}}
+        if h.behavior:
+            hpa["spec"]["behavior"] = dict(h.behavior)
         hpa["status"] = {"currentReplicas": h.min, "desiredReplicas": h.min}
         out.append(hpa)
     for name, s in k.scaled_objects.items():
@@ -126,6 +136,8 @@ def objects(k: Kubernetes) -> list[Obj]:
         out.append(cron)
     for name, cert in k.certificates.items():
         obj = _meta("Certificate", ns, name)
+        if cert.issuer:
+            obj["spec"] = {"issuerRef": {"name": cert.issuer, "kind": "ClusterIssuer"}}
         obj["status"] = {"notAfter": _time(cert.days_left * 86400), "conditions": [
             {"type": "Ready", "status": "True", "reason": "Ready",
              "message": "Certificate is up to date and has not expired"}]}
@@ -142,15 +154,20 @@ def objects(k: Kubernetes) -> list[Obj]:
         out.append(ep)
     for name, service in k.services.items():
         svc = _meta("Service", ns, name)
-        svc["spec"] = {"type": "ClusterIP", "selector": dict(service.selector), "ports": [{"port": 80}]}
+        svc["spec"] = {"type": "ClusterIP", "selector": dict(service.selector), "ports": _ports(k, name)}
         out.append(svc)
-    for name in k.ingresses:
-        ing = _meta("Ingress", ns, name)
+    for name, capacity in k.volume_claims.items():
+        pvc = _meta("PersistentVolumeClaim", ns, name)
+        pvc["spec"] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": capacity}}}
+        pvc["status"] = {"phase": "Bound", "capacity": {"storage": capacity}}
+        out.append(pvc)
+    for name in dict.fromkeys([*k.ingresses, *k.ingress_annotations]):
+        ing = _meta("Ingress", ns, name, annotations=dict(k.ingress_annotations.get(name, {})))
         ing["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.11"}]}}
         out.append(ing)
     for name in k.load_balancers:
         svc = _meta("Service", ns, name)
-        svc["spec"] = {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}
+        svc["spec"] = {"type": "LoadBalancer", "selector": {"app": name}, "ports": _ports(k, name)}
         svc["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}
         out.append(svc)
     return out

@@ -29,7 +29,7 @@ from opsproof.probes import ALL, Connections
 from opsproof.sandbox import profile_setup
 from opsproof.sandbox.control import Sandbox
 from opsproof.sandbox.profiles import Profile, load
-from opsproof.util.poll import wait_until
+from opsproof.util.poll import Expired, wait_until
 
 pytestmark = pytest.mark.integration
 EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
@@ -68,17 +68,24 @@ def in_use(box: Sandbox) -> None:
     """A system in use, as a live one is: requests through the app (which every example's request-rate queries read,
     under the job names its profiles scrape it as), until Prometheus has them under each of those jobs — else an
     error ratio is 0/0, no data, whichever example's gate runs first."""
+    jobs = ("app", "apex-api", "kubernetes-pods")
+
+    def counted(query: str) -> dict[str, float]:
+        answer = httpx.get(f"{box.url('prometheus')}/api/v1/query", timeout=2, params={"query": query}).json()
+        return {r["metric"].get("job", ""): float(r["value"][1]) for r in answer["data"]["result"]}
+
+    # every job scraped once before the traffic: a series whose first sample already holds the requests shows no
+    # increase (the profile's extra jobs may be scraped for the first time after `up` returns)
+    wait_until(lambda: set(counted("count by (job) (http_requests_total)")) >= set(jobs), 15,
+               f"Prometheus scraping the app under the jobs {', '.join(jobs)}")
     served = 0
     while served < 300:  # well over the SLO entries' 100 requests to judge, however slow the machine is
         served += traffic(box.url("app"), 0.5)
-    jobs = ("app", "apex-api", "kubernetes-pods")
-
-    def seen() -> bool:
-        answer = httpx.get(f"{box.url('prometheus')}/api/v1/query", timeout=2, params={
-            "query": "sum by (job) (increase(http_requests_total[5m])) >= 200"}).json()
-        return {r["metric"].get("job") for r in answer["data"]["result"]} >= set(jobs)
-
-    wait_until(seen, 15, f"Prometheus has the app's requests under the jobs {', '.join(jobs)}")
+    try:
+        wait_until(lambda: all(counted("sum by (job) (increase(http_requests_total[5m]))").get(job, 0) >= 200
+                               for job in jobs), 15, f"Prometheus counting the {served} requests under {jobs}")
+    except Expired as e:
+        raise AssertionError(f"{e}; it counts {counted('sum by (job) (increase(http_requests_total[5m]))')}") from None
 
 
 def green(example: Path, out: Path, env: dict[str, str], checks: int) -> tuple[set[str], str]:
@@ -155,7 +162,7 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
     print(f"profiles {PROFILES} up in {took:.1f} s")
     assert (box.dir / "profile.env").stat().st_mode & 0o077 == 0  # it holds the sandbox's passwords
 
-    ran, output = green(EXAMPLE, tmp_path / "healthy", env, 52)
+    ran, output = green(EXAMPLE, tmp_path / "healthy", env, 56)
     assert {"http.health@http[api]", "http.ready@http[api]", "http.health@http[api-metrics]", "tls.expiry@tls[api]",
             "postgres.ready@postgres[main]", "postgres.query@postgres[main] query alembic_current",
             "redis.queues@redis[main]", "celery.ping@redis[main] celery apex-worker",
@@ -210,7 +217,7 @@ def test_signx_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_c
                         "tls.expiry@tls[api]": "blocked",
                         # the stopped API serves nothing: its SLO has no requests since the deploy to judge
                         "slo.error_ratio@slo[api]": "fail", "slo.latency_p95@slo[api]": "fail"}, verdicts
-    assert len(broken.records) == 51, broken.output  # the rest ran, and passed
+    assert len(broken.records) == 55, broken.output  # the rest ran, and passed (the depth check left out)
     got = findings(broken, EXAMPLE)
     assert got == {
         "postgres.query@postgres[main] query alembic_current":

@@ -87,6 +87,8 @@ class Hpa(_Model):
     max: int = Field(ge=1)
     cpu: int | None = Field(None, ge=1)  # averageUtilization, %
     memory: int | None = Field(None, ge=1)
+    pods_metrics: dict[str, str] = Field(default_factory=dict)  # Pods-type metric -> averageValue ("100")
+    behavior: dict[str, Any] = Field(default_factory=dict)  # spec.behavior as the API has it (scaleUp, scaleDown)
 
 
 class ScaledObject(_Model):
@@ -103,6 +105,7 @@ class CronJob(_Model):
 
 class Certificate(_Model):
     days_left: int = Field(90, ge=0)
+    issuer: str | None = None  # spec.issuerRef.name (a ClusterIssuer)
 
 
 class Kubernetes(_Model):
@@ -121,6 +124,10 @@ class Kubernetes(_Model):
     endpoints: list[str] = Field(default_factory=list)  # Endpoints of a Deployment's name: its Ready pods' addresses
     ingresses: list[str] = Field(default_factory=list)  # Ingresses with a load balancer address
     services: dict[str, Service] = Field(default_factory=dict)  # ClusterIP Services and what they select
+    # a Service's ports (port -> targetPort; default 80 -> 80), an Ingress' annotations, PVCs Bound with a capacity
+    service_ports: dict[str, dict[int, int]] = Field(default_factory=dict)
+    ingress_annotations: dict[str, dict[str, str]] = Field(default_factory=dict)
+    volume_claims: dict[str, str] = Field(default_factory=dict)  # name -> capacity ("10Gi")
 
 
 class HttpStandin(_Model):
