@@ -98,6 +98,7 @@ def _retention_expected(cfg: Backups) -> str:
 @probe("backups.s3_retention", "backups", Severity.MEDIUM,
        "aws s3 ls s3://$BUCKET/$PREFIX --recursive | sort | head -1",
        applies=lambda cfg: cfg.s3 is not None and cfg.s3.retention is not None, expected=_retention_expected)
+@_bounded
 def s3_retention(target: Target[Backups], conns: Connections) -> Outcome:
     """Old backups are gone from the bucket: no object matching ``pattern`` is older than ``retention`` plus one
     backup interval (``max_age``, else the RPO) — what a lifecycle rule promises, seen in the listing."""
