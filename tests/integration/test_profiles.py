@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ EXAMPLE = REPO / "examples" / "signx-apex-production.yaml"
 SOPHIA = REPO / "examples" / "sophia-ai-production.yaml"
 VIBETHINK = REPO / "examples" / "vibethink-production.yaml"
 POOL = REPO / "examples" / "chaos" / "signx" / "pool-exhausted.yaml"
+MEMORY = REPO / "examples" / "chaos" / "sophia" / "redis-memory-high.yaml"
 PROFILES = "signx,sophia,vibethink"  # one sandbox, one start, for all three
 GATE = "checks/post_deploy"
 # the celery apex-worker's depth is sampled over the example's 30 s window (l. 815-816): the healthy run proves it;
@@ -52,15 +54,22 @@ def profile_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sand
         box.up()
         took = time.monotonic() - started
         in_use(box)
+    except BaseException:  # keep the services' logs and configs of a sandbox that did not come up (it is ephemeral)
+        shutil.copytree(box.dir, tmp_path_factory.mktemp("profile-sandbox-that-failed"), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("pg", "*.sock"))
+        box.down()
+        raise
+    try:
         yield box, dict(profile_setup.env(box, load(PROFILES))), took
     finally:
         box.down()
 
 
-def chaos(experiment: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def chaos(experiment: Path, out: Path, env: dict[str, str],
+          example: Path = EXAMPLE) -> subprocess.CompletedProcess[str]:
     """``opsproof chaos run`` of an example's experiment on the profile (production: true, so --allow-destructive)."""
     return subprocess.run([sys.executable, "-m", "opsproof.cli", "chaos", "run", str(experiment), "--inventory",
-                           str(EXAMPLE), "--allow-destructive", "--out", str(out)], cwd=REPO, capture_output=True,
+                           str(example), "--allow-destructive", "--out", str(out)], cwd=REPO, capture_output=True,
                           text=True, timeout=120, env={**os.environ, **env})
 
 
@@ -120,6 +129,17 @@ def test_sophia_example_green_on_its_profile_and_a_real_fault_fails_exactly_its_
     assert {f"http.health@http[{s}]" for s in ("mcp-research", "mcp-business", "sophia-dashboard", "grafana")} | {
         "prometheus.targets@prometheus[main]", "kubernetes.hpa_metrics@kubernetes[sophia]",
         "redis.eviction_policy@redis[cache]", "tls.expiry@tls[www]"} <= ran, sorted(ran)
+
+    # Sophia's own chaos experiment (examples/chaos/sophia): its Redis filled to 90 % of maxmemory, seen by
+    # redis.memory (the runbook's 85 %), passing again once the keys are deleted; a fill under 85 % fails that step
+    done = chaos(MEMORY, tmp_path / "chaos", env, SOPHIA)
+    assert done.returncode == 0, done.stdout + done.stderr
+    weak = tmp_path / "weak.yaml"
+    weak.write_text(MEMORY.read_text().replace("ratio: 0.9", "ratio: 0.5").replace("within: 30", "within: 2"))
+    missed = chaos(weak, tmp_path / "weak", env, SOPHIA)
+    said = missed.stdout + missed.stderr
+    assert missed.returncode != 0, said
+    assert "redis[cache]: redis.memory still passes 2 s after the fault" in said, said
 
     cache = redis.Redis(port=box.port("redis"), password=box.meta["passwords"]["redis"], socket_timeout=3)
     cache.config_set("maxmemory-policy", "noeviction")
