@@ -83,10 +83,13 @@ def in_use(box: Sandbox) -> None:
         answer = httpx.get(f"{box.url('prometheus')}/api/v1/query", timeout=2, params={"query": query}).json()
         return {r["metric"].get("job", ""): float(r["value"][1]) for r in answer["data"]["result"]}
 
-    # every job scraped once before the traffic: a series whose first sample already holds the requests shows no
-    # increase (the profile's extra jobs may be scraped for the first time after `up` returns)
-    wait_until(lambda: set(counted("count by (job) (http_requests_total)")) >= set(jobs), 15,
-               f"Prometheus scraping the app under the jobs {', '.join(jobs)}")
+    # the request series exist, and each job has scraped them, before the traffic counted: the app creates a series
+    # per label set at its first request, and a series whose first sample already holds the traffic shows no
+    # increase (a CI-like run: 389 requests answered within one 1 s scrape interval, increase 0, the wait expired)
+    first = traffic(box.url("app"), 0.2)
+    wait_until(lambda: all(v >= first for v in counted("sum by (job) (http_requests_total)").values())
+               and set(counted("count by (job) (http_requests_total)")) >= set(jobs), 15,
+               f"Prometheus scraping the app's first {first} requests under the jobs {', '.join(jobs)}")
     served = 0
     while served < 300:  # well over the SLO entries' 100 requests to judge, however slow the machine is
         served += traffic(box.url("app"), 0.5)
